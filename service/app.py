@@ -1,0 +1,188 @@
+"""create_app(): routers, error mapping, OpenAPI, metrics, and the lifespan that owns the pools."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import httpx
+import structlog
+from litestar import Litestar, Request
+from litestar.config.app import ExperimentalFeatures  # noqa: F401  (kept for discoverability)
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+
+from service import __version__
+from service.config import Settings, load_settings
+from service.core import idempotency
+from service.core.auth import TokenService
+from service.core.clock import Clock, SystemClock
+from service.core.context import Context
+from service.core.db import Database, create_pool
+from service.core.http import exception_to_response
+from service.core.keys import Keys
+from service.core.logging import RequestLogMiddleware, configure_logging
+from service.core.outbox import Dispatcher
+from service.core.ratelimit import RateLimiter
+from service.core.redis import Scripts, create_redis
+from service.core.rng import system_rng
+from service.core.tenancy import ApiKeyCache
+from service.health import routes as health_routes
+from service.members import routes as member_routes
+from service.members.wechat import WechatVerifier
+
+log = structlog.get_logger("engage.app")
+
+# Every feature contributes routers and (optionally) event subscribers here.
+ROUTERS = [
+    health_routes.service_router,
+    health_routes.dev_router,
+    member_routes.public_router,
+    member_routes.member_router,
+    member_routes.admin_router,
+]
+
+
+def register_subscribers(dispatcher: Dispatcher) -> None:
+    """Features subscribe to domain events here (boards, badges, ceremonies ...)."""
+
+
+async def _periodic(ctx: Context) -> None:
+    """Housekeeping every few minutes: expired idempotency records."""
+    while True:
+        try:
+            await idempotency.purge(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("housekeeping failed", error=repr(exc))
+        await asyncio.sleep(300)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+    background: bool = True,
+) -> Litestar:
+    """Build the app. Tests pass settings, a pinned clock and a seeded RNG."""
+    settings = settings or load_settings()
+    configure_logging(settings)
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError(
+            "ENGAGE_DATABASE_URL and ENGAGE_REDIS_URL must be set for the app itself; "
+            "`engage serve` sets them (starting embedded servers when they are empty)."
+        )
+    the_clock: Clock = clock or SystemClock()
+    the_rng = rng or system_rng()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = await create_pool(settings)
+        redis = create_redis(settings)
+        scripts = Scripts(redis)
+        with contextlib.suppress(Exception):
+            await scripts.preload(redis)
+        dispatcher = Dispatcher()
+        register_subscribers(dispatcher)
+        http_client = httpx.AsyncClient(timeout=settings.wechat_timeout_s)
+        ctx = Context(
+            settings=settings,
+            db=Database(pool, settings.db_timeout_s),
+            redis=redis,
+            scripts=scripts,
+            keys=Keys(settings.redis_prefix),
+            clock=the_clock,
+            rng=the_rng,
+            dispatcher=dispatcher,
+            limiter=RateLimiter(redis, settings.redis_prefix),
+        )
+        ctx.extras.update(
+            tokens=TokenService(
+                settings.token_secret,
+                settings.access_token_ttl_s,
+                settings.refresh_token_ttl_s,
+                the_clock,
+            ),
+            api_keys=ApiKeyCache(),
+            wechat_verifier=WechatVerifier(http_client, settings.wechat_api_base),
+            trusted_proxies=frozenset(
+                p.strip() for p in settings.trusted_proxies.split(",") if p.strip()
+            ),
+            http_client=http_client,
+        )
+        app.state.ctx = ctx
+        tasks: list[asyncio.Task[None]] = []
+        if background:
+            tasks.append(asyncio.create_task(dispatcher.run(ctx, settings.outbox_poll_s)))
+            tasks.append(asyncio.create_task(_periodic(ctx)))
+        try:
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(BaseException):
+                    await t
+            await http_client.aclose()
+            await redis.aclose()
+            await pool.close()
+
+    async def dev_clock_sync(request: Request) -> None:
+        """With the dev clock on, every process follows the offset an operator set."""
+        ctx: Context = request.app.state.ctx
+        raw = await ctx.redis.get(ctx.keys.global_(health_routes.DEV_CLOCK_KEY))
+        if isinstance(ctx.clock, SystemClock):
+            ctx.clock.offset = timedelta(seconds=float(raw)) if raw else timedelta(0)
+
+    prometheus = PrometheusConfig(
+        app_name="engage",
+        prefix="engage",
+        group_path=True,
+        exclude=["^/metrics", "^/health"],
+    )
+    openapi = OpenAPIConfig(
+        title="Engage API",
+        version=__version__,
+        description=(
+            "Gamified member engagement. `/v1` is the client API (member token), `/admin/v1` "
+            "the operator API (tenant API key). Every error has the shape "
+            '`{"error": {"code", "message", "details"}}`; see frontend-api-spec/README.md.'
+        ),
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        components=Components(
+            security_schemes={
+                "memberToken": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="JWT",
+                    description="Member access token from /v1/auth/*",
+                ),
+                "apiKey": SecurityScheme(
+                    type="http", scheme="bearer", description="Tenant API key `egk_...`"
+                ),
+            }
+        ),
+        use_handler_docstrings=False,
+    )
+    app = Litestar(
+        route_handlers=[*ROUTERS, PrometheusController],
+        lifespan=[lifespan],
+        exception_handlers={Exception: exception_to_response},
+        middleware=[RequestLogMiddleware, prometheus.middleware],
+        openapi_config=openapi,
+        request_max_body_size=settings.max_body_bytes,
+        before_request=dev_clock_sync if (settings.dev_clock_enabled and clock is None) else None,
+        debug=False,
+        logging_config=None,
+    )
+    app.state.settings = settings
+    return app

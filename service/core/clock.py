@@ -1,0 +1,46 @@
+"""Injected time: everything that depends on "now" asks a Clock, so tests pin it."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current instant, timezone-aware in UTC."""
+        ...
+
+
+class SystemClock:
+    """Wall-clock time, optionally shifted by an offset (the dev clock hook sets it)."""
+
+    def __init__(self, offset: timedelta = timedelta(0)) -> None:
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+class FixedClock:
+    """A clock for tests: stands still until told to move."""
+
+    def __init__(self, at: datetime) -> None:
+        if at.tzinfo is None:
+            raise ValueError("FixedClock needs an aware datetime")
+        self._at = at.astimezone(UTC)
+
+    def now(self) -> datetime:
+        return self._at
+
+    def set(self, at: datetime) -> None:
+        self._at = at.astimezone(UTC)
+
+    def advance(self, **kwargs: float) -> None:
+        self._at += timedelta(**kwargs)
+
+
+def monotonic() -> float:
+    """Elapsed-time source for durations (never for business rules)."""
+    return time.perf_counter()

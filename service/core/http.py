@@ -1,0 +1,252 @@
+"""HTTP glue shared by every feature: error mapping, principals, client IP, idempotency."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import msgspec
+import redis.exceptions as redis_errors
+import structlog
+from litestar import Request, Response
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
+
+from service.core import idempotency
+from service.core.auth import Member, TokenService
+from service.core.context import Context
+from service.core.errors import CATALOGUE, DomainError, pick_language
+from service.core.tenancy import ApiKeyCache, Operator
+
+log = structlog.get_logger("engage.http")
+encoder = msgspec.json.Encoder()
+
+JSON = "application/json"
+
+
+class ErrorBody(msgspec.Struct):
+    code: str
+    message: str
+    details: dict[str, Any] = {}
+
+
+class ErrorEnvelope(msgspec.Struct):
+    """The one error shape on every route."""
+
+    error: ErrorBody
+
+
+def error_response(request: Request | None, err: DomainError) -> Response:
+    lang = pick_language(request.headers.get("accept-language") if request else None)
+    body = ErrorEnvelope(ErrorBody(err.code, err.localized_message(lang), err.details))
+    return Response(
+        content=encoder.encode(body),
+        status_code=err.status,
+        media_type=JSON,
+        headers=err.headers or None,
+    )
+
+
+_STATUS_CODES = {
+    400: "VALIDATION_FAILED",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN_SCOPE",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+    503: "DEPENDENCY_UNAVAILABLE",
+}
+
+DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def _validation_details(exc: ValidationException) -> dict[str, Any]:
+    problems = []
+    extra = exc.extra if isinstance(exc.extra, list) else ([exc.extra] if exc.extra else [])
+    for item in extra:
+        if isinstance(item, dict):
+            problems.append(
+                {
+                    "field": item.get("key"),
+                    "source": item.get("source"),
+                    "problem": item.get("message"),
+                }
+            )
+    return {"problems": problems} if problems else {"problem": exc.detail}
+
+
+def _is_decode_failure(exc: BaseException) -> bool:
+    """True when the body was not parseable JSON at all (as opposed to failing validation)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, SerializationException | msgspec.DecodeError) and not isinstance(
+            seen, msgspec.ValidationError
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def exception_to_response(request: Request, exc: Exception) -> Response:
+    """The single place where failures become HTTP answers."""
+    if isinstance(exc, DomainError):
+        return error_response(request, exc)
+    if isinstance(exc, HTTPException):
+        code = _STATUS_CODES.get(exc.status_code)
+        if code is None:
+            code = "INTERNAL_ERROR" if exc.status_code >= 500 else "VALIDATION_FAILED"
+        details: dict[str, Any] = {}
+        if exc.status_code == 400:
+            detail = str(exc.detail or "")
+            if _is_decode_failure(exc):
+                code = "MALFORMED_REQUEST"
+                details = {"problem": detail}
+            elif isinstance(exc, ValidationException):
+                details = _validation_details(exc)
+            else:
+                details = {"problem": detail}
+        err = DomainError(
+            code,
+            status=exc.status_code if code != "INTERNAL_ERROR" else 500,
+            details=details,
+            headers=dict(exc.headers or {}),
+        )
+        return error_response(request, err)
+    request_id = request.scope.get("state", {}).get("request_id")
+    if isinstance(exc, (DEPENDENCY_ERRORS, OSError)):
+        log.warning("dependency unavailable", request_id=request_id, error=repr(exc))
+        return error_response(
+            request,
+            DomainError(
+                "DEPENDENCY_UNAVAILABLE",
+                headers={"Retry-After": "1"},
+                details={"requestId": request_id},
+            ),
+        )
+    log.error("unhandled error", request_id=request_id, path=request.url.path, exc_info=exc)
+    return error_response(request, DomainError("INTERNAL_ERROR", details={"requestId": request_id}))
+
+
+def get_ctx(state: State) -> Context:
+    return state.ctx  # type: ignore[no-any-return]
+
+
+def client_ip(request: Request, trusted: frozenset[str]) -> str:
+    peer = request.client.host if request.client else "unknown"
+    if trusted and peer in trusted:
+        fwd = request.headers.get("x-forwarded-for")
+        if fwd:
+            # The right-most address not belonging to a trusted proxy is the client.
+            for hop in reversed([h.strip() for h in fwd.split(",") if h.strip()]):
+                if hop not in trusted:
+                    try:
+                        return str(ipaddress.ip_address(hop))
+                    except ValueError:
+                        break
+    return peer
+
+
+def _bearer(request: Request) -> str | None:
+    auth = request.headers.get("authorization")
+    if not auth:
+        return None
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+async def member_principal(request: Request, state: State) -> Member:
+    """Dependency for /v1 routes: a valid member token, within the rate limits."""
+    ctx: Context = state.ctx
+    tokens: TokenService = ctx.extras["tokens"]
+    ip = client_ip(request, ctx.extras["trusted_proxies"])
+    await ctx.limiter.hit(ctx.settings.rate_ip_per_min, "ip", ip)
+    token = _bearer(request)
+    if token is None:
+        raise DomainError("UNAUTHENTICATED")
+    member = tokens.verify(token)
+    request.scope["state"]["log"].update(tenant=member.tenant_id, member=member.member_id)
+    await ctx.limiter.hit(
+        ctx.settings.rate_member_per_min, "m", str(member.tenant_id), str(member.member_id)
+    )
+    return member
+
+
+async def operator_principal(request: Request, state: State) -> Operator:
+    """Dependency for /admin/v1 routes: a valid, unrevoked tenant API key."""
+    ctx: Context = state.ctx
+    key = _bearer(request)
+    if key is None:
+        raise DomainError("API_KEY_INVALID")
+    cache: ApiKeyCache = ctx.extras["api_keys"]
+    op = await cache.verify(ctx.db.connection, key)
+    if op is None:
+        raise DomainError("API_KEY_INVALID")
+    request.scope["state"]["log"].update(tenant=op.tenant_id, key=op.key_id)
+    required = request.route_handler.opt.get("scope")
+    if required and not op.allows(required):
+        raise DomainError("FORBIDDEN_SCOPE", details={"required": required})
+    return op
+
+
+def caller_of(principal: Member | Operator) -> tuple[int, str]:
+    if isinstance(principal, Member):
+        return principal.tenant_id, f"m:{principal.member_id}"
+    return principal.tenant_id, f"k:{principal.key_id}"
+
+
+async def idempotent(
+    request: Request,
+    ctx: Context,
+    principal: Member | Operator,
+    run: Callable[[asyncpg.Connection], Awaitable[Any]],
+    *,
+    status_code: int = 200,
+) -> Response:
+    """Run a mutating route body once per Idempotency-Key, in one transaction.
+
+    ``run`` receives the transaction's connection and returns a msgspec Struct (the answer).
+    """
+    key = idempotency.validate_key(request.headers.get("idempotency-key"))
+    tenant_id, caller = caller_of(principal)
+    body = await request.body()
+    fp = idempotency.fingerprint(request.method, request.url.path, body)
+
+    async def _run(conn: asyncpg.Connection) -> tuple[int, bytes]:
+        result = await run(conn)
+        return status_code, encoder.encode(result)
+
+    outcome = await idempotency.execute(
+        ctx, tenant_id=tenant_id, caller=caller, key=key, request_fingerprint=fp, run=_run
+    )
+    ctx.dispatcher.wake()
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    return Response(
+        content=outcome.body, status_code=outcome.status, media_type=JSON, headers=headers
+    )
+
+
+def json_response(value: Any, status_code: int = 200) -> Response:
+    return Response(content=encoder.encode(value), status_code=status_code, media_type=JSON)
+
+
+def codes_table() -> list[tuple[str, int, str, str]]:
+    return [(code, st, zh, en) for code, (st, zh, en) in sorted(CATALOGUE.items())]

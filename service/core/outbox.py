@@ -1,0 +1,240 @@
+"""Domain events: written in the transaction of the change, delivered at least once.
+
+``emit`` writes an event on the caller's connection, so the event exists exactly when the change
+does. The ``Dispatcher`` delivers events to subscribers in commit-safe order: it only reads
+events of transactions older than every transaction still running (``pg_snapshot_xmin``), so an
+event whose transaction commits late is never skipped. Each subscriber has a cursor in
+PostgreSQL, advanced after its handler succeeds; a restart resumes from there. Handlers must be
+idempotent per ``event_id`` (delivery is at least once). One process at a time dispatches
+(a session advisory lock), so adding app processes does not multiply deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import structlog
+
+if TYPE_CHECKING:
+    from service.core.context import Context
+
+log = structlog.get_logger("engage.outbox")
+
+DISPATCH_LOCK = 0x6F757462  # "outb"
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    event_id: uuid.UUID
+    tenant_id: int
+    type: str
+    member_id: int | None
+    payload: dict[str, Any]
+    occurred_at: datetime
+
+
+Handler = Callable[["Context", list[Event]], Awaitable[None]]
+
+_INSERT = (
+    "INSERT INTO outbox (txid, tenant_id, event_id, type, member_id, payload, occurred_at) "
+    "VALUES (pg_current_xact_id()::text::bigint, $1, $2, $3, $4, $5, $6)"
+)
+
+
+async def emit(
+    conn: asyncpg.Connection,
+    *,
+    tenant_id: int,
+    type: str,
+    occurred_at: datetime,
+    member_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    event_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Write one event in the caller's transaction; returns its id."""
+    eid = event_id or uuid.uuid4()
+    await conn.execute(_INSERT, tenant_id, eid, type, member_id, payload or {}, occurred_at)
+    return eid
+
+
+async def emit_many(
+    conn: asyncpg.Connection,
+    events: Iterable[tuple[int, str, int | None, dict[str, Any], datetime]],
+) -> None:
+    """Write many events (tenant, type, member, payload, occurred_at) in one round trip."""
+    rows = [(t, uuid.uuid4(), ty, m, p, at) for (t, ty, m, p, at) in events]
+    if rows:
+        await conn.executemany(_INSERT, rows)
+
+
+class Dispatcher:
+    def __init__(self, batch_size: int = 500) -> None:
+        self.handlers: dict[str, tuple[Handler, frozenset[str] | None]] = {}
+        self.batch_size = batch_size
+        self._wake = asyncio.Event()
+        self._attempts: dict[tuple[str, int], int] = {}
+        self._drain_lock = asyncio.Lock()
+
+    def subscribe(self, name: str, handler: Handler, types: Iterable[str] | None = None) -> None:
+        """Register a subscriber; ``types`` limits it to some event types (all when None)."""
+        if name in self.handlers:
+            raise ValueError(f"subscriber {name} registered twice")
+        self.handlers[name] = (handler, frozenset(types) if types is not None else None)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def drain(self, ctx: Context) -> int:
+        """Deliver everything deliverable now to every subscriber; returns events handled."""
+        async with self._drain_lock:
+            total = 0
+            for name in self.handlers:
+                while True:
+                    n, more = await self._step(ctx, name)
+                    total += n
+                    if not more:
+                        break
+            return total
+
+    async def _step(self, ctx: Context, name: str) -> tuple[int, bool]:
+        handler, types = self.handlers[name]
+        async with ctx.db.connection() as conn:
+            cur = await conn.fetchrow(
+                "SELECT last_txid, last_id FROM outbox_cursors WHERE subscriber = $1", name
+            )
+            if cur is None:
+                await conn.execute(
+                    "INSERT INTO outbox_cursors (subscriber, last_txid, last_id, updated_at) "
+                    "VALUES ($1, 0, 0, now()) ON CONFLICT (subscriber) DO NOTHING",
+                    name,
+                )
+                last_txid, last_id = 0, 0
+            else:
+                last_txid, last_id = cur["last_txid"], cur["last_id"]
+            rows = await conn.fetch(
+                "SELECT id, txid, event_id, tenant_id, type, member_id, payload, occurred_at "
+                "FROM outbox WHERE (txid, id) > ($1, $2) "
+                "AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint "
+                "ORDER BY txid, id LIMIT $3",
+                last_txid,
+                last_id,
+                self.batch_size,
+            )
+        if not rows:
+            return 0, False
+        events = [
+            Event(
+                r["id"],
+                r["event_id"],
+                r["tenant_id"],
+                r["type"],
+                r["member_id"],
+                r["payload"],
+                r["occurred_at"],
+            )
+            for r in rows
+        ]
+        wanted = [e for e in events if types is None or e.type in types]
+        if wanted:
+            try:
+                await handler(ctx, wanted)
+            except Exception:
+                # Find the failing event: deliver one by one up to it, then count its attempts.
+                delivered_to = await self._deliver_singly(ctx, name, handler, events, types)
+                if delivered_to is None:
+                    return 0, False
+                rows = rows[: delivered_to + 1]
+        last = rows[-1]
+        async with ctx.db.connection() as conn:
+            await conn.execute(
+                "UPDATE outbox_cursors SET last_txid = $2, last_id = $3, updated_at = now() "
+                "WHERE subscriber = $1",
+                name,
+                last["txid"],
+                last["id"],
+            )
+        return len(rows), len(rows) == self.batch_size
+
+    async def _deliver_singly(
+        self,
+        ctx: Context,
+        name: str,
+        handler: Handler,
+        events: list[Event],
+        types: frozenset[str] | None,
+    ) -> int | None:
+        """Returns the index of the last event passed (delivered or dead-lettered), or None."""
+        passed: int | None = None
+        for i, ev in enumerate(events):
+            if types is not None and ev.type not in types:
+                passed = i
+                continue
+            try:
+                await handler(ctx, [ev])
+                passed = i
+            except Exception as exc:
+                attempts = self._attempts.get((name, ev.id), 0) + 1
+                self._attempts[(name, ev.id)] = attempts
+                log.error(
+                    "event handler failed",
+                    subscriber=name,
+                    outbox_id=ev.id,
+                    type=ev.type,
+                    attempt=attempts,
+                    exc_info=exc,
+                )
+                if attempts < MAX_ATTEMPTS:
+                    return passed
+                async with ctx.db.connection() as conn:
+                    await conn.execute(
+                        "INSERT INTO outbox_dead_letters (subscriber, outbox_id, attempts, error, "
+                        "created_at) VALUES ($1, $2, $3, $4, now())",
+                        name,
+                        ev.id,
+                        attempts,
+                        repr(exc)[:2000],
+                    )
+                self._attempts.pop((name, ev.id), None)
+                passed = i
+        return passed
+
+    @staticmethod
+    async def _become_leader(lock_conn: asyncpg.Connection, poll_s: float) -> None:
+        """Wait until this process holds the dispatcher lock (another process may hold it)."""
+        while True:
+            if await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", DISPATCH_LOCK):
+                return
+            await asyncio.sleep(max(poll_s, 1.0))
+
+    async def run(self, ctx: Context, poll_s: float) -> None:
+        """Background loop: become the dispatching process, then drain whenever woken."""
+        while True:
+            lock_conn: asyncpg.Connection | None = None
+            try:
+                lock_conn = await asyncpg.connect(
+                    ctx.settings.database_url, timeout=ctx.settings.db_timeout_s
+                )
+                await self._become_leader(lock_conn, poll_s)
+                while True:
+                    await self.drain(ctx)
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), poll_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("dispatcher loop error; retrying", error=repr(exc))
+                await asyncio.sleep(1.0)
+            finally:
+                if lock_conn is not None:
+                    with contextlib.suppress(Exception):
+                        await lock_conn.close()

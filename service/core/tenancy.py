@@ -1,0 +1,188 @@
+"""Tenants, operator API keys and registered mini-program apps (SQL and key handling)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+# Scopes an API key may carry. "admin" implies all of them.
+SCOPES: dict[str, str] = {
+    "admin": "everything below",
+    "config": "read and change campaign, game and level configuration",
+    "events": "post member events",
+    "members": "mint member tokens, read members",
+    "points": "credit and debit points manually",
+    "reports": "read stats, audit logs and exports",
+}
+
+KEY_PREFIX = "egk_"
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: int
+    slug: str
+    name: str
+    timezone: str
+    settings: dict
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    tenant_id: int
+    key_id: str
+    scopes: frozenset[str]
+
+    def allows(self, scope: str) -> bool:
+        return "admin" in self.scopes or scope in self.scopes
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_api_key() -> tuple[str, str, str]:
+    """(full key shown once, key id, secret hash)."""
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(24)
+    return f"{KEY_PREFIX}{key_id}_{secret}", key_id, hash_secret(secret)
+
+
+def split_api_key(full: str) -> tuple[str, str] | None:
+    if not full.startswith(KEY_PREFIX):
+        return None
+    rest = full[len(KEY_PREFIX) :]
+    key_id, sep, secret = rest.partition("_")
+    if not sep or len(key_id) != 12 or not secret:
+        return None
+    return key_id, secret
+
+
+def _tenant(row: asyncpg.Record) -> Tenant:
+    return Tenant(row["id"], row["slug"], row["name"], row["timezone"], row["settings"] or {})
+
+
+async def create_tenant(
+    conn: asyncpg.Connection, slug: str, name: str, now: datetime, timezone: str = "Asia/Shanghai"
+) -> Tenant:
+    row = await conn.fetchrow(
+        "INSERT INTO tenants (slug, name, timezone, settings, created_at) "
+        "VALUES ($1, $2, $3, '{}'::jsonb, $4) RETURNING *",
+        slug,
+        name,
+        timezone,
+        now,
+    )
+    return _tenant(row)
+
+
+async def get_tenant(conn: asyncpg.Connection, tenant_id: int) -> Tenant | None:
+    row = await conn.fetchrow("SELECT * FROM tenants WHERE id = $1", tenant_id)
+    return _tenant(row) if row else None
+
+
+async def get_tenant_by_slug(conn: asyncpg.Connection, slug: str) -> Tenant | None:
+    row = await conn.fetchrow("SELECT * FROM tenants WHERE slug = $1", slug)
+    return _tenant(row) if row else None
+
+
+async def update_tenant_settings(conn: asyncpg.Connection, tenant_id: int, patch: dict) -> None:
+    await conn.execute(
+        "UPDATE tenants SET settings = settings || $2::jsonb WHERE id = $1", tenant_id, patch
+    )
+
+
+async def create_api_key(
+    conn: asyncpg.Connection, tenant_id: int, scopes: list[str], name: str, now: datetime
+) -> tuple[str, str]:
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise ValueError(f"unknown scopes: {', '.join(unknown)} (known: {', '.join(SCOPES)})")
+    full, key_id, secret_hash = new_api_key()
+    await conn.execute(
+        "INSERT INTO api_keys (tenant_id, key_id, secret_hash, name, scopes, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        tenant_id,
+        key_id,
+        secret_hash,
+        name,
+        sorted(set(scopes)),
+        now,
+    )
+    return full, key_id
+
+
+async def revoke_api_key(conn: asyncpg.Connection, key_id: str, now: datetime) -> bool:
+    status = await conn.execute(
+        "UPDATE api_keys SET revoked_at = $2 WHERE key_id = $1 AND revoked_at IS NULL", key_id, now
+    )
+    return status.endswith(" 1")
+
+
+async def register_wechat_app(
+    conn: asyncpg.Connection,
+    tenant_id: int,
+    app_id: str,
+    app_secret: str,
+    verifier: str,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO wechat_apps (tenant_id, app_id, app_secret, verifier, created_at) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (app_id) DO UPDATE SET "
+        "app_secret = EXCLUDED.app_secret, verifier = EXCLUDED.verifier "
+        "WHERE wechat_apps.tenant_id = EXCLUDED.tenant_id",
+        tenant_id,
+        app_id,
+        app_secret,
+        verifier,
+        now,
+    )
+
+
+async def find_wechat_app(conn: asyncpg.Connection, app_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT tenant_id, app_id, app_secret, verifier FROM wechat_apps WHERE app_id = $1", app_id
+    )
+
+
+class ApiKeyCache:
+    """Verified keys are remembered for a few seconds so an operator burst costs one query.
+
+    A revoked key stops working within ``ttl`` seconds on every process.
+    """
+
+    def __init__(self, ttl: float = 10.0) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, Operator]] = {}
+
+    async def verify(self, conn_factory, full_key: str) -> Operator | None:  # type: ignore[no-untyped-def]
+        parts = split_api_key(full_key)
+        if parts is None:
+            return None
+        key_id, secret = parts
+        digest = hash_secret(secret)
+        cache_key = f"{key_id}:{digest}"
+        hit = self._entries.get(cache_key)
+        now = time.monotonic()
+        if hit and hit[0] > now:
+            return hit[1]
+        async with conn_factory() as conn:
+            row = await conn.fetchrow(
+                "SELECT tenant_id, secret_hash, scopes FROM api_keys "
+                "WHERE key_id = $1 AND revoked_at IS NULL",
+                key_id,
+            )
+        if row is None or not hmac.compare_digest(row["secret_hash"], digest):
+            return None
+        op = Operator(row["tenant_id"], key_id, frozenset(row["scopes"]))
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[cache_key] = (now + self.ttl, op)
+        return op

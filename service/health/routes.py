@@ -1,0 +1,106 @@
+"""Service endpoints: liveness, readiness (PostgreSQL and Redis reachable), dev clock hook."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+from litestar import Response, Router, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody
+
+from service.core.errors import DomainError
+from service.core.http import get_ctx, json_response, operator_principal
+from service.core.tenancy import Operator
+
+
+class Live(msgspec.Struct):
+    status: str
+
+
+class Ready(msgspec.Struct):
+    status: str
+    postgresql: bool
+    redis: bool
+
+
+_LIVE = msgspec.json.encode(Live("ok"))
+
+
+@get("/health/live", summary="Liveness", tags=["service"])
+async def live() -> Response[Live]:
+    return Response(content=_LIVE, media_type="application/json")
+
+
+@get(
+    "/health/ready",
+    summary="Readiness: PostgreSQL and Redis reachable",
+    tags=["service"],
+    responses={},
+)
+async def ready(state: State) -> Response[Ready]:
+    ctx = get_ctx(state)
+
+    async def redis_ok() -> bool:
+        with contextlib.suppress(Exception):
+            return bool(await asyncio.wait_for(ctx.redis.ping(), 1.0))
+        return False
+
+    pg, rd = await asyncio.gather(asyncio.wait_for(ctx.db.ping(), 1.5), redis_ok())
+    ok = pg and rd
+    return json_response(Ready("ok" if ok else "unavailable", pg, rd), 200 if ok else 503)
+
+
+class ClockIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """Shift the service clock: set ``now`` (ISO 8601) or ``advanceSeconds``; empty resets."""
+
+    now: datetime | None = None
+    advance_seconds: int | None = None
+
+
+class ClockOut(msgspec.Struct, rename="camel"):
+    now: datetime
+    offset_seconds: float
+
+
+DEV_CLOCK_KEY = "devclock:offset"
+
+
+@post(
+    "/dev/clock",
+    status_code=200,
+    summary="Shift the service clock (dev and demos only)",
+    tags=["dev"],
+    opt={"scope": "admin"},
+    include_in_schema=False,
+)
+async def set_clock(
+    data: JSONBody[ClockIn], state: State, operator: NamedDependency[Operator]
+) -> ClockOut:
+    ctx = get_ctx(state)
+    if not ctx.settings.dev_clock_enabled:
+        raise DomainError("NOT_FOUND")
+    clock = ctx.clock
+    current = getattr(clock, "offset", timedelta(0))
+    real_now = datetime.now(UTC)
+    if data.now is not None:
+        target = data.now if data.now.tzinfo else data.now.replace(tzinfo=UTC)
+        offset = target - real_now
+    elif data.advance_seconds is not None:
+        offset = current + timedelta(seconds=data.advance_seconds)
+    else:
+        offset = timedelta(0)
+    await ctx.redis.set(ctx.keys.global_(DEV_CLOCK_KEY), str(offset.total_seconds()))
+    clock.offset = offset  # type: ignore[attr-defined]
+    return ClockOut(ctx.clock.now(), offset.total_seconds())
+
+
+service_router = Router(path="/", route_handlers=[live, ready])
+dev_router = Router(
+    path="/admin/v1",
+    route_handlers=[set_clock],
+    dependencies={"operator": Provide(operator_principal)},
+)

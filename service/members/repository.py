@@ -1,0 +1,120 @@
+"""SQL for members and their identities."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+COLUMNS = "id, tenant_id, external_id, nickname, avatar_url, member_no, created_at"
+M_COLUMNS = ", ".join("m." + c for c in COLUMNS.split(", "))
+
+
+async def get(conn: asyncpg.Connection, tenant_id: int, member_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM members WHERE tenant_id = $1 AND id = $2", tenant_id, member_id
+    )
+
+
+async def get_by_external_id(
+    conn: asyncpg.Connection, tenant_id: int, external_id: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM members WHERE tenant_id = $1 AND external_id = $2",
+        tenant_id,
+        external_id,
+    )
+
+
+async def get_or_create_by_external_id(
+    conn: asyncpg.Connection, tenant_id: int, external_id: str, now: datetime
+) -> tuple[asyncpg.Record, bool]:
+    row = await conn.fetchrow(
+        f"INSERT INTO members (tenant_id, external_id, nickname, avatar_url, created_at) "
+        f"VALUES ($1, $2, '', '', $3) ON CONFLICT (tenant_id, external_id) DO NOTHING "
+        f"RETURNING {COLUMNS}",
+        tenant_id,
+        external_id,
+        now,
+    )
+    if row is not None:
+        return row, True
+    row = await get_by_external_id(conn, tenant_id, external_id)
+    assert row is not None
+    return row, False
+
+
+async def get_or_create_by_identity(
+    conn: asyncpg.Connection,
+    tenant_id: int,
+    provider: str,
+    app_id: str,
+    subject: str,
+    unionid: str | None,
+    now: datetime,
+) -> tuple[asyncpg.Record, bool]:
+    """Find the member behind an identity, creating both on first sight (race-safe)."""
+    found = await conn.fetchrow(
+        f"SELECT {M_COLUMNS} FROM member_identities i "
+        "JOIN members m ON m.id = i.member_id "
+        "WHERE i.tenant_id = $1 AND i.provider = $2 AND i.app_id = $3 AND i.subject = $4",
+        tenant_id,
+        provider,
+        app_id,
+        subject,
+    )
+    if found is not None:
+        return found, False
+    async with conn.transaction():
+        member = await conn.fetchrow(
+            f"INSERT INTO members (tenant_id, nickname, avatar_url, created_at) "
+            f"VALUES ($1, '', '', $2) RETURNING {COLUMNS}",
+            tenant_id,
+            now,
+        )
+        inserted = await conn.fetchval(
+            "INSERT INTO member_identities (tenant_id, member_id, provider, app_id, subject, "
+            "unionid, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+            "ON CONFLICT (tenant_id, provider, app_id, subject) DO NOTHING RETURNING id",
+            tenant_id,
+            member["id"],
+            provider,
+            app_id,
+            subject,
+            unionid,
+            now,
+        )
+        if inserted is None:
+            # A concurrent login created the identity first: drop our member, use theirs.
+            await conn.execute("DELETE FROM members WHERE id = $1", member["id"])
+        else:
+            return member, True
+    again = await conn.fetchrow(
+        f"SELECT {M_COLUMNS} FROM member_identities i "
+        "JOIN members m ON m.id = i.member_id "
+        "WHERE i.tenant_id = $1 AND i.provider = $2 AND i.app_id = $3 AND i.subject = $4",
+        tenant_id,
+        provider,
+        app_id,
+        subject,
+    )
+    assert again is not None
+    return again, False
+
+
+async def update_profile(
+    conn: asyncpg.Connection,
+    tenant_id: int,
+    member_id: int,
+    nickname: str | None,
+    avatar_url: str | None,
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"UPDATE members SET nickname = COALESCE($3, nickname), "
+        f"avatar_url = COALESCE($4, avatar_url) WHERE tenant_id = $1 AND id = $2 "
+        f"RETURNING {COLUMNS}",
+        tenant_id,
+        member_id,
+        nickname,
+        avatar_url,
+    )

@@ -1,0 +1,114 @@
+"""Routes: member login and refresh, the profile, and minting tokens for H5 pages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Request, Response, Router, get, patch, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody, Parameter
+
+from service.core.auth import Member
+from service.core.http import get_ctx, idempotent, member_principal, operator_principal
+from service.core.tenancy import Operator
+from service.members import service
+from service.members.schemas import (
+    ExternalId,
+    LoginOut,
+    MemberOut,
+    MintTokenIn,
+    ProfileIn,
+    RefreshIn,
+    TokenOut,
+    WechatLoginIn,
+)
+
+
+@post(
+    "/auth/wechat",
+    status_code=200,
+    summary="Log in with a mini-program code",
+    tags=["auth"],
+    description=(
+        "Exchanges a `wx.login()` code for member tokens. The member is created on first "
+        "login. A repeated code within a few minutes answers the first result."
+    ),
+)
+async def wechat_login(data: JSONBody[WechatLoginIn], state: State, request: Request) -> LoginOut:
+    ctx = get_ctx(state)
+    await ctx.limiter.hit(
+        ctx.settings.rate_ip_per_min, "ip", request.client.host if request.client else "unknown"
+    )
+    return await service.login_wechat(ctx, data.app_id, data.code)
+
+
+@post(
+    "/auth/refresh",
+    status_code=200,
+    summary="Exchange a refresh token for new tokens",
+    tags=["auth"],
+)
+async def refresh_tokens(data: JSONBody[RefreshIn], state: State) -> TokenOut:
+    return await service.refresh(get_ctx(state), data.refresh_token)
+
+
+@get("/me", summary="My profile", tags=["me"])
+async def me(member: NamedDependency[Member], state: State) -> MemberOut:
+    return await service.profile(get_ctx(state), member.tenant_id, member.member_id)
+
+
+@patch("/me", summary="Update my nickname or avatar", tags=["me"])
+async def update_me(
+    data: JSONBody[ProfileIn], member: NamedDependency[Member], state: State, request: Request
+) -> Response[MemberOut]:
+    ctx = get_ctx(state)
+    return await idempotent(
+        request,
+        ctx,
+        member,
+        lambda conn: service.update_profile(
+            ctx, conn, member.tenant_id, member.member_id, data.nickname, data.avatar_url
+        ),
+    )
+
+
+@post(
+    "/members/{externalId:str}/token",
+    status_code=200,
+    opt={"scope": "members"},
+    summary="Mint a member token for an H5 page",
+    tags=["members"],
+    description=(
+        "The brand's back end calls this after its own login. The member is created on "
+        "first use, keyed by the brand's externalId."
+    ),
+)
+async def mint_token(
+    externalId: Annotated[ExternalId, Parameter(description="The brand's id of the member.")],
+    operator: NamedDependency[Operator],
+    state: State,
+    request: Request,
+    data: JSONBody[MintTokenIn | None] = None,
+) -> Response[LoginOut]:
+    ctx = get_ctx(state)
+    body = data or MintTokenIn()
+    return await idempotent(
+        request,
+        ctx,
+        operator,
+        lambda conn: service.mint_for_external_id(
+            ctx, conn, operator.tenant_id, externalId, body.nickname, body.avatar_url
+        ),
+    )
+
+
+public_router = Router(path="/v1", route_handlers=[wechat_login, refresh_tokens])
+member_router = Router(
+    path="/v1", route_handlers=[me, update_me], dependencies={"member": Provide(member_principal)}
+)
+admin_router = Router(
+    path="/admin/v1",
+    route_handlers=[mint_token],
+    dependencies={"operator": Provide(operator_principal)},
+)

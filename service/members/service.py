@@ -1,0 +1,153 @@
+"""Member login and profile: verifiers, first-login creation, tokens, login-code replay."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import msgspec
+
+from service.core import outbox
+from service.core.auth import TokenService
+from service.core.context import Context
+from service.core.errors import DomainError
+from service.core.tenancy import find_wechat_app
+from service.members import repository as repo
+from service.members.schemas import LoginOut, MemberOut, TokenOut, member_out
+from service.members.wechat import DevVerifier, Verifier
+
+_PENDING = b"pending"
+
+
+def _tokens(ctx: Context) -> TokenService:
+    return ctx.extras["tokens"]
+
+
+async def _emit_joined(conn, ctx: Context, tenant_id: int, member_id: int, via: str) -> None:  # type: ignore[no-untyped-def]
+    await outbox.emit(
+        conn,
+        tenant_id=tenant_id,
+        type="member.joined",
+        member_id=member_id,
+        payload={"via": via},
+        occurred_at=ctx.clock.now(),
+    )
+
+
+async def _login_once(ctx: Context, app_id: str, code: str) -> LoginOut:
+    async with ctx.db.connection() as conn:
+        app = await find_wechat_app(conn, app_id)
+    if app is None:
+        raise DomainError("APP_NOT_REGISTERED", details={"appId": app_id})
+    verifier: Verifier
+    if app["verifier"] == "dev":
+        if not ctx.settings.dev_login_enabled:
+            raise DomainError("DEV_LOGIN_DISABLED")
+        verifier = DevVerifier()
+    else:
+        verifier = ctx.extras["wechat_verifier"]
+    ident = await verifier.verify(app_id, app["app_secret"], code)
+    tenant_id = app["tenant_id"]
+    async with ctx.db.transaction() as conn:
+        row, created = await repo.get_or_create_by_identity(
+            conn, tenant_id, "wechat", app_id, ident.openid, ident.unionid, ctx.clock.now()
+        )
+        if created:
+            await _emit_joined(conn, ctx, tenant_id, row["id"], "wechat")
+    pair = _tokens(ctx).issue(tenant_id, row["id"])
+    return LoginOut(
+        pair.access_token,
+        pair.expires_in,
+        pair.refresh_token,
+        pair.refresh_expires_in,
+        member_out(row),
+        created,
+    )
+
+
+async def login_wechat(ctx: Context, app_id: str, code: str) -> LoginOut:
+    """Log in with a mini-program code. A repeated code within the replay window answers the
+    first result (wx.request retries blindly; WeChat would reject the reused code with 40163)."""
+    ttl = ctx.settings.login_replay_ttl_s
+    if ttl <= 0:
+        return await _login_once(ctx, app_id, code)
+    key = ctx.keys.global_("login", app_id, hashlib.sha256(code.encode()).hexdigest())
+    for _ in range(50):
+        if await ctx.redis.set(key, _PENDING, nx=True, ex=30):
+            try:
+                result = await _login_once(ctx, app_id, code)
+            except BaseException:
+                await ctx.redis.delete(key)
+                raise
+            await ctx.redis.set(key, msgspec.json.encode(result), ex=ttl)
+            return result
+        cached = await ctx.redis.get(key)
+        if cached and cached != _PENDING:
+            return msgspec.json.decode(cached, type=LoginOut)
+        await asyncio.sleep(0.1)
+    raise DomainError("IDEMPOTENCY_IN_FLIGHT", headers={"Retry-After": "1"})
+
+
+async def refresh(ctx: Context, refresh_token: str) -> TokenOut:
+    member = _tokens(ctx).verify(refresh_token, typ="refresh")
+    async with ctx.db.connection() as conn:
+        if await repo.get(conn, member.tenant_id, member.member_id) is None:
+            raise DomainError("TOKEN_INVALID")
+    pair = _tokens(ctx).issue(member.tenant_id, member.member_id)
+    return TokenOut(pair.access_token, pair.expires_in, pair.refresh_token, pair.refresh_expires_in)
+
+
+async def mint_for_external_id(
+    ctx: Context,
+    conn,
+    tenant_id: int,
+    external_id: str,  # type: ignore[no-untyped-def]
+    nickname: str | None,
+    avatar_url: str | None,
+) -> LoginOut:
+    row, created = await repo.get_or_create_by_external_id(
+        conn, tenant_id, external_id, ctx.clock.now()
+    )
+    if nickname is not None or avatar_url is not None:
+        row = await repo.update_profile(conn, tenant_id, row["id"], nickname, avatar_url)
+    if created:
+        await _emit_joined(conn, ctx, tenant_id, row["id"], "h5")
+    pair = _tokens(ctx).issue(tenant_id, row["id"])
+    return LoginOut(
+        pair.access_token,
+        pair.expires_in,
+        pair.refresh_token,
+        pair.refresh_expires_in,
+        member_out(row),
+        created,
+    )
+
+
+async def resolve_member_id(conn, tenant_id: int, external_id: str) -> int:  # type: ignore[no-untyped-def]
+    """Public lookup other features use: the member id behind a brand's externalId, or 404."""
+    row = await repo.get_by_external_id(conn, tenant_id, external_id)
+    if row is None:
+        raise DomainError("MEMBER_NOT_FOUND", details={"externalId": external_id})
+    return int(row["id"])
+
+
+async def profile(ctx: Context, tenant_id: int, member_id: int) -> MemberOut:
+    async with ctx.db.connection() as conn:
+        row = await repo.get(conn, tenant_id, member_id)
+    if row is None:
+        raise DomainError("TOKEN_INVALID")
+    return member_out(row)
+
+
+async def update_profile(
+    ctx: Context,
+    conn,
+    tenant_id: int,
+    member_id: int,  # type: ignore[no-untyped-def]
+    nickname: str | None,
+    avatar_url: str | None,
+) -> MemberOut:
+    row = await repo.update_profile(conn, tenant_id, member_id, nickname, avatar_url)
+    if row is None:
+        raise DomainError("TOKEN_INVALID")
+    return member_out(row)

@@ -1,0 +1,18 @@
+"""Piccolo configuration: the engine comes from ENGAGE_DATABASE_URL, one app per domain."""
+
+from __future__ import annotations
+
+import os
+
+from piccolo.conf.apps import AppRegistry
+from piccolo.engine.postgres import PostgresEngine
+
+DB = PostgresEngine(config={"dsn": os.environ.get("ENGAGE_DATABASE_URL", "postgresql:///engage")})
+
+# Order matters only for humans: Piccolo sorts apps by their declared migration dependencies.
+APP_REGISTRY = AppRegistry(
+    apps=[
+        "service.core.piccolo_app",
+        "service.members.piccolo_app",
+    ]
+)
