@@ -33,36 +33,80 @@ from service.core.ratelimit import RateLimiter
 from service.core.redis import Scripts, create_redis
 from service.core.rng import system_rng
 from service.core.tenancy import ApiKeyCache
+from service.features import all_features
 from service.health import routes as health_routes
-from service.members import routes as member_routes
 from service.members.wechat import WechatVerifier
 
 log = structlog.get_logger("engage.app")
 
-# Every feature contributes routers and (optionally) event subscribers here.
-ROUTERS = [
-    health_routes.service_router,
-    health_routes.dev_router,
-    member_routes.public_router,
-    member_routes.member_router,
-    member_routes.admin_router,
-]
 
-
-def register_subscribers(dispatcher: Dispatcher) -> None:
-    """Features subscribe to domain events here (boards, badges, ceremonies ...)."""
-
-
-async def _periodic(ctx: Context) -> None:
-    """Housekeeping every few minutes: expired idempotency records."""
+async def _every(ctx: Context, interval_s: float, job, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Run a periodic job forever; a failure is logged and retried at the next tick."""
     while True:
         try:
-            await idempotency.purge(ctx)
+            await job(ctx)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("housekeeping failed", error=repr(exc))
-        await asyncio.sleep(300)
+            log.warning("periodic job failed", job=name, error=repr(exc))
+        await asyncio.sleep(interval_s)
+
+
+async def _purge_idempotency(ctx: Context) -> None:
+    await idempotency.purge(ctx)
+
+
+@asynccontextmanager
+async def open_context(
+    settings: Settings, *, clock: Clock | None = None, rng: random.Random | None = None
+) -> AsyncIterator[Context]:
+    """Pools, clients and subscribers for one process: used by the app and by CLI commands."""
+    the_clock = clock or SystemClock()
+    features = all_features()
+    pool = await create_pool(settings)
+    redis = create_redis(settings)
+    scripts = Scripts(redis)
+    with contextlib.suppress(Exception):
+        await scripts.preload(redis)
+    dispatcher = Dispatcher()
+    for feature in features:
+        if feature.subscribe is not None:
+            feature.subscribe(dispatcher)
+    http_client = httpx.AsyncClient(timeout=settings.wechat_timeout_s)
+    ctx = Context(
+        settings=settings,
+        db=Database(pool, settings.db_timeout_s),
+        redis=redis,
+        scripts=scripts,
+        keys=Keys(settings.redis_prefix),
+        clock=the_clock,
+        rng=rng or system_rng(),
+        dispatcher=dispatcher,
+        limiter=RateLimiter(redis, settings.redis_prefix),
+    )
+    ctx.extras.update(
+        tokens=TokenService(
+            settings.token_secret,
+            settings.access_token_ttl_s,
+            settings.refresh_token_ttl_s,
+            the_clock,
+        ),
+        api_keys=ApiKeyCache(),
+        wechat_verifier=WechatVerifier(http_client, settings.wechat_api_base),
+        trusted_proxies=frozenset(
+            p.strip() for p in settings.trusted_proxies.split(",") if p.strip()
+        ),
+        http_client=http_client,
+    )
+    try:
+        for feature in features:
+            if feature.on_startup is not None:
+                await feature.on_startup(ctx)
+        yield ctx
+    finally:
+        await http_client.aclose()
+        await redis.aclose()
+        await pool.close()
 
 
 def create_app(
@@ -81,59 +125,31 @@ def create_app(
             "`engage serve` sets them (starting embedded servers when they are empty)."
         )
     the_clock: Clock = clock or SystemClock()
+    features = all_features()
     the_rng = rng or system_rng()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = await create_pool(settings)
-        redis = create_redis(settings)
-        scripts = Scripts(redis)
-        with contextlib.suppress(Exception):
-            await scripts.preload(redis)
-        dispatcher = Dispatcher()
-        register_subscribers(dispatcher)
-        http_client = httpx.AsyncClient(timeout=settings.wechat_timeout_s)
-        ctx = Context(
-            settings=settings,
-            db=Database(pool, settings.db_timeout_s),
-            redis=redis,
-            scripts=scripts,
-            keys=Keys(settings.redis_prefix),
-            clock=the_clock,
-            rng=the_rng,
-            dispatcher=dispatcher,
-            limiter=RateLimiter(redis, settings.redis_prefix),
-        )
-        ctx.extras.update(
-            tokens=TokenService(
-                settings.token_secret,
-                settings.access_token_ttl_s,
-                settings.refresh_token_ttl_s,
-                the_clock,
-            ),
-            api_keys=ApiKeyCache(),
-            wechat_verifier=WechatVerifier(http_client, settings.wechat_api_base),
-            trusted_proxies=frozenset(
-                p.strip() for p in settings.trusted_proxies.split(",") if p.strip()
-            ),
-            http_client=http_client,
-        )
-        app.state.ctx = ctx
-        tasks: list[asyncio.Task[None]] = []
-        if background:
-            tasks.append(asyncio.create_task(dispatcher.run(ctx, settings.outbox_poll_s)))
-            tasks.append(asyncio.create_task(_periodic(ctx)))
-        try:
-            yield
-        finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(BaseException):
-                    await t
-            await http_client.aclose()
-            await redis.aclose()
-            await pool.close()
+        async with open_context(settings, clock=the_clock, rng=the_rng) as ctx:
+            app.state.ctx = ctx
+            tasks: list[asyncio.Task[None]] = []
+            if background:
+                tasks.append(asyncio.create_task(ctx.dispatcher.run(ctx, settings.outbox_poll_s)))
+                jobs = [(300.0, _purge_idempotency, "idempotency.purge")]
+                for feature in features:
+                    jobs += [
+                        (iv, job, f"{feature.name}.{job.__name__}") for iv, job in feature.jobs
+                    ]
+                for interval, job, name in jobs:
+                    tasks.append(asyncio.create_task(_every(ctx, interval, job, name)))
+            try:
+                yield
+            finally:
+                for t in tasks:
+                    t.cancel()
+                for t in tasks:
+                    with contextlib.suppress(BaseException):
+                        await t
 
     async def dev_clock_sync(request: Request) -> None:
         """With the dev clock on, every process follows the offset an operator set."""
@@ -174,7 +190,7 @@ def create_app(
         use_handler_docstrings=False,
     )
     app = Litestar(
-        route_handlers=[*ROUTERS, PrometheusController],
+        route_handlers=[*(r for f in features for r in f.routers), PrometheusController],
         lifespan=[lifespan],
         exception_handlers={Exception: exception_to_response},
         middleware=[RequestLogMiddleware, prometheus.middleware],

@@ -1,0 +1,9 @@
+"""Members: login, tokens, profile."""
+
+from service.core.feature import Feature
+from service.members import routes
+
+FEATURE = Feature(
+    name="members",
+    routers=[routes.public_router, routes.member_router, routes.admin_router],
+)
