@@ -332,6 +332,49 @@ def cmd_export_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_with_context(fn: Callable[[Any], Awaitable[Any]], *, need_redis: bool = True) -> Any:
+    """Run ``fn(ctx)`` with a full Context (pools, clients) against the configured servers,
+    starting the embedded ones when no URL is set. Feature CLI commands use this."""
+    from service.app import open_context
+    from service.core.migrate import migrate
+
+    settings = _settings()
+    servers = Servers(settings, need_redis=need_redis)
+    try:
+        resolved = load_settings(
+            database_url=servers.database_url, redis_url=servers.redis_url or "redis://unused"
+        )
+
+        async def go() -> Any:
+            await migrate(servers.database_url)
+            async with open_context(resolved) as ctx:
+                return await fn(ctx)
+
+        return asyncio.run(go())
+    finally:
+        servers.stop()
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from service.features import all_features
+
+    wanted = set(args.features)
+    features = [f for f in all_features() if f.rebuild and (not wanted or f.name in wanted)]
+    unknown = wanted - {f.name for f in all_features()}
+    if unknown:
+        _say(f"engage: unknown feature(s): {', '.join(sorted(unknown))}")
+        return 2
+
+    async def fn(ctx: Any) -> None:
+        for f in features:
+            assert f.rebuild is not None
+            report = await f.rebuild(ctx)
+            _say(json.dumps({"feature": f.name, **report}, default=str))
+
+    run_with_context(fn)
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     from service.config import settings_table
 
@@ -399,6 +442,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("settings", help="print the ENGAGE_* settings table").set_defaults(
         fn=cmd_settings
     )
+
+    rb = sub.add_parser(
+        "rebuild",
+        help="rebuild Redis views (boards, calendars, stock) from PostgreSQL; "
+        "all features unless named",
+    )
+    rb.add_argument("features", nargs="*")
+    rb.set_defaults(fn=cmd_rebuild)
+
+    from service.features import all_features
+
+    for feature in all_features():
+        if feature.cli is not None:
+            feature.cli(sub)
     return p
 
 
