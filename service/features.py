@@ -11,6 +11,9 @@ from service.core.feature import Feature
 FEATURE_MODULES: tuple[str, ...] = (
     "health",
     "members",
+    "points",
+    "events",
+    "me",
 )
 
 

@@ -14,5 +14,7 @@ APP_REGISTRY = AppRegistry(
     apps=[
         "service.core.piccolo_app",
         "service.members.piccolo_app",
+        "service.points.piccolo_app",
+        "service.events.piccolo_app",
     ]
 )

@@ -65,7 +65,12 @@ class TokenService:
                 algorithms=["HS256"],
                 issuer=ISSUER,
                 # Expiry is checked below against the injected clock, not the wall clock.
-                options={"verify_exp": False, "require": ["exp", "sub", "tid", "typ", "iss"]},
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "require": ["exp", "sub", "tid", "typ", "iss"],
+                },
             )
         except jwt.InvalidTokenError as exc:
             raise DomainError("TOKEN_INVALID") from exc

@@ -5,5 +5,5 @@ from service.members import routes
 
 FEATURE = Feature(
     name="members",
-    routers=[routes.public_router, routes.member_router, routes.admin_router],
+    routers=[routes.public_router, routes.admin_router],
 )

@@ -118,3 +118,41 @@ async def update_profile(
         nickname,
         avatar_url,
     )
+
+
+async def ids_by_external(
+    conn: asyncpg.Connection, tenant_id: int, external_ids: list[str]
+) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT external_id, id FROM members WHERE tenant_id = $1 "
+        "AND external_id = ANY($2::text[])",
+        tenant_id,
+        external_ids,
+    )
+    return {r["external_id"]: r["id"] for r in rows}
+
+
+async def create_by_external(
+    conn: asyncpg.Connection, tenant_id: int, external_ids: list[str], now: datetime
+) -> dict[str, int]:
+    """Create members for external ids not seen yet; returns only the ones created here."""
+    rows = await conn.fetch(
+        "INSERT INTO members (tenant_id, external_id, nickname, avatar_url, created_at) "
+        "SELECT $1, e, '', '', $3 FROM unnest($2::text[]) AS u(e) ORDER BY e "
+        "ON CONFLICT (tenant_id, external_id) DO NOTHING RETURNING external_id, id",
+        tenant_id,
+        sorted(set(external_ids)),
+        now,
+    )
+    return {r["external_id"]: r["id"] for r in rows}
+
+
+async def external_ids_of(
+    conn: asyncpg.Connection, tenant_id: int, member_ids: list[int]
+) -> dict[int, str | None]:
+    rows = await conn.fetch(
+        "SELECT id, external_id FROM members WHERE tenant_id = $1 AND id = ANY($2::bigint[])",
+        tenant_id,
+        member_ids,
+    )
+    return {r["id"]: r["external_id"] for r in rows}

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Request, Response, Router, get, patch, post
+from litestar import Request, Response, Router, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
-from service.core.auth import Member
-from service.core.http import get_ctx, idempotent, member_principal, operator_principal
+from service.core.http import get_ctx, idempotent, operator_principal
 from service.core.tenancy import Operator
 from service.members import service
 from service.members.schemas import (
     ExternalId,
     LoginOut,
-    MemberOut,
     MintTokenIn,
-    ProfileIn,
     RefreshIn,
     TokenOut,
     WechatLoginIn,
@@ -53,26 +50,6 @@ async def refresh_tokens(data: JSONBody[RefreshIn], state: State) -> TokenOut:
     return await service.refresh(get_ctx(state), data.refresh_token)
 
 
-@get("/me", summary="My profile", tags=["me"])
-async def me(member: NamedDependency[Member], state: State) -> MemberOut:
-    return await service.profile(get_ctx(state), member.tenant_id, member.member_id)
-
-
-@patch("/me", summary="Update my nickname or avatar", tags=["me"])
-async def update_me(
-    data: JSONBody[ProfileIn], member: NamedDependency[Member], state: State, request: Request
-) -> Response[MemberOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        member,
-        lambda conn: service.update_profile(
-            ctx, conn, member.tenant_id, member.member_id, data.nickname, data.avatar_url
-        ),
-    )
-
-
 @post(
     "/members/{externalId:str}/token",
     status_code=200,
@@ -104,11 +81,9 @@ async def mint_token(
 
 
 public_router = Router(path="/v1", route_handlers=[wechat_login, refresh_tokens])
-member_router = Router(
-    path="/v1", route_handlers=[me, update_me], dependencies={"member": Provide(member_principal)}
-)
 admin_router = Router(
     path="/admin/v1",
     route_handlers=[mint_token],
     dependencies={"operator": Provide(operator_principal)},
+    security=[{"apiKey": []}],
 )

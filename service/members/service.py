@@ -151,3 +151,29 @@ async def update_profile(
     if row is None:
         raise DomainError("TOKEN_INVALID")
     return member_out(row)
+
+
+async def resolve_many(
+    ctx: Context,
+    conn,
+    tenant_id: int,
+    external_ids: list[str],
+    *,
+    create: bool,  # type: ignore[no-untyped-def]
+) -> dict[str, int]:
+    """Public: member ids for the brand's externalIds, creating the missing ones when
+    ``create`` (emitting member.joined for each). Missing ones are absent from the result."""
+    found = await repo.ids_by_external(conn, tenant_id, external_ids)
+    missing = [e for e in set(external_ids) if e not in found]
+    if missing and create:
+        created = await repo.create_by_external(conn, tenant_id, missing, ctx.clock.now())
+        now = ctx.clock.now()
+        await outbox.emit_many(
+            conn,
+            [(tenant_id, "member.joined", mid, {"via": "event"}, now) for mid in created.values()],
+        )
+        found.update(created)
+        still = [e for e in missing if e not in found]
+        if still:  # created concurrently by another request
+            found.update(await repo.ids_by_external(conn, tenant_id, still))
+    return found

@@ -1,0 +1,95 @@
+"""Routes: the brand posts member events; operators define the rules that reward them."""
+
+from __future__ import annotations
+
+from litestar import Request, Response, Router, get, post, put
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody
+
+from service.core.errors import DomainError
+from service.core.http import get_ctx, idempotent, operator_principal
+from service.core.tenancy import Operator
+from service.events import service
+from service.events.schemas import EventBatch, EventIn, IngestOut, RuleIn, RuleKey, RuleOut
+
+
+@post(
+    "/events",
+    status_code=200,
+    opt={"scope": "events"},
+    tags=["events"],
+    summary="Ingest member events (one, or a batch of up to 1,000)",
+    description=(
+        "Each event is deduped by its eventId: sending it again changes nothing and answers "
+        "status `duplicate`. A batch is applied in one transaction; each event gets its own "
+        "status. A single event that is rejected answers with the error's HTTP status."
+    ),
+)
+async def post_events(
+    data: JSONBody[EventIn | EventBatch],
+    operator: NamedDependency[Operator],
+    state: State,
+    request: Request,
+) -> Response[IngestOut]:
+    ctx = get_ctx(state)
+    single = isinstance(data, EventIn)
+    events = [data] if isinstance(data, EventIn) else data
+
+    async def run(conn):  # type: ignore[no-untyped-def]
+        out = await service.ingest(ctx, conn, operator.tenant_id, events)
+        if single and out.results[0].error is not None:
+            err = out.results[0].error
+            raise DomainError(err.code, details=err.details)
+        return out
+
+    return await idempotent(request, ctx, operator, run)
+
+
+@put(
+    "/rules/{key:str}",
+    opt={"scope": "config"},
+    tags=["events"],
+    summary="Create or change an event rule",
+    description=(
+        "Conditions are declarative comparisons on the event's attributes; a rule whose "
+        "conditions can never hold, or with unknown fields, is refused with every problem "
+        "listed (422 CONFIG_INVALID / 400) and nothing changes."
+    ),
+)
+async def put_rule(
+    key: RuleKey,
+    data: JSONBody[RuleIn],
+    operator: NamedDependency[Operator],
+    state: State,
+    request: Request,
+) -> Response[RuleOut]:
+    ctx = get_ctx(state)
+    return await idempotent(
+        request,
+        ctx,
+        operator,
+        lambda conn: service.put_rule(ctx, conn, operator.tenant_id, key, data),
+    )
+
+
+@get("/rules/{key:str}", opt={"scope": "config"}, tags=["events"], summary="An event rule")
+async def get_rule(key: RuleKey, operator: NamedDependency[Operator], state: State) -> RuleOut:
+    ctx = get_ctx(state)
+    async with ctx.db.connection() as conn:
+        return await service.get_rule(conn, operator.tenant_id, key)
+
+
+@get("/rules", opt={"scope": "config"}, tags=["events"], summary="All event rules")
+async def list_rules(operator: NamedDependency[Operator], state: State) -> list[RuleOut]:
+    ctx = get_ctx(state)
+    async with ctx.db.connection() as conn:
+        return await service.list_rules(conn, operator.tenant_id)
+
+
+admin_router = Router(
+    path="/admin/v1",
+    route_handlers=[post_events, put_rule, get_rule, list_rules],
+    dependencies={"operator": Provide(operator_principal)},
+    security=[{"apiKey": []}],
+)

@@ -1,0 +1,315 @@
+"""Brand events in, rewards out: validate and store rules; ingest events in batches.
+
+A batch is one transaction with a fixed number of statements whatever its size: members are
+resolved in bulk, events deduped by the brand's eventId in one insert, and all credits applied
+through the ledger's bulk path. Ingesting the same event twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from service.core import outbox
+from service.core.context import Context
+from service.core.errors import DomainError
+from service.core.http import ErrorBody
+from service.events import repository as repo
+from service.events.schemas import (
+    EffectOut,
+    EventIn,
+    EventResult,
+    IngestOut,
+    ReverseEffect,
+    RuleIn,
+    RuleOut,
+)
+from service.members import service as members
+from service.points import rules as prules
+from service.points import service as points
+
+FUTURE_SLACK_S = 300  # brand clocks drift; an event a few minutes "ahead" is accepted
+
+
+def rule_problems(rule: RuleIn) -> list[dict]:
+    problems = [
+        {"path": "conditions", "problem": p}
+        for p in prules.condition_problems(
+            [prules.Condition(c.attribute, c.op, c.value) for c in rule.conditions]
+        )
+    ]
+    if rule.starts_at and rule.ends_at and rule.ends_at <= rule.starts_at:
+        problems.append({"path": "endsAt", "problem": "must be after startsAt"})
+    if isinstance(rule.effect, ReverseEffect) and rule.cap_per_member_per_day is not None:
+        problems.append({"path": "capPerMemberPerDay", "problem": "a reversal has no cap"})
+    return problems
+
+
+async def put_rule(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, rule: RuleIn
+) -> RuleOut:
+    problems = rule_problems(rule)
+    if problems:
+        raise DomainError("CONFIG_INVALID", details={"problems": problems})
+    version = await repo.put_rule(
+        conn, tenant_id, key, rule.event_type, msgspec.to_builtins(rule), ctx.clock.now()
+    )
+    ctx.extras.setdefault("events.rules", {}).pop(tenant_id, None)
+    return RuleOut(key, version, ctx.clock.now(), rule)
+
+
+def _rule_out(row: Any) -> RuleOut:
+    return RuleOut(
+        row["key"], row["version"], row["updated_at"], msgspec.convert(row["config"], RuleIn)
+    )
+
+
+async def get_rule(conn: asyncpg.Connection, tenant_id: int, key: str) -> RuleOut:
+    row = await repo.get_rule(conn, tenant_id, key)
+    if row is None:
+        raise DomainError("RULE_NOT_FOUND", details={"key": key})
+    return _rule_out(row)
+
+
+async def list_rules(conn: asyncpg.Connection, tenant_id: int) -> list[RuleOut]:
+    return [_rule_out(r) for r in await repo.list_rules(conn, tenant_id)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    key: str
+    spec: RuleIn
+    conditions: list[prules.Condition]
+
+
+async def _rules_by_type(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int
+) -> dict[str, list[_Rule]]:
+    """Rules cached per process, revalidated by a cheap version query once per second."""
+    cache = ctx.extras.setdefault("events.rules", {})
+    hit = cache.get(tenant_id)
+    now = time.monotonic()
+    if hit and hit[0] > now:
+        return hit[2]  # type: ignore[no-any-return]
+    version = await repo.rules_version(conn, tenant_id)
+    if hit and hit[1] == version:
+        cache[tenant_id] = (now + 1.0, version, hit[2])
+        return hit[2]  # type: ignore[no-any-return]
+    by_type: dict[str, list[_Rule]] = {}
+    for row in await repo.list_rules(conn, tenant_id):
+        spec = msgspec.convert(row["config"], RuleIn)
+        by_type.setdefault(spec.event_type, []).append(
+            _Rule(
+                row["key"],
+                spec,
+                [prules.Condition(c.attribute, c.op, c.value) for c in spec.conditions],
+            )
+        )
+    cache[tenant_id] = (now + 1.0, version, by_type)
+    return by_type
+
+
+def _error(code: str, details: dict | None = None) -> ErrorBody:
+    err = DomainError(code, details=details)
+    return ErrorBody(err.code, err.localized_message("en"), err.details)
+
+
+async def ingest(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int, events: list[EventIn]
+) -> IngestOut:
+    now = ctx.clock.now()
+    policy = await points.policy_of(ctx, conn, tenant_id)
+    results: list[EventResult] = []
+    seen: set[str] = set()
+    candidates: list[tuple[int, EventIn]] = []
+    for e in events:
+        res = EventResult(e.event_id, "applied")
+        results.append(res)
+        if e.event_id in seen:
+            res.status = "duplicate"
+            continue
+        seen.add(e.event_id)
+        if (e.occurred_at - now).total_seconds() > FUTURE_SLACK_S:
+            res.status, res.error = "rejected", _error("EVENT_IN_FUTURE")
+            continue
+        candidates.append((len(results) - 1, e))
+    ids = await members.resolve_many(
+        ctx,
+        conn,
+        tenant_id,
+        sorted({e.external_id for _, e in candidates}),
+        create=policy.unknown_member == "create",
+    )
+    known: list[tuple[int, EventIn, int]] = []
+    for i, e in candidates:
+        mid = ids.get(e.external_id)
+        if mid is None:
+            results[i].status = "rejected"
+            results[i].error = _error("MEMBER_NOT_FOUND", {"externalId": e.external_id})
+        else:
+            known.append((i, e, mid))
+    new_ids = await repo.insert_member_events(
+        conn,
+        tenant_id,
+        [
+            (
+                e.event_id,
+                mid,
+                e.type,
+                None if e.value is None else repr(e.value),
+                e.attributes,
+                e.occurred_at,
+            )
+            for _, e, mid in known
+        ],
+        now,
+    )
+    fresh: list[tuple[int, EventIn, int]] = []
+    for i, e, mid in known:
+        if e.event_id in new_ids:
+            fresh.append((i, e, mid))
+        else:
+            results[i].status = "duplicate"
+    if not fresh:
+        return _summary(results)
+
+    by_type = await _rules_by_type(ctx, conn, tenant_id)
+    multipliers = await points.level_multiplier_pcts(
+        ctx, conn, tenant_id, sorted({m for _, _, m in fresh})
+    )
+    # Daily caps: lock the counters of every (rule, member, local day) this batch touches.
+    cap_keys = set()
+    for _, e, mid in fresh:
+        for r in by_type.get(e.type, ()):
+            if r.spec.cap_per_member_per_day is not None:
+                cap_keys.add((r.key, mid, prules.local_day(e.occurred_at, policy.tz)))
+    used = await repo.lock_usage(conn, tenant_id, sorted(cap_keys, key=str)) if cap_keys else {}
+    used_added: dict[tuple[str, int, Any], int] = {}
+    credits: list[points.Credit] = []
+    credit_slots: list[tuple[int, EffectOut]] = []
+    reversals: list[tuple[int, str, str]] = []
+    for i, e, mid in fresh:
+        for r in by_type.get(e.type, ()):
+            spec = r.spec
+            if spec.state != "live":
+                continue
+            if (spec.starts_at and e.occurred_at < spec.starts_at) or (
+                spec.ends_at and e.occurred_at >= spec.ends_at
+            ):
+                continue
+            if not prules.all_hold(r.conditions, e.attributes):
+                continue
+            eff = spec.effect
+            if isinstance(eff, ReverseEffect):
+                original = e.attributes.get(eff.original_event_id_attribute)
+                if isinstance(original, str | int):
+                    reversals.append((i, r.key, str(original)))
+                continue
+            amount = prules.effect_amount(
+                eff.mode,
+                eff.amount,
+                prules.parse_value(eff.unit) or prules.parse_value(1),  # type: ignore[arg-type]
+                prules.parse_value(e.value),
+            )
+            if eff.currency == "points" and eff.apply_level_multiplier:
+                amount = prules.apply_multiplier(amount, multipliers.get(mid, 100))
+            was_capped = False
+            if spec.cap_per_member_per_day is not None:
+                ck = (r.key, mid, prules.local_day(e.occurred_at, policy.tz))
+                so_far = used.get(ck, 0) + used_added.get(ck, 0)
+                allowed = prules.capped(amount, spec.cap_per_member_per_day, so_far)
+                was_capped = allowed < amount
+                amount = allowed
+                if amount > 0:
+                    used_added[ck] = used_added.get(ck, 0) + amount
+            effect = EffectOut(r.key, "credit", eff.currency, amount, None, was_capped)
+            results[i].effects.append(effect)
+            if amount > 0:
+                credits.append(
+                    points.Credit(
+                        mid,
+                        eff.currency,
+                        amount,
+                        f"rule:{r.key}",
+                        "",
+                        f"event:{e.event_id}",
+                        f"ev:{e.event_id}:{r.key}:{eff.currency}",
+                    )
+                )
+                credit_slots.append((i, effect))
+    if used_added:
+        await repo.add_usage(
+            conn, tenant_id, [(k[0], k[1], k[2], v) for k, v in used_added.items()]
+        )
+    if credits:
+        entries = await points.apply_credits(ctx, conn, tenant_id, credits)
+        for (_, effect), entry in zip(credit_slots, entries, strict=True):
+            effect.entry_id = entry.id
+    for i, rule_key, original in reversals:
+        await _reverse_event(ctx, conn, tenant_id, results[i], rule_key, original)
+    await outbox.emit_many(
+        conn,
+        [
+            (
+                tenant_id,
+                "member.event",
+                mid,
+                {
+                    "type": e.type,
+                    "value": e.value,
+                    "eventId": e.event_id,
+                    "attributes": e.attributes,
+                },
+                e.occurred_at,
+            )
+            for i, e, mid in fresh
+            if results[i].status == "applied"
+        ],
+    )
+    return _summary(results)
+
+
+async def _reverse_event(
+    ctx: Context,
+    conn: asyncpg.Connection,
+    tenant_id: int,
+    result: EventResult,
+    rule_key: str,
+    original: str,
+) -> None:
+    try:
+        # A savepoint: a refused reversal must not undo the rest of the batch.
+        async with conn.transaction():
+            for entry in await points.repo.credit_entries_by_source(
+                conn, tenant_id, f"event:{original}"
+            ):
+                rev = await points.reverse(
+                    ctx,
+                    conn,
+                    tenant_id,
+                    entry["id"],
+                    reason=f"rule:{rule_key}",
+                    note=f"event {original}",
+                )
+                result.effects.append(
+                    EffectOut(rule_key, "reverse", rev.currency, rev.delta, rev.id)
+                )
+    except DomainError as exc:
+        result.effects.clear()
+        result.status = "rejected"
+        result.error = ErrorBody(exc.code, exc.localized_message("en"), exc.details)
+        # Forget the event so the brand can send it again once the situation allows.
+        await repo.forget_event(conn, tenant_id, result.event_id)
+
+
+def _summary(results: list[EventResult]) -> IngestOut:
+    return IngestOut(
+        sum(r.status == "applied" for r in results),
+        sum(r.status == "duplicate" for r in results),
+        sum(r.status == "rejected" for r in results),
+        results,
+    )

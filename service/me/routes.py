@@ -1,0 +1,43 @@
+"""Routes of the member's own card: GET and PATCH /v1/me."""
+
+from __future__ import annotations
+
+from litestar import Request, Response, Router, get, patch
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody
+
+from service.core.auth import Member
+from service.core.http import get_ctx, idempotent, member_principal
+from service.me import service
+from service.me.schemas import MeOut
+from service.members import service as members
+from service.members.schemas import MemberOut, ProfileIn
+
+
+@get("/me", summary="My card: profile, member number, level and progress, balances", tags=["me"])
+async def me(member: NamedDependency[Member], state: State) -> MeOut:
+    return await service.me(get_ctx(state), member.tenant_id, member.member_id)
+
+
+@patch("/me", summary="Update my nickname or avatar", tags=["me"])
+async def update_me(
+    data: JSONBody[ProfileIn], member: NamedDependency[Member], state: State, request: Request
+) -> Response[MemberOut]:
+    ctx = get_ctx(state)
+    return await idempotent(
+        request,
+        ctx,
+        member,
+        lambda conn: members.update_profile(
+            ctx, conn, member.tenant_id, member.member_id, data.nickname, data.avatar_url
+        ),
+    )
+
+
+member_router = Router(
+    path="/v1",
+    route_handlers=[me, update_me],
+    dependencies={"member": Provide(member_principal)},
+    security=[{"memberToken": []}],
+)
