@@ -231,7 +231,7 @@ async def test_levels_config_validation_lists_every_problem(tenant, client):
 async def test_level_up_on_growth_and_me_shows_progress(tenant, client, ctx):
     r = await client.put("/admin/v1/levels", headers=tenant.admin, json=LADDER)
     assert r.status_code == 200 and r.json()["version"] == 1
-    mid, headers = await tenant.member("m-lvl")
+    _mid, headers = await tenant.member("m-lvl")
     me = (await client.get("/v1/me", headers=headers)).json()
     assert "level" in me, me
     assert me["level"]["name"] == "Bronze" and me["nextLevel"]["growthNeeded"] == 100
@@ -264,7 +264,7 @@ async def test_rolling_validity_downgrades_one_step_per_window(tenant, client, c
         await client.put("/admin/v1/levels", headers=tenant.admin, json=ladder)
     ).status_code == 200
     EXT = "m-roll"
-    mid, headers = await tenant.member(EXT)
+    _mid, _headers = await tenant.member(EXT)
     await adjust(client, tenant, "m-roll", 600, currency="growth")
     me = await me_of(client, tenant, EXT)
     assert me["level"]["name"] == "Gold" and me["level"]["reviewAt"]
@@ -301,7 +301,7 @@ async def test_expiry_end_of_month_in_tenant_time_zone(tenant, client, ctx, cloc
 
     await set_expiry(client, tenant, mode="end_of_month")
     EXT = "m-exp"
-    mid, headers = await tenant.member(EXT)
+    mid, _headers = await tenant.member(EXT)
     # 2026-11-30 23:30 in Shanghai is 15:30 UTC: still November locally.
     clock.set(datetime(2026, 11, 30, 15, 30, tzinfo=UTC))
     await adjust(client, tenant, "m-exp", 40)
