@@ -14,7 +14,11 @@ pytestmark = pytest.mark.asyncio
 
 async def test_member_limit_under_concurrency(servers, ctx, client, clock):
     t = await new_tenant(ctx, client)
-    app = create_app(make_settings(servers, rate_member_per_min=10), clock=clock, background=False)
+    app = create_app(
+        make_settings(servers, rate_member_per_min=10, redis_timeout_s=10.0),
+        clock=clock,
+        background=False,
+    )
     async with http_client(app) as c:
         headers = await t.__class__(t.id, t.slug, t.api_key, t.app_id, c).login("limited")
         rs = await asyncio.gather(*[c.get("/v1/me", headers=headers) for _ in range(1000)])

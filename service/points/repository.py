@@ -196,7 +196,8 @@ async def balances(conn: asyncpg.Connection, tenant_id: int, member_id: int, now
     return await conn.fetch(
         "SELECT a.currency, a.balance, a.earned_total, COALESCE((SELECT sum(remaining) "
         "FROM point_lots l WHERE l.tenant_id = a.tenant_id AND l.member_id = a.member_id "
-        "AND l.currency = a.currency AND l.remaining > 0 AND l.expires_at <= $3), 0)::bigint AS due "
+        "AND l.currency = a.currency AND l.remaining > 0 AND l.expires_at <= $3), 0)::bigint "
+        "AS due "
         "FROM point_accounts a WHERE a.tenant_id = $1 AND a.member_id = $2",
         tenant_id,
         member_id,
