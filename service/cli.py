@@ -453,9 +453,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     from service.features import all_features
 
+    bench = sub.add_parser(
+        "bench",
+        help="benchmarks: each prints its rate next to a reference measured in the "
+        "same run (pgbench, redis-benchmark, bare /health/live) and the ratio",
+    ).add_subparsers(dest="bench", required=True)
     for feature in all_features():
         if feature.cli is not None:
             feature.cli(sub)
+        if feature.bench is not None:
+            feature.bench(bench)
     return p
 
 

@@ -24,6 +24,7 @@ class Feature:
     - ``jobs``: periodic coroutines ``(ctx) -> None`` run inside ``serve`` every ``interval_s``.
     - ``cli``: adds subcommands to the ``engage`` parser.
     - ``on_startup``: called once the Context exists (warm caches, load config).
+    - ``bench``: adds ``engage bench <name>`` benchmarks (see service/benchkit.py).
     """
 
     name: str
@@ -33,4 +34,6 @@ class Feature:
     jobs: Sequence[tuple[float, Callable[[Context], Awaitable[Any]]]] = ()
     cli: Callable[[argparse._SubParsersAction], None] | None = None  # type: ignore[type-arg]
     on_startup: Callable[[Context], Awaitable[None]] | None = None
+    # Adds `engage bench <name>` subcommands: called with the `bench` group's subparsers.
+    bench: Callable[[argparse._SubParsersAction], None] | None = None  # type: ignore[type-arg]
     extra: dict[str, Any] = field(default_factory=dict)
