@@ -93,17 +93,39 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
-    async def drain(self, ctx: Context) -> int:
-        """Deliver everything deliverable now to every subscriber; returns events handled."""
+    async def drain(self, ctx: Context, settle_s: float = 5.0) -> int:
+        """Deliver everything committed so far to every subscriber; returns events handled.
+
+        An event stays undeliverable while any older transaction in the PostgreSQL cluster
+        is still open (that is what makes the order safe); ``drain`` waits up to ``settle_s``
+        for such events instead of returning early. The background loop passes 0.
+        """
+        deadline = asyncio.get_running_loop().time() + settle_s
         async with self._drain_lock:
             total = 0
-            for name in self.handlers:
-                while True:
-                    n, more = await self._step(ctx, name)
-                    total += n
-                    if not more:
-                        break
-            return total
+            while True:
+                for name in self.handlers:
+                    while True:
+                        n, more = await self._step(ctx, name)
+                        total += n
+                        if not more:
+                            break
+                if asyncio.get_running_loop().time() >= deadline or not await self._behind(ctx):
+                    return total
+                await asyncio.sleep(0.05)
+
+    async def _behind(self, ctx: Context) -> bool:
+        """True when some subscriber has committed events beyond its cursor."""
+        if not self.handlers:
+            return False
+        async with ctx.db.connection() as conn:
+            return bool(
+                await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM outbox o JOIN outbox_cursors c "
+                    "ON c.subscriber = ANY($1::text[]) WHERE (o.txid, o.id) > (c.last_txid, c.last_id))",
+                    list(self.handlers),
+                )
+            )
 
     async def _step(self, ctx: Context, name: str) -> tuple[int, bool]:
         handler, types = self.handlers[name]
@@ -225,7 +247,7 @@ class Dispatcher:
                 )
                 await self._become_leader(lock_conn, poll_s)
                 while True:
-                    await self.drain(ctx)
+                    await self.drain(ctx, settle_s=0)
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), poll_s)

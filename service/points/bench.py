@@ -25,8 +25,10 @@ PGBENCH_CREDIT = r"""
 BEGIN;
 SELECT pg_try_advisory_xact_lock(CAST(:k AS bigint));
 SELECT fingerprint, status_code, body FROM idempotency_keys WHERE tenant_id = :tenant
-  AND caller = 'k:pgbench' AND key = 'pg-' || CAST(:k AS text) AND created_at > now() - interval '48 hours';
-SELECT external_id, id FROM members WHERE tenant_id = :tenant AND external_id = 'bench-' || CAST(:m AS text);
+  AND caller = 'k:pgbench' AND key = 'pg-' || CAST(:k AS text)
+  AND created_at > now() - interval '48 hours';
+SELECT external_id, id FROM members WHERE tenant_id = :tenant
+  AND external_id = 'bench-' || CAST(:m AS text);
 INSERT INTO point_accounts (tenant_id, member_id, currency, balance, earned_total, updated_at)
   VALUES (:tenant, :mid, 'points', 0, 0, now()) ON CONFLICT (tenant_id, member_id, currency)
   DO UPDATE SET updated_at = point_accounts.updated_at RETURNING balance, earned_total;
