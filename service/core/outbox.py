@@ -122,7 +122,8 @@ class Dispatcher:
             return bool(
                 await conn.fetchval(
                     "SELECT EXISTS (SELECT 1 FROM outbox o JOIN outbox_cursors c "
-                    "ON c.subscriber = ANY($1::text[]) WHERE (o.txid, o.id) > (c.last_txid, c.last_id))",
+                    "ON c.subscriber = ANY($1::text[]) "
+                    "WHERE (o.txid, o.id) > (c.last_txid, c.last_id))",
                     list(self.handlers),
                 )
             )
