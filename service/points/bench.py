@@ -17,7 +17,8 @@ from service.core.clock import SystemClock
 from service.core.migrate import migrate
 
 # The statements one HTTP credit runs (idempotency record, member lookup, account lock,
-# ledger-key check, entry, balance, lot, outbox event), as pgbench sees them.
+# ledger-key check, then entry + lot + balance + outbox event in one statement), as pgbench
+# sees them.
 PGBENCH_CREDIT = r"""
 \set m random(1, :members)
 \set mid :first + :m - 1
@@ -34,18 +35,23 @@ INSERT INTO point_accounts (tenant_id, member_id, currency, balance, earned_tota
   DO UPDATE SET updated_at = point_accounts.updated_at RETURNING balance, earned_total;
 SELECT id FROM ledger_entries WHERE tenant_id = :tenant
   AND idempotency_key = 'manual:pgbench:pg-' || CAST(:k AS text);
-INSERT INTO ledger_entries (tenant_id, member_id, currency, kind, delta, balance_after, reason,
-  note, source_ref, idempotency_key, reverses_entry_id, shortfall, expires_at, created_at)
-  VALUES (:tenant, :mid, 'points', 'credit', 10, 0, 'bench', '', 'manual:pgbench',
-  'manual:pgbench:pg-' || CAST(:k AS text), NULL, 0, NULL, now()) RETURNING id;
-UPDATE point_accounts SET balance = balance + 10, earned_total = earned_total + 10,
-  updated_at = now() WHERE tenant_id = :tenant AND member_id = :mid AND currency = 'points';
-INSERT INTO point_lots (tenant_id, member_id, currency, entry_id, amount, remaining,
-  expires_at, created_at) VALUES (:tenant, :mid, 'points', currval('ledger_entries_id_seq'),
-  10, 10, NULL, now());
-INSERT INTO outbox (txid, tenant_id, event_id, type, member_id, payload, occurred_at)
-  VALUES (pg_current_xact_id()::text::bigint, :tenant, gen_random_uuid(), 'points.credited',
-  :mid, '{"amount": 10}', now());
+WITH e AS (INSERT INTO ledger_entries (tenant_id, member_id, currency, kind, delta,
+  balance_after, reason, note, source_ref, idempotency_key, reverses_entry_id, shortfall,
+  expires_at, created_at) VALUES (:tenant, :mid, 'points', 'credit', 10, 0, 'bench', '',
+  'manual:pgbench', 'manual:pgbench:pg-' || CAST(:k AS text), NULL, 0, NULL, now())
+  RETURNING id, member_id, currency, delta, balance_after, reason, expires_at),
+l AS (INSERT INTO point_lots (tenant_id, member_id, currency, entry_id, amount, remaining,
+  expires_at, created_at) SELECT :tenant, member_id, currency, id, delta, delta, expires_at,
+  now() FROM e),
+a AS (UPDATE point_accounts p SET balance = p.balance + t.d, earned_total = p.earned_total + t.d,
+  updated_at = now() FROM (SELECT member_id, currency, sum(delta) AS d FROM e
+  GROUP BY member_id, currency) t WHERE p.tenant_id = :tenant AND p.member_id = t.member_id
+  AND p.currency = t.currency),
+o AS (INSERT INTO outbox (txid, tenant_id, event_id, type, member_id, payload, occurred_at)
+  SELECT pg_current_xact_id()::text::bigint, :tenant, gen_random_uuid(),
+  e.currency || '.credited', e.member_id, jsonb_build_object('currency', e.currency, 'amount',
+  e.delta, 'entryId', e.id, 'reason', e.reason, 'balance', e.balance_after), now() FROM e)
+SELECT id FROM e;
 INSERT INTO idempotency_keys (tenant_id, caller, key, fingerprint, status_code, body,
   created_at) VALUES (:tenant, 'k:pgbench', 'pg-' || CAST(:k AS text), 'x', 200, '\x7b7d', now())
   ON CONFLICT (tenant_id, caller, key) DO UPDATE SET created_at = EXCLUDED.created_at;

@@ -341,3 +341,41 @@ async def due_reviews(conn: asyncpg.Connection, now: datetime, limit: int) -> li
         now,
         limit,
     )
+
+
+async def write_credits(
+    conn: asyncpg.Connection, tenant_id: int, rows: list[tuple], now: datetime
+) -> list[int]:
+    """Credits in one statement: entries, their lots, the balances and the outbox events.
+
+    rows: (member, currency, amount, balance_after, reason, note, source_ref,
+    idempotency_key, expires_at). Returns entry ids in row order. One round trip instead of
+    four matters: every check-in, prize and event pays through here.
+    """
+    cols = list(zip(*rows, strict=True))
+    result = await conn.fetch(
+        "WITH e AS (INSERT INTO ledger_entries (tenant_id, member_id, currency, kind, delta, "
+        "balance_after, reason, note, source_ref, idempotency_key, reverses_entry_id, shortfall, "
+        "expires_at, created_at) SELECT $1, m, c, 'credit', d, b, r, n, s, i, NULL, 0, x, $11 "
+        "FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], "
+        "$7::text[], $8::text[], $9::text[], $10::timestamptz[]) WITH ORDINALITY "
+        "AS u(m, c, d, b, r, n, s, i, x, ord) ORDER BY ord "
+        "RETURNING id, member_id, currency, delta, balance_after, reason, expires_at), "
+        "l AS (INSERT INTO point_lots (tenant_id, member_id, currency, entry_id, amount, "
+        "remaining, expires_at, created_at) SELECT $1, member_id, currency, id, delta, delta, "
+        "expires_at, $11 FROM e), "
+        "a AS (UPDATE point_accounts p SET balance = p.balance + t.d, "
+        "earned_total = p.earned_total + t.d, updated_at = $11 FROM (SELECT member_id, currency, "
+        "sum(delta) AS d FROM e GROUP BY member_id, currency) t WHERE p.tenant_id = $1 "
+        "AND p.member_id = t.member_id AND p.currency = t.currency), "
+        "o AS (INSERT INTO outbox (txid, tenant_id, event_id, type, member_id, payload, "
+        "occurred_at) SELECT pg_current_xact_id()::text::bigint, $1, gen_random_uuid(), "
+        "e.currency || '.credited', e.member_id, jsonb_build_object('currency', e.currency, "
+        "'amount', e.delta, 'entryId', e.id, 'reason', e.reason, 'balance', e.balance_after), "
+        "$11 FROM e) "
+        "SELECT id FROM e",
+        tenant_id,
+        *[list(c) for c in cols],
+        now,
+    )
+    return sorted(r["id"] for r in result)

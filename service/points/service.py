@@ -236,39 +236,20 @@ async def apply_credits(
             )
         )
         fresh.append(i)
-    ids = await repo.insert_entries(conn, tenant_id, rows, now)
+    ids = (
+        await repo.write_credits(
+            conn,
+            tenant_id,
+            [(r[0], r[1], r[3], r[4], r[5], r[6], r[7], r[8], r[11]) for r in rows],
+            now,
+        )
+        if rows
+        else []
+    )
     totals: dict[tuple[int, str], int] = defaultdict(int)
     for r in rows:
         totals[(r[0], r[1])] += r[3]
     if totals:
-        await repo.add_to_accounts(
-            conn, tenant_id, [(m, c, d, d) for (m, c), d in totals.items()], now
-        )
-        await repo.insert_lots(
-            conn,
-            tenant_id,
-            [(r[0], r[1], eid, r[3], r[11]) for r, eid in zip(rows, ids, strict=True)],
-            now,
-        )
-        await outbox.emit_many(
-            conn,
-            [
-                (
-                    tenant_id,
-                    f"{r[1]}.credited",
-                    r[0],
-                    {
-                        "currency": r[1],
-                        "amount": r[3],
-                        "entryId": eid,
-                        "reason": r[5],
-                        "balance": r[4],
-                    },
-                    now,
-                )
-                for r, eid in zip(rows, ids, strict=True)
-            ],
-        )
         growth_members = sorted({m for (m, c) in totals if c == "growth"})
         if growth_members:
             earned = {m: accounts[(m, "growth")][1] + totals[(m, "growth")] for m in growth_members}
