@@ -38,7 +38,14 @@ def _sync(uv: str) -> None:
 
 
 def _exec(argv: list[str], env: dict[str, str] | None = None) -> int:
-    return subprocess.call(argv, cwd=ROOT, env=env or os.environ.copy())
+    env = env or os.environ.copy()
+    if os.name == "posix":
+        # Become the command (no Python parent left behind), so a SIGTERM sent to this
+        # process reaches `uv run` and through it `engage serve`, which then stops the
+        # embedded servers; a subprocess here would orphan them.
+        os.chdir(ROOT)
+        os.execve(argv[0], argv, env)
+    return subprocess.call(argv, cwd=ROOT, env=env)
 
 
 def main() -> int:

@@ -88,7 +88,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         ),
     ] = "eng"
     db_pool_min: Annotated[
-        int, Meta(ge=1, description="Minimum PostgreSQL pool size per process.")
+        int,
+        Meta(
+            ge=1,
+            description="PostgreSQL connections each process opens at start-up, best effort "
+            "(an unreachable database does not stop the start; requests connect on demand).",
+        ),
     ] = 2
     db_pool_max: Annotated[
         int, Meta(ge=1, description="Maximum PostgreSQL pool size per process.")

@@ -13,6 +13,18 @@ from tests.conftest import DEFAULT_NOW
 pytestmark = pytest.mark.asyncio
 
 
+async def until(step, done, within_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    """Repeat ``step`` until ``done()``: delivery waits for the oldest open transaction of the
+    whole PostgreSQL cluster (pg_snapshot_xmin), and other test runs share our server."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        await step()
+        if done() or loop.time() > deadline:
+            return
+        await asyncio.sleep(0.05)
+
+
 def recorder(seen: list, tenant_id: int):  # type: ignore[no-untyped-def]
     async def handle(ctx, events):  # type: ignore[no-untyped-def]
         seen.extend(e.payload["n"] for e in events if e.tenant_id == tenant_id)
@@ -62,11 +74,7 @@ async def test_late_commit_is_not_skipped_and_restart_resumes(ctx, tenant):
     await tx.commit()
     await ctx.db.pool.release(slow)
     # "Restart": a fresh dispatcher resumes from the stored cursor after a partial run.
-    for _ in range(200):  # other databases' open transactions may hold the horizon a moment
-        await d1._step(ctx, name)
-        if seen:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: d1._step(ctx, name), lambda: bool(seen))
     assert seen == [1, 2, 3]
     d2 = Dispatcher(batch_size=3)
     d2.subscribe(name, recorder(seen, tenant.id), types=["t.order"])
@@ -75,7 +83,7 @@ async def test_late_commit_is_not_skipped_and_restart_resumes(ctx, tenant):
             await outbox.emit(
                 conn, tenant_id=tenant.id, type="t.order", payload={"n": n}, occurred_at=DEFAULT_NOW
             )
-    await d2.drain(ctx)
+    await until(lambda: d2.drain(ctx), lambda: len(seen) >= 7)
     assert seen == [1, 2, 3, 4, 5, 6, 7]
 
 
@@ -102,8 +110,12 @@ async def test_failing_handler_retries_then_dead_letters(ctx, tenant):
             await outbox.emit(
                 conn, tenant_id=tenant.id, type="t.flaky", payload={"n": n}, occurred_at=DEFAULT_NOW
             )
-    for _ in range(8):
-        await d.drain(ctx)
+
+    async def drain_until_settled():  # type: ignore[no-untyped-def]
+        for _ in range(8):
+            await d.drain(ctx)
+
+    await until(drain_until_settled, lambda: 4 in seen)
     # 1 delivered; 2 delivered after its transient failures; 3 dead-lettered; 4 delivered.
     assert seen.count(1) >= 1 and 2 in seen and 4 in seen and 3 not in seen
     assert seen.index(2) < seen.index(4)

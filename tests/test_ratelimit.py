@@ -14,8 +14,12 @@ pytestmark = pytest.mark.asyncio
 
 async def test_member_limit_under_concurrency(servers, ctx, client, clock):
     t = await new_tenant(ctx, client)
+    # 1,000 requests start at once in this one event loop, so a request can wait well over a
+    # second for CPU before it reaches Redis; with the default 1 s Redis timeout a loaded box
+    # turned hundreds of them into 503s. This test is about atomicity, not latency: a long
+    # timeout makes every answer a real limiter verdict.
     app = create_app(
-        make_settings(servers, rate_member_per_min=10, redis_timeout_s=10.0),
+        make_settings(servers, rate_member_per_min=10, redis_timeout_s=30),
         clock=clock,
         background=False,
     )
@@ -24,11 +28,9 @@ async def test_member_limit_under_concurrency(servers, ctx, client, clock):
         rs = await asyncio.gather(*[c.get("/v1/me", headers=headers) for _ in range(1000)])
     ok = [r for r in rs if r.status_code == 200]
     limited = [r for r in rs if r.status_code == 429]
-    # On a loaded 2-core box a few requests may wait too long for a Redis connection and get
-    # 503 (overload is answered, never queued forever); none may pass beyond the limit.
-    assert {r.status_code for r in rs} <= {200, 429, 503}
+    assert {r.status_code for r in rs} <= {200, 429}
     assert 1 <= len(ok) <= 10
-    assert len(limited) >= 900
+    assert len(limited) == 1000 - len(ok)
     assert limited[0].json()["error"]["code"] == "RATE_LIMITED"
     assert int(limited[0].headers["retry-after"]) >= 1
 

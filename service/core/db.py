@@ -7,9 +7,12 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import msgspec
+import structlog
 
 from service.config import Settings
 from service.core.errors import DependencyUnavailable
+
+log = structlog.get_logger("engage.db")
 
 Connection = asyncpg.Connection
 Pool = asyncpg.Pool
@@ -34,9 +37,18 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(settings: Settings, dsn: str | None = None) -> asyncpg.Pool:
-    return await asyncpg.create_pool(
+    """A pool that opens no connection to exist, then warms up if PostgreSQL answers.
+
+    An unreachable PostgreSQL must not stop the process from starting: /health/live stays 200,
+    /health/ready and every route that needs the database answer 503 DEPENDENCY_UNAVAILABLE,
+    and the first request after PostgreSQL comes back connects again on its own. So the pool
+    is created with no initial and no floor size (asyncpg would otherwise connect, and fail,
+    inside create_pool), and ``db_pool_min`` connections are opened best effort afterwards.
+    """
+    pool = await asyncpg.create_pool(
         dsn or settings.database_url,
-        min_size=settings.db_pool_min,
+        init_size=0,
+        min_size=0,
         max_size=settings.db_pool_max,
         command_timeout=settings.db_timeout_s,
         timeout=settings.db_timeout_s,
@@ -45,6 +57,22 @@ async def create_pool(settings: Settings, dsn: str | None = None) -> asyncpg.Poo
         max_cached_statement_lifetime=0,
         server_settings={"application_name": "engage", "timezone": "UTC"},
     )
+    await _warm_up(pool, settings)
+    return pool
+
+
+async def _warm_up(pool: asyncpg.Pool, settings: Settings) -> None:
+    """Open ``db_pool_min`` connections now so the first requests do not pay for them."""
+    held: list[asyncpg.Connection] = []
+    try:
+        for _ in range(min(settings.db_pool_min, settings.db_pool_max)):
+            held.append(await pool.acquire(timeout=settings.db_timeout_s))
+    except Exception as exc:
+        # Not fatal by design (see create_pool); readiness reports it until PostgreSQL answers.
+        log.warning("postgresql unreachable at start-up; will connect on demand", error=repr(exc))
+    finally:
+        for conn in held:
+            await pool.release(conn)
 
 
 class Database:
@@ -61,7 +89,9 @@ class Database:
         except (
             TimeoutError,
             OSError,
-            asyncpg.PostgresConnectionStatusError,
+            # (This tuple named a non-existent asyncpg class before, so evaluating it raised
+            # AttributeError: a database outage answered 500 instead of 503.)
+            asyncpg.PostgresConnectionError,
             asyncpg.CannotConnectNowError,
             asyncpg.TooManyConnectionsError,
         ) as exc:

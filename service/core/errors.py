@@ -119,6 +119,11 @@ class Unauthenticated(DomainError):
 class DependencyUnavailable(DomainError):
     code = "DEPENDENCY_UNAVAILABLE"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Every 503 tells a client when to retry, whichever layer noticed the outage.
+        self.headers.setdefault("Retry-After", "1")
+
 
 def pick_language(accept_language: str | None) -> str:
     """Chinese unless the client prefers English first."""

@@ -9,7 +9,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
-from service.core.http import get_ctx, idempotent, operator_principal
+from service.core.http import client_ip, get_ctx, idempotent, operator_principal
 from service.core.tenancy import Operator
 from service.members import service
 from service.members.schemas import (
@@ -34,8 +34,10 @@ from service.members.schemas import (
 )
 async def wechat_login(data: JSONBody[WechatLoginIn], state: State, request: Request) -> LoginOut:
     ctx = get_ctx(state)
+    # The client IP as for every other /v1 route: behind a trusted proxy, the socket peer is
+    # the proxy, and limiting by it would make every member share one login budget.
     await ctx.limiter.hit(
-        ctx.settings.rate_ip_per_min, "ip", request.client.host if request.client else "unknown"
+        ctx.settings.rate_ip_per_min, "ip", client_ip(request, ctx.extras["trusted_proxies"])
     )
     return await service.login_wechat(ctx, data.app_id, data.code)
 

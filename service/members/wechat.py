@@ -7,14 +7,17 @@ configured. The ``session_key`` WeChat returns is dropped here: it never leaves 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import msgspec
+import structlog
 
 from service.core.errors import DomainError
 
-# WeChat's code2Session error codes and what we answer for each.
+# WeChat's code2Session error codes and what we answer for each. Any other errcode (40013 bad
+# appid, 40125 bad secret, ...) is our own misconfiguration or WeChat's trouble, not the member's
+# code: it answers WECHAT_UNAVAILABLE so the client does not blame the code, and is logged.
 WECHAT_ERRORS = {
     40029: "WECHAT_CODE_INVALID",
     40163: "WECHAT_CODE_USED",
@@ -22,6 +25,16 @@ WECHAT_ERRORS = {
     40226: "WECHAT_USER_BLOCKED",
     -1: "WECHAT_UNAVAILABLE",
 }
+
+# Seconds a client should wait before retrying a rate-limited or failed code2Session.
+RETRY_AFTER = {"WECHAT_RATE_LIMITED": "10", "WECHAT_UNAVAILABLE": "2"}
+
+log = structlog.get_logger("engage.wechat")
+
+
+def _failure(code: str, details: dict[str, Any] | None = None) -> DomainError:
+    retry = RETRY_AFTER.get(code)
+    return DomainError(code, details=details, headers={"Retry-After": retry} if retry else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +69,7 @@ class WechatVerifier:
         self.base_url = base_url.rstrip("/")
 
     async def verify(self, app_id: str, app_secret: str, code: str) -> WechatIdentity:
+        # The query carries the app secret and the code: never log the URL or the answer.
         try:
             resp = await self.client.get(
                 f"{self.base_url}/sns/jscode2session",
@@ -67,16 +81,29 @@ class WechatVerifier:
                 },
             )
         except httpx.HTTPError as exc:
-            raise DomainError("WECHAT_UNAVAILABLE") from exc
+            log.warning("code2session failed", app_id=app_id, error=type(exc).__name__)
+            raise _failure("WECHAT_UNAVAILABLE") from None
         if resp.status_code != 200:
-            raise DomainError("WECHAT_UNAVAILABLE", details={"upstreamStatus": resp.status_code})
+            log.warning("code2session failed", app_id=app_id, upstream_status=resp.status_code)
+            raise _failure("WECHAT_UNAVAILABLE", {"upstreamStatus": resp.status_code})
         try:
             data = msgspec.json.decode(resp.content, type=_Code2Session)
-        except msgspec.DecodeError as exc:
-            raise DomainError("WECHAT_UNAVAILABLE") from exc
+        except msgspec.DecodeError:
+            log.warning("code2session answer unreadable", app_id=app_id)
+            raise _failure("WECHAT_UNAVAILABLE") from None
         if data.errcode:
-            code_name = WECHAT_ERRORS.get(data.errcode, "WECHAT_CODE_INVALID")
-            raise DomainError(code_name, details={"wechatErrcode": data.errcode})
+            code_name = WECHAT_ERRORS.get(data.errcode)
+            if code_name is None:
+                log.error(
+                    "code2session refused: check the app's registration",
+                    app_id=app_id,
+                    errcode=data.errcode,
+                    errmsg=data.errmsg[:200],
+                )
+                code_name = "WECHAT_UNAVAILABLE"
+            raise _failure(code_name, {"wechatErrcode": data.errcode})
         if not data.openid:
-            raise DomainError("WECHAT_UNAVAILABLE")
+            log.warning("code2session answered no openid", app_id=app_id)
+            raise _failure("WECHAT_UNAVAILABLE")
+        # data.session_key is deliberately dropped here (see the module docstring).
         return WechatIdentity(data.openid, data.unionid or None)
