@@ -37,7 +37,11 @@ register_codes(
         "CONFIG_INVALID": (422, "配置有误", "The configuration has problems; see details."),
         "LEVELS_NOT_CONFIGURED": (404, "尚未配置会员等级", "No level ladder is configured."),
         "RULE_NOT_FOUND": (404, "规则不存在", "No such rule."),
-        "EVENT_IN_FUTURE": (422, "事件时间不能晚于当前时间", "The event's occurredAt is in the future."),
+        "EVENT_IN_FUTURE": (
+            422,
+            "事件时间不能晚于当前时间",
+            "The event's occurredAt is in the future.",
+        ),
         "UNKNOWN_CURRENCY": (400, "未知的积分类型", "Currency must be points or growth."),
     }
 )
