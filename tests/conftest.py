@@ -125,7 +125,7 @@ def make_settings(servers: dict[str, str], **overrides: Any) -> Settings:
         "log_level": "warning",
         "rate_member_per_min": 100_000,
         "rate_ip_per_min": 1_000_000,
-        "db_pool_max": 30,
+        "db_pool_max": 15,
     }
     base.update(overrides)
     return load_settings({}, **base)
