@@ -8,7 +8,7 @@ settlement); the escrow is the challenge row's counters, whose check constraint 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -239,19 +239,21 @@ async def join(
 # ----------------------------------------------------------------------------- member list
 
 
-def _progress(row: Any, checked: int, now: datetime) -> Progress:
+def _progress(row: Any, checked: int, before_today: int, now: datetime) -> Progress:
+    """``before_today``: check-ins on the challenge's days before today; a day gone by without
+    one is missed (a make-up may still recover it where make-ups count)."""
     tz = ZoneInfo(row["timezone"])
     today = now.astimezone(tz).date()
     elapsed = max(0, min(row["days"], (today - row["start_date"]).days))
-    left = row["days"] - elapsed
+    missed = elapsed - before_today
     return Progress(
         checked,
         row["required"],
         row["days"],
         elapsed,
-        left,
+        row["days"] - elapsed,
         checked >= row["required"],
-        checked + left >= row["required"],
+        row["days"] - missed >= row["required"],
     )
 
 
@@ -293,26 +295,31 @@ async def member_list(ctx: Context, tenant_id: int, member_id: int) -> Challenge
                 if _status(row, now) == "open" and not full:
                     out.open.append(_view(row, None, now))
                 continue
-            if entry["checkins"] is not None:
-                checked = entry["checkins"]
-            else:
+            last = rules.last_day(row["start_date"], row["days"])
+            yesterday = now.astimezone(ZoneInfo(row["timezone"])).date() - timedelta(days=1)
+            ranges = [(row["start_date"], last), (row["start_date"], min(last, yesterday))]
+            found = []
+            for first, upto in ranges:
                 counts = await checkins.count_checked_days(
                     ctx,
                     conn,
                     tenant_id,
                     row["campaign_key"],
                     [member_id],
-                    row["start_date"],
-                    rules.last_day(row["start_date"], row["days"]),
+                    first,
+                    upto,
                     include_makeups=row["makeups_count"],
                 )
-                checked = counts.get(member_id, 0)
+                found.append(counts.get(member_id, 0))
+            checked, before = found
+            if entry["checkins"] is not None:  # settled: what settlement counted
+                checked = entry["checkins"]
             me = MyEntry(
                 entry["stake"],
                 entry["status"],
                 entry["payout"],
                 entry["joined_at"],
-                _progress(row, checked, now),
+                _progress(row, checked, before, now),
             )
             (out.joined if entry["status"] == "active" else out.finished).append(
                 _view(row, me, now)
