@@ -70,6 +70,37 @@ async def lock_streak(
     )
 
 
+async def advance_streak(
+    conn: asyncpg.Connection,
+    tenant_id: int,
+    campaign_id: int,
+    member_id: int,
+    day: date,
+    now: datetime,
+) -> asyncpg.Record | None:
+    """The hot path in one statement: lock the member's streak row and move it to ``day`` if
+    ``day`` is later than its last day (yesterday continues the streak, a gap restarts it).
+    ON CONFLICT works on the latest committed row and locks it even when its WHERE is false,
+    so a concurrent tap waits here and then gets None (today is done: replay)."""
+    return await conn.fetchrow(
+        "INSERT INTO checkin_streaks AS s (tenant_id, campaign_id, member_id, last_day, "
+        "current_streak, longest_streak, total_days, updated_at) "
+        "VALUES ($1, $2, $3, $4, 1, 1, 1, $5) "
+        "ON CONFLICT (tenant_id, campaign_id, member_id) DO UPDATE SET "
+        "current_streak = CASE WHEN s.last_day = $4 - 1 THEN s.current_streak + 1 ELSE 1 END, "
+        "longest_streak = GREATEST(s.longest_streak, "
+        "CASE WHEN s.last_day = $4 - 1 THEN s.current_streak + 1 ELSE 1 END), "
+        "total_days = s.total_days + 1, last_day = $4, updated_at = $5 "
+        "WHERE s.last_day IS NULL OR s.last_day < $4 "
+        "RETURNING last_day, current_streak, longest_streak, total_days",
+        tenant_id,
+        campaign_id,
+        member_id,
+        day,
+        now,
+    )
+
+
 async def set_streak(
     conn: asyncpg.Connection,
     tenant_id: int,

@@ -304,6 +304,7 @@ class Mark:
     member_id: int
     offset: int
     makeup: bool
+    only_day: bool = False  # the member has no other day: seed without reading PostgreSQL
 
 
 def _state(row: asyncpg.Record) -> rules.Streaks:
@@ -324,20 +325,36 @@ async def check_in(
     _require_live(c, now)
     today = rules.local_day(now, c.tz)
     mark = Mark(tenant_id, c.id, c.epoch, member_id, c.offset(today), False)
-    state = _state(await repo.lock_streak(conn, tenant_id, c.id, member_id, now))
-    if state.last_day is not None and state.last_day >= today:
+    advanced = await repo.advance_streak(conn, tenant_id, c.id, member_id, today, now)
+    if advanced is not None:
+        new = _state(advanced)
+        streak = new.current
+        if new.total == 1:
+            # The member's first day in this campaign: the whole calendar is known, so a
+            # missing Redis calendar is seeded without reading PostgreSQL again.
+            mark = Mark(tenant_id, c.id, c.epoch, member_id, c.offset(today), False, True)
+    else:
+        # Today is done already (a repeated tap), or the clock moved backwards (demos).
+        state = _state(await repo.lock_streak(conn, tenant_id, c.id, member_id, now))
         existing = await repo.get_checkin(conn, tenant_id, c.id, member_id, today)
         if existing is not None:
             alive = rules.alive_streak(state, today)
             return _checkin_out(c, existing, today, alive, True, True), mark
-        # Only a clock moved backwards (demos) leaves later days: recount from the rows.
         days = {r["day"] for r in await repo.member_days(conn, tenant_id, c.id, member_id)}
         days.add(today)
         new = rules.streaks_of(days)
         streak = rules.streak_ending(days, today)
-    else:
-        new = rules.after_checkin(state, today)
-        streak = new.current
+        await repo.set_streak(
+            conn,
+            tenant_id,
+            c.id,
+            member_id,
+            new.last_day,
+            new.current,
+            new.longest,
+            new.total,
+            now,
+        )
     reward, milestone = c.plan.reward_for(streak)
     inserted = await repo.insert_checkin(
         conn,
@@ -353,13 +370,10 @@ async def check_in(
         0,
         now,
     )
-    if not inserted:  # unreachable while the streak lock holds; the unique key still guards
-        existing = await repo.get_checkin(conn, tenant_id, c.id, member_id, today)
-        alive = rules.alive_streak(state, today)
-        return _checkin_out(c, existing, today, alive, True, True), mark
-    await repo.set_streak(
-        conn, tenant_id, c.id, member_id, new.last_day, new.current, new.longest, new.total, now
-    )
+    if not inserted:
+        # Unreachable while the streak row serializes the member; the unique key is the last
+        # guard, and failing here rolls the streak change back.
+        raise DomainError("CONFLICT", details={"campaign": c.key, "date": today.isoformat()})
     ref = f"checkin:{c.id}:{today.isoformat()}"
     credits = [
         points.Credit(
@@ -543,6 +557,19 @@ async def mark_committed(ctx: Context, mark: Mark) -> None:
     failure here is logged, not answered: the check-in is committed, and the view is
     repaired by `engage rebuild checkins` (or the next seed)."""
     try:
+        if mark.only_day:
+            # The whole calendar is this one day: one merge, whether Redis has it or not.
+            cal = rules.bitmap_of([mark.offset])
+            await store.seed(
+                ctx,
+                mark.tenant_id,
+                mark.campaign_id,
+                mark.epoch,
+                mark.member_id,
+                cal,
+                cal if mark.makeup else b"",
+            )
+            return
         done = await store.mark(
             ctx,
             mark.tenant_id,
@@ -552,15 +579,15 @@ async def mark_committed(ctx: Context, mark: Mark) -> None:
             mark.offset,
             mark.makeup,
         )
-        if not done:
-            async with ctx.db.connection() as conn:
-                rows = await repo.member_days(
-                    conn, mark.tenant_id, mark.campaign_id, mark.member_id
-                )
-            epoch = mark.epoch
-            cal = rules.bitmap_of((r["day"] - epoch).days for r in rows)
-            mk = rules.bitmap_of((r["day"] - epoch).days for r in rows if r["kind"] == "makeup")
-            await store.seed(ctx, mark.tenant_id, mark.campaign_id, epoch, mark.member_id, cal, mk)
+        if done:
+            return
+        # Redis lost the calendar: seed it from PostgreSQL (this commit included).
+        async with ctx.db.connection() as conn:
+            rows = await repo.member_days(conn, mark.tenant_id, mark.campaign_id, mark.member_id)
+        epoch = mark.epoch
+        cal = rules.bitmap_of((r["day"] - epoch).days for r in rows)
+        mk = rules.bitmap_of((r["day"] - epoch).days for r in rows if r["kind"] == "makeup")
+        await store.seed(ctx, mark.tenant_id, mark.campaign_id, epoch, mark.member_id, cal, mk)
     except (*DEPENDENCY_ERRORS, DomainError) as exc:
         log.warning("calendar not marked", campaign=mark.campaign_id, error=repr(exc))
 
