@@ -14,6 +14,8 @@ FEATURE_MODULES: tuple[str, ...] = (
     "points",
     "events",
     "me",
+    "checkins",
+    "challenges",
 )
 
 

@@ -16,5 +16,7 @@ APP_REGISTRY = AppRegistry(
         "service.members.piccolo_app",
         "service.points.piccolo_app",
         "service.events.piccolo_app",
+        "service.checkins.piccolo_app",
+        "service.challenges.piccolo_app",
     ]
 )

@@ -1,0 +1,121 @@
+"""Routes of wager challenges: the member's list and join; the operator's config and settle."""
+
+from __future__ import annotations
+
+from litestar import Request, Response, Router, get, post, put
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody
+
+from service.challenges import service
+from service.challenges.schemas import (
+    ChallengeAdminOut,
+    ChallengeIn,
+    ChallengeList,
+    JoinOut,
+    Key,
+    SettleIn,
+    SettlementOut,
+)
+from service.core.auth import Member
+from service.core.http import get_ctx, idempotent, member_principal, operator_principal
+from service.core.tenancy import Operator
+
+
+@get(
+    "/challenges",
+    summary="Wager challenges: open to join, joined, finished, with my progress",
+    tags=["challenges"],
+)
+async def list_challenges(member: NamedDependency[Member], state: State) -> ChallengeList:
+    ctx = get_ctx(state)
+    return await service.member_list(ctx, member.tenant_id, member.member_id)
+
+
+@post(
+    "/challenges/{key:str}/entries",
+    status_code=200,
+    summary="Join a challenge with the stake",
+    tags=["challenges"],
+    description="The stake is debited into the challenge's escrow in one transaction. "
+    "Joining again answers the first entry (`replayed: true`). 409 CHALLENGE_FULL, "
+    "CHALLENGE_CLOSED or INSUFFICIENT_POINTS change nothing.",
+)
+async def join(
+    key: Key, member: NamedDependency[Member], state: State, request: Request
+) -> Response[JoinOut]:
+    ctx = get_ctx(state)
+
+    async def run(conn):  # type: ignore[no-untyped-def]
+        return await service.join(ctx, conn, member.tenant_id, member.member_id, key)
+
+    return await idempotent(request, ctx, member, run)
+
+
+@put(
+    "/challenges/{key:str}",
+    opt={"scope": "config"},
+    tags=["challenges"],
+    summary="Create or replace a wager challenge",
+    description="Validated as a whole (422 CONFIG_INVALID lists every problem). Once members "
+    "joined, the terms are locked. `state: cancelled` refunds every stake at once.",
+)
+async def put_challenge(
+    key: Key,
+    data: JSONBody[ChallengeIn],
+    operator: NamedDependency[Operator],
+    state: State,
+    request: Request,
+) -> Response[ChallengeAdminOut]:
+    ctx = get_ctx(state)
+
+    async def run(conn):  # type: ignore[no-untyped-def]
+        return await service.put_challenge(ctx, conn, operator.tenant_id, key, data)
+
+    return await idempotent(request, ctx, operator, run)
+
+
+@get("/challenges/{key:str}", opt={"scope": "config"}, tags=["challenges"], summary="A challenge")
+async def get_challenge(
+    key: Key, operator: NamedDependency[Operator], state: State
+) -> ChallengeAdminOut:
+    return await service.get_challenge(get_ctx(state), operator.tenant_id, key)
+
+
+@post(
+    "/challenges/{key:str}/settle",
+    status_code=200,
+    opt={"scope": "config"},
+    tags=["challenges"],
+    summary="Settle an ended challenge now (or cancel it)",
+    description="Idempotent: settling again answers the same settlement (`replayed: true`) "
+    "and moves nothing. Before the end: 409 CHALLENGE_NOT_ENDED, unless cancelling.",
+)
+async def settle(
+    key: Key,
+    operator: NamedDependency[Operator],
+    state: State,
+    request: Request,
+    data: JSONBody[SettleIn | None] = None,
+) -> Response[SettlementOut]:
+    ctx = get_ctx(state)
+    cancel = bool(data and data.cancel)
+
+    async def run(conn):  # type: ignore[no-untyped-def]
+        return await service.settle(ctx, conn, operator.tenant_id, key, cancel=cancel)
+
+    return await idempotent(request, ctx, operator, run)
+
+
+member_router = Router(
+    path="/v1",
+    route_handlers=[list_challenges, join],
+    dependencies={"member": Provide(member_principal)},
+    security=[{"memberToken": []}],
+)
+admin_router = Router(
+    path="/admin/v1",
+    route_handlers=[put_challenge, get_challenge, settle],
+    dependencies={"operator": Provide(operator_principal)},
+    security=[{"apiKey": []}],
+)

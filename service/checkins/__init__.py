@@ -1,0 +1,1 @@
+"""Daily check-ins: campaigns, streaks, make-ups, calendars."""

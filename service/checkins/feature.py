@@ -1,0 +1,27 @@
+"""Daily check-ins: routes, the calendar rebuild, and the `engage bench checkins` command."""
+
+from __future__ import annotations
+
+import argparse
+
+from service.checkins import routes, service
+from service.core.context import Context
+from service.core.feature import Feature
+
+
+async def _rebuild(ctx: Context) -> dict:
+    return await service.rebuild(ctx)
+
+
+def _cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from service.checkins import bench
+
+    bench.add_command(sub)
+
+
+FEATURE = Feature(
+    name="checkins",
+    routers=[routes.member_router, routes.admin_router],
+    rebuild=_rebuild,
+    cli=_cli,
+)

@@ -1,0 +1,163 @@
+"""Routes of check-ins: the member's page, check in, make up; the operator's campaign config."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Request, Response, Router, get, post, put
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody
+
+from service.checkins import service
+from service.checkins.schemas import (
+    CampaignIn,
+    CampaignOut,
+    CheckinOut,
+    CheckinState,
+    Key,
+    MakeupBody,
+    MonthParam,
+)
+from service.core.auth import Member
+from service.core.errors import DomainError
+from service.core.http import get_ctx, idempotent, member_principal, operator_principal
+from service.core.tenancy import Operator
+
+
+@get(
+    "/checkins/{campaignKey:str}",
+    summary="My check-in page: today, streaks, a month's calendar, rewards ahead",
+    tags=["checkins"],
+    description="`today` is the campaign's day (its time zone), never the phone's. "
+    "`?month=2026-11` shows another month's calendar.",
+)
+async def get_state(
+    campaignKey: Key,
+    member: NamedDependency[Member],
+    state: State,
+    month: MonthParam | None = None,
+) -> CheckinState:
+    ctx = get_ctx(state)
+    return await service.member_state(ctx, member.tenant_id, member.member_id, campaignKey, month)
+
+
+@post(
+    "/checkins/{campaignKey:str}",
+    status_code=200,
+    summary="Check in for today",
+    tags=["checkins"],
+    description="Once per member per local day. A repeated tap answers 200 with the first "
+    "result and `replayed: true`; nothing is paid twice.",
+)
+async def check_in(
+    campaignKey: Key, member: NamedDependency[Member], state: State, request: Request
+) -> Response[CheckinOut]:
+    ctx = get_ctx(state)
+    marks: list[service.Mark] = []
+
+    async def run(conn):  # type: ignore[no-untyped-def]
+        out, mark = await service.check_in(
+            ctx, conn, member.tenant_id, member.member_id, campaignKey
+        )
+        marks.append(mark)
+        return out
+
+    response = await idempotent(request, ctx, member, run)
+    for mark in marks:
+        await service.mark_committed(ctx, mark)
+    return response
+
+
+@post(
+    "/checkins/{campaignKey:str}/makeups",
+    status_code=200,
+    summary="Make up a missed day",
+    tags=["checkins"],
+    description="Fills a missed day within the make-up window, within the monthly quota, "
+    "debiting the cost in the same transaction; the streak is recounted.",
+)
+async def make_up(
+    campaignKey: Key,
+    data: JSONBody[MakeupBody],
+    member: NamedDependency[Member],
+    state: State,
+    request: Request,
+) -> Response[CheckinOut]:
+    ctx = get_ctx(state)
+    marks: list[service.Mark] = []
+
+    async def run(conn):  # type: ignore[no-untyped-def]
+        out, mark = await service.make_up(
+            ctx, conn, member.tenant_id, member.member_id, campaignKey, data.date
+        )
+        marks.append(mark)
+        return out
+
+    response = await idempotent(request, ctx, member, run)
+    for mark in marks:
+        await service.mark_committed(ctx, mark)
+    return response
+
+
+def _campaign_out(c: service.Campaign, now) -> CampaignOut:  # type: ignore[no-untyped-def]
+    return CampaignOut(
+        c.key,
+        c.version,
+        msgspec.convert(c.config, CampaignIn),
+        c.effective_state(now),
+        c.updated_at,
+    )
+
+
+@put(
+    "/checkin-campaigns/{key:str}",
+    opt={"scope": "config"},
+    tags=["checkins"],
+    summary="Create or replace a check-in campaign",
+    description="Validated as a whole: 422 CONFIG_INVALID lists every problem (each with a "
+    "code: TIMEZONE_UNKNOWN, STREAK_LADDER_INVALID, ...) and changes nothing. Each save bumps "
+    "the version.",
+)
+async def put_campaign(
+    key: Key,
+    data: JSONBody[CampaignIn],
+    operator: NamedDependency[Operator],
+    state: State,
+    request: Request,
+) -> Response[CampaignOut]:
+    ctx = get_ctx(state)
+
+    async def run(conn):  # type: ignore[no-untyped-def]
+        c = await service.put_campaign(ctx, conn, operator.tenant_id, key, data)
+        return _campaign_out(c, ctx.clock.now())
+
+    return await idempotent(request, ctx, operator, run)
+
+
+@get(
+    "/checkin-campaigns/{key:str}",
+    opt={"scope": "config"},
+    tags=["checkins"],
+    summary="A check-in campaign",
+)
+async def get_campaign(key: Key, operator: NamedDependency[Operator], state: State) -> CampaignOut:
+    ctx = get_ctx(state)
+    async with ctx.db.connection() as conn:
+        c = await service.find_campaign(ctx, conn, operator.tenant_id, key, fresh=True)
+    if c is None:
+        raise DomainError("CAMPAIGN_NOT_FOUND", details={"campaign": key})
+    return _campaign_out(c, ctx.clock.now())
+
+
+member_router = Router(
+    path="/v1",
+    route_handlers=[get_state, check_in, make_up],
+    dependencies={"member": Provide(member_principal)},
+    security=[{"memberToken": []}],
+)
+admin_router = Router(
+    path="/admin/v1",
+    route_handlers=[put_campaign, get_campaign],
+    dependencies={"operator": Provide(operator_principal)},
+    security=[{"apiKey": []}],
+)

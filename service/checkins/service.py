@@ -1,0 +1,708 @@
+"""Check-ins: campaign config, the daily check-in, make-ups, calendars, and the rebuild.
+
+PostgreSQL decides (a row per member per local day, the streak row locked per member); Redis
+bitmaps are the calendar the read path serves, marked after the commit and seeded from
+PostgreSQL whenever a calendar is missing. Functions that write take the caller's connection
+and run in the caller's transaction; the request boundary commits.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import msgspec
+import structlog
+
+from service.checkins import repository as repo
+from service.checkins import rules, store
+from service.checkins.schemas import (
+    CalendarDay,
+    CampaignIn,
+    CheckinOut,
+    CheckinState,
+    DayReward,
+    MakeupState,
+    RewardOut,
+)
+from service.core import outbox
+from service.core.context import Context
+from service.core.errors import DomainError, register_codes
+from service.core.http import DEPENDENCY_ERRORS
+from service.members import service as members
+from service.points import service as points
+
+log = structlog.get_logger("engage.checkins")
+
+register_codes(
+    {
+        "CAMPAIGN_NOT_FOUND": (404, "签到活动不存在", "No such check-in campaign."),
+        "CAMPAIGN_NOT_LIVE": (
+            409,
+            "签到活动未在进行中",
+            "The check-in campaign is not running now.",
+        ),
+        "MAKEUP_NOT_OFFERED": (409, "本活动不支持补签", "This campaign offers no make-ups."),
+        "MAKEUP_DATE_IN_FUTURE": (422, "不能补签未来的日期", "The date is in the future."),
+        "MAKEUP_DATE_IS_TODAY": (422, "今天请直接签到", "Today is checked in, not made up."),
+        "MAKEUP_WINDOW_PASSED": (
+            422,
+            "该日期已超出可补签范围",
+            "The date is older than the make-up window.",
+        ),
+        "MAKEUP_BEFORE_CAMPAIGN": (
+            422,
+            "活动开始前的日期不能补签",
+            "The date is before the campaign started.",
+        ),
+        "MAKEUP_BEFORE_JOINING": (
+            422,
+            "入会前的日期不能补签",
+            "The date is before the member joined.",
+        ),
+        "MAKEUP_QUOTA_USED": (409, "本月补签次数已用完", "No make-ups left for that month."),
+        "MAKEUP_DAY_CHECKED": (409, "该日期已签到，无需补签", "That day is already checked in."),
+        "MONTH_INVALID": (400, "月份格式有误", "month must look like 2026-11."),
+    }
+)
+
+UPCOMING_DAYS = 7
+_CACHE_TTL = 5.0
+_JOINED_CACHE_MAX = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    id: int
+    tenant_id: int
+    key: str
+    version: int
+    state: str
+    tz: ZoneInfo
+    starts_at: datetime
+    ends_at: datetime | None
+    epoch: date  # local day of the start: bit 0 of every calendar
+    plan: rules.RewardPlan
+    makeup: rules.MakeupRules
+    config: dict[str, Any]
+    updated_at: datetime
+
+    def effective_state(self, now: datetime) -> str:
+        if self.state != "live":
+            return self.state
+        if now < self.starts_at:
+            return "upcoming"
+        if self.ends_at is not None and now >= self.ends_at:
+            return "ended"
+        return "live"
+
+    def offset(self, day: date) -> int:
+        return (day - self.epoch).days
+
+    def last_day(self) -> date | None:
+        """The last local day one can check in (the day containing the last instant)."""
+        if self.ends_at is None:
+            return None
+        return rules.local_day(self.ends_at - timedelta(microseconds=1), self.tz)
+
+
+def _campaign(row: asyncpg.Record) -> Campaign:
+    cfg = row["config"]
+    tz = ZoneInfo(row["timezone"])
+    cycle = cfg.get("cycle") or {}
+    mk = cfg.get("makeup") or {}
+    base = cfg.get("baseReward") or {}
+    plan = rules.RewardPlan(
+        rules.Reward(int(base.get("points", 0)), int(base.get("growth", 0))),
+        tuple(
+            rules.Milestone(
+                int(m["day"]), rules.Reward(int(m.get("points", 0)), int(m.get("growth", 0)))
+            )
+            for m in cfg.get("streakRewards") or []
+        ),
+        int(cycle.get("days") or 0) if cycle.get("mode") == "ladder" else 0,
+    )
+    return Campaign(
+        row["id"],
+        row["tenant_id"],
+        row["key"],
+        row["version"],
+        row["state"],
+        tz,
+        row["starts_at"],
+        row["ends_at"],
+        rules.local_day(row["starts_at"], tz),
+        plan,
+        rules.MakeupRules(
+            int(mk.get("perMonth", 0)), int(mk.get("costPoints", 0)), int(mk.get("windowDays", 7))
+        ),
+        cfg,
+        row["updated_at"],
+    )
+
+
+def _cache(ctx: Context, name: str) -> dict[Any, Any]:
+    return ctx.extras.setdefault(name, {})  # type: ignore[no-any-return]
+
+
+async def find_campaign(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, *, fresh: bool = False
+) -> Campaign | None:
+    """The campaign (drafts included), cached in-process for a few seconds: the check-in hot
+    path must not read its config on every call. Other processes see a change within
+    _CACHE_TTL seconds."""
+    cache = _cache(ctx, "checkins.campaigns")
+    hit = cache.get((tenant_id, key))
+    if hit and hit[0] > time.monotonic() and not fresh:
+        return hit[1]  # type: ignore[no-any-return]
+    row = await repo.get_campaign(conn, tenant_id, key)
+    if row is None:
+        return None
+    campaign = _campaign(row)
+    cache[(tenant_id, key)] = (time.monotonic() + _CACHE_TTL, campaign)
+    return campaign
+
+
+async def member_campaign(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str
+) -> Campaign:
+    """A campaign as members may see it: drafts do not exist for them."""
+    c = await find_campaign(ctx, conn, tenant_id, key)
+    if c is None or c.state == "draft":
+        raise DomainError("CAMPAIGN_NOT_FOUND", details={"campaign": key})
+    return c
+
+
+def _require_live(c: Campaign, now: datetime) -> None:
+    state = c.effective_state(now)
+    if state != "live":
+        raise DomainError("CAMPAIGN_NOT_LIVE", details={"campaign": c.key, "state": state})
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def config_problems(data: CampaignIn) -> list[dict[str, str]]:
+    """Every problem of a campaign config, each with a path, a code and words."""
+    problems: list[dict[str, str]] = []
+    if rules.zone(data.timezone) is None:
+        problems.append(
+            {"path": "timezone", "code": "TIMEZONE_UNKNOWN", "problem": "no such time zone"}
+        )
+    if data.starts_at.tzinfo is None or (data.ends_at and data.ends_at.tzinfo is None):
+        problems.append(
+            {"path": "startsAt", "code": "OFFSET_MISSING", "problem": "give times with an offset"}
+        )
+    elif data.ends_at is not None and data.ends_at <= data.starts_at:
+        problems.append(
+            {"path": "endsAt", "code": "WINDOW_EMPTY", "problem": "endsAt must follow startsAt"}
+        )
+    cycle_days = 0
+    if data.cycle.mode == "ladder":
+        if not data.cycle.days:
+            problems.append(
+                {
+                    "path": "cycle.days",
+                    "code": "CYCLE_DAYS_MISSING",
+                    "problem": "a ladder needs days",
+                }
+            )
+        else:
+            cycle_days = data.cycle.days
+    elif data.cycle.days is not None:
+        problems.append(
+            {
+                "path": "cycle.days",
+                "code": "CYCLE_DAYS_UNUSED",
+                "problem": "days applies to the ladder mode only",
+            }
+        )
+    for i, msg in rules.ladder_problems([m.day for m in data.streak_rewards], cycle_days):
+        problems.append(
+            {"path": f"streakRewards[{i}].day", "code": "STREAK_LADDER_INVALID", "problem": msg}
+        )
+    for i, m in enumerate(data.streak_rewards):
+        if m.points == 0 and m.growth == 0:
+            problems.append(
+                {
+                    "path": f"streakRewards[{i}]",
+                    "code": "REWARD_EMPTY",
+                    "problem": "a streak reward gives points or growth",
+                }
+            )
+    return problems
+
+
+async def put_campaign(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, data: CampaignIn
+) -> Campaign:
+    problems = config_problems(data)
+    if problems:
+        raise DomainError("CONFIG_INVALID", details={"problems": problems})
+    row = await repo.put_campaign(
+        conn,
+        tenant_id,
+        key,
+        data.state,
+        data.timezone,
+        data.starts_at,
+        data.ends_at,
+        msgspec.to_builtins(data),
+        ctx.clock.now(),
+    )
+    _cache(ctx, "checkins.campaigns").pop((tenant_id, key), None)
+    return _campaign(row)
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def _reward_out(reward: rules.Reward, m: rules.Milestone | None) -> RewardOut:
+    return RewardOut(reward.points, reward.growth, m.day if m else None)
+
+
+def _day_reward(c: Campaign, day: date, streak: int) -> DayReward:
+    reward, m = c.plan.reward_for(streak)
+    return DayReward(day, streak, c.plan.position(streak), _reward_out(reward, m))
+
+
+def _checkin_out(
+    c: Campaign, row: Any, today: date, alive: int, checked_today: bool, replayed: bool
+) -> CheckinOut:
+    """The answer of a check-in or make-up. ``tomorrow`` is the next day one can check in:
+    tomorrow after a check-in; after a make-up, today if today is still open."""
+    nxt = today + timedelta(days=1) if checked_today else today
+    last = c.last_day()
+    tomorrow = _day_reward(c, nxt, alive + 1) if last is None or nxt <= last else None
+    return CheckinOut(
+        c.key,
+        row["day"],
+        row["kind"],
+        row["streak"] if row["kind"] == "daily" else alive,
+        RewardOut(row["reward_points"], row["reward_growth"], row["milestone"]),
+        row["cost"],
+        tomorrow,
+        row["created_at"],
+        replayed,
+    )
+
+
+# ----------------------------------------------------------------------------- check-in
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """What to set in Redis once the transaction committed."""
+
+    tenant_id: int
+    campaign_id: int
+    epoch: date
+    member_id: int
+    offset: int
+    makeup: bool
+    only_day: bool = False  # the member has no other day: seed without reading PostgreSQL
+
+
+def _state(row: asyncpg.Record) -> rules.Streaks:
+    return rules.Streaks(
+        row["last_day"], row["current_streak"], row["longest_streak"], row["total_days"]
+    )
+
+
+async def check_in(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, key: str
+) -> tuple[CheckinOut, Mark]:
+    """Check in for today in the campaign's time zone: once per local day, whatever happens.
+
+    The member's streak row is locked first, so a burst of taps queues up behind the first;
+    each later one finds today's row and answers the first result (replayed)."""
+    c = await member_campaign(ctx, conn, tenant_id, key)
+    now = ctx.clock.now()
+    _require_live(c, now)
+    today = rules.local_day(now, c.tz)
+    mark = Mark(tenant_id, c.id, c.epoch, member_id, c.offset(today), False)
+    advanced = await repo.advance_streak(conn, tenant_id, c.id, member_id, today, now)
+    if advanced is not None:
+        new = _state(advanced)
+        streak = new.current
+        if new.total == 1:
+            # The member's first day in this campaign: the whole calendar is known, so a
+            # missing Redis calendar is seeded without reading PostgreSQL again.
+            mark = Mark(tenant_id, c.id, c.epoch, member_id, c.offset(today), False, True)
+    else:
+        # Today is done already (a repeated tap), or the clock moved backwards (demos).
+        state = _state(await repo.lock_streak(conn, tenant_id, c.id, member_id, now))
+        existing = await repo.get_checkin(conn, tenant_id, c.id, member_id, today)
+        if existing is not None:
+            alive = rules.alive_streak(state, today)
+            return _checkin_out(c, existing, today, alive, True, True), mark
+        days = {r["day"] for r in await repo.member_days(conn, tenant_id, c.id, member_id)}
+        days.add(today)
+        new = rules.streaks_of(days)
+        streak = rules.streak_ending(days, today)
+        await repo.set_streak(
+            conn,
+            tenant_id,
+            c.id,
+            member_id,
+            new.last_day,
+            new.current,
+            new.longest,
+            new.total,
+            now,
+        )
+    reward, milestone = c.plan.reward_for(streak)
+    inserted = await repo.insert_checkin(
+        conn,
+        tenant_id,
+        c.id,
+        member_id,
+        today,
+        "daily",
+        streak,
+        reward.points,
+        reward.growth,
+        milestone.day if milestone else None,
+        0,
+        now,
+    )
+    if not inserted:
+        # Unreachable while the streak row serializes the member; the unique key is the last
+        # guard, and failing here rolls the streak change back.
+        raise DomainError("CONFLICT", details={"campaign": c.key, "date": today.isoformat()})
+    ref = f"checkin:{c.id}:{today.isoformat()}"
+    credits = [
+        points.Credit(
+            member_id,
+            currency,
+            amount,
+            "checkin.daily",
+            source_ref=ref,
+            idempotency_key=f"{ref}:{member_id}:{currency}",
+        )
+        for currency, amount in (("points", reward.points), ("growth", reward.growth))
+        if amount > 0
+    ]
+    if credits:
+        await points.apply_credits(ctx, conn, tenant_id, credits)
+    events: list[tuple[int, str, int | None, dict[str, Any], datetime]] = [
+        (
+            tenant_id,
+            "checkin.done",
+            member_id,
+            {"campaign": c.key, "date": today.isoformat(), "streak": streak},
+            now,
+        )
+    ]
+    if milestone is not None:
+        events.append(
+            (
+                tenant_id,
+                "checkin.streak",
+                member_id,
+                {
+                    "campaign": c.key,
+                    "date": today.isoformat(),
+                    "streak": streak,
+                    "milestone": milestone.day,
+                    "points": reward.points,
+                    "growth": reward.growth,
+                },
+                now,
+            )
+        )
+    await outbox.emit_many(conn, events)
+    row = {
+        "day": today,
+        "kind": "daily",
+        "streak": streak,
+        "reward_points": reward.points,
+        "reward_growth": reward.growth,
+        "milestone": milestone.day if milestone else None,
+        "cost": 0,
+        "created_at": now,
+    }
+    return _checkin_out(c, row, today, rules.alive_streak(new, today), True, False), mark
+
+
+async def _joined_day(ctx: Context, tenant_id: int, member_id: int, tz: ZoneInfo) -> date:
+    """The local day the member joined; joining never changes, so it is cached in-process."""
+    cache = _cache(ctx, "checkins.joined")
+    joined = cache.get((tenant_id, member_id))
+    if joined is None:
+        joined = (await members.profile(ctx, tenant_id, member_id)).joined_at
+        if len(cache) >= _JOINED_CACHE_MAX:
+            cache.clear()
+        cache[(tenant_id, member_id)] = joined
+    return rules.local_day(joined, tz)
+
+
+async def make_up(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, key: str, day: date
+) -> tuple[CheckinOut, Mark]:
+    """Fill a missed day: checks, the monthly quota under the member's lock, the cost debited
+    in this transaction, and the streaks recounted (a make-up joining two runs makes one)."""
+    c = await member_campaign(ctx, conn, tenant_id, key)
+    now = ctx.clock.now()
+    _require_live(c, now)
+    today = rules.local_day(now, c.tz)
+    joined = await _joined_day(ctx, tenant_id, member_id, c.tz)
+    problem = rules.makeup_problem(c.makeup, day, today, c.epoch, joined)
+    if problem is not None:
+        raise DomainError(
+            problem,
+            details={
+                "date": day.isoformat(),
+                "today": today.isoformat(),
+                "windowDays": c.makeup.window_days,
+            },
+        )
+    mark = Mark(tenant_id, c.id, c.epoch, member_id, c.offset(day), True)
+    state = _state(await repo.lock_streak(conn, tenant_id, c.id, member_id, now))
+    existing = await repo.get_checkin(conn, tenant_id, c.id, member_id, day)
+    if existing is not None:
+        if existing["kind"] == "makeup":
+            alive = rules.alive_streak(state, today)
+            return _checkin_out(c, existing, today, alive, state.last_day == today, True), mark
+        raise DomainError("MAKEUP_DAY_CHECKED", details={"date": day.isoformat()})
+    first, last = rules.month_bounds(day)
+    used = await repo.makeups_between(conn, tenant_id, c.id, member_id, first, last)
+    if used >= c.makeup.per_month:
+        raise DomainError(
+            "MAKEUP_QUOTA_USED",
+            details={"month": first.strftime("%Y-%m"), "perMonth": c.makeup.per_month},
+        )
+    ref = f"checkin:{c.id}:{day.isoformat()}"
+    if c.makeup.cost_points > 0:
+        await points.debit(
+            ctx,
+            conn,
+            tenant_id,
+            member_id,
+            c.makeup.cost_points,
+            reason="checkin.makeup",
+            source_ref=ref,
+            idempotency_key=f"{ref}:{member_id}:makeup",
+        )
+    days = {r["day"] for r in await repo.member_days(conn, tenant_id, c.id, member_id)}
+    days.add(day)
+    new = rules.streaks_of(d for d in days if d <= today)
+    await repo.insert_checkin(
+        conn,
+        tenant_id,
+        c.id,
+        member_id,
+        day,
+        "makeup",
+        rules.streak_ending(days, day),
+        0,
+        0,
+        None,
+        c.makeup.cost_points,
+        now,
+    )
+    await repo.set_streak(
+        conn, tenant_id, c.id, member_id, new.last_day, new.current, new.longest, new.total, now
+    )
+    alive = rules.alive_streak(new, today)
+    await outbox.emit(
+        conn,
+        tenant_id=tenant_id,
+        type="checkin.makeup",
+        member_id=member_id,
+        payload={
+            "campaign": c.key,
+            "date": day.isoformat(),
+            "streak": alive,
+            "cost": c.makeup.cost_points,
+        },
+        occurred_at=now,
+    )
+    row = {
+        "day": day,
+        "kind": "makeup",
+        "streak": alive,
+        "reward_points": 0,
+        "reward_growth": 0,
+        "milestone": None,
+        "cost": c.makeup.cost_points,
+        "created_at": now,
+    }
+    return _checkin_out(c, row, today, alive, new.last_day == today, False), mark
+
+
+# ----------------------------------------------------------------------------- calendars
+
+
+def _bitmaps(c: Campaign, rows: list[Any]) -> tuple[bytes, bytes]:
+    cal = rules.bitmap_of(c.offset(r["day"]) for r in rows)
+    mk = rules.bitmap_of(c.offset(r["day"]) for r in rows if r["kind"] == "makeup")
+    return cal, mk
+
+
+async def _seed_member(ctx: Context, c: Campaign, member_id: int) -> tuple[bytes, bytes]:
+    async with ctx.db.connection() as conn:
+        rows = await repo.member_days(conn, c.tenant_id, c.id, member_id)
+    cal, mk = _bitmaps(c, rows)
+    await store.seed(ctx, c.tenant_id, c.id, c.epoch, member_id, cal, mk)
+    return cal, mk
+
+
+async def mark_committed(ctx: Context, mark: Mark) -> None:
+    """After the commit: set the day's bit, or seed the calendar if Redis lacks it. A Redis
+    failure here is logged, not answered: the check-in is committed, and the view is
+    repaired by `engage rebuild checkins` (or the next seed)."""
+    try:
+        if mark.only_day:
+            # The whole calendar is this one day: one merge, whether Redis has it or not.
+            cal = rules.bitmap_of([mark.offset])
+            await store.seed(
+                ctx,
+                mark.tenant_id,
+                mark.campaign_id,
+                mark.epoch,
+                mark.member_id,
+                cal,
+                cal if mark.makeup else b"",
+            )
+            return
+        done = await store.mark(
+            ctx,
+            mark.tenant_id,
+            mark.campaign_id,
+            mark.epoch,
+            mark.member_id,
+            mark.offset,
+            mark.makeup,
+        )
+        if done:
+            return
+        # Redis lost the calendar: seed it from PostgreSQL (this commit included).
+        async with ctx.db.connection() as conn:
+            rows = await repo.member_days(conn, mark.tenant_id, mark.campaign_id, mark.member_id)
+        epoch = mark.epoch
+        cal = rules.bitmap_of((r["day"] - epoch).days for r in rows)
+        mk = rules.bitmap_of((r["day"] - epoch).days for r in rows if r["kind"] == "makeup")
+        await store.seed(ctx, mark.tenant_id, mark.campaign_id, epoch, mark.member_id, cal, mk)
+    except (*DEPENDENCY_ERRORS, DomainError) as exc:
+        log.warning("calendar not marked", campaign=mark.campaign_id, error=repr(exc))
+
+
+def _parse_month(month: str | None, today: date) -> date:
+    if month is None:
+        return today.replace(day=1)
+    try:
+        y, m = month.split("-")
+        return date(int(y), int(m), 1)
+    except ValueError as exc:
+        raise DomainError("MONTH_INVALID", details={"month": month}) from exc
+
+
+async def member_state(
+    ctx: Context, tenant_id: int, member_id: int, key: str, month: str | None
+) -> CheckinState:
+    """What the check-in page shows, from the Redis calendar (seeded from PostgreSQL when
+    missing): today, streaks, a month's calendar, make-ups left, the rewards ahead."""
+    async with ctx.db.connection() as conn:
+        c = await member_campaign(ctx, conn, tenant_id, key)
+    now = ctx.clock.now()
+    today = rules.local_day(now, c.tz)
+    first = _parse_month(month, today)
+    got = await store.read(ctx, tenant_id, c.id, c.epoch, member_id)
+    cal, mk = got if got is not None else await _seed_member(ctx, c, member_id)
+    state, alive = rules.streaks_from_bitmap(cal, c.epoch, today)
+    checked_today = rules.bit_set(cal, c.offset(today))
+    _, last = rules.month_bounds(first)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    used = sum(rules.bit_set(mk, c.offset(d)) for d in days)
+    left = max(0, c.makeup.per_month - used)
+    joined: date | None = None
+    calendar = []
+    for d in days:
+        checked = rules.bit_set(cal, c.offset(d))
+        can = False
+        if not checked and left > 0 and d < today and d >= c.epoch:
+            if joined is None:
+                joined = await _joined_day(ctx, tenant_id, member_id, c.tz)
+            can = rules.makeup_problem(c.makeup, d, today, c.epoch, joined) is None
+        calendar.append(CalendarDay(d, checked, rules.bit_set(mk, c.offset(d)), can))
+    effective = c.effective_state(now)
+    upcoming = []
+    if effective in ("live", "upcoming"):
+        last_day = c.last_day()
+        for d, streak, _, _ in rules.upcoming(c.plan, state, today, checked_today, UPCOMING_DAYS):
+            if last_day is not None and d > last_day:
+                break
+            upcoming.append(_day_reward(c, d, streak))
+    return CheckinState(
+        campaign=c.key,
+        title=str(c.config.get("title", "")),
+        rules_text=str(c.config.get("rulesText", "")),
+        state=effective,
+        timezone=c.tz.key,
+        today=today,
+        now=now.astimezone(c.tz),
+        checked_in_today=checked_today,
+        current_streak=alive,
+        longest_streak=state.longest,
+        total_days=state.total,
+        month=first.strftime("%Y-%m"),
+        calendar=calendar,
+        makeup=MakeupState(
+            c.makeup.per_month, used, left, c.makeup.cost_points, c.makeup.window_days
+        ),
+        upcoming=upcoming,
+    )
+
+
+async def rebuild(ctx: Context, tenant_id: int | None = None) -> dict[str, Any]:
+    """Restore every calendar in Redis from PostgreSQL (merged, see checkin_seed.lua)."""
+    n_campaigns = n_calendars = 0
+    async with ctx.db.connection() as conn:
+        campaigns = [_campaign(r) for r in await repo.campaigns(conn, tenant_id)]
+        for c in campaigns:
+            n_campaigns += 1
+            async for batch in repo.iter_calendars(conn, c.id):
+                items = []
+                for r in batch:
+                    rows = [
+                        {"day": d, "kind": k} for d, k in zip(r["days"], r["kinds"], strict=True)
+                    ]
+                    cal, mk = _bitmaps(c, rows)
+                    items.append((r["member_id"], cal, mk))
+                await store.seed_many(ctx, c.tenant_id, c.id, c.epoch, items)
+                n_calendars += len(items)
+    return {"campaigns": n_campaigns, "calendars": n_calendars}
+
+
+# ----------------------------------------------------------------------------- for challenges
+
+
+async def campaign_timezone(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str
+) -> str | None:
+    """Public: the time zone of a campaign, or None if there is no such campaign."""
+    c = await find_campaign(ctx, conn, tenant_id, key)
+    return c.tz.key if c else None
+
+
+async def count_checked_days(
+    ctx: Context,
+    conn: asyncpg.Connection,
+    tenant_id: int,
+    key: str,
+    member_ids: list[int],
+    first: date,
+    last: date,
+    *,
+    include_makeups: bool,
+) -> dict[int, int]:
+    """Public: how many days in [first, last] each member checked in (from PostgreSQL)."""
+    c = await find_campaign(ctx, conn, tenant_id, key)
+    if c is None or not member_ids:
+        return {}
+    return await repo.count_days(conn, tenant_id, c.id, member_ids, first, last, include_makeups)

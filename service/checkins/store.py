@@ -1,0 +1,86 @@
+"""Redis view of check-in calendars: one bit per day since the campaign epoch, per member.
+
+Keys: ``<prefix>:{t<tenant>}:ci:<campaign id>:<epoch ordinal>:<member>:cal`` (every checked
+day) and ``...:mk`` (the days that were make-ups). The epoch is in the key, so an operator
+moving the campaign's start simply leaves the old keys behind and the new ones are seeded
+from PostgreSQL on first use.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from service.core.context import Context
+
+
+def keys(ctx: Context, tenant_id: int, campaign_id: int, epoch: date, member_id: int) -> list[str]:
+    base = ("ci", campaign_id, epoch.toordinal(), member_id)
+    return [ctx.keys.tenant(tenant_id, *base, "cal"), ctx.keys.tenant(tenant_id, *base, "mk")]
+
+
+async def mark(
+    ctx: Context,
+    tenant_id: int,
+    campaign_id: int,
+    epoch: date,
+    member_id: int,
+    offset: int,
+    makeup: bool,
+) -> bool:
+    """Set one day's bit; False when the calendar is not in Redis (seed it instead)."""
+    done = await ctx.scripts.checkin_mark(
+        keys=keys(ctx, tenant_id, campaign_id, epoch, member_id),
+        args=[offset, "1" if makeup else "0"],
+    )
+    return bool(done)
+
+
+async def seed(
+    ctx: Context,
+    tenant_id: int,
+    campaign_id: int,
+    epoch: date,
+    member_id: int,
+    calendar: bytes,
+    makeups: bytes,
+) -> None:
+    await ctx.scripts.checkin_seed(
+        keys=keys(ctx, tenant_id, campaign_id, epoch, member_id), args=[calendar, makeups]
+    )
+
+
+async def seed_many(
+    ctx: Context,
+    tenant_id: int,
+    campaign_id: int,
+    epoch: date,
+    items: list[tuple[int, bytes, bytes]],
+) -> None:
+    """Seed many members' calendars in one pipelined round trip (the rebuild)."""
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for member_id, calendar, makeups in items:
+            await ctx.scripts.checkin_seed(
+                keys=keys(ctx, tenant_id, campaign_id, epoch, member_id),
+                args=[calendar, makeups],
+                client=pipe,
+            )
+        await pipe.execute()
+
+
+async def read(
+    ctx: Context, tenant_id: int, campaign_id: int, epoch: date, member_id: int
+) -> tuple[bytes, bytes] | None:
+    """(calendar, make-ups) or None when the calendar is not in Redis."""
+    cal, mk = await ctx.redis.mget(keys(ctx, tenant_id, campaign_id, epoch, member_id))
+    if cal is None:
+        return None
+    return bytes(cal), bytes(mk or b"")
+
+
+async def delete_campaign(ctx: Context, tenant_id: int, campaign_id: int) -> int:
+    """Drop every calendar of a campaign (tests and a clean rebuild)."""
+    pattern = ctx.keys.tenant(tenant_id, "ci", campaign_id, "*")
+    n = 0
+    async for key in ctx.redis.scan_iter(match=pattern, count=1000):
+        n += await ctx.redis.delete(key)
+    return n
