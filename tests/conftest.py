@@ -125,7 +125,8 @@ def make_settings(servers: dict[str, str], **overrides: Any) -> Settings:
         "log_level": "warning",
         "rate_member_per_min": 100_000,
         "rate_ip_per_min": 1_000_000,
-        "db_pool_max": 15,
+        "db_pool_max": 25,
+        "db_timeout_s": 10.0,
     }
     base.update(overrides)
     return load_settings({}, **base)

@@ -66,7 +66,7 @@ register_codes(
         ),
         "MAKEUP_QUOTA_USED": (409, "本月补签次数已用完", "No make-ups left for that month."),
         "MAKEUP_DAY_CHECKED": (409, "该日期已签到，无需补签", "That day is already checked in."),
-        "MONTH_INVALID": (400, "月份格式有误", "month must look like 2026-11."),
+        "MONTH_INVALID": (400, "月份格式有误", "The month must look like 2026-11."),
     }
 )
 
