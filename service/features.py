@@ -11,6 +11,7 @@ from service.core.feature import Feature
 FEATURE_MODULES: tuple[str, ...] = (
     "health",
     "members",
+    "leaderboards",
 )
 
 

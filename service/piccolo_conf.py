@@ -14,5 +14,6 @@ APP_REGISTRY = AppRegistry(
     apps=[
         "service.core.piccolo_app",
         "service.members.piccolo_app",
+        "service.leaderboards.piccolo_app",
     ]
 )

@@ -118,3 +118,25 @@ async def update_profile(
         nickname,
         avatar_url,
     )
+
+
+async def display_rows(
+    conn: asyncpg.Connection, tenant_id: int, member_ids: list[int]
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT id, nickname, avatar_url FROM members WHERE tenant_id = $1 "
+        "AND id = ANY($2::bigint[])",
+        tenant_id,
+        member_ids,
+    )
+
+
+async def ids_by_external_ids(
+    conn: asyncpg.Connection, tenant_id: int, external_ids: list[str]
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT id, external_id FROM members WHERE tenant_id = $1 "
+        "AND external_id = ANY($2::text[])",
+        tenant_id,
+        external_ids,
+    )
