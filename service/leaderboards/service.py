@@ -428,31 +428,30 @@ async def _items(
 
 async def _top_page(
     ctx: Context, spec: BoardSpec, period: Period, closed: bool, offset: int, limit: int
-) -> tuple[list[tuple[int, int, int]], datetime | None]:
-    """The shared part of a board page, cached per process for TOP_CACHE_TTL_S."""
+) -> tuple[list[BoardItem], datetime | None]:
+    """The shared part of a board page (ranked items with display info), cached per process for
+    TOP_CACHE_TTL_S with single-flight: thousands of readers a second cost one Redis read."""
 
-    async def load() -> tuple[list[tuple[int, int, int]], datetime | None]:
+    async def load() -> tuple[list[BoardItem], datetime | None]:
+        upd: datetime | None
         if closed:
             async with ctx.db.connection() as conn:
                 rows = await repo.archive_page(
                     conn, spec.id, period.id, offset, limit, spec.min_score
                 )
                 prow = await repo.get_period(conn, spec.id, period.id)
-            return (
-                [(r["rank"], r["member_id"], r["score"]) for r in rows],
-                prow["closed_at"] if prow else None,
-            )
-        key = _key(ctx, spec, period.id)
-        min_enc = spec.min_score * rules.TIME_SPAN
-        pairs = await store.top(ctx, key, offset, limit, min_enc)
-        upd = await store.updated_at(ctx, spec.tenant_id, spec.source, key)
-        return (
-            [
+            ranked = [(r["rank"], r["member_id"], r["score"]) for r in rows]
+            upd = prow["closed_at"] if prow else None
+        else:
+            key = _key(ctx, spec, period.id)
+            min_enc = spec.min_score * rules.TIME_SPAN
+            pairs = await store.top(ctx, key, offset, limit, min_enc)
+            upd = await store.updated_at(ctx, spec.tenant_id, spec.source, key)
+            ranked = [
                 (offset + i + 1, rules.member_of(m), rules.decode_score(s))
                 for i, (m, s) in enumerate(pairs)
-            ],
-            upd,
-        )
+            ]
+        return await _items(ctx, spec, ranked, None), upd
 
     return await _top_cache.get(  # type: ignore[no-any-return]
         (spec.tenant_id, spec.id, period.id, closed, offset, limit), load
@@ -498,10 +497,15 @@ async def read_board(
     offset = _offset(cursor)
     spec = await board_spec(ctx, tenant_id, key)
     period, closed = await _resolve_period(ctx, spec, period_param)
-    ranked, upd = await _top_page(ctx, spec, period, closed, offset, limit)
+    cached, upd = await _top_page(ctx, spec, period, closed, offset, limit)
     me = await _my_place(ctx, spec, period, closed, member_id)
-    items = await _items(ctx, spec, ranked, member_id)
-    nxt = str(offset + limit) if len(ranked) == limit and offset + limit <= MAX_OFFSET else None
+    items = cached
+    if me.rank is not None and offset < me.rank <= offset + len(cached):
+        # The cached list is shared: mark "me" on a copy, never in place.
+        items = list(cached)
+        i = me.rank - offset - 1
+        items[i] = msgspec.structs.replace(items[i], is_me=True)
+    nxt = str(offset + limit) if len(cached) == limit and offset + limit <= MAX_OFFSET else None
     return BoardPage(_period_out(period, closed), upd, items, me, nxt)
 
 
