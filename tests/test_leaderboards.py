@@ -580,3 +580,54 @@ async def test_top_page_is_cached_with_single_flight_but_my_rank_is_exact(
     service._top_cache.clear()
     r = await client.get("/v1/leaderboards/hot", headers=ha)
     assert [i["score"] for i in r.json()["items"]] == [15, 10]
+
+
+async def test_metrics_window_and_minimum_score(ctx, client, clock, tenant):
+    start = DEFAULT_NOW + timedelta(hours=1)
+    await put_board(
+        client,
+        tenant,
+        "win",
+        metric="eventCount",
+        eventType="order.paid",
+        period="window",
+        windowStart=start.isoformat(),
+        windowEnd=(start + timedelta(days=10)).isoformat(),
+        minScore=2,
+    )
+    await put_board(client, tenant, "ck", metric="checkins", campaign="daily", period="monthly")
+    await put_board(client, tenant, "gr", metric="growth", period="allTime")
+    win, ck, gr = [await spec_of(ctx, tenant.id, k) for k in ("win", "ck", "gr")]
+    assert win.source == "ev:order.paid" and ck.source == "checkins" and gr.source == "growth"
+
+    def e(m: int, type_: str, payload: dict, at: datetime) -> Event:
+        return Event(0, uuid.uuid4(), tenant.id, type_, m, payload, at)
+
+    order = {"type": "order.paid", "value": 99.0, "eventId": "x", "attributes": {}}
+    await service.on_events(
+        ctx,
+        [
+            e(1, "member.event", order, start - timedelta(seconds=1)),  # before the window
+            e(1, "member.event", order, start),
+            e(1, "member.event", order, start + timedelta(days=1)),
+            e(2, "member.event", order, start + timedelta(days=2)),
+            e(2, "member.event", dict(order, type="order.refunded"), start),
+            e(3, "member.event", order, start + timedelta(days=10)),  # after the window
+            e(1, "checkin.done", {"campaign": "daily", "date": "2026-11-23", "streak": 1}, start),
+            e(2, "checkin.done", {"campaign": "other", "date": "2026-11-23", "streak": 1}, start),
+            e(1, "growth.credited", {"currency": "growth", "amount": 7, "entryId": 1}, start),
+            e(2, "points.credited", {"currency": "points", "amount": 9, "entryId": 2}, start),
+            e(2, "points.debited", {"currency": "growth", "amount": 9, "entryId": 3}, start),
+        ],
+    )
+    assert await live(ctx, win, "window") == [(1, 2), (2, 1)]
+    assert await live(ctx, ck, "2026-11") == [(1, 1)]
+    assert await live(ctx, gr, "all") == [(1, 7)]
+    # Member 2 has 1 < minScore 2: stored, but not on the board and without a rank.
+    page = await as_member(service.read_board(ctx, tenant.id, 2, "win", "current", 20, None))
+    assert [i["score"] for i in page["items"]] == [2]
+    assert page["me"] == {"rank": None, "score": 1, "gapToPrevious": None}
+    assert page["period"]["id"] == "window"
+    with pytest.raises(Exception) as err:
+        await service.read_board(ctx, tenant.id, 2, "win", "previous", 20, None)
+    assert err.value.code == "LEADERBOARD_PERIOD_NOT_FOUND"  # type: ignore[attr-defined]

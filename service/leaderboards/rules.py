@@ -258,9 +258,8 @@ def previous_period(spec: BoardSpec, now: datetime) -> Period | None:
 
 def current_period(spec: BoardSpec, now: datetime) -> Period | None:
     if spec.period == "window":
-        # Before the window opens there is nothing; after it closes it stays the window.
-        assert spec.window_start is not None
-        return period_by_id(spec, "window") if now >= spec.window_start else None
+        # A window board has one period: shown (empty) before it opens, archived after.
+        return period_by_id(spec, "window")
     return period_for(spec, now)
 
 
