@@ -634,6 +634,7 @@ async def close_period(ctx: Context, spec: BoardSpec, period_id: str) -> int | N
         rb = await repo.red_black_for_board(conn, spec.id)
         if rb is not None:
             await _publish(ctx, conn, spec, rb, period_id, {}, "", "auto")
+    await store.forget_updated(ctx, spec.tenant_id, spec.source, _key(ctx, spec, period_id))
     _top_cache.clear()
     log.info("period closed", board=spec.id, period=period_id, entries=n)
     return n

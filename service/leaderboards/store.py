@@ -57,6 +57,11 @@ async def updated_at(ctx: Context, tenant_id: int, source: str, key: str) -> dat
     return datetime.fromtimestamp(int(raw) / 1000, UTC) if raw else None
 
 
+async def forget_updated(ctx: Context, tenant_id: int, source: str, key: str) -> None:
+    """A closed period is read from the archive: drop its updated-at field."""
+    await ctx.redis.hdel(meta_key(ctx, tenant_id, source), key)
+
+
 async def top(
     ctx: Context, key: str, offset: int, limit: int, min_encoded: int
 ) -> list[tuple[bytes, float]]:
