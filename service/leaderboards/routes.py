@@ -175,7 +175,7 @@ async def publish_red_black(
 
 
 @get(
-    "/leaderboards/{key:str}",
+    "/leaderboards/{boardKey:str}",
     summary="Top of a board, with my rank and score",
     tags=["leaderboards"],
     description=(
@@ -185,7 +185,7 @@ async def publish_red_black(
     ),
 )
 async def read_board(
-    key: Key,
+    boardKey: Key,
     member: NamedDependency[Member],
     state: State,
     period: Period = "current",
@@ -193,17 +193,17 @@ async def read_board(
     cursor: Cursor = None,
 ) -> BoardPage:
     return await service.read_board(
-        get_ctx(state), member.tenant_id, member.member_id, key, period, limit, cursor
+        get_ctx(state), member.tenant_id, member.member_id, boardKey, period, limit, cursor
     )
 
 
 @get(
-    "/leaderboards/{key:str}/around-me",
+    "/leaderboards/{boardKey:str}/around-me",
     summary="The members ranked just above and below me",
     tags=["leaderboards"],
 )
 async def around_me(
-    key: Key,
+    boardKey: Key,
     member: NamedDependency[Member],
     state: State,
     period: Period = "current",
@@ -212,12 +212,12 @@ async def around_me(
     ] = 5,
 ) -> BoardPage:
     return await service.around_me(
-        get_ctx(state), member.tenant_id, member.member_id, key, period, radius
+        get_ctx(state), member.tenant_id, member.member_id, boardKey, period, radius
     )
 
 
 @post(
-    "/leaderboards/{key:str}/friends",
+    "/leaderboards/{boardKey:str}/friends",
     status_code=200,
     summary="My rank among up to 200 given members (a friends board)",
     tags=["leaderboards"],
@@ -227,24 +227,24 @@ async def around_me(
     ),
 )
 async def friends_board(
-    key: Key, data: JSONBody[FriendsIn], member: NamedDependency[Member], state: State
+    boardKey: Key, data: JSONBody[FriendsIn], member: NamedDependency[Member], state: State
 ) -> BoardPage:
-    return await service.friends(get_ctx(state), member.tenant_id, member.member_id, key, data)
+    return await service.friends(get_ctx(state), member.tenant_id, member.member_id, boardKey, data)
 
 
 @get(
-    "/boards/{key:str}/red-black",
+    "/boards/{boardKey:str}/red-black",
     summary="The published red/black board of a period",
     tags=["red-black"],
     description="`period` defaults to the latest published period.",
 )
 async def read_red_black(
-    key: Key,
+    boardKey: Key,
     member: NamedDependency[Member],
     state: State,
     period: Annotated[str | None, Parameter(description=PERIOD_DOC, max_length=32)] = None,
 ) -> RedBlackView:
-    return await service.read_red_black(get_ctx(state), member.tenant_id, key, period)
+    return await service.read_red_black(get_ctx(state), member.tenant_id, boardKey, period)
 
 
 @put(
