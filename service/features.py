@@ -16,6 +16,7 @@ FEATURE_MODULES: tuple[str, ...] = (
     "me",
     "checkins",
     "challenges",
+    "leaderboards",
 )
 
 

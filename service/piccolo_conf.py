@@ -18,5 +18,6 @@ APP_REGISTRY = AppRegistry(
         "service.events.piccolo_app",
         "service.checkins.piccolo_app",
         "service.challenges.piccolo_app",
+        "service.leaderboards.piccolo_app",
     ]
 )

@@ -362,14 +362,8 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    # Other features may add their own `engage bench <name>`: share one `bench` parser.
-    if "bench" in sub.choices:
-        bench = sub.choices["bench"]
-        bsub = next(a for a in bench._actions if isinstance(a, argparse._SubParsersAction))
-    else:
-        bench = sub.add_parser("bench", help="benchmarks (ratios against references, same run)")
-        bsub = bench.add_subparsers(dest="bench", required=True)
+def add_command(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Adds `engage bench checkins` to the shared `bench` group."""
     p = bsub.add_parser(
         "checkins",
         help="check-ins/s over HTTP next to pgbench running the same transaction",

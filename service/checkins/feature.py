@@ -13,15 +13,15 @@ async def _rebuild(ctx: Context) -> dict:
     return await service.rebuild(ctx)
 
 
-def _cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _bench(group: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from service.checkins import bench
 
-    bench.add_command(sub)
+    bench.add_command(group)
 
 
 FEATURE = Feature(
     name="checkins",
     routers=[routes.member_router, routes.admin_router],
     rebuild=_rebuild,
-    cli=_cli,
+    bench=_bench,
 )

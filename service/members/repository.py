@@ -156,3 +156,14 @@ async def external_ids_of(
         member_ids,
     )
     return {r["id"]: r["external_id"] for r in rows}
+
+
+async def display_rows(
+    conn: asyncpg.Connection, tenant_id: int, member_ids: list[int]
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT id, nickname, avatar_url FROM members WHERE tenant_id = $1 "
+        "AND id = ANY($2::bigint[])",
+        tenant_id,
+        member_ids,
+    )

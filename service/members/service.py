@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import dataclass
 
 import msgspec
 
@@ -177,3 +178,45 @@ async def resolve_many(
         if still:  # created concurrently by another request
             found.update(await repo.ids_by_external(conn, tenant_id, still))
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class MemberDisplay:
+    """How another member is shown on boards and walls: masked unless a feature says otherwise."""
+
+    nickname: str
+    masked_nickname: str
+    avatar_url: str
+
+
+ANONYMOUS = "会员"
+
+
+def mask_nickname(nickname: str) -> str:
+    """Keep the first and last character, hide the middle: 张三丰 -> 张*丰, Alice -> A***e;
+    one or two characters keep only the first. No nickname shows as 会员 (member)."""
+    name = nickname.strip()
+    if not name:
+        return ANONYMOUS
+    if len(name) <= 2:
+        return name[0] + "*"
+    return name[0] + "*" * min(len(name) - 2, 3) + name[-1]
+
+
+async def display_info(conn, tenant_id: int, member_ids: list[int]) -> dict[int, MemberDisplay]:  # type: ignore[no-untyped-def]
+    """Public batch lookup for other features: display info of members of one tenant by id.
+    Ids of another tenant or unknown ids are simply absent from the answer."""
+    if not member_ids:
+        return {}
+    rows = await repo.display_rows(conn, tenant_id, sorted(set(member_ids)))
+    return {
+        r["id"]: MemberDisplay(r["nickname"], mask_nickname(r["nickname"]), r["avatar_url"])
+        for r in rows
+    }
+
+
+async def resolve_member_ids(conn, tenant_id: int, external_ids: list[str]) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Public batch lookup: member ids behind the brand's externalIds (unknown ones absent)."""
+    if not external_ids:
+        return {}
+    return await repo.ids_by_external(conn, tenant_id, sorted(set(external_ids)))

@@ -1,0 +1,285 @@
+"""Routes: board and red/black definitions (operators), board reads and red/black (members)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Request, Response, Router, get, post, put
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody, Parameter
+
+from service.core.auth import Member
+from service.core.http import get_ctx, idempotent, member_principal, operator_principal
+from service.core.tenancy import Operator
+from service.leaderboards import rules, service
+from service.leaderboards.schemas import (
+    BoardKey,
+    BoardPage,
+    EntriesPage,
+    FriendsIn,
+    LeaderboardIn,
+    LeaderboardOut,
+    PreferenceIn,
+    PreferenceOut,
+    PublicationOut,
+    PublishIn,
+    RedBlackIn,
+    RedBlackOut,
+    RedBlackView,
+)
+
+PERIOD_DOC = (
+    "`current` (default), `previous`, or a period id: `all`, `window`, `2026-11-23`, "
+    "`2026-W48` (ISO week, Monday start, in the board's time zone), `2026-11`. Closed periods "
+    "are read from the archive. Unknown: 404 LEADERBOARD_PERIOD_NOT_FOUND."
+)
+Period = Annotated[str, Parameter(description=PERIOD_DOC, max_length=32)]
+Cursor = Annotated[
+    str | None, Parameter(description="`nextCursor` of the previous page.", max_length=8)
+]
+Key = Annotated[BoardKey, Parameter(description="The board's key.")]
+
+
+# ---------------------------------------------------------------- operators
+
+
+@put(
+    "/leaderboards/{key:str}",
+    opt={"scope": "config"},
+    summary="Create or change a leaderboard",
+    tags=["leaderboards"],
+    description=(
+        "Versioned: each PUT bumps `version`. Invalid: 422 LEADERBOARD_CONFIG_INVALID with "
+        "every problem in `details.problems`, nothing changed. Metric, period, time zone and "
+        "window cannot change under a key: 409 LEADERBOARD_KEY_CLASH."
+    ),
+)
+async def put_board(
+    key: Key,
+    data: JSONBody[LeaderboardIn],
+    operator: NamedDependency[Operator],
+    state: State,
+    request: Request,
+) -> Response[LeaderboardOut]:
+    ctx = get_ctx(state)
+    return await idempotent(
+        request,
+        ctx,
+        operator,
+        lambda conn: service.put_board(ctx, conn, operator.tenant_id, key, data),
+    )
+
+
+@get(
+    "/leaderboards/{key:str}",
+    opt={"scope": "config"},
+    summary="A leaderboard definition",
+    tags=["leaderboards"],
+)
+async def get_board(key: Key, operator: NamedDependency[Operator], state: State) -> LeaderboardOut:
+    return await service.get_board(get_ctx(state), operator.tenant_id, key)
+
+
+@get(
+    "/leaderboards/{key:str}/entries",
+    opt={"scope": "reports"},
+    summary="Export a period's entries with full member ids",
+    tags=["leaderboards"],
+)
+async def board_entries(
+    key: Key,
+    operator: NamedDependency[Operator],
+    state: State,
+    period: Period = "current",
+    limit: Annotated[int, Parameter(description=f"1..{rules.MAX_EXPORT_LIMIT}, default 100")] = 100,
+    cursor: Cursor = None,
+) -> EntriesPage:
+    return await service.entries(get_ctx(state), operator.tenant_id, key, period, limit, cursor)
+
+
+@put(
+    "/red-black/{key:str}",
+    opt={"scope": "config"},
+    summary="Create or change a red/black board (红黑榜)",
+    tags=["red-black"],
+    description=(
+        "Attached to one leaderboard. Red: the top `redSize`; black: the bottom `blackSize` "
+        "among members with at least `minActivity` in the period, only when `blackEnabled` "
+        "(off by default), never showing members who opted out. Published at period close."
+    ),
+)
+async def put_red_black(
+    key: Key,
+    data: JSONBody[RedBlackIn],
+    operator: NamedDependency[Operator],
+    state: State,
+    request: Request,
+) -> Response[RedBlackOut]:
+    ctx = get_ctx(state)
+    return await idempotent(
+        request,
+        ctx,
+        operator,
+        lambda conn: service.put_red_black(ctx, conn, operator.tenant_id, key, data),
+    )
+
+
+@get(
+    "/red-black/{key:str}",
+    opt={"scope": "config"},
+    summary="A red/black board definition",
+    tags=["red-black"],
+)
+async def get_red_black(key: Key, operator: NamedDependency[Operator], state: State) -> RedBlackOut:
+    return await service.get_red_black(get_ctx(state), operator.tenant_id, key)
+
+
+@post(
+    "/red-black/{key:str}/publish",
+    status_code=200,
+    opt={"scope": "config"},
+    summary="Re-publish a closed period's red/black board (a correction)",
+    tags=["red-black"],
+    description=(
+        "Adds a revision recomputed from the archive, with a note per entry; earlier "
+        "revisions stay. Open period: 409 LEADERBOARD_PERIOD_OPEN. Emits red-black.published."
+    ),
+)
+async def publish_red_black(
+    key: Key,
+    data: JSONBody[PublishIn],
+    operator: NamedDependency[Operator],
+    state: State,
+    request: Request,
+) -> Response[PublicationOut]:
+    ctx = get_ctx(state)
+    return await idempotent(
+        request,
+        ctx,
+        operator,
+        lambda conn: service.publish(
+            ctx,
+            conn,
+            operator.tenant_id,
+            key,
+            data.period,
+            data.notes,
+            data.reason,
+            f"operator:{operator.key_id}",
+        ),
+    )
+
+
+# ---------------------------------------------------------------- members
+
+
+@get(
+    "/leaderboards/{boardKey:str}",
+    summary="Top of a board, with my rank and score",
+    tags=["leaderboards"],
+    description=(
+        "`items` are ranked by score, then by who reached it first. The top page may be up to "
+        "a second old (`updatedAt` says when the board last changed); `me` is always exact "
+        "(`rank` null when I am not on the board)."
+    ),
+)
+async def read_board(
+    boardKey: Key,
+    member: NamedDependency[Member],
+    state: State,
+    period: Period = "current",
+    limit: Annotated[int, Parameter(description=f"1..{rules.MAX_LIMIT}, default 20")] = 20,
+    cursor: Cursor = None,
+) -> BoardPage:
+    return await service.read_board(
+        get_ctx(state), member.tenant_id, member.member_id, boardKey, period, limit, cursor
+    )
+
+
+@get(
+    "/leaderboards/{boardKey:str}/around-me",
+    summary="The members ranked just above and below me",
+    tags=["leaderboards"],
+)
+async def around_me(
+    boardKey: Key,
+    member: NamedDependency[Member],
+    state: State,
+    period: Period = "current",
+    radius: Annotated[
+        int, Parameter(description=f"Members each side, 1..{rules.MAX_RADIUS}, default 5")
+    ] = 5,
+) -> BoardPage:
+    return await service.around_me(
+        get_ctx(state), member.tenant_id, member.member_id, boardKey, period, radius
+    )
+
+
+@post(
+    "/leaderboards/{boardKey:str}/friends",
+    status_code=200,
+    summary="My rank among up to 200 given members (a friends board)",
+    tags=["leaderboards"],
+    description=(
+        "A read with a body (the list is too long for a URL); nothing changes. Ids that are "
+        "not members of this brand are ignored."
+    ),
+)
+async def friends_board(
+    boardKey: Key, data: JSONBody[FriendsIn], member: NamedDependency[Member], state: State
+) -> BoardPage:
+    return await service.friends(get_ctx(state), member.tenant_id, member.member_id, boardKey, data)
+
+
+@get(
+    "/boards/{boardKey:str}/red-black",
+    summary="The published red/black board of a period",
+    tags=["red-black"],
+    description="`period` defaults to the latest published period.",
+)
+async def read_red_black(
+    boardKey: Key,
+    member: NamedDependency[Member],
+    state: State,
+    period: Annotated[str | None, Parameter(description=PERIOD_DOC, max_length=32)] = None,
+) -> RedBlackView:
+    return await service.read_red_black(get_ctx(state), member.tenant_id, boardKey, period)
+
+
+@put(
+    "/me/board-preferences",
+    summary="Never show me on black lists",
+    tags=["red-black"],
+)
+async def put_preferences(
+    data: JSONBody[PreferenceIn], member: NamedDependency[Member], state: State, request: Request
+) -> Response[PreferenceOut]:
+    ctx = get_ctx(state)
+    return await idempotent(
+        request,
+        ctx,
+        member,
+        lambda conn: service.set_preference(
+            ctx, conn, member.tenant_id, member.member_id, data.hide_from_black
+        ),
+    )
+
+
+member_router = Router(
+    path="/v1",
+    route_handlers=[read_board, around_me, friends_board, read_red_black, put_preferences],
+    dependencies={"member": Provide(member_principal)},
+)
+admin_router = Router(
+    path="/admin/v1",
+    route_handlers=[
+        put_board,
+        get_board,
+        board_entries,
+        put_red_black,
+        get_red_black,
+        publish_red_black,
+    ],
+    dependencies={"operator": Provide(operator_principal)},
+)
