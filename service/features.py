@@ -14,6 +14,7 @@ FEATURE_MODULES: tuple[str, ...] = (
     "points",
     "events",
     "me",
+    "wheel",
 )
 
 

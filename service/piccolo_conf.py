@@ -16,5 +16,6 @@ APP_REGISTRY = AppRegistry(
         "service.members.piccolo_app",
         "service.points.piccolo_app",
         "service.events.piccolo_app",
+        "service.wheel.piccolo_app",
     ]
 )
