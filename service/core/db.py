@@ -61,7 +61,7 @@ class Database:
         except (
             TimeoutError,
             OSError,
-            asyncpg.PostgresConnectionStatusError,
+            asyncpg.PostgresConnectionError,
             asyncpg.CannotConnectNowError,
             asyncpg.TooManyConnectionsError,
         ) as exc:

@@ -391,9 +391,13 @@ def config_problems(
                 add(f"pity.prizeKeys[{j}]", f"no prize with key {k!r}")
         if all(k not in keys or prizes[keys.index(k)]["weight"] <= 0 for k in pity["prizeKeys"]):
             add("pity.prizeKeys", "the pity prizes need a positive weight")
-    if previous is not None and now is not None and status_of(previous, now) == "ended":
-        if status_of(config, now) != "ended":
-            add("state", "the wheel has ended and its seed is public; start a new wheel key")
+    if (
+        previous is not None
+        and now is not None
+        and status_of(previous, now) == "ended"
+        and status_of(config, now) != "ended"
+    ):
+        add("state", "the wheel has ended and its seed is public; start a new wheel key")
     return problems
 
 
