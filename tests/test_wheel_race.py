@@ -255,7 +255,7 @@ async def test_lua_draw_matches_the_reference_rules(client, tenant, ctx):
         due = rng.random() < 0.5
         ws = rules.words(bytes([case % 256]) * 32, case, 1)
         if rng.random() < 0.1:
-            ws = [2**52 - 1] + ws[1:]  # a rejected first word
+            ws = [2**52 - 1, *ws[1:]]  # a rejected first word
         got = await store.draw(ctx, tenant.id, wid, t, "2026-11-23", due, ws, blocked)
         rem_t = [None if p.total is None else p.total - issued[f"i:{p.key}"] for p in t.prizes]
         rem_d = [
