@@ -31,7 +31,7 @@ def race_config() -> dict:
     )
 
 
-async def _spin_all(ctx, tenant_id, members, key, *, chunk=1000, midway=None):  # type: ignore[no-untyped-def]
+async def _spin_all(ctx, tenant_id, members, key, *, chunk=250, midway=None):  # type: ignore[no-untyped-def]
     """Every member spins once; all of a chunk at the same time (the pool queues them)."""
     results: list = []
     for start in range(0, len(members), chunk):
@@ -49,7 +49,7 @@ async def test_stock_100_and_10000_concurrent_spins_give_exactly_100(client, ten
     wid = await wheel_id(ctx, tenant.id, "race")
     members = await bulk_members(ctx, tenant.id, SPINS)
     t0 = time.perf_counter()
-    results = await _spin_all(ctx, tenant.id, members, "race", chunk=1000)
+    results = await _spin_all(ctx, tenant.id, members, "race", chunk=250)
     elapsed = time.perf_counter() - t0
     errors = [r for r in results if isinstance(r, BaseException)]
     assert not errors, errors[:3]
@@ -86,10 +86,10 @@ async def test_redis_lost_mid_run_and_rebuilt_still_never_oversells(client, tena
         await asyncio.sleep(0.05)
         await store.drop(ctx, tenant.id, wid)
 
-    results = await _spin_all(ctx, tenant.id, members[: SPINS // 2], "race2", chunk=1000)
+    results = await _spin_all(ctx, tenant.id, members[: SPINS // 2], "race2", chunk=250)
     dropper = asyncio.create_task(drop_during())
     results += await _spin_all(
-        ctx, tenant.id, members[SPINS // 2 :], "race2", chunk=1000, midway=lose_redis
+        ctx, tenant.id, members[SPINS // 2 :], "race2", chunk=250, midway=lose_redis
     )
     await dropper
     errors = [r for r in results if isinstance(r, BaseException)]

@@ -84,6 +84,9 @@ def _cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     b.add_argument("--seconds", type=int, default=10)
     b.add_argument("--connections", type=int, default=64)
     b.add_argument("--members", type=int, default=2000)
+    b.add_argument(
+        "--pg-clients", type=int, default=20, help="pgbench clients (the app's pool size)"
+    )
     b.set_defaults(fn=bench)
 
 

@@ -204,7 +204,7 @@ class DrawsPage(msgspec.Struct, rename="camel"):
 
 
 class SimulateIn(Strict):
-    draws: Annotated[int, Meta(ge=1, le=1_000_000)]
+    draws: Annotated[int, Meta(ge=1, le=100_000)]
 
 
 class SimulatedPrize(msgspec.Struct, rename="camel"):
