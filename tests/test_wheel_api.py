@@ -368,3 +368,19 @@ async def test_simulate_and_rebuild(client, tenant, ctx):
     report = await wheel.rebuild(ctx)
     assert report["wheels"] >= 1
     assert (await store.counts(ctx, tenant.id, wid))["i:big"] == won  # type: ignore[index]
+
+
+async def test_per_member_cap_makes_the_prize_unavailable_to_that_member(client, tenant, ctx):
+    await put_wheel(
+        client,
+        tenant,
+        "cap1",
+        wheel_config(
+            [prize("mug", "physical", 1000, perMemberCap=1), prize("thanks", "nothing", 1)],
+            freeSpinsPerDay=6,
+        ),
+    )
+    _, h = await tenant.member("collector")
+    got = [(await _spin(client, h, "cap1")).json()["prize"]["key"] for _ in range(6)]
+    assert got.count("mug") == 1 and got[0] == "mug"
+    assert (await wheel.verify(ctx, tenant.id, "cap1")).ok

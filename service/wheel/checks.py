@@ -93,23 +93,23 @@ async def oversell_check(
 
 # ----------------------------------------------------------------------------- benchmark
 
-# The transaction a free spin landing on "nothing" runs (repository.lock_member, insert_draw,
-# update_member, outbox.emit), as pgbench runs it: the reference for the HTTP figure.
+# The transaction a free spin landing on "nothing" runs (repository.lock_member, insert_draw
+# with the member's advance, outbox.emit), as pgbench runs it: the reference for HTTP.
 PGBENCH_SPIN = """\\set m random(:lo, :hi)
 BEGIN;
 INSERT INTO wheel_members (tenant_id, wheel_id, member_id, spins, spins_day, free_used_day, \
 pity, wins, updated_at) VALUES (:tenant, :wheel, :m, 0, 0, 0, 0, '{}', now()) \
 ON CONFLICT (wheel_id, member_id) DO UPDATE SET updated_at = wheel_members.updated_at \
-RETURNING spins, spins_day, free_used_day \\gset
+RETURNING id, spins, spins_day, free_used_day \\gset
+WITH adv AS (UPDATE wheel_members SET spins = :spins + 1, day = current_date, \
+spins_day = :spins_day + 1, free_used_day = :free_used_day + 1, pity = 0, wins = '{}', \
+updated_at = now() WHERE id = :id) \
 INSERT INTO wheel_draws (spin_id, tenant_id, wheel_id, member_id, spin_no, prize_key, \
 slot_index, kind, value, table_version, layout_version, word_index, random_word, \
 random_value, weight_total, stock_seen, pity, fallback, free, cost, day, created_at) VALUES \
 (gen_random_uuid(), :tenant, :wheel, :m, :spins + 1, 'thanks', 0, 'nothing', 0, 1, 1, 0, \
 123456789, 0, 1, '{"remaining": {}, "blocked": [], "pityDue": false, "block": 0}', false, \
-false, true, 0, current_date, now());
-UPDATE wheel_members SET spins = :spins + 1, day = current_date, spins_day = :spins_day + 1, \
-free_used_day = :free_used_day + 1, pity = 0, wins = '{}', updated_at = now() \
-WHERE wheel_id = :wheel AND member_id = :m;
+false, true, 0, current_date, now()) RETURNING id;
 INSERT INTO outbox (txid, tenant_id, event_id, type, member_id, payload, occurred_at) VALUES \
 (pg_current_xact_id()::text::bigint, :tenant, gen_random_uuid(), 'wheel.spun', :m, \
 '{"wheelKey": "bench", "prizeKey": "thanks", "kind": "nothing", "free": true}', now());

@@ -207,31 +207,6 @@ async def get_member(
     )
 
 
-async def update_member(
-    conn: asyncpg.Connection,
-    row_id: int,
-    spins: int,
-    day: date,
-    spins_day: int,
-    free_used_day: int,
-    pity: int,
-    wins: dict[str, int],
-    now: datetime,
-) -> None:
-    await conn.execute(
-        "UPDATE wheel_members SET spins = $2, day = $3, spins_day = $4, free_used_day = $5, "
-        "pity = $6, wins = $7, updated_at = $8 WHERE id = $1",
-        row_id,
-        spins,
-        day,
-        spins_day,
-        free_used_day,
-        pity,
-        wins,
-        now,
-    )
-
-
 # ----------------------------------------------------------------------------- draws
 
 DRAW_COLUMNS = (
@@ -241,8 +216,19 @@ DRAW_COLUMNS = (
 )
 
 
-async def insert_draw(conn: asyncpg.Connection, tenant_id: int, wheel_id: int, **f: Any) -> int:
+async def insert_draw(
+    conn: asyncpg.Connection,
+    tenant_id: int,
+    wheel_id: int,
+    advance: tuple[Any, ...],
+    **f: Any,
+) -> int:
+    """Log the draw and advance the member's row (``advance``: row id, spins, day, spins that
+    day, free spins used that day, pity count, wins per capped prize, now) in one round trip:
+    both are written on every spin, and a spin is a handful of statements at most."""
     return await conn.fetchval(  # type: ignore[no-any-return]
+        "WITH adv AS (UPDATE wheel_members SET spins = $23, day = $24, spins_day = $25, "
+        "free_used_day = $26, pity = $27, wins = $28, updated_at = $29 WHERE id = $30) "
         "INSERT INTO wheel_draws (spin_id, tenant_id, wheel_id, member_id, spin_no, prize_key, "
         "slot_index, kind, value, table_version, layout_version, word_index, random_word, "
         "random_value, weight_total, stock_seen, pity, fallback, free, cost, day, created_at) "
@@ -270,6 +256,8 @@ async def insert_draw(conn: asyncpg.Connection, tenant_id: int, wheel_id: int, *
         f["cost"],
         f["day"],
         f["created_at"],
+        *advance[1:],
+        advance[0],
     )
 
 

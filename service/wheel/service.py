@@ -418,7 +418,33 @@ async def spin(
             "pityDue": pity_due,
             "block": block,
         }
-        args = (ctx, conn, rt, member_id, spin_id, spin_no, drawn, stock_seen, free, cost, today)
+        wins_after = dict(wins)
+        if prize.member_cap is not None:
+            wins_after[prize.key] = wins.get(prize.key, 0) + 1
+        advance = (
+            m["id"],
+            spin_no,
+            today,
+            spins_day + 1,
+            free_used + (1 if free else 0),
+            rules.next_pity_count(table, m["pity"], drawn.index),
+            wins_after,
+            now,
+        )
+        args = (
+            ctx,
+            conn,
+            rt,
+            member_id,
+            spin_id,
+            spin_no,
+            drawn,
+            stock_seen,
+            free,
+            cost,
+            today,
+            advance,
+        )
         if not (prize.limited or prize.kind == "coupon"):
             award_id, code = await _record(*args)
             break
@@ -446,19 +472,6 @@ async def spin(
         if prize.limited:
             holds.append(hold)
         break
-    if prize.member_cap is not None:
-        wins[prize.key] = wins.get(prize.key, 0) + 1
-    await repo.update_member(
-        conn,
-        m["id"],
-        spin_no,
-        today,
-        spins_day + 1,
-        free_used + (1 if free else 0),
-        rules.next_pity_count(table, m["pity"], drawn.index),
-        wins,
-        now,
-    )
     await outbox.emit(
         conn,
         tenant_id=tenant_id,
@@ -521,9 +534,11 @@ async def _record(
     free: bool,
     cost: int,
     today: date,
+    advance: tuple[Any, ...],
 ) -> tuple[int | None, str | None]:
-    """The draw's rows: audit entry, award, ledger credit, coupon, event, stock guards last
-    (so the hot stock row is locked only for the commit)."""
+    """The draw's rows: audit entry and the member's advanced state (one statement), award,
+    ledger credit, coupon, event, stock guards last (the hot stock row is then locked only
+    for the commit)."""
     now = ctx.clock.now()
     prize = rt.table.prizes[drawn.index]
     ws = rules.words(rt.seed, member_id, spin_no, int(stock_seen["block"]))
@@ -531,6 +546,7 @@ async def _record(
         conn,
         rt.tenant_id,
         rt.id,
+        advance,
         spin_id=spin_id,
         member_id=member_id,
         spin_no=spin_no,
