@@ -17,6 +17,7 @@ FEATURE_MODULES: tuple[str, ...] = (
     "checkins",
     "challenges",
     "leaderboards",
+    "wheel",
 )
 
 

@@ -19,5 +19,6 @@ APP_REGISTRY = AppRegistry(
         "service.checkins.piccolo_app",
         "service.challenges.piccolo_app",
         "service.leaderboards.piccolo_app",
+        "service.wheel.piccolo_app",
     ]
 )

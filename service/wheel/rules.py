@@ -1,0 +1,494 @@
+"""Pure rules of the wheel: the prize table, fair random words, the draw, pity, validation.
+
+The draw here is the reference implementation: ``service/lua/wheel_draw.lua`` runs the same
+algorithm atomically next to the stock counters, and ``verify`` recomputes every logged draw
+with :func:`draw`. A test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# Random words are 52 bits: Redis Lua numbers are doubles, exact up to 2^53, so the script can
+# compare and reduce them without rounding. One HMAC-SHA256 block gives four words.
+WORD_BITS = 52
+WORD_SPACE = 1 << WORD_BITS
+WORDS_PER_BLOCK = 4
+# Weights are bounded so that the rejection zone stays negligible: W <= 2^31 rejects a word
+# with probability below 2^-21, and needing a second block is below 2^-84.
+MAX_WEIGHT = 1_000_000
+MAX_TOTAL_WEIGHT = 1 << 31
+
+KINDS = ("points", "growth", "coupon", "physical", "nothing")
+RULES = ("redraw", "consolation")
+
+
+@dataclass(frozen=True, slots=True)
+class Prize:
+    key: str
+    name: str
+    image_url: str
+    kind: str
+    value: int
+    weight: int
+    total: int | None  # None: unlimited
+    daily: int | None  # None: no daily limit
+    member_cap: int | None  # None: no per-member cap
+
+    @property
+    def limited(self) -> bool:
+        return self.total is not None or self.daily is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PrizeTable:
+    prizes: tuple[Prize, ...]
+    out_of_stock: str  # "redraw" or "consolation"
+    consolation: int  # index into prizes
+    pity_after: int | None  # spins without a pity prize before the next one is forced
+    pity: frozenset[int]  # indexes of the pity prizes
+
+    def index_of(self, key: str) -> int:
+        for i, p in enumerate(self.prizes):
+            if p.key == key:
+                return i
+        raise KeyError(key)
+
+
+def table_from_config(config: dict[str, Any]) -> PrizeTable:
+    """Build the table from a stored (camelCase, validated) config."""
+    prizes = tuple(
+        Prize(
+            p["key"],
+            p["name"],
+            p.get("imageUrl", ""),
+            p["kind"],
+            int(p.get("value", 0)),
+            int(p["weight"]),
+            p.get("totalStock"),
+            p.get("dailyStock"),
+            p.get("perMemberCap"),
+        )
+        for p in config["prizes"]
+    )
+    keys = [p.key for p in prizes]
+    pity = config.get("pity") or None
+    return PrizeTable(
+        prizes,
+        config.get("outOfStock", "redraw"),
+        keys.index(config["consolationPrize"]),
+        int(pity["afterSpins"]) if pity else None,
+        frozenset(keys.index(k) for k in pity["prizeKeys"]) if pity else frozenset(),
+    )
+
+
+def layout_of(config: dict[str, Any]) -> list[tuple[str, str, str, str, int]]:
+    """What the client draws on the wheel; a change bumps the layout version."""
+    return [
+        (p["key"], p["name"], p.get("imageUrl", ""), p["kind"], int(p.get("value", 0)))
+        for p in config["prizes"]
+    ]
+
+
+# ----------------------------------------------------------------------------- fairness
+
+
+def commitment(seed: bytes) -> str:
+    """What is published before the wheel starts: SHA-256 of the server seed, hex."""
+    return hashlib.sha256(seed).hexdigest()
+
+
+def words(seed: bytes, member_id: int, spin_no: int, block: int = 0) -> list[int]:
+    """The random words of one spin: HMAC-SHA256(seed, "member:spin:block") cut into 52-bit
+    words. Nothing in the message is the server's free choice: the member is who spins and
+    the spin number is the member's count of spins on this wheel, with no gaps."""
+    digest = hmac.new(seed, f"{member_id}:{spin_no}:{block}".encode(), hashlib.sha256).digest()
+    return [int.from_bytes(digest[8 * i : 8 * i + 8], "big") >> 12 for i in range(4)]
+
+
+def pick(weights: Sequence[int], candidates: Sequence[int], ws: Sequence[int]) -> Pick | None:
+    """Map words to a candidate with probability weight / total, exactly.
+
+    Rejection sampling: a word is used only below the largest multiple of the total weight
+    that fits in 2^52, so every residue is equally likely (no modulo bias). None when every
+    word was rejected (then the caller asks for the next block).
+    """
+    total = sum(weights[i] for i in candidates)
+    limit = (WORD_SPACE // total) * total
+    for j, x in enumerate(ws):
+        if x < limit:
+            v = x % total
+            acc = 0
+            for i in candidates:
+                acc += weights[i]
+                if v < acc:
+                    return Pick(i, j, x, v, total)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    index: int
+    word_index: int
+    word: int
+    value: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    index: int
+    word_index: int  # -1 when no random word was needed (nothing drawable: consolation)
+    word: int | None
+    value: int | None
+    weight_total: int
+    fallback: bool  # the consolation prize replaced an out-of-stock one
+    forced: bool  # the pity rule chose the candidates
+
+
+def draw(
+    table: PrizeTable,
+    available: Sequence[bool],
+    force_pity: bool,
+    ws: Sequence[int],
+) -> Outcome | None:
+    """One draw given what was in stock (``available`` per prize, the member's caps included).
+
+    - pity due and a pity prize available: pick among the available pity prizes;
+    - rule ``redraw``: pick among the available prizes (the same odds as redrawing until an
+      available one comes up);
+    - rule ``consolation``: pick among all prizes; an unavailable pick becomes the consolation.
+    Returns None when every word was rejected (ask again with the next block).
+    """
+    weights = [p.weight for p in table.prizes]
+    n = len(table.prizes)
+    forced = False
+    candidates: list[int] = []
+    if force_pity and table.pity:
+        candidates = [i for i in range(n) if i in table.pity and available[i] and weights[i] > 0]
+        forced = bool(candidates)
+    if not forced:
+        if table.out_of_stock == "redraw":
+            candidates = [i for i in range(n) if available[i] and weights[i] > 0]
+        else:
+            candidates = [i for i in range(n) if weights[i] > 0]
+    if not candidates:
+        return Outcome(table.consolation, -1, None, None, 0, True, False)
+    got = pick(weights, candidates, ws)
+    if got is None:
+        return None
+    if not available[got.index]:
+        return Outcome(
+            table.consolation, got.word_index, got.word, got.value, got.total, True, forced
+        )
+    return Outcome(got.index, got.word_index, got.word, got.value, got.total, False, forced)
+
+
+def draw_with_blocks(
+    table: PrizeTable,
+    available: Sequence[bool],
+    force_pity: bool,
+    seed: bytes,
+    member_id: int,
+    spin_no: int,
+) -> tuple[Outcome, int]:
+    """``draw`` over as many HMAC blocks as needed; returns the outcome and the block used."""
+    block = 0
+    while True:
+        out = draw(table, available, force_pity, words(seed, member_id, spin_no, block))
+        if out is not None:
+            return out, block
+        block += 1
+
+
+def pity_due(table: PrizeTable, pity_count: int) -> bool:
+    """After ``afterSpins`` spins without a pity prize, the next spin gives one."""
+    return table.pity_after is not None and pity_count >= table.pity_after
+
+
+def next_pity_count(table: PrizeTable, pity_count: int, won_index: int) -> int:
+    return 0 if won_index in table.pity else pity_count + 1
+
+
+def available_for(
+    table: PrizeTable,
+    remaining_total: Sequence[int | None],
+    remaining_daily: Sequence[int | None],
+    member_wins: dict[str, int],
+    also_unavailable: frozenset[str] = frozenset(),
+) -> list[bool]:
+    """Which prizes a member can win now (stock left today and overall, own cap not reached)."""
+    out = []
+    for i, p in enumerate(table.prizes):
+        ok = p.key not in also_unavailable
+        ok = ok and (remaining_total[i] is None or remaining_total[i] > 0)  # type: ignore[operator]
+        ok = ok and (remaining_daily[i] is None or remaining_daily[i] > 0)  # type: ignore[operator]
+        ok = ok and (p.member_cap is None or member_wins.get(p.key, 0) < p.member_cap)
+        out.append(ok)
+    return out
+
+
+# ----------------------------------------------------------------------------- odds, simulation
+
+
+def nominal_probabilities(table: PrizeTable) -> list[float]:
+    total = sum(p.weight for p in table.prizes)
+    return [p.weight / total if total else 0.0 for p in table.prizes]
+
+
+def probabilities_after_stock_out(table: PrizeTable) -> list[float]:
+    """Odds once every limited prize is gone: ``redraw`` spreads over the unlimited prizes,
+    ``consolation`` hands the limited prizes' share to the consolation prize."""
+    n = len(table.prizes)
+    unlimited = [i for i in range(n) if not table.prizes[i].limited]
+    if table.out_of_stock == "redraw":
+        total = sum(table.prizes[i].weight for i in unlimited)
+        if total == 0:
+            return [1.0 if i == table.consolation else 0.0 for i in range(n)]
+        return [table.prizes[i].weight / total if i in unlimited else 0.0 for i in range(n)]
+    total = sum(p.weight for p in table.prizes)
+    lost = sum(table.prizes[i].weight for i in range(n) if i not in unlimited)
+    out = [table.prizes[i].weight / total if i in unlimited else 0.0 for i in range(n)]
+    out[table.consolation] += lost / total
+    return out
+
+
+def simulate(
+    table: PrizeTable,
+    remaining_total: Sequence[int | None],
+    remaining_daily: Sequence[int | None],
+    n: int,
+    rng: random.Random,
+) -> list[int]:
+    """What N more spins by distinct members would hand out from the stock left now
+    (no pity: distinct members have no losing streaks). Counts per prize."""
+    tot = list(remaining_total)
+    day = list(remaining_daily)
+    counts = [0] * len(table.prizes)
+    for _ in range(n):
+        avail = available_for(table, tot, day, {})
+        ws = [rng.getrandbits(WORD_BITS) for _ in range(WORDS_PER_BLOCK)]
+        out = draw(table, avail, False, ws)
+        while out is None:
+            ws = [rng.getrandbits(WORD_BITS) for _ in range(WORDS_PER_BLOCK)]
+            out = draw(table, avail, False, ws)
+        i = out.index
+        counts[i] += 1
+        if tot[i] is not None:
+            tot[i] -= 1  # type: ignore[operator]
+        if day[i] is not None:
+            day[i] -= 1  # type: ignore[operator]
+    return counts
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _zone_ok(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+        return True
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+
+
+def config_problems(
+    config: dict[str, Any],
+    *,
+    issued: dict[str, int] | None = None,
+    previous: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, str]]:
+    """Every problem of a wheel config (camelCase dict), so the operator fixes all at once.
+
+    ``issued`` (prize key -> wins so far) refuses a total stock below what was already won;
+    ``previous``/``now`` refuse reopening a wheel that has ended (its seed is public).
+    """
+    problems: list[dict[str, str]] = []
+
+    def add(path: str, problem: str) -> None:
+        problems.append({"path": path, "problem": problem})
+
+    starts, ends = parse_dt(config["startsAt"]), parse_dt(config["endsAt"])
+    if ends <= starts:
+        add("endsAt", "must be after startsAt")
+    if not _zone_ok(config.get("timezone", "Asia/Shanghai")):
+        add("timezone", "unknown time zone")
+    if config.get("costPoints", 0) < 0:
+        add("costPoints", "must not be negative")
+    if config.get("freeSpinsPerDay", 0) < 0:
+        add("freeSpinsPerDay", "must not be negative")
+    if config.get("costPoints", 0) == 0 and config.get("freeSpinsPerDay", 0) == 0:
+        add("costPoints", "set a cost per spin or free spins per day, or nobody can spin")
+    for f in ("maxSpinsPerDay", "maxSpinsPerCampaign"):
+        if config.get(f) is not None and config[f] < 1:
+            add(f, "must be at least 1 (leave it out for no cap)")
+    if config.get("minLevel", 0) < 0:
+        add("minLevel", "must not be negative")
+    prizes = config["prizes"]
+    keys = [p["key"] for p in prizes]
+    total_weight = 0
+    for i, p in enumerate(prizes):
+        at = f"prizes[{i}]"
+        if keys.index(p["key"]) != i:
+            add(f"{at}.key", f"key {p['key']!r} repeats")
+        w = p["weight"]
+        if w < 0:
+            add(f"{at}.weight", "must not be negative")
+        elif w > MAX_WEIGHT:
+            add(f"{at}.weight", f"must be at most {MAX_WEIGHT}")
+        else:
+            total_weight += w
+        for f in ("totalStock", "dailyStock"):
+            if p.get(f) is not None and p[f] < 0:
+                add(f"{at}.{f}", "stock must not be negative (leave it out for unlimited)")
+        if p.get("perMemberCap") is not None and p["perMemberCap"] < 1:
+            add(f"{at}.perMemberCap", "must be at least 1 (leave it out for no cap)")
+        kind, value = p["kind"], p.get("value", 0)
+        if kind in ("points", "growth") and value < 1:
+            add(f"{at}.value", f"a {kind} prize needs a value of at least 1")
+        if kind == "nothing" and value != 0:
+            add(f"{at}.value", "a 'nothing' prize has no value")
+        if value < 0:
+            add(f"{at}.value", "must not be negative")
+        total = p.get("totalStock")
+        if issued and total is not None and total >= 0 and issued.get(p["key"], 0) > total:
+            add(
+                f"{at}.totalStock",
+                f"{issued[p['key']]} already won; the total cannot go below that",
+            )
+    if total_weight == 0:
+        add("prizes", "weights are all zero: nothing can be drawn")
+    if total_weight > MAX_TOTAL_WEIGHT:
+        add("prizes", f"weights add up to more than {MAX_TOTAL_WEIGHT}")
+    cons = config.get("consolationPrize")
+    if not cons:
+        add("consolationPrize", "no consolation prize: name the prize given when stock runs out")
+    elif cons not in keys:
+        add("consolationPrize", f"no prize with key {cons!r}")
+    else:
+        p = prizes[keys.index(cons)]
+        if any(p.get(f) is not None for f in ("totalStock", "dailyStock", "perMemberCap")):
+            add("consolationPrize", "the consolation prize must be unlimited (no stock or cap)")
+        if p["kind"] not in ("nothing", "points", "growth"):
+            add("consolationPrize", "the consolation prize must be nothing, points or growth")
+    pity = config.get("pity")
+    if pity:
+        if pity["afterSpins"] < 1:
+            add("pity.afterSpins", "must be at least 1")
+        if not pity["prizeKeys"]:
+            add("pity.prizeKeys", "name at least one prize")
+        for j, k in enumerate(pity["prizeKeys"]):
+            if k not in keys:
+                add(f"pity.prizeKeys[{j}]", f"no prize with key {k!r}")
+        if all(k not in keys or prizes[keys.index(k)]["weight"] <= 0 for k in pity["prizeKeys"]):
+            add("pity.prizeKeys", "the pity prizes need a positive weight")
+    if (
+        previous is not None
+        and now is not None
+        and status_of(previous, now) == "ended"
+        and status_of(config, now) != "ended"
+    ):
+        add("state", "the wheel has ended and its seed is public; start a new wheel key")
+    return problems
+
+
+def status_of(config: dict[str, Any], now: datetime) -> str:
+    """draft (operator has not published), upcoming, open, or ended (seed revealed)."""
+    state = config.get("state", "draft")
+    starts, ends = parse_dt(config["startsAt"]), parse_dt(config["endsAt"])
+    if state == "ended" or now >= ends:
+        return "ended"
+    if state == "draft":
+        return "draft"
+    if now < starts:
+        return "upcoming"
+    return "open"
+
+
+def parse_dt(v: Any) -> datetime:
+    """Stored configs hold ISO strings; validated input holds datetimes."""
+    return v if isinstance(v, datetime) else datetime.fromisoformat(v)
+
+
+# ----------------------------------------------------------------------------- personal data
+
+_PHONE = re.compile(r"^(?:\+?86)?1[3-9]\d{9}$")
+
+
+def phone_ok(phone: str) -> bool:
+    return bool(_PHONE.match(phone))
+
+
+def mask_phone(phone: str) -> str:
+    return phone[:3] + "****" + phone[-4:] if len(phone) >= 7 else "****"
+
+
+def mask_name(name: str) -> str:
+    return name[:1] + "*" * max(1, len(name) - 1) if name else ""
+
+
+def mask_contact(contact: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Name, phone and street masked; province and city kept (enough to plan shipping)."""
+    if contact is None:
+        return None
+    addr = contact.get("address") or {}
+    return {
+        "name": mask_name(contact.get("name", "")),
+        "phone": mask_phone(contact.get("phone", "")),
+        "address": {
+            "province": addr.get("province", ""),
+            "city": addr.get("city", ""),
+            "district": addr.get("district", ""),
+            "detail": "****",
+            "postcode": addr.get("postcode", ""),
+        },
+    }
+
+
+# ----------------------------------------------------------------------------- verification
+
+
+def available_from_seen(table: PrizeTable, stock_seen: dict[str, Any]) -> list[bool]:
+    """What a logged draw saw: limited prizes with nothing left and blocked prizes (the
+    member's cap reached, or PostgreSQL refused the win) were not available."""
+    remaining = stock_seen.get("remaining") or {}
+    blocked = set(stock_seen.get("blocked") or ())
+    return [
+        p.key not in blocked and (p.key not in remaining or remaining[p.key] > 0)
+        for p in table.prizes
+    ]
+
+
+def verify_draw(
+    table: PrizeTable,
+    seed: bytes,
+    member_id: int,
+    spin_no: int,
+    stock_seen: dict[str, Any],
+    prize_key: str,
+    random_value: int | None,
+    weight_total: int,
+) -> list[str]:
+    """Recompute one logged draw from the seed; returns what does not match (empty: fair)."""
+    avail = available_from_seen(table, stock_seen)
+    # Blocks are tried in order from 0, exactly as the spin did: the server cannot skip one.
+    out, _ = draw_with_blocks(
+        table, avail, bool(stock_seen.get("pityDue")), seed, member_id, spin_no
+    )
+    problems = []
+    if table.prizes[out.index].key != prize_key:
+        problems.append(f"prize {prize_key!r} logged, {table.prizes[out.index].key!r} recomputed")
+    if out.value != random_value:
+        problems.append(f"random value {random_value} logged, {out.value} recomputed")
+    if out.weight_total != weight_total:
+        problems.append(f"weight total {weight_total} logged, {out.weight_total} recomputed")
+    return problems

@@ -1,0 +1,162 @@
+"""Pure rules of the wheel: odds (chi-square), no modulo bias, pity, out-of-stock, validation."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+from scipy.stats import chisquare
+
+from service.wheel import rules
+from tests.wheel_helpers import prize, wheel_config
+
+SEED = bytes.fromhex("5eed" * 16)
+
+
+def table(prizes, **kw):  # type: ignore[no-untyped-def]
+    return rules.table_from_config(wheel_config(prizes, **kw))
+
+
+def test_draws_follow_the_weights_chi_square_with_pinned_seed():
+    t = table(
+        [
+            prize("grand", "physical", 1),
+            prize("big", "points", 9, value=100),
+            prize("small", "points", 90, value=5),
+            prize("thanks", "nothing", 900),
+        ]
+    )
+    everything = [True] * 4
+    counts = [0, 0, 0, 0]
+    n = 0
+    # Distinct members and spin numbers, exactly as spins derive their words.
+    for member in range(1, 2001):
+        for spin_no in range(1, 101):
+            out, _ = rules.draw_with_blocks(t, everything, False, SEED, member, spin_no)
+            counts[out.index] += 1
+            n += 1
+    expected = [n * w / 1000 for w in (1, 9, 90, 900)]
+    _, p = chisquare(counts, expected)
+    assert p > 0.01, (counts, expected, p)
+    assert sum(counts) == 200_000
+
+
+def test_words_are_hmac_of_seed_member_and_spin_number():
+    ws = rules.words(SEED, 7, 3)
+    import hmac
+
+    d = hmac.new(SEED, b"7:3:0", hashlib.sha256).digest()
+    assert ws == [int.from_bytes(d[i * 8 : i * 8 + 8], "big") >> 12 for i in range(4)]
+    assert all(0 <= w < 2**52 for w in ws)
+    assert rules.words(SEED, 7, 4) != ws and rules.words(SEED, 8, 3) != ws
+    assert rules.commitment(SEED) == hashlib.sha256(SEED).hexdigest()
+
+
+def test_rejection_sampling_has_no_modulo_bias():
+    # Total weight 3: 2^52 is not a multiple of 3, so the top residue zone must be rejected.
+    weights = [1, 1, 1]
+    limit = (2**52 // 3) * 3
+    assert rules.pick(weights, [0, 1, 2], [limit, limit + 1, 5]) == rules.Pick(2, 2, 5, 2, 3)
+    assert rules.pick(weights, [0, 1, 2], [2**52 - 1] * 4) is None
+    # Any 3,000 consecutive accepted words hit each residue exactly 1,000 times, and every
+    # word of the rejection zone is refused: the map from accepted words is exactly uniform.
+    counts = [0, 0, 0]
+    for x in range(limit - 3000, limit):
+        got = rules.pick(weights, [0, 1, 2], [x])
+        assert got is not None
+        counts[got.index] += 1
+    assert counts == [1000, 1000, 1000]
+    assert all(rules.pick(weights, [0, 1, 2], [x]) is None for x in range(limit, 2**52))
+
+
+def test_out_of_stock_redraw_and_consolation():
+    ps = [prize("a", "points", 50, value=1, totalStock=0), prize("thanks", "nothing", 50)]
+    avail = [False, True]
+    redraw = table(ps, outOfStock="redraw")
+    consol = table(ps, outOfStock="consolation")
+    fallback_c = 0
+    for spin_no in range(1, 401):
+        ws = rules.words(SEED, 1, spin_no)
+        r = rules.draw(redraw, avail, False, ws)
+        c = rules.draw(consol, avail, False, ws)
+        assert r is not None and c is not None
+        assert r.index == 1 and not r.fallback and r.weight_total == 50
+        assert c.index == 1 and c.weight_total == 100
+        fallback_c += c.fallback
+    # Under "consolation" about half the draws landed on the empty prize and fell back.
+    assert 150 < fallback_c < 250
+
+
+def test_nothing_drawable_gives_consolation_without_a_random_word():
+    t = table([prize("a", "points", 5, value=1, totalStock=0), prize("thanks", "nothing", 0)])
+    out = rules.draw(t, [False, True], False, rules.words(SEED, 1, 1))
+    assert out is not None and out.index == 1 and out.word_index == -1 and out.fallback
+
+
+def test_pity_forces_a_pity_prize_when_due():
+    t = table(
+        [prize("rare", "points", 1, value=100), prize("thanks", "nothing", 1_000_000)],
+        pity={"afterSpins": 5, "prizeKeys": ["rare"]},
+    )
+    assert not rules.pity_due(t, 4) and rules.pity_due(t, 5)
+    out = rules.draw(t, [True, True], True, rules.words(SEED, 1, 1))
+    assert out is not None and out.index == 0 and out.forced
+    # A due pity with its prizes gone falls back to the normal draw.
+    out = rules.draw(t, [False, True], True, rules.words(SEED, 1, 1))
+    assert out is not None and out.index == 1 and not out.forced
+    assert rules.next_pity_count(t, 5, 0) == 0 and rules.next_pity_count(t, 5, 1) == 6
+
+
+def test_validation_lists_every_problem():
+    cfg = wheel_config(
+        [
+            prize("a", "points", 0, value=0, totalStock=-1),
+            prize("a", "coupon", 0, dailyStock=-2),
+        ],
+        consolationPrize=None,
+        endsAt="2026-10-01T00:00:00+00:00",
+        costPoints=0,
+        freeSpinsPerDay=0,
+        pity={"afterSpins": 0, "prizeKeys": ["zzz"]},
+    )
+    paths = {p["path"] for p in rules.config_problems(cfg)}
+    assert {
+        "endsAt",
+        "costPoints",
+        "prizes[0].value",
+        "prizes[0].totalStock",
+        "prizes[1].key",
+        "prizes[1].dailyStock",
+        "prizes",
+        "consolationPrize",
+        "pity.afterSpins",
+        "pity.prizeKeys[0]",
+    } <= paths
+    assert rules.config_problems(wheel_config()) == []
+
+
+def test_probability_after_stock_out_and_simulation():
+    t = table(
+        [
+            prize("big", "physical", 10, totalStock=2),
+            prize("pts", "points", 30, value=1),
+            prize("thanks", "nothing", 60),
+        ]
+    )
+    assert rules.nominal_probabilities(t) == [0.1, 0.3, 0.6]
+    after = rules.probabilities_after_stock_out(t)
+    assert after[0] == 0 and abs(after[1] - 1 / 3) < 1e-9 and abs(after[2] - 2 / 3) < 1e-9
+    counts = rules.simulate(t, [2, None, None], [None, None, None], 1000, random.Random(1))
+    assert counts[0] == 2 and sum(counts) == 1000
+
+
+def test_contact_is_masked():
+    c = {
+        "name": "张三丰",
+        "phone": "13800138000",
+        "address": {"province": "广东", "city": "深圳", "detail": "南山区科技园 1 号"},
+    }
+    m = rules.mask_contact(c)
+    assert m is not None
+    assert m["name"] == "张**" and m["phone"] == "138****8000"
+    assert m["address"]["detail"] == "****" and m["address"]["city"] == "深圳"
