@@ -35,6 +35,7 @@ class TokenService:
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self._clock = clock
+        self._verified: dict[tuple[str, str], tuple[Member, int]] = {}
 
     def _encode(self, tenant_id: int, member_id: int, typ: str, ttl: int) -> str:
         now = int(self._clock.now().timestamp())
@@ -58,6 +59,23 @@ class TokenService:
         )
 
     def verify(self, token: str, typ: str = "access") -> Member:
+        """The member a token names; TOKEN_EXPIRED or TOKEN_INVALID otherwise.
+
+        Verified tokens are remembered (bounded) with their expiry, so a member's burst of calls
+        pays the HMAC and JSON decoding once; expiry is still checked on every call.
+        """
+        cached = self._verified.get((token, typ))
+        if cached is not None:
+            if cached[1] <= self._clock.now().timestamp():
+                raise DomainError("TOKEN_EXPIRED")
+            return cached[0]
+        member, exp = self._verify(token, typ)
+        if len(self._verified) >= 50_000:
+            self._verified.clear()
+        self._verified[(token, typ)] = (member, exp)
+        return member
+
+    def _verify(self, token: str, typ: str) -> tuple[Member, int]:
         try:
             claims = jwt.decode(
                 token,
@@ -79,6 +97,6 @@ class TokenService:
         if not isinstance(claims["exp"], int) or claims["exp"] <= self._clock.now().timestamp():
             raise DomainError("TOKEN_EXPIRED")
         try:
-            return Member(int(claims["tid"]), int(claims["sub"]))
+            return Member(int(claims["tid"]), int(claims["sub"])), claims["exp"]
         except (TypeError, ValueError) as exc:
             raise DomainError("TOKEN_INVALID") from exc

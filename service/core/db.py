@@ -36,6 +36,17 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query on release (a round trip on every request).
+
+    Safe because no pooled connection carries session state: locks are transaction-scoped
+    (pg_advisory_xact_lock), nothing LISTENs, no session settings or cursors are changed. The
+    two session locks we take (migrations, the outbox dispatcher) use their own connections.
+    A connection released inside a failed transaction is rolled back by asyncpg's transaction
+    context manager before it gets here.
+    """
+
+
 async def create_pool(settings: Settings, dsn: str | None = None) -> asyncpg.Pool:
     """A pool that opens no connection to exist, then warms up if PostgreSQL answers.
 
@@ -53,6 +64,7 @@ async def create_pool(settings: Settings, dsn: str | None = None) -> asyncpg.Poo
         command_timeout=settings.db_timeout_s,
         timeout=settings.db_timeout_s,
         init=_init_connection,
+        reset=_no_reset,
         # Statements are prepared per connection; a small cache keeps memory flat.
         max_cached_statement_lifetime=0,
         server_settings={"application_name": "engage", "timezone": "UTC"},

@@ -174,18 +174,29 @@ def _bearer(request: Request) -> str | None:
 
 
 async def member_principal(request: Request, state: State) -> Member:
-    """Dependency for /v1 routes: a valid member token, within the rate limits."""
+    """Dependency for /v1 routes: a valid member token, within the IP and member limits.
+
+    Both limits are counted in one Redis round trip. A request without a valid token still
+    counts against its IP, so guessing tokens is bounded too.
+    """
     ctx: Context = state.ctx
     tokens: TokenService = ctx.extras["tokens"]
-    ip = client_ip(request, ctx.extras["trusted_proxies"])
-    await ctx.limiter.hit(ctx.settings.rate_ip_per_min, "ip", ip)
+    ip_limit = (
+        ctx.settings.rate_ip_per_min,
+        "ip:" + client_ip(request, ctx.extras["trusted_proxies"]),
+    )
     token = _bearer(request)
-    if token is None:
-        raise DomainError("UNAUTHENTICATED")
-    member = tokens.verify(token)
+    try:
+        if token is None:
+            raise DomainError("UNAUTHENTICATED")
+        member = tokens.verify(token)
+    except DomainError:
+        await ctx.limiter.check(ip_limit)
+        raise
     request.scope["state"]["log"].update(tenant=member.tenant_id, member=member.member_id)
-    await ctx.limiter.hit(
-        ctx.settings.rate_member_per_min, "m", str(member.tenant_id), str(member.member_id)
+    await ctx.limiter.check(
+        ip_limit,
+        (ctx.settings.rate_member_per_min, f"t{member.tenant_id}:m:{member.member_id}"),
     )
     return member
 
