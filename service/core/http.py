@@ -181,22 +181,20 @@ async def member_principal(request: Request, state: State) -> Member:
     """
     ctx: Context = state.ctx
     tokens: TokenService = ctx.extras["tokens"]
-    ip_limit = (
-        ctx.settings.rate_ip_per_min,
-        "ip:" + client_ip(request, ctx.extras["trusted_proxies"]),
-    )
+    ip = client_ip(request, ctx.extras["trusted_proxies"])
     token = _bearer(request)
     try:
         if token is None:
             raise DomainError("UNAUTHENTICATED")
         member = tokens.verify(token)
     except DomainError:
-        await ctx.limiter.check(ip_limit)
+        await ctx.limiter.check("ip:" + ip, (ctx.settings.rate_ip_per_min, "ip"))
         raise
     request.scope["state"]["log"].update(tenant=member.tenant_id, member=member.member_id)
     await ctx.limiter.check(
-        ip_limit,
-        (ctx.settings.rate_member_per_min, f"t{member.tenant_id}:m:{member.member_id}"),
+        f"t{member.tenant_id}",
+        (ctx.settings.rate_ip_per_min, "ip:" + ip),
+        (ctx.settings.rate_member_per_min, f"m:{member.member_id}"),
     )
     return member
 

@@ -1,18 +1,24 @@
--- Sliding-window counter for one limit (the algorithm of the `limits` library), one key pair.
--- KEYS[1]: counter of the current window, KEYS[2]: counter of the previous window
---          (both carry the same hash tag, so this is Redis Cluster safe).
--- ARGV[1]: limit (requests per window), ARGV[2]: window length in milliseconds,
--- ARGV[3]: milliseconds already elapsed in the current window.
--- Returns {1, 0} when the request is allowed (and counted), {0, retry_after_ms} when not.
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local elapsed = tonumber(ARGV[3])
-local previous = tonumber(redis.call('GET', KEYS[2]) or '0')
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-local weighted = math.floor(previous * (window - elapsed) / window) + current
-if weighted + 1 > limit then
-  return {0, window - elapsed}
+-- Sliding-window counters (the algorithm of the `limits` library) for one or more limits,
+-- checked and counted atomically: either every limit admits the request and all count it,
+-- or none counts it.
+-- KEYS: per limit, the counter of the current window then of the previous window. All keys
+--       of one call carry the same hash tag (Redis Cluster safe).
+-- ARGV[1]: window length in ms, ARGV[2]: ms elapsed in the current window,
+-- ARGV[3..]: the per-window limit of each key pair, in KEYS order.
+-- Returns {0, 0} when allowed, {i, retry_after_ms} when limit i (1-based) refused it.
+local window = tonumber(ARGV[1])
+local elapsed = tonumber(ARGV[2])
+local n = #KEYS / 2
+for i = 1, n do
+  local limit = tonumber(ARGV[2 + i])
+  local current = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
+  local previous = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
+  if math.floor(previous * (window - elapsed) / window) + current + 1 > limit then
+    return {i, window - elapsed}
+  end
 end
-redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], window * 2)
-return {1, 0}
+for i = 1, n do
+  redis.call('INCR', KEYS[2 * i - 1])
+  redis.call('PEXPIRE', KEYS[2 * i - 1], window * 2)
+end
+return {0, 0}

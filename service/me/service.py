@@ -12,8 +12,8 @@ from service.points.schemas import Privilege
 
 
 async def me(ctx: Context, tenant_id: int, member_id: int) -> MeOut:
-    profile = await members.profile(ctx, tenant_id, member_id)
     async with ctx.db.connection() as conn:
+        profile = await members.profile(ctx, tenant_id, member_id, conn)
         card = await points.member_card(ctx, conn, tenant_id, member_id)
     level = next_level = None
     if card.level is not None and card.level_index is not None:

@@ -132,8 +132,12 @@ async def resolve_member_id(conn, tenant_id: int, external_id: str) -> int:  # t
     return int(row["id"])
 
 
-async def profile(ctx: Context, tenant_id: int, member_id: int) -> MemberOut:
-    async with ctx.db.connection() as conn:
+async def profile(ctx: Context, tenant_id: int, member_id: int, conn=None) -> MemberOut:  # type: ignore[no-untyped-def]
+    """Public: the member's profile (on the caller's connection when given)."""
+    if conn is None:
+        async with ctx.db.connection() as own:
+            row = await repo.get(own, tenant_id, member_id)
+    else:
         row = await repo.get(conn, tenant_id, member_id)
     if row is None:
         raise DomainError("TOKEN_INVALID")

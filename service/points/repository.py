@@ -379,3 +379,36 @@ async def write_credits(
         now,
     )
     return sorted(r["id"] for r in result)
+
+
+async def card_facts(
+    conn: asyncpg.Connection, tenant_id: int, member_id: int, now: datetime, until: datetime
+):  # type: ignore[no-untyped-def]
+    """Everything the member card needs in one round trip: balances (points past their date
+    not counted), growth earned, level, and the lots expiring before ``until``."""
+    return await conn.fetchrow(
+        "SELECT "
+        "(SELECT balance FROM point_accounts WHERE tenant_id = $1 AND member_id = $2 "
+        " AND currency = 'points') AS points, "
+        "(SELECT COALESCE(sum(remaining), 0)::bigint FROM point_lots WHERE tenant_id = $1 "
+        " AND member_id = $2 AND currency = 'points' AND remaining > 0 AND expires_at <= $3) "
+        " AS points_due, "
+        "(SELECT balance FROM point_accounts WHERE tenant_id = $1 AND member_id = $2 "
+        " AND currency = 'growth') AS growth, "
+        "(SELECT earned_total FROM point_accounts WHERE tenant_id = $1 AND member_id = $2 "
+        " AND currency = 'growth') AS growth_earned, "
+        "(SELECT level_index FROM member_levels WHERE tenant_id = $1 AND member_id = $2) "
+        " AS level_index, "
+        "(SELECT review_at FROM member_levels WHERE tenant_id = $1 AND member_id = $2) "
+        " AS review_at, "
+        "(SELECT array_agg(expires_at ORDER BY expires_at) FROM point_lots WHERE tenant_id = $1 "
+        " AND member_id = $2 AND currency = 'points' AND remaining > 0 AND expires_at > $3 "
+        " AND expires_at <= $4) AS exp_at, "
+        "(SELECT array_agg(remaining ORDER BY expires_at) FROM point_lots WHERE tenant_id = $1 "
+        " AND member_id = $2 AND currency = 'points' AND remaining > 0 AND expires_at > $3 "
+        " AND expires_at <= $4) AS exp_amount",
+        tenant_id,
+        member_id,
+        now,
+        until,
+    )

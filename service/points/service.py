@@ -717,46 +717,39 @@ async def member_card(
 ) -> Card:
     """Public: balances, level, progress to the next level, next expiry within 30 days."""
     now = ctx.clock.now()
-    bal = {r["currency"]: r for r in await repo.balances(conn, tenant_id, member_id, now)}
-    points = (bal["points"]["balance"] - bal["points"]["due"]) if "points" in bal else 0
-    growth = bal["growth"]["balance"] if "growth" in bal else 0
-    earned = bal["growth"]["earned_total"] if "growth" in bal else 0
-    card = Card(points, growth, earned, None, None, None, None, None)
+    f = await repo.card_facts(
+        conn, tenant_id, member_id, now, now + timedelta(days=EXPIRING_SOON_DAYS)
+    )
+    earned = f["growth_earned"] or 0
+    card = Card(
+        (f["points"] or 0) - f["points_due"], f["growth"] or 0, earned, None, None, None, None, None
+    )
     got = await ladder_of(ctx, conn, tenant_id)
     if got is not None:
         ladder, config = got
-        lvl = await repo.member_level(conn, tenant_id, member_id)
-        idx = min(lvl["level_index"] if lvl else 0, len(ladder.levels) - 1)
+        idx = min(f["level_index"] or 0, len(ladder.levels) - 1)
         card.level_index = idx
         card.level = config["levels"][idx]
-        card.level_review_at = lvl["review_at"] if lvl else None
+        card.level_review_at = f["review_at"]
         card.ladder_validity = config.get("validity") or {"mode": "forever"}
         if idx + 1 < len(ladder.levels):
             card.next_level = config["levels"][idx + 1]
             if ladder.validity_mode == "rolling":
+                window_start = now - timedelta(days=ladder.validity_days)
                 have = (
-                    await repo.window_growth(
-                        conn,
-                        tenant_id,
-                        [member_id],
-                        now - timedelta(days=ladder.validity_days),
-                        now,
-                    )
+                    await repo.window_growth(conn, tenant_id, [member_id], window_start, now)
                 ).get(member_id, 0)
             else:
                 have = earned
             card.growth_to_next = max(0, ladder.levels[idx + 1].threshold - have)
-    upcoming = await repo.upcoming_expiries(
-        conn, tenant_id, member_id, now, now + timedelta(days=EXPIRING_SOON_DAYS)
-    )
-    if upcoming:
+    if f["exp_at"]:
         policy = await policy_of(ctx, conn, tenant_id)
-        first_day = upcoming[0]["expires_at"].astimezone(policy.tz).date()
-        card.expiring_at = upcoming[0]["expires_at"]
+        first_day = f["exp_at"][0].astimezone(policy.tz).date()
+        card.expiring_at = f["exp_at"][0]
         card.expiring_amount = sum(
-            r["remaining"]
-            for r in upcoming
-            if r["expires_at"].astimezone(policy.tz).date() == first_day
+            amount
+            for at, amount in zip(f["exp_at"], f["exp_amount"], strict=True)
+            if at.astimezone(policy.tz).date() == first_day
         )
     return card
 
