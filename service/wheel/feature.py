@@ -55,11 +55,6 @@ def _cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         print(json.dumps(result))
         return 0 if result["ok"] else 1
 
-    def bench(args: argparse.Namespace) -> int:
-        from service.wheel import checks
-
-        return checks.bench_cli(args)
-
     w = sub.add_parser("wheel", help="spin-the-wheel tools").add_subparsers(
         dest="sub", required=True
     )
@@ -76,8 +71,19 @@ def _cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     o.add_argument("--stock", type=int, default=100)
     o.add_argument("--concurrency", type=int, default=200)
     o.set_defaults(fn=oversell)
-    b = w.add_parser(
-        "bench",
+    _add_bench_parser(w)
+
+
+def _add_bench_parser(group: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`engage wheel bench` and `engage bench wheel` are the same command."""
+
+    def bench(args: argparse.Namespace) -> int:
+        from service.wheel import checks
+
+        return checks.bench_cli(args)
+
+    b = group.add_parser(
+        "wheel" if group.dest == "bench" else "bench",
         help="spins/s over HTTP (wrk) next to pgbench running the same draw transaction",
     )
     b.add_argument("--url", default="http://127.0.0.1:8000", help="a running `engage serve`")
@@ -95,4 +101,5 @@ FEATURE = Feature(
     routers=[routes.member_router, routes.admin_router],
     rebuild=service.rebuild,
     cli=_cli,
+    bench=_add_bench_parser,
 )
