@@ -28,6 +28,8 @@ class LoadConfig:
     ramp_s: int
     hold_s: int
     cooldown_s: int
+    # Events per POST /admin/v1/events of the brand back-end scenario (the API takes up to 1,000).
+    event_batch: int
     # Hosts other than loopback are refused unless this is set (see README).
     allow_remote: bool
 
@@ -47,6 +49,7 @@ def load_config() -> LoadConfig:
         ramp_s=_int("ENGAGE_LOAD_SPIKE_RAMP_S", 5),
         hold_s=_int("ENGAGE_LOAD_SPIKE_HOLD_S", 60),
         cooldown_s=_int("ENGAGE_LOAD_COOLDOWN_S", 15),
+        event_batch=_int("ENGAGE_LOAD_EVENT_BATCH", 100),
         allow_remote=os.environ.get("ENGAGE_LOAD_ALLOW_REMOTE", "") == "1",
     )
 

@@ -87,3 +87,57 @@ def test_locustfile_only_imports_scenarios():
         if isinstance(node, ast.Expr | ast.Assign):
             continue  # the docstring and __all__
         assert isinstance(node, ast.ImportFrom) and node.module.startswith("scenarios."), node
+
+
+def _scenario_files() -> list[Path]:
+    return sorted((LOAD / "scenarios").glob("*.py"))
+
+
+def test_templated_urls_are_named_by_their_template():
+    # A name that is the URL itself would split the statistics per member, board or wheel.
+    for f in _scenario_files():
+        for call in _client_calls(f):
+            url = call.args[0] if call.args else None
+            name = {k.arg: k.value for k in call.keywords}.get("name")
+            if isinstance(url, ast.JoinedStr):
+                where = f"{f.name}:{call.lineno}"
+                assert name is not None and ast.dump(name) != ast.dump(url), where
+                texts = [n.value for n in ast.walk(name) if isinstance(n, ast.Constant)]
+                assert any("{" in str(t) or "[" in str(t) for t in texts), f"{where}: template"
+
+
+def _user_classes() -> set[str]:
+    """Concrete Locust user classes of the scenario package (abstract bases left out)."""
+    found = set()
+    for f in _scenario_files():
+        for node in ast.parse(f.read_text()).body:
+            if not isinstance(node, ast.ClassDef) or not node.bases:
+                continue
+            abstract = any(
+                isinstance(s, ast.Assign)
+                and any(getattr(t, "id", None) == "abstract" for t in s.targets)
+                for s in node.body
+            )
+            if not abstract and any(
+                "User" in ast.unparse(b) or "Member" in ast.unparse(b) for b in node.bases
+            ):
+                found.add(node.name)
+    return found
+
+
+def _imported(path: Path) -> set[str]:
+    return {
+        a.name
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.ImportFrom) and node.module.startswith("scenarios.")
+        for a in node.names
+    }
+
+
+def test_every_scenario_is_wired_into_the_steady_run_and_the_spike():
+    classes = _user_classes()
+    assert {"MemberUser", "CheckinUser", "WheelUser", "BoardReader", "BrandBackend"} <= classes
+    assert classes <= _imported(LOAD / "locustfile.py")
+    assert classes <= _imported(LOAD / "spike.py")
+    # Scenarios live in the package, one module per feature, not beside the entry points.
+    assert not list(LOAD.glob("scenarios_*.py"))

@@ -8,10 +8,10 @@ from locust import FastHttpUser, between, task
 from scenarios.common import error_code, next_member, seed
 
 
-class MemberUser(FastHttpUser):
-    """A member opening the mini-program: logs in once, then reads /v1/me now and then."""
+class SignedInMember(FastHttpUser):
+    """A seeded member with a token; the sale-day scenarios play one each."""
 
-    weight = 10
+    abstract = True
     wait_time = between(0.5, 2.0)
 
     def on_start(self) -> None:
@@ -19,7 +19,12 @@ class MemberUser(FastHttpUser):
         self.auth: dict[str, str] = {}
         self.login()
 
-    @task(1)
+    def signed_in(self) -> bool:
+        """Log in again after a failed login or a 401, so one error does not end the user."""
+        if not self.auth:
+            self.login()
+        return bool(self.auth)
+
     def login(self) -> None:
         s = seed()
         if CONFIG.login == "h5":
@@ -47,17 +52,29 @@ class MemberUser(FastHttpUser):
                 return
             self.auth = {"Authorization": f"Bearer {body['accessToken']}"}
 
+    def on_unauthorized(self, resp) -> None:  # type: ignore[no-untyped-def]
+        if resp.status_code == 401:
+            self.auth = {}
+
+
+class MemberUser(SignedInMember):
+    """A member opening the mini-program: logs in once, then reads /v1/me now and then."""
+
+    weight = 4
+
+    @task(1)
+    def relogin(self) -> None:
+        self.login()
+
     @task(10)
     def me(self) -> None:
-        if not self.auth:
-            self.login()
+        if not self.signed_in():
             return
         with self.client.get(
             "/v1/me", headers=self.auth, name="/v1/me", catch_response=True
         ) as resp:
             if resp.status_code != 200:
                 resp.failure(f"{resp.status_code} {error_code(resp)}")
-                if resp.status_code == 401:
-                    self.auth = {}
+                self.on_unauthorized(resp)
             elif resp.json().get("id") != self.member["memberId"]:
                 resp.failure("/v1/me answered another member")
