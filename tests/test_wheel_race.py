@@ -293,3 +293,34 @@ async def test_spin_on_unknown_wheel_is_404(tenant, ctx):
     with pytest.raises(DomainError) as err:
         await wheel.spin_once(ctx, tenant.id, m, "nope")
     assert err.value.code == "WHEEL_NOT_FOUND"
+
+
+async def test_stock_comes_back_when_postgres_fails_mid_spin(client, tenant, ctx, monkeypatch):
+    """A statement timeout (or deadlock, or lost connection) after Redis took the stock: the
+    spin fails, the stock is given back, and every unit can still be won."""
+    import asyncpg
+
+    from service.wheel import repository
+
+    await put_wheel(
+        client,
+        tenant,
+        "flaky",
+        wheel_config([prize("grand", "physical", 1000, totalStock=3), prize("thanks")]),
+    )
+    wid = await wheel_id(ctx, tenant.id, "flaky")
+    members = await bulk_members(ctx, tenant.id, 4, prefix="f")
+    real_take = repository.take_stock
+
+    async def timeout_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(repository, "take_stock", real_take)
+        raise asyncpg.QueryCanceledError("canceling statement due to statement timeout")
+
+    monkeypatch.setattr(repository, "take_stock", timeout_once)
+    with pytest.raises(asyncpg.QueryCanceledError):
+        await wheel.spin_once(ctx, tenant.id, members[0], "flaky")
+    assert (await store.counts(ctx, tenant.id, wid))["i:grand"] == 0  # type: ignore[index]
+    won = [(await wheel.spin_once(ctx, tenant.id, m, "flaky")).prize.key for m in members[1:]]
+    assert won == ["grand", "grand", "grand"]
+    assert await wins_in_db(ctx, wid, "grand") == 3
+    assert (await store.counts(ctx, tenant.id, wid))["i:grand"] == 3  # type: ignore[index]

@@ -445,6 +445,11 @@ async def spin(
             today,
             advance,
         )
+        # From here on the stock Redis took is ours to give back if anything fails: a refused
+        # win (below), but also a statement timeout, a deadlock or a lost connection in
+        # _record, which the caller answers by giving back every hold of an uncommitted spin.
+        if prize.limited:
+            holds.append(hold)
         if not (prize.limited or prize.kind == "coupon"):
             award_id, code = await _record(*args)
             break
@@ -460,17 +465,18 @@ async def spin(
                 else (hold.total_field, prize.total)
             )
             log.warning("postgres refused a win redis allowed", wheel=rt.id, prize=prize.key)
+            if prize.limited:
+                holds.remove(hold)  # mark_out sets Redis to what PostgreSQL says instead
             await store.mark_out(ctx, tenant_id, rt.id, field, int(limit or 0))
             refused.add(prize.key)
             continue
         except _PoolEmpty:
             log.warning("coupon pool empty", wheel=rt.id, prize=prize.key)
             if prize.limited:
+                holds.remove(hold)
                 await give_back(ctx, [hold])
             refused.add(prize.key)
             continue
-        if prize.limited:
-            holds.append(hold)
         break
     await outbox.emit(
         conn,
