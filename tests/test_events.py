@@ -266,3 +266,44 @@ async def test_other_tenant_cannot_read_rules(tenant, other_tenant, client):
         404,
         "RULE_NOT_FOUND",
     )
+
+
+async def test_refund_before_its_order_is_rejected_then_applies_on_retry(tenant, client, ctx):
+    await put_rule(client, tenant, "order-points", ORDER_RULE)
+    await put_rule(
+        client,
+        tenant,
+        "refund",
+        {
+            "eventType": "order.refunded",
+            "effect": {"kind": "reverse", "originalEventIdAttribute": "orderEventId"},
+        },
+    )
+    refund = ev("rf-9", "early", type_="order.refunded", attributes={"orderEventId": "p-9"})
+    err = assert_error(
+        await client.post("/admin/v1/events", headers=tenant.admin, json=refund),
+        409,
+        "ORIGINAL_EVENT_UNKNOWN",
+    )
+    assert err["details"] == {"originalEventId": "p-9"}
+    await client.post("/admin/v1/events", headers=tenant.admin, json=ev("p-9", "early", value=50))
+    again = (await client.post("/admin/v1/events", headers=tenant.admin, json=refund)).json()
+    assert again["applied"] == 1 and again["results"][0]["effects"][0]["amount"] == -50
+    mid, _ = await tenant.member("early")
+    assert await db_balance(ctx, tenant.id, mid) == 0
+
+
+async def test_a_runaway_value_is_clamped_not_overflowed(tenant, client, ctx):
+    await put_rule(
+        client,
+        tenant,
+        "order-points",
+        {**ORDER_RULE, "effect": {**ORDER_RULE["effect"], "amount": 10_000_000, "unit": 0.001}},
+    )
+    b = (
+        await client.post(
+            "/admin/v1/events", headers=tenant.admin, json=ev("big-1", "whale", value=1e12)
+        )
+    ).json()
+    eff = b["results"][0]["effects"][0]
+    assert eff["amount"] == 100_000_000 and eff["capped"] is True

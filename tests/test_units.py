@@ -351,3 +351,22 @@ def test_access_token_is_valid_until_its_last_microsecond():
     token = svc.issue(1, 2).access_token
     clock.set(T0 + timedelta(hours=2) - timedelta(microseconds=1))
     assert svc.verify(token).member_id == 2
+
+
+def test_database_conflicts_and_bad_values_get_the_right_answers():
+    """A deadlock is retryable (409 CONFLICT, Retry-After); an out-of-range value is not (422);
+    neither is a 500 or a 503."""
+    import asyncpg
+    import msgspec
+    from litestar.testing import RequestFactory
+
+    from service.core.http import exception_to_response
+
+    request = RequestFactory().get("/v1/me")
+    request.scope["state"] = {"request_id": "r1"}
+    r = exception_to_response(request, asyncpg.DeadlockDetectedError("deadlock detected"))
+    assert r.status_code == 409 and dict(r.headers).get("Retry-After") == "1"
+    assert msgspec.json.decode(r.content)["error"]["code"] == "CONFLICT"
+    r = exception_to_response(request, asyncpg.exceptions._base.DataError("out of range"))
+    assert r.status_code == 422
+    assert msgspec.json.decode(r.content)["error"]["code"] == "VALIDATION_FAILED"

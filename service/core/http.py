@@ -130,6 +130,23 @@ def exception_to_response(request: Request, exc: Exception) -> Response:
         )
         return error_response(request, err)
     request_id = request.scope.get("state", {}).get("request_id")
+    if isinstance(exc, asyncpg.TransactionRollbackError | asyncpg.UniqueViolationError):
+        # A deadlock or serialization failure between concurrent requests (or a race a unique
+        # key caught): nothing was committed and the same request will succeed if retried.
+        log.warning("transaction conflict", request_id=request_id, error=repr(exc))
+        return error_response(
+            request,
+            DomainError(
+                "CONFLICT", headers={"Retry-After": "1"}, details={"requestId": request_id}
+            ),
+        )
+    if isinstance(exc, asyncpg.exceptions._base.DataError | asyncpg.DataError):
+        # A value PostgreSQL cannot hold (out of range): retrying the same request never helps.
+        log.warning("value out of range", request_id=request_id, error=repr(exc))
+        return error_response(
+            request,
+            DomainError("VALIDATION_FAILED", status=422, details={"problem": "value out of range"}),
+        )
     if isinstance(exc, (DEPENDENCY_ERRORS, OSError)):
         log.warning("dependency unavailable", request_id=request_id, error=repr(exc))
         return error_response(

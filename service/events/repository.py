@@ -61,6 +61,7 @@ async def insert_member_events(
     that were new (the rest were seen before: ingesting twice changes nothing)."""
     if not rows:
         return set()
+    rows = sorted(rows, key=lambda r: r[0])  # one lock order for overlapping batches
     cols = list(zip(*rows, strict=True))
     result = await conn.fetch(
         "INSERT INTO member_events (tenant_id, event_id, member_id, type, value, attributes, "
@@ -110,4 +111,14 @@ async def add_usage(
 async def forget_event(conn: asyncpg.Connection, tenant_id: int, event_id: str) -> None:
     await conn.execute(
         "DELETE FROM member_events WHERE tenant_id = $1 AND event_id = $2", tenant_id, event_id
+    )
+
+
+async def event_known(conn: asyncpg.Connection, tenant_id: int, event_id: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM member_events WHERE tenant_id = $1 AND event_id = $2)",
+            tenant_id,
+            event_id,
+        )
     )

@@ -16,7 +16,7 @@ import msgspec
 
 from service.core import outbox
 from service.core.context import Context
-from service.core.errors import DomainError
+from service.core.errors import DomainError, register_codes
 from service.core.http import ErrorBody
 from service.events import repository as repo
 from service.events.schemas import (
@@ -32,7 +32,18 @@ from service.members import service as members
 from service.points import rules as prules
 from service.points import service as points
 
+register_codes(
+    {
+        "ORIGINAL_EVENT_UNKNOWN": (
+            409,
+            "原事件尚未收到，请稍后重发",
+            "The original event has not arrived yet; send this one again later.",
+        ),
+    }
+)
+
 FUTURE_SLACK_S = 300  # brand clocks drift; an event a few minutes "ahead" is accepted
+MAX_EFFECT = 100_000_000  # the most one event may credit through one rule
 
 
 def rule_problems(rule: RuleIn) -> list[dict]:
@@ -217,12 +228,15 @@ async def ingest(
             )
             if eff.currency == "points" and eff.apply_level_multiplier:
                 amount = prules.apply_multiplier(amount, multipliers.get(mid, 100))
-            was_capped = False
+            # No single effect may exceed MAX_EFFECT: a runaway value (1e12 yuan, a tiny unit)
+            # is clamped rather than overflowing the ledger's 64-bit integers.
+            was_capped = amount > MAX_EFFECT
+            amount = min(amount, MAX_EFFECT)
             if spec.cap_per_member_per_day is not None:
                 ck = (r.key, mid, prules.local_day(e.occurred_at, policy.tz))
                 so_far = used.get(ck, 0) + used_added.get(ck, 0)
                 allowed = prules.capped(amount, spec.cap_per_member_per_day, so_far)
-                was_capped = allowed < amount
+                was_capped = was_capped or allowed < amount
                 amount = allowed
                 if amount > 0:
                     used_added[ck] = used_added.get(ck, 0) + amount
@@ -282,16 +296,19 @@ async def _reverse_event(
     original: str,
 ) -> None:
     try:
+        if not await repo.event_known(conn, tenant_id, original):
+            # The refund arrived before its order (brand back ends retry out of order).
+            # Reject it and forget it, so its retry is applied once the order is in; applying
+            # it now would reverse nothing and the order's points would stay.
+            raise DomainError("ORIGINAL_EVENT_UNKNOWN", details={"originalEventId": original})
         # A savepoint: a refused reversal must not undo the rest of the batch.
         async with conn.transaction():
-            for entry in await points.repo.credit_entries_by_source(
-                conn, tenant_id, f"event:{original}"
-            ):
+            for entry_id in await points.credits_from_source(conn, tenant_id, f"event:{original}"):
                 rev = await points.reverse(
                     ctx,
                     conn,
                     tenant_id,
-                    entry["id"],
+                    entry_id,
                     reason=f"rule:{rule_key}",
                     note=f"event {original}",
                 )

@@ -791,3 +791,10 @@ async def member_level_index(
     """Public: the member's level index (0 when no ladder or never leveled)."""
     row = await repo.member_level(conn, tenant_id, member_id)
     return int(row["level_index"]) if row else 0
+
+
+async def credits_from_source(
+    conn: asyncpg.Connection, tenant_id: int, source_ref: str
+) -> list[int]:
+    """Public: ids of the credits made for a source (e.g. ``event:<id>``), oldest first."""
+    return [r["id"] for r in await repo.credit_entries_by_source(conn, tenant_id, source_ref)]
