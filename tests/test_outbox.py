@@ -145,3 +145,38 @@ async def test_background_loop_delivers(ctx, tenant):
         with pytest.raises(asyncio.CancelledError):
             await task
     assert seen == [42]
+
+
+async def test_a_dependency_outage_never_dead_letters_an_event(ctx, tenant):
+    """Redis away for longer than the retry budget: the event waits, then is delivered."""
+    import redis.exceptions
+
+    name = f"outage-{tenant.id}"
+    seen: list[int] = []
+    outage = {"left": 12}
+
+    async def handler(ctx_, events):  # type: ignore[no-untyped-def]
+        for e in events:
+            if e.tenant_id != tenant.id:
+                continue
+            if outage["left"] > 0:
+                outage["left"] -= 1
+                raise redis.exceptions.ConnectionError("redis is down")
+            seen.append(e.payload["n"])
+
+    d = Dispatcher()
+    d.subscribe(name, handler)
+    async with ctx.db.transaction() as conn:
+        await outbox.emit(
+            conn, tenant_id=tenant.id, type="t.outage", payload={"n": 1}, occurred_at=DEFAULT_NOW
+        )
+    for _ in range(40):
+        await d.drain(ctx, settle_s=0.2)
+        if seen:
+            break
+    assert seen == [1]
+    async with ctx.db.connection() as conn:
+        dead = await conn.fetchval(
+            "SELECT count(*) FROM outbox_dead_letters WHERE subscriber = $1", name
+        )
+    assert dead == 0

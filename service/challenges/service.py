@@ -406,6 +406,9 @@ async def _settle_locked(
         for e in entries
         if s.payouts[e["id"]] > 0
     ]
+    # Accounts are locked in member order within a chunk; sorting first keeps that order across
+    # chunks too, so a large settlement cannot deadlock with a concurrent batch.
+    credits.sort(key=lambda c: c.member_id)
     for i in range(0, len(credits), SETTLE_BATCH):
         await points.apply_credits(ctx, conn, tenant_id, credits[i : i + SETTLE_BATCH])
     updates = []

@@ -76,6 +76,13 @@ async def emit_many(
         await conn.executemany(_INSERT, rows)
 
 
+def _is_outage(exc: BaseException) -> bool:
+    from service.core.errors import DependencyUnavailable
+    from service.core.http import DEPENDENCY_ERRORS
+
+    return isinstance(exc, (DependencyUnavailable, *DEPENDENCY_ERRORS, OSError))
+
+
 class Dispatcher:
     def __init__(self, batch_size: int = 500) -> None:
         self.handlers: dict[str, tuple[Handler, frozenset[str] | None]] = {}
@@ -179,8 +186,10 @@ class Dispatcher:
         last = rows[-1]
         async with ctx.db.connection() as conn:
             await conn.execute(
+                # Only forward: a dispatcher that lost its lock without knowing it can never
+                # move a cursor back under the new leader.
                 "UPDATE outbox_cursors SET last_txid = $2, last_id = $3, updated_at = now() "
-                "WHERE subscriber = $1",
+                "WHERE subscriber = $1 AND (last_txid, last_id) < ($2, $3)",
                 name,
                 last["txid"],
                 last["id"],
@@ -205,6 +214,16 @@ class Dispatcher:
                 await handler(ctx, [ev])
                 passed = i
             except Exception as exc:
+                if _is_outage(exc):
+                    # Redis or PostgreSQL is away: not the event's fault. Stop here and retry
+                    # at the next pass, without counting towards dead-lettering.
+                    log.warning(
+                        "event handler waiting for a dependency",
+                        subscriber=name,
+                        outbox_id=ev.id,
+                        error=repr(exc),
+                    )
+                    return passed
                 attempts = self._attempts.get((name, ev.id), 0) + 1
                 self._attempts[(name, ev.id)] = attempts
                 log.error(
@@ -248,6 +267,9 @@ class Dispatcher:
                 )
                 await self._become_leader(lock_conn, poll_s)
                 while True:
+                    # Still the leader? After a PostgreSQL restart the session lock is gone;
+                    # this raises, and the loop goes back to acquiring it.
+                    await lock_conn.fetchval("SELECT 1", timeout=ctx.settings.db_timeout_s)
                     await self.drain(ctx, settle_s=0)
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
