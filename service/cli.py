@@ -375,6 +375,15 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_outbox_replay(args: argparse.Namespace) -> int:
+    async def fn(ctx: Any) -> dict:
+        return await ctx.dispatcher.replay_dead_letters(ctx, args.subscriber)
+
+    report = run_with_context(fn)
+    _say(json.dumps(report))
+    return 0 if report["stillFailing"] == 0 else 1
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     from service.config import settings_table
 
@@ -450,6 +459,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rb.add_argument("features", nargs="*")
     rb.set_defaults(fn=cmd_rebuild)
+
+    ob = sub.add_parser("outbox", help="domain event delivery").add_subparsers(
+        dest="sub", required=True
+    )
+    rp = ob.add_parser("replay", help="deliver dead-lettered events again")
+    rp.add_argument("--subscriber", default=None)
+    rp.set_defaults(fn=cmd_outbox_replay)
 
     from service.features import all_features
 

@@ -124,6 +124,16 @@ async def test_failing_handler_retries_then_dead_letters(ctx, tenant):
             "SELECT count(*) FROM outbox_dead_letters WHERE subscriber = $1", name
         )
     assert dead == 1
+    # Once the bug is fixed, `engage outbox replay` delivers it and clears the letter.
+    failures["left"] = 0
+    fixed = Dispatcher()
+
+    async def healed(ctx_, events):  # type: ignore[no-untyped-def]
+        seen.extend(e.payload["n"] for e in events if e.tenant_id == tenant.id)
+
+    fixed.subscribe(name, healed)
+    assert await fixed.replay_dead_letters(ctx, name) == {"replayed": 1, "stillFailing": 0}
+    assert 3 in seen
 
 
 async def test_background_loop_delivers(ctx, tenant):

@@ -249,6 +249,48 @@ class Dispatcher:
                 passed = i
         return passed
 
+    async def replay_dead_letters(self, ctx: Context, subscriber: str | None = None) -> dict:
+        """Deliver dead-lettered events again (after the bug that stopped them is fixed).
+        A letter is removed once its subscriber accepts the event; failures stay."""
+        async with ctx.db.connection() as conn:
+            letters = await conn.fetch(
+                "SELECT d.id AS letter, d.subscriber, o.id, o.event_id, o.tenant_id, o.type, "
+                "o.member_id, o.payload, o.occurred_at FROM outbox_dead_letters d "
+                "JOIN outbox o ON o.id = d.outbox_id "
+                "WHERE ($1::text IS NULL OR d.subscriber = $1) ORDER BY o.txid, o.id",
+                subscriber,
+            )
+        done = failed = 0
+        for r in letters:
+            entry = self.handlers.get(r["subscriber"])
+            if entry is None:
+                failed += 1
+                continue
+            ev = Event(
+                r["id"],
+                r["event_id"],
+                r["tenant_id"],
+                r["type"],
+                r["member_id"],
+                r["payload"],
+                r["occurred_at"],
+            )
+            try:
+                await entry[0](ctx, [ev])
+            except Exception as exc:
+                log.error(
+                    "dead letter still fails",
+                    subscriber=r["subscriber"],
+                    outbox_id=r["id"],
+                    error=repr(exc),
+                )
+                failed += 1
+                continue
+            async with ctx.db.connection() as conn:
+                await conn.execute("DELETE FROM outbox_dead_letters WHERE id = $1", r["letter"])
+            done += 1
+        return {"replayed": done, "stillFailing": failed}
+
     @staticmethod
     async def _become_leader(lock_conn: asyncpg.Connection, poll_s: float) -> None:
         """Wait until this process holds the dispatcher lock (another process may hold it)."""
