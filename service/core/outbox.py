@@ -70,10 +70,21 @@ async def emit_many(
     conn: asyncpg.Connection,
     events: Iterable[tuple[int, str, int | None, dict[str, Any], datetime]],
 ) -> None:
-    """Write many events (tenant, type, member, payload, occurred_at) in one round trip."""
-    rows = [(t, uuid.uuid4(), ty, m, p, at) for (t, ty, m, p, at) in events]
-    if rows:
-        await conn.executemany(_INSERT, rows)
+    """Write many events (tenant, type, member, payload, occurred_at) in one statement."""
+    rows = list(events)
+    if not rows:
+        return
+    await conn.execute(
+        "INSERT INTO outbox (txid, tenant_id, event_id, type, member_id, payload, occurred_at) "
+        "SELECT pg_current_xact_id()::text::bigint, t, gen_random_uuid(), ty, m, p, o "
+        "FROM unnest($1::int[], $2::text[], $3::bigint[], $4::jsonb[], $5::timestamptz[]) "
+        "WITH ORDINALITY AS u(t, ty, m, p, o, ord) ORDER BY ord",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        [r[4] for r in rows],
+    )
 
 
 def _is_outage(exc: BaseException) -> bool:

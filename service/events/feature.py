@@ -3,4 +3,11 @@
 from service.core.feature import Feature
 from service.events import routes
 
-FEATURE = Feature(name="events", routers=[routes.admin_router])
+
+def _bench(group):  # type: ignore[no-untyped-def]
+    from service.events import bench
+
+    bench.add_bench(group)
+
+
+FEATURE = Feature(name="events", routers=[routes.admin_router], bench=_bench)
