@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated
 
 import msgspec
@@ -11,6 +10,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
+from service.core import cursors
 from service.core.auth import Member
 from service.core.errors import DomainError
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
@@ -50,27 +50,12 @@ def entry_out(e: service.Entry) -> EntryOut:
     )
 
 
-def _encode_cursor(entry_id: int) -> str:
-    return base64.urlsafe_b64encode(f"e{entry_id}".encode()).decode().rstrip("=")
+def _encode_cursor(row_id: int) -> str:
+    return cursors.encode("e", row_id)
 
 
 def _decode_cursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("e"):
-            raise ValueError
-        return int(raw[1:])
-    except ValueError as exc:
-        raise DomainError(
-            "VALIDATION_FAILED",
-            details={
-                "problems": [
-                    {"field": "cursor", "source": "query", "problem": "not a cursor we issued"}
-                ]
-            },
-        ) from exc
+    return cursors.decode("e", cursor)
 
 
 async def _page(

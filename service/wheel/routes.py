@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated, Literal
 
 from litestar import Request, Response, Router, get, post, put
@@ -10,8 +9,8 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
+from service.core import cursors
 from service.core.auth import Member
-from service.core.errors import DomainError
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
 from service.wheel import service
@@ -37,26 +36,11 @@ AwardId = Annotated[int, Parameter(ge=1, le=2**62)]
 
 
 def _encode_cursor(row_id: int) -> str:
-    return base64.urlsafe_b64encode(f"w{row_id}".encode()).decode().rstrip("=")
+    return cursors.encode("w", row_id)
 
 
 def _decode_cursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("w"):
-            raise ValueError
-        return int(raw[1:])
-    except ValueError as exc:
-        raise DomainError(
-            "VALIDATION_FAILED",
-            details={
-                "problems": [
-                    {"field": "cursor", "source": "query", "problem": "not a cursor we issued"}
-                ]
-            },
-        ) from exc
+    return cursors.decode("w", cursor)
 
 
 # ----------------------------------------------------------------------------- members
