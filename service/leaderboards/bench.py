@@ -84,8 +84,9 @@ async def _load(ctx: Any, key: str, n: int, real: list[int], deadline: float) ->
     tick = rules.TIME_SPAN - 1
     for start in range(0, n, chunk):
         batch = {
-            rules.member_bytes(SYNTHETIC_BASE + i): rnd.randint(1, 100_000) * rules.TIME_SPAN
-            + rnd.randint(0, tick)
+            rules.member_bytes(SYNTHETIC_BASE + i): rules.key_to_double(
+                (rnd.randint(1, 100_000) << rules.TIME_BITS) + rnd.randint(0, tick)
+            )
             for i in range(start, min(n, start + chunk))
         }
         pipe.zadd(key, batch)
@@ -95,7 +96,8 @@ async def _load(ctx: Any, key: str, n: int, real: list[int], deadline: float) ->
             if time.monotonic() > deadline:
                 break
     for m in real:
-        pipe.zadd(key, {rules.member_bytes(m): rnd.randint(1, 100_000) * rules.TIME_SPAN})
+        score = rules.key_to_double(rnd.randint(1, 100_000) << rules.TIME_BITS)
+        pipe.zadd(key, {rules.member_bytes(m): score})
     await pipe.execute()
     return loaded + len(real)
 

@@ -193,10 +193,11 @@ async def periods_ended_by(conn: asyncpg.Connection, now: datetime) -> list[asyn
 
 
 # The board order in SQL; it mirrors rules.encode / rules.sort_key (score clamped to MAX_SCORE,
-# reach time in ticks of the period's unit, then member id). The archive test checks they agree.
+# reach time in ticks of the period's unit in microseconds, then member id). The archive test checks they agree.
 ARCHIVE_ORDER = (
     f"LEAST(score, {MAX_SCORE}) DESC, "
-    f"LEAST(GREATEST(floor(extract(epoch FROM (reached_at - $3::timestamptz)) / $4::int), 0), "
+    f"LEAST(GREATEST(floor((extract(epoch FROM reached_at) - extract(epoch FROM $3::timestamptz))"
+    f" * 1000000 / $4::bigint), 0), "
     f"{TIME_SPAN - 1}) ASC, member_id ASC"
 )
 

@@ -444,7 +444,7 @@ async def _top_page(
             upd = prow["closed_at"] if prow else None
         else:
             key = _key(ctx, spec, period.id)
-            min_enc = spec.min_score * rules.TIME_SPAN
+            min_enc = rules.min_encoded(spec.min_score)
             pairs = await store.top(ctx, key, offset, limit, min_enc)
             upd = await store.updated_at(ctx, spec.tenant_id, spec.source, key)
             ranked = [
