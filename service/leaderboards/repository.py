@@ -193,7 +193,8 @@ async def periods_ended_by(conn: asyncpg.Connection, now: datetime) -> list[asyn
 
 
 # The board order in SQL; it mirrors rules.encode / rules.sort_key (score clamped to MAX_SCORE,
-# reach time in ticks of the period's unit in microseconds, then member id). The archive test checks they agree.
+# reach time in ticks of the period's unit in microseconds, then member id). The archive
+# test checks they agree.
 ARCHIVE_ORDER = (
     f"LEAST(score, {MAX_SCORE}) DESC, "
     f"LEAST(GREATEST(floor((extract(epoch FROM reached_at) - extract(epoch FROM $3::timestamptz))"
