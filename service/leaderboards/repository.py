@@ -83,9 +83,9 @@ async def all_boards(conn: asyncpg.Connection) -> list[asyncpg.Record]:
 async def ensure_periods(
     conn: asyncpg.Connection,
     rows: Sequence[tuple[int, int, str, datetime, datetime | None]],
-) -> dict[tuple[int, str], str]:
-    """Create the periods that get scores; returns each one's status. The no-op update locks the
-    row, so scoring a period waits for (and then sees) a close running at the same time."""
+) -> dict[tuple[int, str], tuple[str, bool]]:
+    """Create the periods that get scores; returns each one's (status, created now). The no-op
+    update locks the row, so scoring a period waits for (and then sees) a close running at the same time."""
     if not rows:
         return {}
     ordered = sorted(set(rows), key=lambda r: (r[1], r[2]))
@@ -94,14 +94,14 @@ async def ensure_periods(
         "entries) SELECT t, b, p, s, e, 'open', 0 FROM unnest($1::int[], $2::bigint[], "
         "$3::text[], $4::timestamptz[], $5::timestamptz[]) AS u(t, b, p, s, e) "
         "ON CONFLICT (board_id, period_id) DO UPDATE SET entries = board_periods.entries "
-        "RETURNING board_id, period_id, status",
+        "RETURNING board_id, period_id, status, (xmax = 0) AS inserted",
         [r[0] for r in ordered],
         [r[1] for r in ordered],
         [r[2] for r in ordered],
         [r[3] for r in ordered],
         [r[4] for r in ordered],
     )
-    return {(r["board_id"], r["period_id"]): r["status"] for r in got}
+    return {(r["board_id"], r["period_id"]): (r["status"], r["inserted"]) for r in got}
 
 
 async def mark_applied(

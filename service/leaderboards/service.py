@@ -7,14 +7,14 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import structlog
 
 from service.core import outbox
 from service.core.context import Context
-from service.core.errors import DomainError, register_codes
+from service.core.errors import DependencyUnavailable, DomainError, register_codes
 from service.core.outbox import Event
 from service.leaderboards import repository as repo
 from service.leaderboards import rules, store
@@ -299,7 +299,7 @@ async def on_events(ctx: Context, events: list[Event]) -> None:
         status = await repo.ensure_periods(
             conn, [(s.tenant_id, s.id, p.id, p.start, p.end) for s, p, _, _ in hits]
         )
-        hits = [h for h in hits if status.get((h[0].id, h[1].id)) == "open"]
+        hits = [h for h in hits if status.get((h[0].id, h[1].id), ("",))[0] == "open"]
         fresh = await repo.mark_applied(conn, [(s.id, p.id, e.event_id) for s, p, e, _ in hits])
         adds: dict[tuple[int, str, int], list[Any]] = {}
         for spec, period, e, delta in hits:
@@ -317,24 +317,89 @@ async def on_events(ctx: Context, events: list[Event]) -> None:
         # Totals of everything the batch touched (replays too, so a lost Redis write heals).
         wanted = {(s.id, p.id, e.member_id): (s, p) for s, p, e, _ in hits}
         totals = await repo.lock_scores(conn, list(wanted))  # type: ignore[arg-type]
-        groups: dict[tuple[int, str], dict[str, tuple[int, list[store.Update]]]] = defaultdict(dict)
+        groups: dict[tuple[int, str], dict[str, tuple[int, bool, list[store.Update]]]] = (
+            defaultdict(dict)
+        )
         for t in totals:
             spec, period = wanted[(t["board_id"], t["period_id"], t["member_id"])]
             key = _key(ctx, spec, period.id)
             slot = groups[(spec.tenant_id, spec.source)].setdefault(
-                key, (_expire_ts(spec, period), [])
+                key, (_expire_ts(spec, period), status[(spec.id, period.id)][1], [])
             )
             enc = rules.encode(t["score"], t["reached_at"], period)
             keep = rules.clamp_score(t["score"]) > 0
-            slot[1].append((rules.member_bytes(t["member_id"]), enc if keep else None))
-        await store.apply(
+            slot[2].append((rules.member_bytes(t["member_id"]), enc if keep else None))
+        skipped = await store.apply(
             ctx,
-            {g: [(k, exp, ups) for k, (exp, ups) in keys.items()] for g, keys in groups.items()},
+            {g: [(k, *rest) for k, rest in keys.items()] for g, keys in groups.items()},
             ctx.clock.now(),
         )
+        if skipped:
+            # Those sets were lost; PostgreSQL has the scores, the next read rebuilds them.
+            log.warning("board sets not built; left for the next read to rebuild", keys=skipped)
 
 
 # ---------------------------------------------------------------- reads
+
+_T = TypeVar("_T")
+_building: dict[str, asyncio.Lock] = {}
+
+
+async def _built(
+    ctx: Context, spec: BoardSpec, period: Period, read: Callable[[], Awaitable[_T]]
+) -> _T:
+    """Run a read of an open period's set; when the set is not built (Redis lost it, or it
+    predates the encoding), rebuild the period from PostgreSQL first, then read again."""
+    for _ in range(3):
+        try:
+            return await read()
+        except store.NotBuilt:
+            await ensure_built(ctx, spec, period)
+    raise DependencyUnavailable(
+        details={"dependency": "redis", "problem": "the board could not be rebuilt"}
+    )
+
+
+async def ensure_built(ctx: Context, spec: BoardSpec, period: Period) -> bool:
+    """Rebuild one period set from PostgreSQL unless it is built; True when it rebuilt.
+
+    Single flight: one rebuild per set per process (a lock per key), and across processes the
+    period row lock (the second one finds the set built and stops). Scoring of the period
+    waits on the same row lock, so no event falls between the read and the swap."""
+    key = _key(ctx, spec, period.id)
+    if len(_building) > 10_000:
+        _building.clear()
+    async with _building.setdefault(key, asyncio.Lock()):
+        if await store.is_built(ctx, key):
+            return False
+        async with ctx.db.transaction() as conn:
+            prow = await repo.get_period(conn, spec.id, period.id, lock=True)
+            if await store.is_built(ctx, key):
+                return False
+            if prow is None:
+                await store.build_empty(ctx, key, _expire_ts(spec, period))
+            else:
+                await _replace_period(ctx, conn, spec, period)
+        log.info("board set rebuilt from PostgreSQL", board=spec.id, period=period.id)
+        _top_cache.clear()
+        return True
+
+
+async def _replace_period(ctx: Context, conn: Any, spec: BoardSpec, period: Period) -> int:
+    rows = await repo.period_scores(conn, spec.id, period.id)
+    return await store.replace(
+        ctx,
+        spec.tenant_id,
+        spec.source,
+        _key(ctx, spec, period.id),
+        (
+            (rules.member_bytes(r["member_id"]), rules.encode(r["score"], r["reached_at"], period))
+            for r in rows
+            if rules.clamp_score(r["score"]) > 0
+        ),
+        _expire_ts(spec, period),
+        ctx.clock.now(),
+    )
 
 
 def _period_out(period: Period, closed: bool) -> PeriodOut:
@@ -445,8 +510,12 @@ async def _top_page(
         else:
             key = _key(ctx, spec, period.id)
             min_enc = rules.min_encoded(spec.min_score)
-            pairs = await store.top(ctx, key, offset, limit, min_enc)
-            upd = await store.updated_at(ctx, spec.tenant_id, spec.source, key)
+            pairs, upd = await _built(
+                ctx,
+                spec,
+                period,
+                lambda: store.top(ctx, spec.tenant_id, spec.source, key, offset, limit, min_enc),
+            )
             ranked = [
                 (offset + i + 1, rules.member_of(m), rules.decode_score(s))
                 for i, (m, s) in enumerate(pairs)
@@ -474,7 +543,8 @@ async def _my_place(
                 )
                 prev = above[0]["score"] - row["score"] if above else None
         return MeOnBoard(row["rank"], row["score"], prev)
-    got = await store.me(ctx, _key(ctx, spec, period.id), rules.member_bytes(member_id))
+    k = _key(ctx, spec, period.id)
+    got = await _built(ctx, spec, period, lambda: store.me(ctx, k, rules.member_bytes(member_id)))
     if got is None:
         return MeOnBoard(None, 0, None)
     rank, enc, prev = got
@@ -527,7 +597,9 @@ async def around_me(
             ranked = [(r["rank"], r["member_id"], r["score"]) for r in rows]
     else:
         k = _key(ctx, spec, period.id)
-        got = await store.around(ctx, k, rules.member_bytes(member_id), radius)
+        got = await _built(
+            ctx, spec, period, lambda: store.around(ctx, k, rules.member_bytes(member_id), radius)
+        )
         if got is not None:
             rank, start, pairs = got
             ranked = [
@@ -567,8 +639,12 @@ async def friends(
             rows = await repo.archive_members(conn, spec.id, period.id, ordered)
         scored = [(-r["rank"], r["member_id"]) for r in rows if r["score"] >= spec.min_score]
     else:
-        got = await store.scores_of(
-            ctx, _key(ctx, spec, period.id), [rules.member_bytes(m) for m in ordered]
+        k = _key(ctx, spec, period.id)
+        got = await _built(
+            ctx,
+            spec,
+            period,
+            lambda: store.scores_of(ctx, k, [rules.member_bytes(m) for m in ordered]),
         )
         scored = [
             (s, m)
@@ -677,23 +753,7 @@ async def rebuild_board(ctx: Context, spec: BoardSpec) -> dict[str, int]:
         async with ctx.db.transaction() as conn:
             if await repo.get_period(conn, spec.id, period.id, lock=True) is None:
                 continue
-            rows = await repo.period_scores(conn, spec.id, period.id)
-            out[period.id] = await store.replace(
-                ctx,
-                spec.tenant_id,
-                spec.source,
-                _key(ctx, spec, period.id),
-                (
-                    (
-                        rules.member_bytes(r["member_id"]),
-                        rules.encode(r["score"], r["reached_at"], period),
-                    )
-                    for r in rows
-                    if rules.clamp_score(r["score"]) > 0
-                ),
-                _expire_ts(spec, period),
-                ctx.clock.now(),
-            )
+            out[period.id] = await _replace_period(ctx, conn, spec, period)
     return out
 
 
