@@ -85,7 +85,8 @@ async def ensure_periods(
     rows: Sequence[tuple[int, int, str, datetime, datetime | None]],
 ) -> dict[tuple[int, str], tuple[str, bool]]:
     """Create the periods that get scores; returns each one's (status, created now). The no-op
-    update locks the row, so scoring a period waits for (and then sees) a close running at the same time."""
+    update locks the row, so scoring a period waits for (and then sees) a close running at the
+    same time."""
     if not rows:
         return {}
     ordered = sorted(set(rows), key=lambda r: (r[1], r[2]))
