@@ -522,6 +522,14 @@ async def test_bad_input_is_refused_and_changes_nothing(ctx, client, tenant):
     r = await client.get("/admin/v1/leaderboards/bad", headers=tenant.admin)
     assert r.status_code == 404
     await put_board(client, tenant, "good", title="v1")
+    # Never counted anything: the identity is corrected in place.
+    fixed = await put_board(client, tenant, "good", metric="growth", period="daily")
+    assert (fixed["version"], fixed["config"]["metric"], fixed["state"]) == (2, "growth", "active")
+    await put_board(client, tenant, "good", title="v1")
+    # Once it counted, its identity is fixed: archive it and use a new key.
+    m, _ = await member(client, tenant, "counted")
+    await emit(ctx, tenant.id, m, 5, DEFAULT_NOW)
+    await deliver(ctx)
     r = await client.put(
         "/admin/v1/leaderboards/good",
         json={"metric": "growth", "period": "weekly"},
@@ -531,7 +539,7 @@ async def test_bad_input_is_refused_and_changes_nothing(ctx, client, tenant):
     await put_board(client, tenant, "good", title="v2")  # non-identity change: new version
     r = await client.get("/admin/v1/leaderboards/good", headers=tenant.admin)
     assert (r.json()["version"], r.json()["config"]["title"], r.json()["config"]["metric"]) == (
-        2,
+        4,
         "v2",
         "points",
     )

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import structlog
 
+from service.core import parking
+
 if TYPE_CHECKING:
     from service.core.context import Context
 
@@ -40,6 +42,22 @@ class Event:
     member_id: int | None
     payload: dict[str, Any]
     occurred_at: datetime
+    txid: int = 0  # the outbox position is (txid, id)
+
+
+def event_of(r: Any) -> Event:
+    """An Event from an outbox row (id, txid, event_id, tenant_id, type, member_id, payload,
+    occurred_at)."""
+    return Event(
+        r["id"],
+        r["event_id"],
+        r["tenant_id"],
+        r["type"],
+        r["member_id"],
+        r["payload"],
+        r["occurred_at"],
+        r["txid"],
+    )
 
 
 Handler = Callable[["Context", list[Event]], Awaitable[None]]
@@ -101,6 +119,12 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._attempts: dict[tuple[str, int], int] = {}
         self._drain_lock = asyncio.Lock()
+        self.catch_ups: dict[str, parking.CatchUp] = {}
+
+    def on_catch_up(self, feature: str, fn: parking.CatchUp) -> None:
+        """Register how a feature replays missed events to one corrected definition
+        (see service.core.parking); the dispatcher runs it before each pass."""
+        self.catch_ups[feature] = fn
 
     def subscribe(self, name: str, handler: Handler, types: Iterable[str] | None = None) -> None:
         """Register a subscriber; ``types`` limits it to some event types (all when None)."""
@@ -122,6 +146,8 @@ class Dispatcher:
         async with self._drain_lock:
             total = 0
             while True:
+                for feature, fn in self.catch_ups.items():
+                    total += await parking.catch_up(ctx, feature, fn)
                 for name in self.handlers:
                     while True:
                         n, more = await self._step(ctx, name)
@@ -172,18 +198,7 @@ class Dispatcher:
             )
         if not rows:
             return 0, False
-        events = [
-            Event(
-                r["id"],
-                r["event_id"],
-                r["tenant_id"],
-                r["type"],
-                r["member_id"],
-                r["payload"],
-                r["occurred_at"],
-            )
-            for r in rows
-        ]
+        events = [event_of(r) for r in rows]
         wanted = [e for e in events if types is None or e.type in types]
         if wanted:
             try:

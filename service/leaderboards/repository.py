@@ -11,7 +11,7 @@ import asyncpg
 
 from service.leaderboards.rules import MAX_SCORE, TIME_SPAN
 
-BOARD_COLUMNS = "id, tenant_id, key, version, config, created_at, updated_at"
+BOARD_COLUMNS = "id, tenant_id, key, version, config, created_at, updated_at, archived_at"
 
 
 # ---------------------------------------------------------------- definitions
@@ -68,13 +68,42 @@ async def boards_for_tenants(
     conn: asyncpg.Connection, tenant_ids: Sequence[int]
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
-        f"SELECT {BOARD_COLUMNS} FROM leaderboards WHERE tenant_id = ANY($1::int[]) ORDER BY id",
+        f"SELECT {BOARD_COLUMNS} FROM leaderboards WHERE tenant_id = ANY($1::int[]) "
+        "AND archived_at IS NULL ORDER BY id",
         list(tenant_ids),
     )
 
 
 async def all_boards(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await conn.fetch(f"SELECT {BOARD_COLUMNS} FROM leaderboards ORDER BY id")
+    return await conn.fetch(
+        f"SELECT {BOARD_COLUMNS} FROM leaderboards WHERE archived_at IS NULL ORDER BY id"
+    )
+
+
+async def tenant_boards(conn: asyncpg.Connection, tenant_id: int) -> list[asyncpg.Record]:
+    """Every board of a tenant, archived ones too (the operator's list)."""
+    return await conn.fetch(
+        f"SELECT {BOARD_COLUMNS} FROM leaderboards WHERE tenant_id = $1 ORDER BY key", tenant_id
+    )
+
+
+async def has_counted(conn: asyncpg.Connection, board_id: int) -> bool:
+    """True once any event counted on the board (a period got a score)."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM board_periods WHERE board_id = $1)", board_id
+        )
+    )
+
+
+async def archive_board(conn: asyncpg.Connection, board_id: int, now: datetime) -> asyncpg.Record:
+    return await conn.fetchrow(
+        "UPDATE leaderboards SET updated_at = CASE WHEN archived_at IS NULL THEN $2 "
+        "ELSE updated_at END, archived_at = COALESCE(archived_at, $2) "
+        f"WHERE id = $1 RETURNING {BOARD_COLUMNS}",
+        board_id,
+        now,
+    )
 
 
 # ---------------------------------------------------------------- scoring

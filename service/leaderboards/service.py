@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 import msgspec
 import structlog
 
-from service.core import outbox
+from service.core import outbox, parking
 from service.core.context import Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
 from service.core.outbox import Event
@@ -26,10 +27,12 @@ from service.leaderboards.schemas import (
     EntryOut,
     FriendsIn,
     LeaderboardIn,
+    LeaderboardList,
     LeaderboardOut,
     MemberShown,
     MeOnBoard,
     NoteIn,
+    ParkedOut,
     PeriodOut,
     PreferenceOut,
     PublicationOut,
@@ -54,9 +57,21 @@ register_codes(
         "LEADERBOARD_KEY_CLASH": (
             409,
             "该排行榜标识已被占用",
-            "This key belongs to a board with another metric, period or time zone; use a new key.",
+            "This key belongs to a board that has counted with another metric, period or time "
+            "zone; archive it and use a new key.",
         ),
         "LEADERBOARD_PERIOD_NOT_FOUND": (404, "该周期不存在", "No such period on this board."),
+        "LEADERBOARD_PARKED": (
+            409,
+            "排行榜暂停计分，等待运营修正",
+            "The board failed while counting events and is set aside until an operator "
+            "corrects it; details give its state, reason and since when.",
+        ),
+        "LEADERBOARD_ARCHIVED": (
+            409,
+            "排行榜已归档",
+            "The board is archived: it counts nothing more and its key stays taken.",
+        ),
         "LEADERBOARD_LIMIT_OUT_OF_RANGE": (
             400,
             "请求条数超出范围",
@@ -84,6 +99,7 @@ register_codes(
 )
 
 SUBSCRIBER = "leaderboards"
+FEATURE = "leaderboards"  # the feature name of its parked definitions
 TOP_CACHE_TTL_S = 1.0
 CONFIG_CACHE_TTL_S = 5.0
 DISPLAY_CACHE_TTL_S = 30.0
@@ -180,14 +196,38 @@ def _dt(v: Any) -> datetime | None:
     return None if v is None else msgspec.convert(v, datetime)
 
 
-def _board_out(row: Any, red_black: str | None) -> LeaderboardOut:
+_FIELD_AT = re.compile(r"at `\$\.(\w+)")
+
+
+def _stored_config(config: dict[str, Any]) -> LeaderboardIn:
+    """The stored document; a field that no longer decodes (written by an older version, or
+    by hand) is left out rather than failing the operator's read of a parked board."""
+    doc = dict(config)
+    for _ in range(len(doc) + 1):
+        try:
+            return msgspec.convert(doc, LeaderboardIn)
+        except msgspec.ValidationError as exc:
+            m = _FIELD_AT.search(str(exc))
+            if m is None or m[1] not in doc:
+                break
+            doc.pop(m[1])
+    return LeaderboardIn(metric=str(config.get("metric", "")), period=str(config.get("period", "")))
+
+
+def _board_out(
+    row: Any, red_black: str | None, parked: parking.Parked | None = None
+) -> LeaderboardOut:
+    state = "archived" if row["archived_at"] else parked.state if parked else "active"
     return LeaderboardOut(
         key=row["key"],
         version=row["version"],
-        config=msgspec.convert(row["config"], LeaderboardIn),
+        config=_stored_config(row["config"]),
         red_black=red_black,
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        state=state,
+        parked=ParkedOut(parked.reason, parked.parked_at) if parked else None,
+        archived_at=row["archived_at"],
     )
 
 
@@ -205,12 +245,22 @@ async def put_board(ctx: Context, conn: Any, tenant_id: int, key: str, data: Lea
         raise DomainError("LEADERBOARD_CONFIG_INVALID", details={"problems": problems})
     now = ctx.clock.now()
     existing = await repo.lock_board(conn, tenant_id, key)
+    parked = None
     if existing is None:
         row = await repo.insert_board(conn, tenant_id, key, doc, now)
         if row is None:
             raise DomainError("CONFLICT")
     else:
-        if rules.identity_of(existing["config"]) != rules.identity_of(doc):
+        if existing["archived_at"] is not None:
+            raise DomainError(
+                "LEADERBOARD_ARCHIVED",
+                details={"key": key, "state": "archived", "archivedAt": existing["archived_at"]},
+            )
+        # A board that never counted anything holds no scores the change could mislabel: it
+        # is corrected in place. Once it counted, its identity is fixed.
+        if rules.identity_of(existing["config"]) != rules.identity_of(
+            doc
+        ) and await repo.has_counted(conn, existing["id"]):
             raise DomainError(
                 "LEADERBOARD_KEY_CLASH",
                 details={
@@ -228,9 +278,40 @@ async def put_board(ctx: Context, conn: Any, tenant_id: int, key: str, data: Lea
                 },
             )
         row = await repo.update_board(conn, existing["id"], doc, now)
+        # A parked board resumes: the dispatcher replays the events it missed, then it counts.
+        if await parking.resume(conn, FEATURE, row["id"]):
+            parked = await parking.state_of(conn, FEATURE, row["id"])
+            ctx.dispatcher.wake()
+    _config_cache.pop((tenant_id, key))
+    rb = await repo.red_black_for_board(conn, row["id"])
+    return _board_out(row, rb["key"] if rb else None, parked)
+
+
+async def archive_board(ctx: Context, conn: Any, tenant_id: int, key: str) -> LeaderboardOut:
+    """Retire a board: it counts nothing more (its subscriber skips it), members get 409
+    LEADERBOARD_ARCHIVED, and operators still read its definition and entries. The key stays
+    taken, so nothing new is ever shown under an archived board's name. Idempotent."""
+    existing = await repo.lock_board(conn, tenant_id, key)
+    if existing is None:
+        raise DomainError("LEADERBOARD_NOT_FOUND", details={"key": key})
+    row = await repo.archive_board(conn, existing["id"], ctx.clock.now())
+    await parking.forget(conn, FEATURE, row["id"])
     _config_cache.pop((tenant_id, key))
     rb = await repo.red_black_for_board(conn, row["id"])
     return _board_out(row, rb["key"] if rb else None)
+
+
+async def list_boards(ctx: Context, tenant_id: int) -> LeaderboardList:
+    async with ctx.db.connection() as conn:
+        rows = await repo.tenant_boards(conn, tenant_id)
+        states = await parking.states_of(conn, FEATURE, [r["id"] for r in rows])
+        rbs = {r["id"]: await repo.red_black_for_board(conn, r["id"]) for r in rows}
+    return LeaderboardList(
+        [
+            _board_out(r, rbs[r["id"]]["key"] if rbs[r["id"]] else None, states.get(r["id"]))
+            for r in rows
+        ]
+    )
 
 
 async def get_board(ctx: Context, tenant_id: int, key: str) -> LeaderboardOut:
@@ -239,19 +320,68 @@ async def get_board(ctx: Context, tenant_id: int, key: str) -> LeaderboardOut:
         if row is None:
             raise DomainError("LEADERBOARD_NOT_FOUND", details={"key": key})
         rb = await repo.red_black_for_board(conn, row["id"])
-    return _board_out(row, rb["key"] if rb else None)
+        parked = await parking.state_of(conn, FEATURE, row["id"])
+    return _board_out(row, rb["key"] if rb else None, parked)
 
 
-async def board_spec(ctx: Context, tenant_id: int, key: str) -> BoardSpec:
-    async def load() -> BoardSpec | None:
+async def board_spec(
+    ctx: Context, tenant_id: int, key: str, *, operator: bool = False
+) -> BoardSpec:
+    """The board's rules, cached CONFIG_CACHE_TTL_S. States are answered as states: archived
+    (members only) and parked are 409s. A definition whose rules raise is parked here too,
+    so a read never turns into a 500."""
+
+    async def load() -> tuple[Any, parking.Parked | None] | None:
         async with ctx.db.connection() as conn:
             row = await repo.get_board(conn, tenant_id, key)
-        return _spec(row) if row else None
+            if row is None:
+                return None
+            return row, await parking.state_of(conn, FEATURE, row["id"])
 
-    spec = await _config_cache.get((tenant_id, key), load)
-    if spec is None:
+    got = await _config_cache.get((tenant_id, key), load)
+    if got is None:
         raise DomainError("LEADERBOARD_NOT_FOUND", details={"key": key})
-    return spec  # type: ignore[no-any-return]
+    row, parked = got
+    if row["archived_at"] is not None and not operator:
+        raise DomainError(
+            "LEADERBOARD_ARCHIVED",
+            details={"key": key, "state": "archived", "archivedAt": row["archived_at"]},
+        )
+    if parked is not None and parked.state == "parked":
+        raise _parked_error(key, parked)
+    try:
+        spec = _spec(row)
+        now = ctx.clock.now()
+        rules.period_for(spec, now)
+        rules.current_period(spec, now)
+        rules.previous_period(spec, now)
+    except Exception as exc:
+        await parking.park(ctx, FEATURE, tenant_id, row["id"], exc, [], await _cursor(ctx))
+        _config_cache.pop((tenant_id, key))
+        now = ctx.clock.now()
+        raise _parked_error(key, parking.Parked("parked", parking.reason_of(exc), now)) from exc
+    return spec
+
+
+def _parked_error(key: str, parked: parking.Parked) -> DomainError:
+    return DomainError(
+        "LEADERBOARD_PARKED",
+        details={
+            "key": key,
+            "state": parked.state,
+            "reason": parked.reason,
+            "parkedAt": parked.parked_at,
+        },
+    )
+
+
+async def _cursor(ctx: Context) -> tuple[int, int]:
+    """The first outbox position the boards subscriber has not passed yet."""
+    async with ctx.db.connection() as conn:
+        cur = await conn.fetchrow(
+            "SELECT last_txid, last_id FROM outbox_cursors WHERE subscriber = $1", SUBSCRIBER
+        )
+    return (cur["last_txid"], cur["last_id"] + 1) if cur else (0, 0)
 
 
 # ---------------------------------------------------------------- scoring
@@ -266,34 +396,97 @@ def _expire_ts(spec: BoardSpec, period: Period) -> int:
     return 0 if at is None else int(at.timestamp())
 
 
-async def on_events(ctx: Context, events: list[Event]) -> None:
+def _hits(spec: BoardSpec, events: list[Event]) -> list[tuple[BoardSpec, Period, Event, int]]:
+    """What each event adds to each period of one board (pure; raises on a broken board)."""
+    hits = []
+    for e in events:
+        if spec.starts_at is not None and e.occurred_at < spec.starts_at:
+            continue
+        delta = rules.contribution(spec, e.type, e.payload)
+        if delta == 0:
+            continue
+        period = rules.period_for(spec, e.occurred_at)
+        if period is not None:
+            hits.append((spec, period, e, delta))
+    return hits
+
+
+async def on_events(ctx: Context, events: list[Event], only: int | None = None) -> None:
     """Outbox subscriber: add each event to every period of every board it feeds.
 
-    One PostgreSQL transaction per batch: the periods (locked against a concurrent close), the
-    dedup rows (at-least-once delivery counts once), the score upserts, then the totals read
-    under row locks and written to Redis in one round trip before commit. Writing absolute
-    totals while holding the row locks means no later writer can be overtaken by an earlier
-    one, and a redelivered batch only re-sets the same values.
+    Each board is isolated (service.core.parking): a board whose rules raise on these events
+    is parked with the reason, and the others count them. If the batch then fails as a whole
+    (not an outage), every board is applied alone and the ones that still fail are parked;
+    when all fail, the fault is the events', and the dispatcher's retry handles it.
+    ``only``: apply to that one board (the catch-up of a corrected board), failures raise.
     """
     scored = [e for e in events if e.member_id is not None]
     if not scored:
         return
+    by_tenant: dict[int, list[Event]] = defaultdict(list)
+    for e in scored:
+        by_tenant[e.tenant_id].append(e)
+    async with ctx.db.connection() as conn:
+        rows = await repo.boards_for_tenants(conn, sorted(by_tenant))
+        if only is not None:
+            rows = [r for r in rows if r["id"] == only]
+            skip: set[int] = set()
+        else:
+            skip = await parking.parked_ids(conn, FEATURE, [r["id"] for r in rows])
+    per_board: dict[int, tuple[BoardSpec, list[Any]]] = {}
+    for row in rows:
+        if row["id"] in skip:
+            continue
+        try:
+            spec = _spec(row)
+            hits = _hits(spec, by_tenant[row["tenant_id"]])
+        except Exception as exc:
+            if only is not None or outbox._is_outage(exc):
+                raise
+            await _park(ctx, row["tenant_id"], row["id"], row["key"], exc, events)
+            continue
+        if hits:
+            per_board[spec.id] = (spec, hits)
+    if not per_board:
+        return
+    try:
+        await _apply_hits(ctx, [h for _, hs in per_board.values() for h in hs])
+    except Exception as exc:
+        if only is not None or outbox._is_outage(exc) or len(per_board) == 1:
+            raise
+        failed = []
+        for spec, hs in per_board.values():
+            try:
+                await _apply_hits(ctx, hs)
+            except Exception as one:
+                if outbox._is_outage(one):
+                    raise
+                failed.append((spec, one))
+        if len(failed) == len(per_board):
+            raise
+        for spec, one in failed:
+            await _park(ctx, spec.tenant_id, spec.id, spec.key, one, events)
+
+
+async def _park(
+    ctx: Context, tenant_id: int, board_id: int, key: str, exc: BaseException, events: list[Event]
+) -> None:
+    await parking.park(ctx, FEATURE, tenant_id, board_id, exc, events)
+    _config_cache.pop((tenant_id, key))
+
+
+async def catch_up(ctx: Context, events: list[Event], board_id: int) -> None:
+    """Replay missed events to one corrected board (dispatcher catch-up, see parking)."""
+    await on_events(ctx, events, only=board_id)
+
+
+async def _apply_hits(ctx: Context, hits: list[tuple[BoardSpec, Period, Event, int]]) -> None:
+    """One PostgreSQL transaction: the periods (locked against a concurrent close), the
+    dedup rows (at-least-once delivery counts once), the score upserts, then the totals read
+    under row locks and written to Redis in one round trip before commit. Writing absolute
+    totals while holding the row locks means no later writer can be overtaken by an earlier
+    one, and a redelivered batch only re-sets the same values."""
     async with ctx.db.transaction() as conn:
-        rows = await repo.boards_for_tenants(conn, sorted({e.tenant_id for e in scored}))
-        boards: dict[int, list[BoardSpec]] = defaultdict(list)
-        for row in rows:
-            boards[row["tenant_id"]].append(_spec(row))
-        hits: list[tuple[BoardSpec, Period, Event, int]] = []
-        for e in scored:
-            for spec in boards.get(e.tenant_id, ()):
-                if spec.starts_at is not None and e.occurred_at < spec.starts_at:
-                    continue
-                delta = rules.contribution(spec, e.type, e.payload)
-                if delta == 0:
-                    continue
-                period = rules.period_for(spec, e.occurred_at)
-                if period is not None:
-                    hits.append((spec, period, e, delta))
         if not hits:
             return
         status = await repo.ensure_periods(
@@ -673,7 +866,7 @@ async def entries(
     """Operator export: full member ids in board order, from PostgreSQL."""
     _check_limit("limit", limit, 1, rules.MAX_EXPORT_LIMIT)
     offset = _offset(cursor) if cursor else 0
-    spec = await board_spec(ctx, tenant_id, key)
+    spec = await board_spec(ctx, tenant_id, key, operator=True)
     period, closed = await _resolve_period(ctx, spec, period_param)
     async with ctx.db.connection() as conn:
         if closed:
