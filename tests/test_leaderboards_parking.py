@@ -128,3 +128,57 @@ async def test_archived_boards_stop_counting_and_keep_their_history(ctx, client,
     assert r.status_code == 409 and r.json()["error"]["code"] == "LEADERBOARD_ARCHIVED"
     r = await client.post("/admin/v1/leaderboards/nope/archive", headers=tenant.admin)
     assert r.status_code == 404
+
+
+async def test_parking_keeps_the_earliest_missed_event_and_a_failed_catch_up_parks_again(
+    ctx, tenant
+):
+    from service.core import outbox, parking
+
+    async with ctx.db.transaction() as conn:
+        for i in range(3):
+            await outbox.emit(
+                conn, tenant_id=tenant.id, type="probe", occurred_at=clock_now(ctx), member_id=None
+            )
+    async with ctx.db.connection() as conn:
+        rows = await conn.fetch(
+            "SELECT id, txid, event_id, tenant_id, type, member_id, payload, occurred_at "
+            "FROM outbox WHERE tenant_id = $1 AND type = 'probe' ORDER BY txid, id",
+            tenant.id,
+        )
+    evs = [outbox.event_of(r) for r in rows]
+    await parking.park(ctx, "probe", tenant.id, 77, ValueError("late"), evs[2:])
+    await parking.park(ctx, "probe", tenant.id, 77, ValueError("early"), evs[1:2])
+    await parking.park(ctx, "probe", tenant.id, 77, ValueError("again"), evs[2:])
+    async with ctx.db.connection() as conn:
+        pos = await conn.fetchrow(
+            "SELECT from_txid, from_id, reason FROM parked_definitions WHERE feature = 'probe'"
+        )
+        assert (pos["from_txid"], pos["from_id"]) == (evs[1].txid, evs[1].id)
+        assert pos["reason"] == "ValueError: again"
+        assert await parking.parked_ids(conn, "probe", [77, 78]) == {77}
+        assert await parking.resume(conn, "probe", 77)
+        assert await parking.parked_ids(conn, "probe", [77]) == set()
+    seen: list[int] = []
+
+    async def still_broken(ctx, events, definition_id):  # type: ignore[no-untyped-def]
+        seen.extend(e.id for e in events if e.type == "probe")
+        raise KeyError("still broken")
+
+    await parking.catch_up(ctx, "probe", still_broken)
+    assert seen == [evs[1].id, evs[2].id]  # replayed from the first missed event
+    async with ctx.db.connection() as conn:
+        state = await parking.state_of(conn, "probe", 77)
+        assert state is not None and state.state == "parked" and "still broken" in state.reason
+        assert await parking.resume(conn, "probe", 77)
+
+    async def fixed(ctx, events, definition_id):  # type: ignore[no-untyped-def]
+        assert definition_id == 77
+
+    await parking.catch_up(ctx, "probe", fixed)
+    async with ctx.db.connection() as conn:
+        assert await parking.state_of(conn, "probe", 77) is None
+
+
+def clock_now(ctx):  # type: ignore[no-untyped-def]
+    return ctx.clock.now()

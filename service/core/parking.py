@@ -189,8 +189,13 @@ async def catch_up(ctx: Context, feature: str, fn: CatchUp, batch_size: int = 50
                 raise
             async with ctx.db.connection() as conn:
                 await conn.execute(
+                    # The earlier of where the replay failed and where a delivery meanwhile
+                    # parked it again.
                     "UPDATE parked_definitions SET state = 'parked', reason = $3, parked_at = $4, "
-                    "from_txid = $5, from_id = $6 WHERE feature = $1 AND definition_id = $2",
+                    "from_txid = CASE WHEN ($5, $6) < (from_txid, from_id) OR state = 'resuming' "
+                    "THEN $5 ELSE from_txid END, "
+                    "from_id = CASE WHEN ($5, $6) < (from_txid, from_id) OR state = 'resuming' "
+                    "THEN $6 ELSE from_id END WHERE feature = $1 AND definition_id = $2",
                     feature,
                     r["definition_id"],
                     reason_of(exc),
