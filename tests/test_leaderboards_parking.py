@@ -136,7 +136,7 @@ async def test_parking_keeps_the_earliest_missed_event_and_a_failed_catch_up_par
     from service.core import outbox, parking
 
     async with ctx.db.transaction() as conn:
-        for i in range(3):
+        for _ in range(3):
             await outbox.emit(
                 conn, tenant_id=tenant.id, type="probe", occurred_at=clock_now(ctx), member_id=None
             )
