@@ -49,6 +49,16 @@ async def test_a_board_that_breaks_while_counting_is_parked_alone_and_resumes(
         )
     service.clear_caches()
     _, ha = await tenant.member("a")
+    # Read before any event: the read finds the rules raising, parks the board, answers 409.
+    r = await client.get("/v1/leaderboards/naive", headers=ha)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "LEADERBOARD_PARKED", r.text
+    async with ctx.db.connection() as conn:
+        await conn.execute(
+            "DELETE FROM parked_definitions WHERE feature = 'leaderboards' AND definition_id = "
+            "(SELECT id FROM leaderboards WHERE tenant_id = $1 AND key = 'naive')",
+            tenant.id,
+        )
+    service.clear_caches()  # and from here on, the subscriber is the first to meet it
     _, hb = await tenant.member("b")
     _, ho = await other_tenant.member("o")
     assert (await adjust(client, tenant, "a", 10)).status_code == 200

@@ -331,36 +331,37 @@ async def board_spec(
     (members only) and parked are 409s. A definition whose rules raise is parked here too,
     so a read never turns into a 500."""
 
-    async def load() -> tuple[Any, parking.Parked | None] | None:
+    async def load() -> tuple[Any, parking.Parked | None, BoardSpec | None] | None:
         async with ctx.db.connection() as conn:
             row = await repo.get_board(conn, tenant_id, key)
             if row is None:
                 return None
-            return row, await parking.state_of(conn, FEATURE, row["id"])
+            parked = await parking.state_of(conn, FEATURE, row["id"])
+        if parked is not None and parked.state == "parked":
+            return row, parked, None
+        try:
+            spec = _spec(row)
+            now = ctx.clock.now()
+            rules.period_for(spec, now)
+            rules.current_period(spec, now)
+            rules.previous_period(spec, now)
+        except Exception as exc:
+            await parking.park(ctx, FEATURE, tenant_id, row["id"], exc, [], await _cursor(ctx))
+            return row, parking.Parked("parked", parking.reason_of(exc), ctx.clock.now()), None
+        return row, parked, spec
 
     got = await _config_cache.get((tenant_id, key), load)
     if got is None:
         raise DomainError("LEADERBOARD_NOT_FOUND", details={"key": key})
-    row, parked = got
+    row, parked, spec = got
     if row["archived_at"] is not None and not operator:
         raise DomainError(
             "LEADERBOARD_ARCHIVED",
             details={"key": key, "state": "archived", "archivedAt": row["archived_at"]},
         )
-    if parked is not None and parked.state == "parked":
+    if spec is None:
         raise _parked_error(key, parked)
-    try:
-        spec = _spec(row)
-        now = ctx.clock.now()
-        rules.period_for(spec, now)
-        rules.current_period(spec, now)
-        rules.previous_period(spec, now)
-    except Exception as exc:
-        await parking.park(ctx, FEATURE, tenant_id, row["id"], exc, [], await _cursor(ctx))
-        _config_cache.pop((tenant_id, key))
-        now = ctx.clock.now()
-        raise _parked_error(key, parking.Parked("parked", parking.reason_of(exc), now)) from exc
-    return spec
+    return spec  # type: ignore[no-any-return]
 
 
 def _parked_error(key: str, parked: parking.Parked) -> DomainError:
