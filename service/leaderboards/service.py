@@ -571,12 +571,20 @@ async def ensure_built(ctx: Context, spec: BoardSpec, period: Period) -> bool:
             if await store.is_built(ctx, key):
                 return False
             if prow is None:
-                await store.build_empty(ctx, key, _expire_ts(spec, period))
+                await store.build_empty(ctx, key, _rebuilt_expiry(ctx, spec, period))
             else:
                 await _replace_period(ctx, conn, spec, period)
         log.info("board set rebuilt from PostgreSQL", board=spec.id, period=period.id)
         _top_cache.clear()
         return True
+
+
+def _rebuilt_expiry(ctx: Context, spec: BoardSpec, period: Period) -> int:
+    """A rebuilt set must outlive the read that asked for it, even past its grace time (the
+    close job archives it soon after)."""
+    at = _expire_ts(spec, period)
+    soon = int(ctx.clock.now().timestamp()) + 3600
+    return at if at == 0 or at > soon else soon
 
 
 async def _replace_period(ctx: Context, conn: Any, spec: BoardSpec, period: Period) -> int:
@@ -591,7 +599,7 @@ async def _replace_period(ctx: Context, conn: Any, spec: BoardSpec, period: Peri
             for r in rows
             if rules.clamp_score(r["score"]) > 0
         ),
-        _expire_ts(spec, period),
+        _rebuilt_expiry(ctx, spec, period),
         ctx.clock.now(),
     )
 
