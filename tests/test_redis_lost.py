@@ -3,6 +3,8 @@ answers (no `engage rebuild`), never answering empty or partial."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from service.leaderboards import service as boards
@@ -80,6 +82,26 @@ async def test_boards_rebuild_themselves_after_redis_loses_everything(ctx, clien
             else:
                 assert [i["rank"] for i in body["items"]] == [6, 7, 8, 9, 10]
                 assert body["me"]["rank"] == 1
+
+
+async def test_many_readers_of_a_lost_board_share_one_rebuild(ctx, client, clock, tenant):
+    await put_board(client, tenant, "crowd", period="allTime")
+    heads = []
+    for i in range(5):
+        _, h = await tenant.member(f"crowd{i}")
+        heads.append(h)
+        assert (await adjust(client, tenant, f"crowd{i}", 10 + i)).status_code == 200
+    await deliver(ctx)
+    await wipe_run_keys(ctx)
+    boards.clear_caches()
+    before = boards.rebuilt_on_read
+    got = await asyncio.gather(
+        *[client.get("/v1/leaderboards/crowd", headers=heads[i % 5]) for i in range(50)]
+    )
+    assert boards.rebuilt_on_read - before == 1
+    for i, r in enumerate(got):
+        assert r.status_code == 200, r.text
+        assert r.json()["me"]["rank"] == 5 - i % 5 and len(r.json()["items"]) == 5
 
 
 async def test_calendar_and_stock_reload_after_redis_loses_everything(ctx, client, tenant):

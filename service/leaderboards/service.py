@@ -537,6 +537,7 @@ async def _apply_hits(ctx: Context, hits: list[tuple[BoardSpec, Period, Event, i
 
 _T = TypeVar("_T")
 _building: dict[str, asyncio.Lock] = {}
+rebuilt_on_read = 0  # sets rebuilt by a read in this process (tests check single flight)
 
 
 async def _built(
@@ -574,6 +575,8 @@ async def ensure_built(ctx: Context, spec: BoardSpec, period: Period) -> bool:
                 await store.build_empty(ctx, key, _rebuilt_expiry(ctx, spec, period))
             else:
                 await _replace_period(ctx, conn, spec, period)
+        global rebuilt_on_read
+        rebuilt_on_read += 1
         log.info("board set rebuilt from PostgreSQL", board=spec.id, period=period.id)
         _top_cache.clear()
         return True
