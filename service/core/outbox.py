@@ -7,6 +7,11 @@ event whose transaction commits late is never skipped. Each subscriber has a cur
 PostgreSQL, advanced after its handler succeeds; a restart resumes from there. Handlers must be
 idempotent per ``event_id`` (delivery is at least once). One process at a time dispatches
 (a session advisory lock), so adding app processes does not multiply deliveries.
+
+A subscriber that applies events to many operator definitions (boards, badges, team PKs)
+isolates them with ``service.core.parking``: a definition that raises is parked alone instead
+of holding back or dead-lettering everyone's events; the dispatcher runs each feature's
+catch-up (``on_catch_up``) for corrected definitions before every pass.
 """
 
 from __future__ import annotations
