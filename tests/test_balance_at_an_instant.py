@@ -225,3 +225,29 @@ async def test_challenge_stake_checks_the_same_balance(tenant, client, ctx, cloc
     assert r.json()["balanceAfter"] == 0
     assert (await me_of(client, tenant, "bal-s"))["balances"]["points"] == 0
     assert await db_balance(ctx, tenant.id, mid) == 0
+
+
+async def test_concurrent_credits_write_the_expiry_once(tenant, client, ctx, clock):
+    """Thirty credits racing right after the date: one of them writes the expiry, and each
+    answer is the balance after its own credit (5, 10, ..., 150), never counting the 100."""
+    import asyncio
+
+    mid, _ = await tenant.member("bal-race")
+    await set_expiry(client, tenant, mode="days", days=1)
+    t = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
+    clock.set(t)
+    await adjust(client, tenant, "bal-race", 100)
+    clock.set(t + LATER)
+    rs = await asyncio.gather(*[adjust(client, tenant, "bal-race", 5) for _ in range(30)])
+    assert all(r.status_code == 200 for r in rs)
+    assert sorted(r.json()["balance"] for r in rs) == list(range(5, 151, 5))
+    assert await db_balance(ctx, tenant.id, mid) == 150
+    async with ctx.db.connection() as conn:
+        expiries = await conn.fetch(
+            "SELECT delta FROM ledger_entries WHERE tenant_id=$1 AND member_id=$2 "
+            "AND kind='expire'",
+            tenant.id,
+            mid,
+        )
+    assert [r["delta"] for r in expiries] == [-100]
+    assert (await me_of(client, tenant, "bal-race"))["balances"]["points"] == 150
