@@ -48,3 +48,4 @@ class MeOut(msgspec.Struct, rename="camel"):
     next_level: NextLevel | None
     expiring_soon: ExpiringSoon | None
     titles: list[str] = []
+    title: str | None = None  # the title shown (chosen with PUT /v1/me/title)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from service.badges import service as badges
 from service.core.context import Context
 from service.me.schemas import Balances, ExpiringSoon, LevelCard, MeOut, NextLevel
 from service.members import service as members
@@ -15,6 +16,7 @@ async def me(ctx: Context, tenant_id: int, member_id: int) -> MeOut:
     async with ctx.db.connection() as conn:
         profile = await members.profile(ctx, tenant_id, member_id, conn)
         card = await points.member_card(ctx, conn, tenant_id, member_id)
+        shown, titles = await badges.titles_for_card(ctx, conn, tenant_id, member_id)
     level = next_level = None
     if card.level is not None and card.level_index is not None:
         lv = card.level
@@ -45,4 +47,6 @@ async def me(ctx: Context, tenant_id: int, member_id: int) -> MeOut:
         level,
         next_level,
         ExpiringSoon(card.expiring_amount, card.expiring_at) if card.expiring_at else None,
+        titles,
+        shown,
     )

@@ -1,0 +1,2 @@
+def add_parser(sub):  # placeholder replaced below
+    pass
