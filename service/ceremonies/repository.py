@@ -17,14 +17,15 @@ _COLS = (
 async def insert(
     conn: asyncpg.Connection, tenant_id: int, rows: Sequence[tuple], now: datetime
 ) -> list[asyncpg.Record]:
-    """(member, kind, dedup, group, priority, facts, assets, expires): the new ones only."""
-    ordered = sorted(rows, key=lambda r: r[2])
+    """(member, kind, dedup, group, priority, facts, assets, expires): the new ones only.
+    Rows keep the events' delivery order, so ids (the honour wall's order) follow it."""
+    ordered = list(rows)
     return await conn.fetch(
         "INSERT INTO ceremonies (tenant_id, member_id, kind, dedup_key, group_key, priority, "
         "facts, assets, created_at, expires_at, wall_hidden) "
         "SELECT $1, m, k, d, g, p, f, a, $10, x, false FROM unnest($2::bigint[], $3::text[], "
         "$4::text[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[], $9::timestamptz[]) "
-        "AS u(m, k, d, g, p, f, a, x) ON CONFLICT (tenant_id, dedup_key) DO NOTHING "
+        "WITH ORDINALITY AS u(m, k, d, g, p, f, a, x, ord) ORDER BY ord ON CONFLICT (tenant_id, dedup_key) DO NOTHING "
         f"RETURNING {_COLS}",
         tenant_id,
         [r[0] for r in ordered],
