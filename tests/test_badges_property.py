@@ -98,13 +98,10 @@ def make_event(tenant_id: int, raw: tuple) -> Event:
 
 
 def model_period(repeat: str, window: dict | None, at: datetime) -> str | None:
-    if window is not None:
-        if not (
-            datetime.fromisoformat(window["startsAt"])
-            <= at
-            < datetime.fromisoformat(window["endsAt"])
-        ):
-            return None
+    if window is not None and not (
+        datetime.fromisoformat(window["startsAt"]) <= at < datetime.fromisoformat(window["endsAt"])
+    ):
+        return None
     local = at.astimezone(SH)
     if repeat == "daily":
         return local.strftime("%Y-%m-%d")
@@ -149,9 +146,9 @@ def model(events: list[Event]) -> tuple[dict, set]:
             elif k == "challengeFinished" and t in ("challenge.won", "challenge.lost"):
                 if c.get("outcome", "won") == "any" or t == "challenge.won":
                     cur[(key, m, p)] += 1
-            elif k == "memberJoined" and t == "member.joined":
-                cur[(key, m, p)] = 1
-            elif k == "badgeEarned" and t == "badge.earned" and pl["key"] == c["badge"]:
+            elif (k == "memberJoined" and t == "member.joined") or (
+                k == "badgeEarned" and t == "badge.earned" and pl["key"] == c["badge"]
+            ):
                 cur[(key, m, p)] = 1
     targets = {
         key: c.get(

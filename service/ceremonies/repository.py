@@ -25,7 +25,8 @@ async def insert(
         "facts, assets, created_at, expires_at, wall_hidden) "
         "SELECT $1, m, k, d, g, p, f, a, $10, x, false FROM unnest($2::bigint[], $3::text[], "
         "$4::text[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[], $9::timestamptz[]) "
-        "WITH ORDINALITY AS u(m, k, d, g, p, f, a, x, ord) ORDER BY ord ON CONFLICT (tenant_id, dedup_key) DO NOTHING "
+        "WITH ORDINALITY AS u(m, k, d, g, p, f, a, x, ord) ORDER BY ord "
+        "ON CONFLICT (tenant_id, dedup_key) DO NOTHING "
         f"RETURNING {_COLS}",
         tenant_id,
         [r[0] for r in ordered],

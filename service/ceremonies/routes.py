@@ -36,6 +36,12 @@ Cursor = Annotated[
 ]
 
 
+PendingLimit = Annotated[int, Parameter(description="Groups at most, 1..20.")]
+PageLimit = Annotated[int, Parameter(description="1..50.")]
+KindFilter = Annotated[Kind | None, Parameter(description="Only honours of this kind.")]
+KindPath = Annotated[str, Parameter(description="A ceremony kind.", max_length=16)]
+
+
 def _lang(request: Request) -> str:
     return pick_language(request.headers.get("accept-language"))
 
@@ -51,7 +57,7 @@ def _lang(request: Request) -> str:
     ),
 )
 async def pending(
-    member: NamedDependency[Member], state: State, request: Request, limit: int = 3
+    member: NamedDependency[Member], state: State, request: Request, limit: PendingLimit = 3
 ) -> PendingOut:
     return await service.pending(
         get_ctx(state), member.tenant_id, member.member_id, limit, _lang(request)
@@ -83,7 +89,7 @@ async def played(
     state: State,
     request: Request,
     cursor: Cursor = None,
-    limit: int = 20,
+    limit: PageLimit = 20,
 ) -> CeremonyPage:
     return await service.played(
         get_ctx(state), member.tenant_id, member.member_id, cursor, limit, _lang(request)
@@ -112,9 +118,9 @@ async def honour_wall(
     member: NamedDependency[Member],
     state: State,
     request: Request,
-    kind: Kind | None = None,
+    kind: KindFilter = None,
     cursor: Cursor = None,
-    limit: int = 20,
+    limit: PageLimit = 20,
 ) -> WallPage:
     return await service.wall(get_ctx(state), member.tenant_id, kind, cursor, limit, _lang(request))
 
@@ -157,7 +163,7 @@ async def put_wall_preference(
     ),
 )
 async def put_settings(
-    kind: str,
+    kind: KindPath,
     data: JSONBody[CeremonySettingsIn],
     operator: NamedDependency[Operator],
     state: State,
@@ -179,7 +185,7 @@ async def put_settings(
     tags=["ceremonies"],
 )
 async def get_settings(
-    kind: str, operator: NamedDependency[Operator], state: State
+    kind: KindPath, operator: NamedDependency[Operator], state: State
 ) -> CeremonySettingsOut:
     return await service.get_settings(get_ctx(state), operator.tenant_id, kind)
 
