@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-SUBSCRIBERS = ("badges", "ceremonies")
+SUBSCRIBERS = ("badges", "ceremonies", "leaderboards")
 
 
 async def deliver(ctx) -> None:  # type: ignore[no-untyped-def]

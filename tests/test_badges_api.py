@@ -43,6 +43,12 @@ async def test_seven_day_streak_badge_from_definition_to_honour_wall(ctx, client
     """The issue's "done when": define, check in 7 days, one ceremony, ack, badge and title
     on /v1/me and the wall, the reward in the ledger once."""
     await put_campaign(client, tenant, streakRewards=[])
+    r = await client.put(
+        "/admin/v1/leaderboards/checkins",
+        json={"metric": "checkins", "period": "allTime"},
+        headers=tenant.admin,
+    )
+    assert r.status_code == 200, r.text
     out = await put_badge(client, tenant, "streak-7", **STREAK_BADGE)
     assert out["version"] == 1 and out["status"] == "active"
     member_id, headers = await tenant.member("streaker")
