@@ -72,6 +72,8 @@ async def test_seven_day_streak_badge_from_definition_to_honour_wall(ctx, client
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["more"] == 0
+    me = (await client.get("/v1/me", headers=headers)).json()
+    assert me["pendingCeremonies"] == 2
     [group] = body["groups"]
     kinds = sorted(c["kind"] for c in group["ceremonies"])
     assert kinds == ["badge", "title"]  # one check-in brought both: played as one group
@@ -96,6 +98,8 @@ async def test_seven_day_streak_badge_from_definition_to_honour_wall(ctx, client
     assert r.status_code == 200, r.text
     me = (await client.get("/v1/me", headers=headers)).json()
     assert me["title"] == "签到达人" and me["titles"] == ["签到达人"]
+    assert [b["key"] for b in me["badges"]] == ["streak-7"] and me["badgesEarned"] == 1
+    assert me["pendingCeremonies"] == 0
     mine = (await client.get("/v1/me/badges", headers=headers)).json()
     assert [b["key"] for b in mine["badges"]] == ["streak-7"]
     assert mine["shownTitle"] == "签到达人"

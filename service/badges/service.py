@@ -317,9 +317,11 @@ async def _reward(
 
 
 def _is_outage(exc: BaseException) -> bool:
+    """Redis or PostgreSQL away: not the definition's fault, so it is retried, not parked."""
+    from service.core.errors import DependencyUnavailable
     from service.core.http import DEPENDENCY_ERRORS
 
-    return isinstance(exc, (*DEPENDENCY_ERRORS, OSError))
+    return isinstance(exc, (DependencyUnavailable, *DEPENDENCY_ERRORS, OSError))
 
 
 async def on_events(ctx: Context, events: list[Event]) -> None:
@@ -552,6 +554,19 @@ async def catalogue(ctx: Context, tenant_id: int, member_id: int, lang: str) -> 
     return BadgeCatalogue(items)
 
 
+def _earned(h: Any) -> EarnedBadge:
+    cfg = h["config"]
+    return EarnedBadge(
+        h["key"],
+        cfg.get("name", h["key"]),
+        cfg.get("icon", ""),
+        cfg.get("series", ""),
+        cfg.get("tier", ""),
+        h["period_id"],
+        h["earned_at"],
+    )
+
+
 async def my_badges(ctx: Context, tenant_id: int, member_id: int) -> MyBadges:
     """My earned badges and titles, newest first."""
     now = ctx.clock.now()
@@ -560,18 +575,7 @@ async def my_badges(ctx: Context, tenant_id: int, member_id: int) -> MyBadges:
         titles = await repo.titles_of(conn, tenant_id, member_id, now)
         shown = (await repo.shown_titles(conn, tenant_id, [member_id], now)).get(member_id)
     return MyBadges(
-        [
-            EarnedBadge(
-                h["key"],
-                h["config"].get("name", h["key"]),
-                h["config"].get("icon", ""),
-                h["config"].get("series", ""),
-                h["config"].get("tier", ""),
-                h["period_id"],
-                h["earned_at"],
-            )
-            for h in held
-        ],
+        [_earned(h) for h in held],
         [
             TitleOut(t["title"], t["source"], t["gained_at"], t["expires_at"], t["title"] == shown)
             for t in titles
@@ -604,6 +608,14 @@ async def titles_for_card(
     titles = [t["title"] for t in await repo.titles_of(conn, tenant_id, member_id, now)]
     shown = (await repo.shown_titles(conn, tenant_id, [member_id], now)).get(member_id)
     return shown, titles
+
+
+async def recent_badges(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, limit: int
+) -> tuple[list[EarnedBadge], int]:
+    """Public: (the latest ``limit`` badges earned, newest first; how many in all), for /v1/me."""
+    held = await repo.member_badges(conn, tenant_id, member_id)
+    return [_earned(h) for h in held[:limit]], len(held)
 
 
 async def shown_titles(
