@@ -133,6 +133,9 @@ def run(args: argparse.Namespace) -> int:
             await migrate(servers.database_url)
             async with open_context(resolved) as ctx:
                 out = await _subscriber_vs_ingestion(ctx, args.batches, args.batch, args.members)
+                # Ceremonies of what was earned exist before the HTTP phase, which then
+                # measures reads alone.
+                await ctx.dispatcher.drain(ctx)
                 async with ctx.db.transaction() as conn:
                     t = await tenancy.get_tenant_by_slug(conn, out["tenant"])
                     assert t is not None

@@ -317,37 +317,50 @@ async def _reward(
 
 
 def _is_outage(exc: BaseException) -> bool:
-    """Redis or PostgreSQL away: not the definition's fault, so it is retried, not parked."""
+    """Redis or PostgreSQL away, or a deadlock with a concurrent writer: not the definition's
+    fault, so the batch is retried, not the definition parked."""
     from service.core.errors import DependencyUnavailable
     from service.core.http import DEPENDENCY_ERRORS
 
-    return isinstance(exc, (DependencyUnavailable, *DEPENDENCY_ERRORS, OSError))
+    return isinstance(
+        exc,
+        (DependencyUnavailable, asyncpg.TransactionRollbackError, *DEPENDENCY_ERRORS, OSError),
+    )
 
 
 async def on_events(ctx: Context, events: list[Event]) -> None:
     """Outbox subscriber: progress every active definition of the events' tenants.
 
-    One transaction per definition: a definition that fails (anything but an outage) is parked
-    with its reason and skipped from then on; the others commit. An outage raises, and the
-    dispatcher retries the batch (already counted events are skipped per definition)."""
+    One transaction per tenant and batch, one savepoint per definition: a definition that
+    fails (anything but an outage or a deadlock) is rolled back to its savepoint and parked
+    with its reason after commit; the others commit. An outage or deadlock raises, and the
+    dispatcher retries the batch (events already counted are skipped per definition)."""
     by_tenant: dict[int, list[Event]] = defaultdict(list)
     for e in events:
         by_tenant[e.tenant_id].append(e)
     async with ctx.db.connection() as conn:
         defs = await repo.active_definitions(conn, sorted(by_tenant))
+    per_tenant: dict[int, list[Any]] = defaultdict(list)
     for row in defs:
-        try:
-            spec = _spec(row)
-            types = rules.spec_event_types(spec)
-            mine = [e for e in by_tenant[row["tenant_id"]] if e.type in types]
-            if not mine:
-                continue
-            async with ctx.db.transaction() as conn:
-                await apply(ctx, conn, spec, row["config"], mine)
-        except Exception as exc:
-            if _is_outage(exc):
-                raise
-            await _park(ctx, row, exc)
+        per_tenant[row["tenant_id"]].append(row)
+    failed: list[tuple[Any, BaseException]] = []
+    for tenant_id, rows in per_tenant.items():
+        async with ctx.db.transaction() as conn:
+            for row in rows:
+                try:
+                    spec = _spec(row)
+                    types = rules.spec_event_types(spec)
+                    mine = [e for e in by_tenant[tenant_id] if e.type in types]
+                    if not mine:
+                        continue
+                    async with conn.transaction():  # a savepoint: this definition alone
+                        await apply(ctx, conn, spec, row["config"], mine)
+                except Exception as exc:
+                    if _is_outage(exc):
+                        raise
+                    failed.append((row, exc))
+    for row, exc in failed:
+        await _park(ctx, row, exc)
     ctx.dispatcher.wake()
 
 
