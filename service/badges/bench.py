@@ -147,19 +147,29 @@ def run(args: argparse.Namespace) -> int:
         out, api_key = asyncio.run(phase_one())
         env = {"ENGAGE_DATABASE_URL": servers.database_url, "ENGAGE_REDIS_URL": servers.redis_url}
         with benchkit.server(env, workers=args.workers, port=args.port) as base:
-            req = urllib.request.Request(
-                base + "/admin/v1/members/m-1/token",
-                data=b"{}",
-                method="POST",
-                headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(req, timeout=30) as r:
-                token = json.loads(r.read())["accessToken"]
-            auth = {"Authorization": f"Bearer {token}"}
-            pending_req = benchkit.request_bytes("GET", "/v1/ceremonies/pending", auth)
+            # Many members, so the per-member rate limit is never what is measured.
+            tokens = []
+            for i in range(args.tokens):
+                req = urllib.request.Request(
+                    base + f"/admin/v1/members/m-{i}/token",
+                    data=b"{}",
+                    method="POST",
+                    headers={
+                        "Authorization": f"Bearer {api_key}",
+                        "Content-Type": "application/json",
+                    },
+                )
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    tokens.append(json.loads(r.read())["accessToken"])
+            pending_reqs = [
+                benchkit.request_bytes(
+                    "GET", "/v1/ceremonies/pending", {"Authorization": f"Bearer {t}"}
+                )
+                for t in tokens
+            ]
             live_req = benchkit.request_bytes("GET", "/health/live", {})
             pending = benchkit.http_load(
-                base, lambda _: pending_req, args.seconds, args.connections
+                base, lambda n: pending_reqs[n % len(pending_reqs)], args.seconds, args.connections
             )
             live = benchkit.http_load(base, lambda _: live_req, args.seconds, args.connections)
         print(
@@ -205,6 +215,7 @@ def add_parser(bench: argparse._SubParsersAction) -> None:  # type: ignore[type-
     b.add_argument("--members", type=int, default=2000)
     b.add_argument("--seconds", type=float, default=5.0, help="HTTP phase, per endpoint")
     b.add_argument("--connections", type=int, default=32)
+    b.add_argument("--tokens", type=int, default=200, help="members whose pending list is read")
     b.add_argument("--workers", type=int, default=1)
     b.add_argument("--port", type=int, default=None, help="server port (default: a free one)")
     b.set_defaults(fn=run)

@@ -177,11 +177,20 @@ def _out(
     )
 
 
+_zones: dict[int, tuple[float, ZoneInfo]] = {}
+
+
 async def _zone(conn: asyncpg.Connection, tenant_id: int) -> ZoneInfo:
+    """The tenant's time zone (the share card's date), cached per process like settings."""
     from service.core.tenancy import get_tenant
 
+    hit = _zones.get(tenant_id)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
     t = await get_tenant(conn, tenant_id)
-    return ZoneInfo(t.timezone if t else "Asia/Shanghai")
+    zone = ZoneInfo(t.timezone if t else "Asia/Shanghai")
+    _zones[tenant_id] = (time.monotonic() + SETTINGS_TTL_S, zone)
+    return zone
 
 
 async def pending(
@@ -417,6 +426,7 @@ async def wall_changed(ctx: Context, tenant_id: int) -> None:
 
 def clear_caches() -> None:
     _settings_cache.clear()
+    _zones.clear()
 
 
 async def rebuild(ctx: Context) -> dict[str, Any]:
