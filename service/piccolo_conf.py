@@ -20,5 +20,7 @@ APP_REGISTRY = AppRegistry(
         "service.challenges.piccolo_app",
         "service.leaderboards.piccolo_app",
         "service.wheel.piccolo_app",
+        "service.badges.piccolo_app",
+        "service.ceremonies.piccolo_app",
     ]
 )

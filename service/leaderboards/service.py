@@ -157,7 +157,8 @@ class TtlCache:
 
 _top_cache = TtlCache(TOP_CACHE_TTL_S)
 _config_cache = TtlCache(CONFIG_CACHE_TTL_S)
-_display: dict[tuple[int, int], tuple[float, members.MemberDisplay | None]] = {}
+Shown = tuple[members.MemberDisplay | None, str | None]  # display info, shown title
+_display: dict[tuple[int, int], tuple[float, Shown]] = {}
 
 
 def clear_caches() -> None:
@@ -658,11 +659,13 @@ def _offset(cursor: str | None) -> int:
     return int(cursor)
 
 
-async def _displays(
-    ctx: Context, tenant_id: int, member_ids: list[int]
-) -> dict[int, members.MemberDisplay | None]:
+async def _displays(ctx: Context, tenant_id: int, member_ids: list[int]) -> dict[int, Shown]:
+    """Display info and the title each member shows (asked of the badges feature), cached
+    per process for DISPLAY_CACHE_TTL_S."""
+    from service.badges import service as badges
+
     now = time.monotonic()
-    out: dict[int, members.MemberDisplay | None] = {}
+    out: dict[int, Shown] = {}
     missing = []
     for m in member_ids:
         hit = _display.get((tenant_id, m))
@@ -673,19 +676,21 @@ async def _displays(
     if missing:
         async with ctx.db.connection() as conn:
             found = await members.display_info(conn, tenant_id, missing)
+            titles = await badges.shown_titles(ctx, conn, tenant_id, missing)
         if len(_display) > 200_000:
             _display.clear()
         for m in missing:
-            out[m] = found.get(m)
+            out[m] = (found.get(m), titles.get(m))
             _display[(tenant_id, m)] = (now + DISPLAY_CACHE_TTL_S, out[m])
     return out
 
 
-def _shown(spec: BoardSpec, d: members.MemberDisplay | None) -> MemberShown:
+def _shown(spec: BoardSpec, shown: Shown) -> MemberShown:
+    d, title = shown
     if d is None or spec.display == "anonymous":
         return MemberShown(members.ANONYMOUS, "")
     name = d.nickname if spec.display == "full" and d.nickname else d.masked_nickname
-    return MemberShown(name, d.avatar_url if spec.show_avatar else "")
+    return MemberShown(name, d.avatar_url if spec.show_avatar else "", title)
 
 
 async def _items(
