@@ -20,6 +20,8 @@ FEATURE_MODULES: tuple[str, ...] = (
     "wheel",
     "badges",
     "ceremonies",
+    "teams",
+    "pks",
 )
 
 

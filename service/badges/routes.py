@@ -43,10 +43,10 @@ ExternalId = Annotated[str, Parameter(description="The brand's member id.", max_
     description=(
         "Criteria are declared, never code: eventCount, valueSum, firstTime, checkinStreak, "
         "levelReached, totalEarned, boardRank, challengeFinished, memberJoined, "
-        "ritualCompleted, badgeEarned, manual (all must be met in one period). Invalid: 422 "
-        "BADGE_CONFIG_INVALID listing every problem (unknown event type, board, level or "
-        "campaign, a window without offsets, counts below 1, a reward cycle), nothing saved. "
-        "A new or changed badge is backfilled from history by a job within a minute "
+        "ritualCompleted, badgeEarned, pkWon, manual (all must be met in one period). "
+        "Invalid: 422 BADGE_CONFIG_INVALID listing every problem (unknown event type, board, "
+        "level or campaign, a window without offsets, counts below 1, a reward cycle), "
+        "nothing saved. A new or changed badge is backfilled from history by a job within a minute "
         "(or `POST .../backfill`)."
     ),
 )

@@ -108,20 +108,11 @@ class BoardSpec:
 
 def validate_board(doc: dict[str, Any]) -> list[dict[str, str]]:
     """Every problem of a board document, as ``{field, problem}``; empty when valid."""
-    problems: list[dict[str, str]] = []
+    problems = validate_metric(doc)
 
     def bad(field: str, problem: str) -> None:
         problems.append({"field": field, "problem": problem})
 
-    metric = doc.get("metric")
-    if metric not in METRICS:
-        bad("metric", f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
-    if metric in ("eventValue", "eventCount") and not doc.get("eventType"):
-        bad("eventType", "required for event metrics (e.g. order.paid)")
-    if metric not in ("eventValue", "eventCount") and doc.get("eventType"):
-        bad("eventType", "only event metrics take an eventType")
-    if doc.get("campaign") and metric != "checkins":
-        bad("campaign", "only the checkins metric filters by campaign")
     period = doc.get("period")
     if period not in PERIODS:
         bad("period", f"unknown period {period!r}; one of {', '.join(PERIODS)}")
@@ -142,11 +133,31 @@ def validate_board(doc: dict[str, Any]) -> list[dict[str, str]]:
         bad("display", f"one of {', '.join(DISPLAYS)}")
     if int(doc.get("minScore", 1)) < 1:
         bad("minScore", "must be at least 1")
+    return problems
+
+
+def validate_metric(doc: dict[str, Any]) -> list[dict[str, str]]:
+    """Problems of the metric part of a document (metric, eventType, campaign, valueScale):
+    shared by boards and team PKs, which count the same metrics."""
+    problems: list[dict[str, str]] = []
+
+    def bad(field: str, problem: str) -> None:
+        problems.append({"field": field, "problem": problem})
+
+    metric = doc.get("metric")
+    if metric not in METRICS:
+        bad("metric", f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
+    if metric in ("eventValue", "eventCount") and not doc.get("eventType"):
+        bad("eventType", "required for event metrics (e.g. order.paid)")
+    if metric not in ("eventValue", "eventCount") and doc.get("eventType"):
+        bad("eventType", "only event metrics take an eventType")
+    if doc.get("campaign") and metric != "checkins":
+        bad("campaign", "only the checkins metric filters by campaign")
     scale = doc.get("valueScale", 1.0)
     if not (isinstance(scale, int | float) and 0 < scale <= 10_000):
         bad("valueScale", "must be > 0 and <= 10000")
     if scale != 1.0 and metric != "eventValue":
-        bad("valueScale", "only eventValue boards scale values")
+        bad("valueScale", "only eventValue metrics scale values")
     return problems
 
 

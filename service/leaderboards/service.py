@@ -1155,3 +1155,67 @@ async def set_preference(
 ) -> PreferenceOut:
     await repo.set_preference(conn, tenant_id, member_id, hide, ctx.clock.now())
     return PreferenceOut(hide)
+
+
+# ---------------------------------------------------------------- public metric rules
+# Team PKs count the same metrics as boards, ranked the same way: they use these functions
+# instead of copying the rules.
+
+METRIC_EVENT_TYPES = rules.EVENT_TYPES
+
+
+def metric_problems(doc: dict[str, Any]) -> list[dict[str, str]]:
+    """Problems (``{field, problem}``) of a metric document: ``metric`` (points | growth |
+    checkins | eventValue | eventCount), ``eventType``, ``campaign``, ``valueScale``."""
+    return rules.validate_metric(doc)
+
+
+def metric_spec(
+    tenant_id: int,
+    metric: str,
+    *,
+    event_type: str | None = None,
+    campaign: str | None = None,
+    value_scale: float = 1.0,
+) -> BoardSpec:
+    """A metric as the scoring rules take it (a board spec without periods)."""
+    return BoardSpec(
+        id=0,
+        tenant_id=tenant_id,
+        key="",
+        metric=metric,
+        period="allTime",
+        timezone="Asia/Shanghai",
+        event_type=event_type,
+        campaign=campaign,
+        value_scale=value_scale,
+    )
+
+
+def metric_contribution(spec: BoardSpec, type_: str, payload: dict[str, Any]) -> int:
+    """What one domain event adds to the metric (0: nothing), reversals negative."""
+    return rules.contribution(spec, type_, payload)
+
+
+def window_period(start: datetime, end: datetime) -> Period:
+    """A window as a board period, for ``rank_score``."""
+    return Period("window", start, end, rules._unit(start, end))
+
+
+def rank_score(score: int, reached_at: datetime, period: Period) -> float:
+    """The sorted-set score boards use: higher score first, then earlier reach (exact)."""
+    return rules.encode(score, reached_at, period)
+
+
+def rank_decode(encoded: float) -> int:
+    """The score inside a ``rank_score``."""
+    return rules.decode_score(encoded)
+
+
+def entry_bytes(entry_id: int) -> bytes:
+    """The sorted-set member of an entry id (smaller id first among exact ties)."""
+    return rules.member_bytes(entry_id)
+
+
+def entry_of(raw: bytes) -> int:
+    return rules.member_of(raw)
