@@ -162,7 +162,7 @@ async def _out(conn: Any, row: Any, parked: parking.Parked | None, now: datetime
     return PkOut(
         key=row["key"],
         version=row["version"],
-        config=msgspec.convert(row["config"], PkIn),
+        config=_stored(row),
         team_keys=[found[t].key for t in row["team_ids"] if t in found],
         state=state,
         created_at=row["created_at"],
@@ -170,6 +170,30 @@ async def _out(conn: Any, row: Any, parked: parking.Parked | None, now: datetime
         settled_at=row["settled_at"],
         parked_reason=parked.reason if parked else None,
     )
+
+
+def _stored(row: Any) -> PkIn:
+    """The stored document; one that no longer decodes (written by hand or an older version)
+    is shown with what is known rather than failing the operator's read of a parked PK."""
+    try:
+        return msgspec.convert(row["config"], PkIn)
+    except msgspec.ValidationError:
+        c = row["config"]
+        return PkIn(
+            name=str(c.get("name") or row["key"]),
+            starts_at=row["starts_at"],
+            ends_at=row["ends_at"],
+            metric=str(c.get("metric", "")),
+        )
+
+
+async def _cursor(ctx: Context) -> tuple[int, int]:
+    """The first outbox position the PK subscriber has not passed yet."""
+    async with ctx.db.connection() as conn:
+        cur = await conn.fetchrow(
+            "SELECT last_txid, last_id FROM outbox_cursors WHERE subscriber = $1", SUBSCRIBER
+        )
+    return (cur["last_txid"], cur["last_id"] + 1) if cur else (0, 0)
 
 
 IDENTITY = ("metric", "eventType", "campaign", "valueScale", "startsAt")
@@ -261,18 +285,25 @@ async def list_pks(ctx: Context, tenant_id: int) -> PkList:
 async def spec_of(ctx: Context, tenant_id: int, key: str) -> Spec:
     """The PK's rules (cached CONFIG_TTL_S); 404 unknown, 409 PK_PARKED when parked."""
 
-    async def load() -> tuple[Spec | None, parking.Parked | None]:
+    async def load() -> tuple[Any, Spec | None, parking.Parked | None]:
         async with ctx.db.connection() as conn:
             row = await repo.get_pk(conn, tenant_id, key)
             if row is None:
-                return None, None
+                return None, None, None
             parked = await parking.state_of(conn, FEATURE, row["id"])
-        return _spec(row), parked
+        if parked is not None and parked.state == "parked":
+            return row, None, parked
+        try:
+            return row, _spec(row), parked
+        except Exception as exc:
+            # A definition its rules cannot read is parked here too: a read never 500s.
+            await parking.park(ctx, FEATURE, tenant_id, row["id"], exc, [], await _cursor(ctx))
+            return row, None, parking.Parked("parked", parking.reason_of(exc), ctx.clock.now())
 
-    spec, parked = await _spec_cache.get((tenant_id, key), load)
-    if spec is None:
+    row, spec, parked = await _spec_cache.get((tenant_id, key), load)
+    if row is None:
         raise DomainError("PK_NOT_FOUND", details={"key": key})
-    if parked is not None and parked.state == "parked" and not spec.settled:
+    if spec is None or (parked is not None and parked.state == "parked" and not spec.settled):
         raise DomainError(
             "PK_PARKED",
             details={"key": key, "reason": parked.reason, "parkedAt": parked.parked_at},
