@@ -243,11 +243,9 @@ async def put_pk(ctx: Context, conn: Any, tenant_id: int, key: str, data: PkIn) 
             raise DomainError("PK_SETTLED", details={"key": key})
         old = existing["config"]
         started = now >= existing["starts_at"] or await repo.has_counted(conn, existing["id"])
-        changed = [
-            f
-            for f in IDENTITY
-            if msgspec.to_builtins(old.get(f)) != msgspec.to_builtins(doc.get(f))
-        ]
+        # A field missing from the stored document was unreadable (the PK is parked for it):
+        # restoring it is the correction, not a change of what the scores mean.
+        changed = [f for f in IDENTITY if f in old and old[f] != doc.get(f)]
         if started and (changed or sorted(team_ids) != sorted(existing["team_ids"])):
             raise DomainError(
                 "PK_STARTED", details={"key": key, "fixed": [*IDENTITY, "teams", "teamSet"]}
