@@ -54,6 +54,7 @@ _NORMAL = 1 << 52  # bit pattern of the smallest positive normal double
 METRICS = ("points", "growth", "checkins", "eventValue", "eventCount")
 PERIODS = ("allTime", "daily", "weekly", "monthly", "window")
 DISPLAYS = ("masked", "full", "anonymous")
+SCOPES = ("member", "team")
 MAX_LIMIT = 100
 MAX_RADIUS = 25
 MAX_FRIENDS = 200
@@ -90,6 +91,8 @@ class BoardSpec:
     grace_s: int = 7 * 86400
     close_delay_s: int = 300
     starts_at: datetime | None = None  # events before it are not counted (board creation)
+    scope: str = "member"  # member | team (entries are the teams of team_set)
+    team_set: str | None = None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -129,6 +132,13 @@ def validate_board(doc: dict[str, Any]) -> list[dict[str, str]]:
             bad("windowEnd", "must be after windowStart")
     elif ws is not None or we is not None:
         bad("windowStart", "only window boards take windowStart/windowEnd")
+    scope = doc.get("scope", "member")
+    if scope not in SCOPES:
+        bad("scope", f"one of {', '.join(SCOPES)}")
+    if scope == "team" and not doc.get("teamSet"):
+        bad("teamSet", "a team board names the team set whose teams it ranks")
+    if scope != "team" and doc.get("teamSet"):
+        bad("teamSet", "only team boards take a teamSet")
     if doc.get("display", "masked") not in DISPLAYS:
         bad("display", f"one of {', '.join(DISPLAYS)}")
     if int(doc.get("minScore", 1)) < 1:
@@ -172,6 +182,8 @@ def identity_of(config: dict[str, Any]) -> tuple[Any, ...]:
         config.get("timezone"),
         config.get("windowStart"),
         config.get("windowEnd"),
+        config.get("scope", "member"),
+        config.get("teamSet"),
     )
 
 
