@@ -84,6 +84,7 @@ def clear_caches() -> None:
     _spec_cache.clear()
     _member_cache.clear()
     _headcount_cache.clear()
+    _team_cache.clear()
     _display.clear()
 
 
@@ -554,6 +555,20 @@ async def _headcounts(ctx: Context, spec: Spec) -> dict[int, int]:
     return await _headcount_cache.get(spec.id, load)  # type: ignore[no-any-return]
 
 
+_team_cache = boards.TtlCache(CONFIG_TTL_S)
+
+
+async def _team_info(ctx: Context, spec: Spec) -> dict[int, Any]:
+    """The PK's teams (key, name), cached like the definition: a read asks PostgreSQL for
+    nothing it already knows."""
+
+    async def load() -> dict[int, Any]:
+        async with ctx.db.connection() as conn:
+            return await teams.teams_by_ids(conn, spec.tenant_id, spec.team_ids)
+
+    return await _team_cache.get((spec.id, spec.team_ids), load)  # type: ignore[no-any-return]
+
+
 async def _shown(ctx: Context, tenant_id: int, member_ids: list[int]) -> dict[int, Shown]:
     now = time.monotonic()
     out: dict[int, Shown] = {}
@@ -615,8 +630,7 @@ async def read(ctx: Context, tenant_id: int, member_id: int, key: str) -> PkBoar
         for t in spec.team_ids
     }
     shown = await _shown(ctx, tenant_id, [m for items in tops.values() for m, _ in items])
-    async with ctx.db.connection() as conn:
-        info = await teams.teams_by_ids(conn, tenant_id, spec.team_ids)
+    info = await _team_info(ctx, spec)
     standings = [
         TeamStanding(
             rank=r.rank,
