@@ -473,7 +473,7 @@ async def _apply(ctx: Context, hits: list[Hit]) -> None:
         ]
         skipped = await store.apply(ctx, writes, ctx.clock.now())
         if skipped:
-            log.warning("pk views not built; left for the next read to rebuild", pks=skipped)
+            log.info("pk views not built; left for the next read to rebuild", pks=skipped)
 
 
 # ---------------------------------------------------------------- rebuild
