@@ -30,6 +30,7 @@ from service.checkins.schemas import (
     RewardOut,
 )
 from service.core import outbox
+from service.core.constraints import validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.http import DEPENDENCY_ERRORS
@@ -193,11 +194,8 @@ def config_problems(data: CampaignIn) -> list[dict[str, str]]:
         problems.append(
             {"path": "timezone", "code": "TIMEZONE_UNKNOWN", "problem": "no such time zone"}
         )
-    if data.starts_at.tzinfo is None or (data.ends_at and data.ends_at.tzinfo is None):
-        problems.append(
-            {"path": "startsAt", "code": "OFFSET_MISSING", "problem": "give times with an offset"}
-        )
-    elif data.ends_at is not None and data.ends_at <= data.starts_at:
+    # Offsets are required by the decoder (AwareDatetime): no naive time reaches this point.
+    if data.ends_at is not None and data.ends_at <= data.starts_at:
         problems.append(
             {"path": "endsAt", "code": "WINDOW_EMPTY", "problem": "endsAt must follow startsAt"}
         )
@@ -242,7 +240,7 @@ async def put_campaign(
 ) -> Campaign:
     problems = config_problems(data)
     if problems:
-        raise DomainError("CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     row = await repo.put_campaign(
         conn,
         tenant_id,

@@ -8,7 +8,11 @@ from typing import Any, ClassVar
 # English. frontend-api-spec/README.md lists the same table; a test keeps the two in step.
 CATALOGUE: dict[str, tuple[int, str, str]] = {
     "MALFORMED_REQUEST": (400, "请求格式有误", "The request could not be parsed."),
-    "VALIDATION_FAILED": (400, "请求参数有误", "Some fields are missing or invalid."),
+    "VALIDATION_FAILED": (
+        422,
+        "请求参数有误",
+        "Some fields are missing or invalid; every problem is in details.problems.",
+    ),
     "PAYLOAD_TOO_LARGE": (413, "请求内容过大", "The request body is too large."),
     "UNSUPPORTED_MEDIA_TYPE": (415, "不支持的内容类型", "Send the body as application/json."),
     "UNAUTHENTICATED": (401, "请先登录", "Authentication is required."),

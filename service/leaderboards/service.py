@@ -13,6 +13,7 @@ import msgspec
 import structlog
 
 from service.core import outbox
+from service.core.constraints import cursor_invalid, out_of_range, problem, validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.outbox import Event
@@ -46,29 +47,13 @@ log = structlog.get_logger("engage.leaderboards")
 register_codes(
     {
         "LEADERBOARD_NOT_FOUND": (404, "排行榜不存在", "No such leaderboard."),
-        "LEADERBOARD_CONFIG_INVALID": (
-            422,
-            "排行榜配置有误",
-            "The leaderboard definition is invalid; see details.problems.",
-        ),
         "LEADERBOARD_KEY_CLASH": (
             409,
             "该排行榜标识已被占用",
             "This key belongs to a board with another metric, period or time zone; use a new key.",
         ),
         "LEADERBOARD_PERIOD_NOT_FOUND": (404, "该周期不存在", "No such period on this board."),
-        "LEADERBOARD_LIMIT_OUT_OF_RANGE": (
-            400,
-            "请求条数超出范围",
-            "The limit or radius is outside the allowed range; see details.",
-        ),
-        "LEADERBOARD_CURSOR_INVALID": (400, "分页游标无效", "The cursor is not valid."),
         "RED_BLACK_NOT_FOUND": (404, "红黑榜不存在", "No such red/black board."),
-        "RED_BLACK_CONFIG_INVALID": (
-            422,
-            "红黑榜配置有误",
-            "The red/black board definition is invalid; see details.problems.",
-        ),
         "RED_BLACK_BOARD_TAKEN": (
             409,
             "该排行榜已挂载其他红黑榜",
@@ -194,15 +179,14 @@ def _board_out(row: Any, red_black: str | None) -> LeaderboardOut:
 async def put_board(ctx: Context, conn: Any, tenant_id: int, key: str, data: LeaderboardIn) -> Any:
     """Create or change a board. Every problem is reported at once (422) and nothing changes."""
     if not rules.KEY_RE.match(key):
-        raise DomainError(
-            "LEADERBOARD_CONFIG_INVALID",
-            details={"problems": [{"field": "key", "problem": "lowercase a-z, 0-9, _ or -"}]},
+        raise validation_failed(
+            [problem("path", "key", "FORMAT_INVALID", "lowercase a-z, 0-9, _ or -")]
         )
     doc = msgspec.to_builtins(data)
     check = dict(doc, windowStart=data.window_start, windowEnd=data.window_end)
     problems = rules.validate_board(check)
     if problems:
-        raise DomainError("LEADERBOARD_CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     now = ctx.clock.now()
     existing = await repo.lock_board(conn, tenant_id, key)
     if existing is None:
@@ -375,16 +359,14 @@ async def _resolve_period(ctx: Context, spec: BoardSpec, wanted: str) -> tuple[P
 
 def _check_limit(name: str, value: int, lo: int, hi: int) -> None:
     if not lo <= value <= hi:
-        raise DomainError(
-            "LEADERBOARD_LIMIT_OUT_OF_RANGE", details={name: value, "min": lo, "max": hi}
-        )
+        raise out_of_range(name, value, lo, hi)
 
 
 def _offset(cursor: str | None) -> int:
     if cursor is None or cursor == "":
         return 0
     if not cursor.isdigit() or int(cursor) > MAX_OFFSET:
-        raise DomainError("LEADERBOARD_CURSOR_INVALID")
+        raise cursor_invalid()
     return int(cursor)
 
 
@@ -728,7 +710,7 @@ async def put_red_black(
     if board is None:
         problems.append({"field": "boardKey", "problem": f"no board {data.board_key!r}"})
     if problems:
-        raise DomainError("RED_BLACK_CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     taken = await repo.red_black_for_board(conn, board["id"])
     if taken is not None and taken["key"] != key:
         raise DomainError("RED_BLACK_BOARD_TAKEN", details={"attached": taken["key"]})

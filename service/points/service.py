@@ -34,7 +34,6 @@ register_codes(
             "The credited points were already spent.",
         ),
         "GROWTH_NOT_SPENDABLE": (422, "成长值不能扣减", "Growth cannot be spent or debited."),
-        "CONFIG_INVALID": (422, "配置有误", "The configuration has problems; see details."),
         "LEVELS_NOT_CONFIGURED": (404, "尚未配置会员等级", "No level ladder is configured."),
         "RULE_NOT_FOUND": (404, "规则不存在", "No such rule."),
         "EVENT_IN_FUTURE": (

@@ -8,10 +8,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from service.core.constraints import AwareDatetime
+
 Key = Annotated[
     str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", examples=["iphone"])
 ]
-AwareDatetime = Annotated[datetime, Meta(tz=True)]
 PrizeKind = Literal["points", "growth", "coupon", "physical", "nothing"]
 
 

@@ -16,6 +16,7 @@ import msgspec
 import structlog
 
 from service.core import outbox
+from service.core.constraints import validation_failed
 from service.core.context import Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
 from service.points import service as points
@@ -62,7 +63,6 @@ register_codes(
             "This prize needs no claim or was claimed already.",
         ),
         "PRIZE_NOT_SHIPPABLE": (409, "该奖品尚未领取或已发货", "Not claimed yet, or shipped."),
-        "CONFIG_INVALID": (422, "配置有误", "The configuration has problems; see details."),
     }
 )
 
@@ -160,7 +160,7 @@ async def put_wheel(
         config, issued=issued, previous=existing["config"] if existing else None, now=now
     )
     if problems:
-        raise DomainError("CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     if existing is None:
         # The injected RNG is the CSPRNG in production; tests pin it.
         seed = ctx.rng.getrandbits(256).to_bytes(32, "big")
