@@ -41,7 +41,9 @@ async def table_counts(ctx: Any) -> dict[str, int]:
         )
         out = {}
         for row in names:
-            out[row["tablename"]] = await conn.fetchval(f'SELECT count(*) FROM "{row["tablename"]}"')
+            out[row["tablename"]] = await conn.fetchval(
+                f'SELECT count(*) FROM "{row["tablename"]}"'
+            )
         return out
 
 
@@ -62,7 +64,9 @@ NAIVE_CONFIGS = [
 
 
 @pytest.mark.parametrize(("url", "body", "field"), NAIVE_CONFIGS)
-async def test_an_offsetless_time_is_the_same_422_in_every_config(ctx, tenant, client, url, body, field):
+async def test_an_offsetless_time_is_the_same_422_in_every_config(
+    ctx, tenant, client, url, body, field
+):
     before = await table_counts(ctx)
     r = await client.put(url, headers=tenant.admin, json=body)
     problems = problems_of(r)
@@ -166,7 +170,281 @@ async def test_json_as_text_plain_and_forms_are_415(ctx, tenant, client):
     )
     assert r.status_code == 415, r.text
     assert r.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
-    r = await client.post("/admin/v1/members/m1/points", headers=tenant.admin, data={"amount": "10"})
+    r = await client.post(
+        "/admin/v1/members/m1/points", headers=tenant.admin, data={"amount": "10"}
+    )
     assert r.status_code == 415, r.text
     assert r.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert await table_counts(ctx) == before
+
+
+# ------------------------------------------------------------------ 4 states and replays
+
+
+async def test_a_replayed_answer_says_replayed_in_its_body(ctx, tenant, client):
+    await client.put("/admin/v1/checkin-campaigns/daily", headers=tenant.admin, json=CAMPAIGN)
+    _, member = await tenant.member("rp-1")
+    headers = {**member, "Idempotency-Key": "tap-1"}
+    first = await client.post("/v1/checkins/daily", headers=headers)
+    again = await client.post("/v1/checkins/daily", headers=headers)
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert first.json()["replayed"] is False
+    assert again.json() == {**first.json(), "replayed": True}
+    # The same on an operator route with a replayed field (manual points).
+    headers = {**tenant.admin, "Idempotency-Key": "adj-1"}
+    first = await client.post("/admin/v1/members/rp-1/points", headers=headers, json=ADJUST)
+    again = await client.post("/admin/v1/members/rp-1/points", headers=headers, json=ADJUST)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert first.json()["replayed"] is False and again.json()["replayed"] is True
+    assert again.json() == {**first.json(), "replayed": True}
+
+
+async def test_a_paused_wheel_answers_its_state_not_404(ctx, tenant, client):
+    r = await client.put(
+        "/admin/v1/wheels/paused", headers=tenant.admin, json=wheel_config(state="draft")
+    )
+    assert r.status_code == 200, r.text
+    _, member = await tenant.member("wp-1")
+    r = await client.get("/v1/wheels/paused", headers=member)
+    assert r.status_code == 409, r.text
+    err = r.json()["error"]
+    assert err["code"] == "WHEEL_NOT_LIVE" and err["details"]["status"] == "draft"
+    r = await client.get("/v1/wheels/nowhere", headers=member)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "WHEEL_NOT_FOUND"
+
+
+# ------------------------------------------------------------------ 4 one code per mistake
+
+
+async def test_page_size_and_cursor_mistakes_have_one_code(ctx, tenant, client):
+    await client.put(
+        "/admin/v1/leaderboards/pts",
+        headers=tenant.admin,
+        json={"metric": "points", "period": "allTime"},
+    )
+    await client.put("/admin/v1/wheels/w", headers=tenant.admin, json=wheel_config())
+    _, member = await tenant.member("pg-1")
+    too_large = [
+        ("/v1/me/ledger?limit=101", member),
+        ("/v1/leaderboards/pts?limit=101", member),
+        ("/v1/me/prizes?limit=101", member),
+        ("/admin/v1/members/pg-1/ledger?limit=1001", tenant.admin),
+        ("/admin/v1/wheels/w/awards?limit=1001", tenant.admin),
+        ("/admin/v1/leaderboards/pts/entries?limit=1001", tenant.admin),
+        ("/v1/me/ledger?limit=0", member),
+        ("/v1/leaderboards/pts?limit=abc", member),
+    ]
+    for url, headers in too_large:
+        r = await client.get(url, headers=headers)
+        found = [(p["source"], p["path"]) for p in problems_of(r)]
+        assert found == [("query", "limit")], (url, r.text)
+    for url, headers in [
+        ("/v1/me/ledger?cursor=bm90LWEtY3Vyc29y", member),
+        ("/v1/leaderboards/pts?cursor=zz", member),
+        ("/v1/me/prizes?cursor=e1", member),
+        ("/v1/me/ledger?cursor=%27%3B--", member),
+    ]:
+        r = await client.get(url, headers=headers)
+        found = [(p["source"], p["path"], p["code"]) for p in problems_of(r)]
+        assert found in (
+            [("query", "cursor", "CURSOR_INVALID")],
+            [("query", "cursor", "FORMAT_INVALID")],
+        ), (url, r.text)
+
+
+async def test_every_problem_of_a_body_at_once(ctx, tenant, client):
+    bad = {
+        **wheel_config(),
+        "startsAt": 0,
+        "endsAt": NAIVE,
+        "name": "",
+        "state": "paused",
+        "surprise": 1,
+    }
+    r = await client.put("/admin/v1/wheels/many", headers=tenant.admin, json=bad)
+    found = {(p["path"], p["code"]) for p in problems_of(r)}
+    assert found == {
+        ("startsAt", "WRONG_TYPE"),
+        ("endsAt", "OFFSET_MISSING"),
+        ("name", "LENGTH_OUT_OF_RANGE"),
+        ("state", "NOT_ALLOWED"),
+        ("surprise", "UNKNOWN_FIELD"),
+    }
+
+
+# ------------------------------------------------------------------ the sweep of every route
+
+
+def _wrong(t: Any, depth: int = 0) -> Any:
+    """A value of the wrong JSON type for ``t`` (msgspec.inspect type info)."""
+    from msgspec import inspect as mi
+
+    if isinstance(t, mi.Metadata):
+        return _wrong(t.type, depth)
+    if isinstance(t, mi.UnionType):
+        kinds = [m for m in t.types if not isinstance(m, mi.NoneType)]
+        if any(isinstance(m, mi.ListType) for m in kinds) and any(
+            isinstance(m, mi.StructType) for m in kinds
+        ):
+            return "not an object or a list"
+        return _wrong(kinds[0], depth)
+    if isinstance(t, mi.StructType):
+        if depth:
+            return 7
+        return {f.encode_name: _wrong(f.type, depth + 1) for f in t.fields}
+    if isinstance(t, mi.IntType | mi.FloatType):
+        return "10"
+    if isinstance(t, mi.BoolType):
+        return "true"
+    if isinstance(t, mi.DateTimeType | mi.DateType):
+        return 0
+    if isinstance(t, mi.ListType):
+        return {"not": "a list"}
+    if isinstance(t, mi.DictType):
+        return ["not", "an", "object"]
+    return 12345  # strings, literals
+
+
+def _too_big(t: Any, depth: int = 0) -> Any:
+    """A value of the right JSON type beyond its limits (or of the wrong type if unlimited)."""
+    from msgspec import inspect as mi
+
+    if isinstance(t, mi.Metadata):
+        return _too_big(t.type, depth)
+    if isinstance(t, mi.UnionType):
+        kinds = [m for m in t.types if not isinstance(m, mi.NoneType)]
+        lists = [m for m in kinds if isinstance(m, mi.ListType)]
+        return _too_big(lists[0] if lists else kinds[0], depth)
+    if isinstance(t, mi.StructType):
+        if depth > 1:
+            return 7
+        return {f.encode_name: _too_big(f.type, depth + 1) for f in t.fields}
+    if isinstance(t, mi.IntType):
+        return (t.le + 1) if t.le is not None else 10**30
+    if isinstance(t, mi.FloatType):
+        return (t.le * 10 + 1) if t.le is not None else "1e400"
+    if isinstance(t, mi.StrType):
+        return "x" * (t.max_length + 1) if t.max_length is not None else 12345
+    if isinstance(t, mi.ListType):
+        if t.max_length is not None and t.max_length <= 2000:
+            return [_too_big(t.item_type, depth + 1)] * (t.max_length + 1)
+        return {"not": "a list"}
+    if isinstance(t, mi.DateTimeType):
+        return "2026-11-11T00:00:00"
+    return _wrong(t, depth)
+
+
+def _param_value(t: Any, mode: str) -> str:
+    from msgspec import inspect as mi
+
+    info = mi.type_info(t)
+    if isinstance(info, mi.UnionType):
+        info = next(m for m in info.types if not isinstance(m, mi.NoneType))
+    if isinstance(info, mi.IntType):
+        return "ten" if mode == "wrong" else str((info.le + 1) if info.le is not None else 10**30)
+    if isinstance(info, mi.StrType):
+        if mode == "range" and info.max_length is not None:
+            return "x" * (info.max_length + 1)
+        return "a b';--" if info.pattern else ""
+    if isinstance(info, mi.BoolType):
+        return "perhaps"
+    if isinstance(info, mi.DateType | mi.DateTimeType):
+        return "yesterday"
+    return "%00"
+
+
+def _cases(app: Any) -> list[tuple[str, str, str, Any]]:
+    """(method, url, variant, json body) for every route handler of the app."""
+    from urllib.parse import quote
+
+    from litestar.routes import HTTPRoute
+
+    from service.core.constraints import body_type_of, param_specs
+
+    cases = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or route.path.startswith(("/schema", "/metrics")):
+            continue
+        for handler in route.route_handlers:
+            for method in sorted(handler.http_methods):
+                if method in ("HEAD", "OPTIONS"):
+                    continue
+                specs = param_specs(handler)
+                body_t = body_type_of(handler)
+                for mode in ("wrong", "range"):
+                    path = route.path
+                    query = []
+                    for name, wire, t, _ in specs:
+                        value = _param_value(t, mode)
+                        if "{" + name in path:
+                            path = path.replace(
+                                path[
+                                    path.index("{" + name) : path.index("}", path.index("{" + name))
+                                    + 1
+                                ],
+                                quote(value or "x", safe=""),
+                            )
+                        elif not wire.startswith("header:"):
+                            query.append(f"{wire}={quote(value, safe='')}")
+                    body = None
+                    if body_t is not None:
+                        from msgspec import inspect as mi
+
+                        info = mi.type_info(body_t)
+                        body = _wrong(info) if mode == "wrong" else _too_big(info)
+                    if not query and body is None and "{" not in route.path:
+                        continue  # nothing a caller can get wrong here
+                    url = path + ("?" + "&".join(query) if query else "")
+                    cases.append((method, url, mode, body))
+    return cases
+
+
+async def test_every_route_refuses_wrong_types_and_out_of_range_values(app, ctx, tenant, client):
+    """Walks Litestar's route table: a new route is swept without editing this test."""
+    _, member = await tenant.member("sweep-1")
+    cases = _cases(app)
+    assert len(cases) > 60, len(cases)
+    before = await table_counts(ctx)
+    seen_validation = 0
+    for method, url, mode, body in cases:
+        headers = member if url.startswith("/v1/") else tenant.admin
+        r = await client.request(method, url, headers=headers, json=body)
+        where = f"{method} {url[:120]} ({mode}): {r.status_code} {r.text[:300]}"
+        assert 400 <= r.status_code < 500, where
+        err = r.json()["error"]
+        assert set(err) == {"code", "message", "details"}, where
+        if err["code"] == "VALIDATION_FAILED":
+            seen_validation += 1
+            assert r.status_code == 422, where
+            for p in err["details"]["problems"]:
+                assert set(p) == PROBLEM_KEYS, where
+                assert p["source"] in ("body", "query", "path", "header"), where
+        else:
+            assert r.status_code in (404, 409, 413, 415), where
+    print("SWEEP", len(cases), seen_validation)
+    assert seen_validation >= len(cases) * 0.8
+    assert await table_counts(ctx) == before
+
+
+async def test_shape_and_rule_problems_come_in_one_answer(ctx, tenant, client):
+    before = await table_counts(ctx)
+    bad = {**wheel_config(), "timezone": "Mars/Base", "state": "paused", "surprise": 1}
+    r = await client.put("/admin/v1/wheels/one-pass", headers=tenant.admin, json=bad)
+    found = {(p["path"], p["code"]) for p in problems_of(r)}
+    assert found == {
+        ("state", "NOT_ALLOWED"),
+        ("surprise", "UNKNOWN_FIELD"),
+        ("timezone", "INVALID"),
+    }
+    board = {"metric": "likes", "period": "allTime", "showAvatar": "yes"}
+    r = await client.put("/admin/v1/leaderboards/one-pass", headers=tenant.admin, json=board)
+    found = {(p["path"], p["code"]) for p in problems_of(r)}
+    assert found == {("showAvatar", "WRONG_TYPE"), ("metric", "INVALID")}
+    campaign = {**CAMPAIGN, "timezone": "Mars/Base", "makeup": {"perMonth": "2"}}
+    r = await client.put(
+        "/admin/v1/checkin-campaigns/one-pass", headers=tenant.admin, json=campaign
+    )
+    found = {(p["path"], p["code"]) for p in problems_of(r)}
+    assert found == {("makeup.perMonth", "WRONG_TYPE"), ("timezone", "TIMEZONE_UNKNOWN")}
     assert await table_counts(ctx) == before

@@ -318,7 +318,7 @@ def test_codes_the_client_api_promises_exist_with_their_status():
         "DEPENDENCY_UNAVAILABLE": 503,
         "INTERNAL_ERROR": 500,
         "NOT_FOUND": 404,
-        "VALIDATION_FAILED": 400,
+        "VALIDATION_FAILED": 422,
     }
     assert {c: CATALOGUE[c][0] for c in expected} == expected
 

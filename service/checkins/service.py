@@ -30,7 +30,7 @@ from service.checkins.schemas import (
     RewardOut,
 )
 from service.core import outbox
-from service.core.constraints import validation_failed
+from service.core.constraints import register_check, validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.http import DEPENDENCY_ERRORS
@@ -233,6 +233,9 @@ def config_problems(data: CampaignIn) -> list[dict[str, str]]:
                 }
             )
     return problems
+
+
+register_check(CampaignIn, config_problems)
 
 
 async def put_campaign(

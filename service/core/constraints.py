@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import types
 import typing
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -339,6 +340,44 @@ def out_of_range(name: str, value: int, lo: int, hi: int, source: str = "query")
     )
 
 
+# ------------------------------------------------------------------ rule checks in the same pass
+
+_CHECKS: dict[Any, Callable[[Any], list[dict]]] = {}
+
+
+def register_check(type_: Any, check: Callable[[Any], list[dict]]) -> None:
+    """A feature's pure rule check of a body type (no I/O), run together with the shape
+    check: when some fields are malformed, the rules are still checked on the rest, so one
+    answer lists every problem. The service runs the same check again on a valid body."""
+    _CHECKS[type_] = check
+
+
+def rule_problems_of(type_: Any, raw: Any, shape: list[dict]) -> list[dict]:
+    """Rule problems of the well-formed part of ``raw`` (empty when it cannot be built)."""
+    check = _CHECKS.get(type_)
+    if check is None or not isinstance(raw, dict):
+        return []
+    info = mi.type_info(type_)
+    if not isinstance(info, mi.StructType):
+        return []
+    fields = {f.encode_name: f for f in info.fields}
+    bad = {re.split(r"[.\[]", p["path"], maxsplit=1)[0] for p in shape}
+    partial = {}
+    for name, value in raw.items():
+        if name in bad:
+            field = fields.get(name)
+            if field is not None and field.required:
+                return []  # a required field is malformed: the rules cannot be judged
+            continue
+        partial[name] = value
+    try:
+        value = msgspec.convert(partial, type_, strict=True)
+        found = normalize_problems(check(value))
+    except Exception:
+        return []
+    return [p for p in found if re.split(r"[.\[]", p["path"], maxsplit=1)[0] not in bad]
+
+
 # ------------------------------------------------------------------ request hook
 
 _BODY_TYPES: dict[Any, Any] = {}
@@ -497,8 +536,9 @@ async def strict_body(request: Any) -> None:
     try:
         msgspec.convert(raw, type_, strict=True)
     except msgspec.ValidationError as exc:
-        found += problems_of(type_, raw, "body") or [
+        shape = problems_of(type_, raw, "body") or [
             problem("body", _msgspec_path(str(exc)), "INVALID", str(exc).split(" - ")[0])
         ]
+        found += shape + rule_problems_of(type_, raw, shape)
     if found:
         raise validation_failed(found)

@@ -277,9 +277,25 @@ async def idempotent(
     )
     ctx.dispatcher.wake()
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
-    return Response(
-        content=outcome.body, status_code=outcome.status, media_type=JSON, headers=headers
-    )
+    content = outcome.body
+    if outcome.replayed:
+        content = _mark_replayed(content)
+    return Response(content=content, status_code=outcome.status, media_type=JSON, headers=headers)
+
+
+def _mark_replayed(body: bytes) -> bytes:
+    """A replayed answer says so in its body too: a top-level ``replayed`` field becomes true,
+    so the body and the Idempotent-Replayed header never disagree."""
+    if b'"replayed":false' not in body:
+        return body
+    try:
+        doc = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return body
+    if isinstance(doc, dict) and doc.get("replayed") is False:
+        doc["replayed"] = True
+        return encoder.encode(doc)
+    return body
 
 
 def json_response(value: Any, status_code: int = 200) -> Response:

@@ -15,7 +15,7 @@ import asyncpg
 import msgspec
 
 from service.core import outbox
-from service.core.constraints import validation_failed
+from service.core.constraints import register_check, validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.http import ErrorBody
@@ -59,6 +59,9 @@ def rule_problems(rule: RuleIn) -> list[dict]:
     if isinstance(rule.effect, ReverseEffect) and rule.cap_per_member_per_day is not None:
         problems.append({"path": "capPerMemberPerDay", "problem": "a reversal has no cap"})
     return problems
+
+
+register_check(RuleIn, rule_problems)
 
 
 async def put_rule(

@@ -13,7 +13,13 @@ import msgspec
 import structlog
 
 from service.core import outbox
-from service.core.constraints import cursor_invalid, out_of_range, problem, validation_failed
+from service.core.constraints import (
+    cursor_invalid,
+    out_of_range,
+    problem,
+    register_check,
+    validation_failed,
+)
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.outbox import Event
@@ -176,6 +182,15 @@ def _board_out(row: Any, red_black: str | None) -> LeaderboardOut:
     )
 
 
+def board_problems(data: LeaderboardIn) -> list[dict]:
+    """Every rule problem of a board definition (times stay datetimes for the checks)."""
+    doc = msgspec.to_builtins(data)
+    return rules.validate_board(dict(doc, windowStart=data.window_start, windowEnd=data.window_end))
+
+
+register_check(LeaderboardIn, board_problems)
+
+
 async def put_board(ctx: Context, conn: Any, tenant_id: int, key: str, data: LeaderboardIn) -> Any:
     """Create or change a board. Every problem is reported at once (422) and nothing changes."""
     if not rules.KEY_RE.match(key):
@@ -183,8 +198,7 @@ async def put_board(ctx: Context, conn: Any, tenant_id: int, key: str, data: Lea
             [problem("path", "key", "FORMAT_INVALID", "lowercase a-z, 0-9, _ or -")]
         )
     doc = msgspec.to_builtins(data)
-    check = dict(doc, windowStart=data.window_start, windowEnd=data.window_end)
-    problems = rules.validate_board(check)
+    problems = board_problems(data)
     if problems:
         raise validation_failed(problems)
     now = ctx.clock.now()
@@ -705,10 +719,24 @@ async def put_red_black(
     doc = msgspec.to_builtins(data)
     problems = rules.validate_red_black(doc)
     if not rules.KEY_RE.match(key):
-        problems.append({"field": "key", "problem": "lowercase a-z, 0-9, _ or -"})
+        problems.append(
+            {
+                "source": "path",
+                "path": "key",
+                "code": "FORMAT_INVALID",
+                "problem": "lowercase a-z, 0-9, _ or -",
+            }
+        )
     board = await repo.get_board(conn, tenant_id, data.board_key)
     if board is None:
-        problems.append({"field": "boardKey", "problem": f"no board {data.board_key!r}"})
+        problems.append(
+            {
+                "source": "body",
+                "path": "boardKey",
+                "code": "NOT_FOUND",
+                "problem": f"no board {data.board_key!r}",
+            }
+        )
     if problems:
         raise validation_failed(problems)
     taken = await repo.red_black_for_board(conn, board["id"])

@@ -15,6 +15,7 @@ from service.core.constraints import (
     OperatorPageSize,
     PageSize,
     problem,
+    register_check,
     validation_failed,
 )
 from service.core.errors import DomainError
@@ -236,6 +237,9 @@ def ladder_problems(data: LadderIn) -> list[dict]:
     if data.validity.mode == "rolling" and not data.validity.days:
         problems.append({"path": "validity.days", "problem": "rolling validity needs days"})
     return problems
+
+
+register_check(LadderIn, ladder_problems)
 
 
 @put(

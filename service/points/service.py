@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from service.core import outbox
+from service.core.constraints import problem, validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.tenancy import get_tenant, update_tenant_settings
@@ -200,7 +201,7 @@ async def apply_credits(
     for c in credits:
         _check_currency(c.currency)
         if c.amount <= 0:
-            raise DomainError("VALIDATION_FAILED", details={"problem": "amount must be positive"})
+            raise validation_failed([problem("body", "amount", "OUT_OF_RANGE", "must be positive")])
     now = ctx.clock.now()
     policy = await policy_of(ctx, conn, tenant_id)
     accounts = await repo.lock_accounts(
@@ -342,7 +343,7 @@ async def debit(
     if currency == "growth":
         raise DomainError("GROWTH_NOT_SPENDABLE")
     if amount <= 0:
-        raise DomainError("VALIDATION_FAILED", details={"problem": "amount must be positive"})
+        raise validation_failed([problem("body", "amount", "OUT_OF_RANGE", "must be positive")])
     now = ctx.clock.now()
     accounts = await repo.lock_accounts(conn, tenant_id, [(member_id, currency)], now)
     balance = accounts[(member_id, currency)][0]
