@@ -200,7 +200,7 @@ async def test_month_and_year_edges(tenant, client, clock):
     assert len(nov["calendar"]) == 30 and nov["calendar"][-1]["checked"] is True
     _, headers = await tenant.member("c-edge")
     bad = await client.get("/v1/checkins/daily", headers=headers, params={"month": "2026-13"})
-    assert_error(bad, 400, "MONTH_INVALID")
+    assert_error(bad, 422, "VALIDATION_FAILED")
 
 
 async def test_fifty_concurrent_checkins_make_one(tenant, client, ctx):

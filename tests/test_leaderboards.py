@@ -538,7 +538,7 @@ async def test_bad_input_is_refused_and_changes_nothing(ctx, client, tenant):
     r = await client.post(
         "/v1/leaderboards/good/friends", json={"memberIds": list(range(1, 202))}, headers=h
     )
-    assert r.status_code == 400
+    assert r.status_code == 422
     r = await client.put(
         "/admin/v1/red-black/rb1",
         json={"boardKey": "nope", "redSize": 0, "blackEnabled": True},

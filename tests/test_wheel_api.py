@@ -71,7 +71,7 @@ async def test_invalid_config_lists_every_problem_and_changes_nothing(client, te
     r = await client.put(
         "/admin/v1/wheels/w", headers=tenant.admin, json={**wheel_config(), "colour": "red"}
     )
-    assert r.status_code == 400
+    assert r.status_code == 422
 
 
 async def test_versions_and_layout_versions(client, tenant):
@@ -224,10 +224,10 @@ async def test_done_when_big_prize_claimed_shipped_and_every_draw_verified(
         "phone": "13800138000",
         "address": {"province": "广东省", "city": "深圳市", "detail": "南山区科技园 8 号"},
     }
-    # Malformed address: 400, and still unclaimed.
+    # Malformed address: 422, and still unclaimed.
     bad = {**claim, "address": {"province": "广东省", "city": "", "detail": "x"}}
     r = await client.post(f"/v1/me/prizes/{award_id}/claim", headers=h, json=bad)
-    assert r.status_code == 400, r.text
+    assert r.status_code == 422, r.text
     r = await client.post(
         f"/v1/me/prizes/{award_id}/claim", headers=h, json={**claim, "phone": "12345"}
     )

@@ -30,7 +30,7 @@ from service.checkins.schemas import (
     RewardOut,
 )
 from service.core import outbox
-from service.core.constraints import register_check, validation_failed
+from service.core.constraints import problem, register_check, validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.http import DEPENDENCY_ERRORS
@@ -67,7 +67,6 @@ register_codes(
         ),
         "MAKEUP_QUOTA_USED": (409, "本月补签次数已用完", "No make-ups left for that month."),
         "MAKEUP_DAY_CHECKED": (409, "该日期已签到，无需补签", "That day is already checked in."),
-        "MONTH_INVALID": (400, "月份格式有误", "The month must look like 2026-11."),
     }
 )
 
@@ -600,7 +599,9 @@ def _parse_month(month: str | None, today: date) -> date:
         y, m = month.split("-")
         return date(int(y), int(m), 1)
     except ValueError as exc:
-        raise DomainError("MONTH_INVALID", details={"month": month}) from exc
+        raise validation_failed(
+            [problem("query", "month", "FORMAT_INVALID", "a month such as 2026-11")]
+        ) from exc
 
 
 async def member_state(
