@@ -337,9 +337,9 @@ async def test_bad_config_is_422_with_every_problem_and_writes_nothing(tenant, c
     assert_error(r, 404, "CAMPAIGN_NOT_FOUND")
     ladder = {**CAMPAIGN, "cycle": {"mode": "ladder", "days": 5}}
     r = await client.put("/admin/v1/checkin-campaigns/bad", headers=tenant.admin, json=ladder)
-    assert {p["code"] for p in assert_error(r, 422, "VALIDATION_FAILED")["details"]["problems"]} == {
-        "STREAK_LADDER_INVALID"
-    }
+    assert {
+        p["code"] for p in assert_error(r, 422, "VALIDATION_FAILED")["details"]["problems"]
+    } == {"STREAK_LADDER_INVALID"}
     r = await client.put(
         "/admin/v1/checkin-campaigns/bad", headers=tenant.admin, json={**CAMPAIGN, "x": 1}
     )

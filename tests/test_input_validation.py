@@ -422,7 +422,6 @@ async def test_every_route_refuses_wrong_types_and_out_of_range_values(app, ctx,
                 assert p["source"] in ("body", "query", "path", "header"), where
         else:
             assert r.status_code in (404, 409, 413, 415), where
-    print("SWEEP", len(cases), seen_validation)
     assert seen_validation >= len(cases) * 0.8
     assert await table_counts(ctx) == before
 

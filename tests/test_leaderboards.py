@@ -545,7 +545,7 @@ async def test_bad_input_is_refused_and_changes_nothing(ctx, client, tenant):
         headers=tenant.admin,
     )
     assert r.status_code == 422
-    assert {p["field"] for p in r.json()["error"]["details"]["problems"]} == {
+    assert {p["path"] for p in r.json()["error"]["details"]["problems"]} == {
         "redSize",
         "blackSize",
         "boardKey",

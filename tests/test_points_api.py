@@ -208,7 +208,9 @@ async def test_levels_config_validation_lists_every_problem(tenant, client):
         "validity": {"mode": "rolling"},
     }
     err = assert_error(
-        await client.put("/admin/v1/levels", headers=tenant.admin, json=bad), 422, "VALIDATION_FAILED"
+        await client.put("/admin/v1/levels", headers=tenant.admin, json=bad),
+        422,
+        "VALIDATION_FAILED",
     )
     paths = {p["path"] for p in err["details"]["problems"]}
     assert paths == {

@@ -231,7 +231,7 @@ async def test_done_when_big_prize_claimed_shipped_and_every_draw_verified(
     r = await client.post(
         f"/v1/me/prizes/{award_id}/claim", headers=h, json={**claim, "phone": "12345"}
     )
-    assert r.status_code == 400
+    assert r.status_code == 422
     # Someone else's prize, or another tenant's member: 404.
     _, other_h = await tenant.member("not-the-winner")
     r = await client.post(f"/v1/me/prizes/{award_id}/claim", headers=other_h, json=claim)
