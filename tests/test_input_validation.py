@@ -447,3 +447,20 @@ async def test_shape_and_rule_problems_come_in_one_answer(ctx, tenant, client):
     found = {(p["path"], p["code"]) for p in problems_of(r)}
     assert found == {("makeup.perMonth", "WRONG_TYPE"), ("timezone", "TIMEZONE_UNKNOWN")}
     assert await table_counts(ctx) == before
+
+
+def test_the_openapi_file_shows_the_parameter_constraints():
+    """Path and query parameters carry the same limits as body fields, and the file says so."""
+    from pathlib import Path
+
+    doc = json.loads((Path(__file__).parent.parent / "frontend-api-spec/openapi.json").read_text())
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            for p in op.get("parameters", []):
+                if p["in"] != "path":
+                    continue
+                schema = p["schema"]
+                assert "pattern" in schema or "maximum" in schema, (method, path, p["name"])
+    ledger = doc["paths"]["/v1/me/ledger"]["get"]["parameters"]
+    limit = next(p for p in ledger if p["name"] == "limit")["schema"]
+    assert (limit["minimum"], limit["maximum"]) == (1, 100)

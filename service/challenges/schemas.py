@@ -9,8 +9,7 @@ import msgspec
 from msgspec import Meta
 
 from service.core.constraints import AwareDatetime
-
-Key = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
+from service.core.constraints import Key as Key
 
 
 class Strict(msgspec.Struct, rename="camel", forbid_unknown_fields=True):

@@ -8,11 +8,13 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from service.core.constraints import AwareDatetime
+from service.core.constraints import AwareDatetime, constrained
+from service.core.constraints import Key as Key
 
-Key = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
 Amount = Annotated[int, Meta(ge=0, le=1_000_000)]
-MonthParam = Annotated[str, Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
+MonthParam = constrained(
+    str, "A month, YYYY-MM.", examples=["2026-11"], pattern=r"^\d{4}-(0[1-9]|1[0-2])$"
+)
 
 
 class Strict(msgspec.Struct, rename="camel", forbid_unknown_fields=True):

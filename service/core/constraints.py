@@ -27,6 +27,18 @@ from msgspec import inspect as mi
 
 # ------------------------------------------------------------------ the shared aliases
 
+
+def constrained(
+    base: Any, description: str = "", examples: list | None = None, **limits: Any
+) -> Any:
+    """One constraint type for bodies and parameters alike: msgspec reads the ``Meta`` (body
+    fields), Litestar the ``Parameter`` (path, query; it ignores ``Meta`` there), and both put
+    the same limits in the OpenAPI file. The strict decoder checks both kinds of use."""
+    extra: dict[str, Any] = {"description": description} if description else {}
+    meta = Meta(**limits, **extra, **({"examples": examples} if examples else {}))
+    return Annotated[base, meta, Parameter(**limits, **extra)]
+
+
 AwareDatetime = Annotated[
     datetime,
     Meta(
@@ -35,24 +47,21 @@ AwareDatetime = Annotated[
         examples=["2026-11-11T00:00:00+08:00"],
     ),
 ]
-ExternalId = Annotated[
+ExternalId = constrained(
     str,
-    Meta(
-        min_length=1,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9_.:@\-]+$",
-        description="The brand's member id: 1-128 of A-Z a-z 0-9 _ . : @ -",
-    ),
-]
-Key = Annotated[
+    "The brand's member id: 1-128 of A-Z a-z 0-9 _ . : @ -",
+    min_length=1,
+    max_length=128,
+    pattern=r"^[A-Za-z0-9_.:@\-]+$",
+)
+KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
+Key = constrained(
     str,
-    Meta(
-        min_length=1,
-        max_length=64,
-        pattern=r"^[a-z0-9][a-z0-9_\-]*$",
-        description="A config key: 1-64 of a-z 0-9 _ -, starting with a letter or digit.",
-    ),
-]
+    "A config key: 1-64 of a-z 0-9 _ -, starting with a letter or digit.",
+    min_length=1,
+    max_length=64,
+    pattern=KEY_PATTERN,
+)
 # Page sizes: a client page (/v1) holds 1-100 items, an operator list (/admin/v1) 1-1,000.
 # Too large or too small is 422 VALIDATION_FAILED with an OUT_OF_RANGE problem on `limit`.
 CLIENT_PAGE_MAX = 100

@@ -8,13 +8,19 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from service.core.constraints import EVENT_BATCH_MAX, AwareDatetime, ExternalId
+from service.core.constraints import EVENT_BATCH_MAX, AwareDatetime, ExternalId, constrained
 from service.core.http import ErrorBody
 
 EventType = Annotated[
     str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.\-]*$", examples=["order.paid"])
 ]
-RuleKey = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.\-]*$")]
+RuleKey = constrained(
+    str,
+    "A rule key: 1-64 of a-z 0-9 _ . -",
+    min_length=1,
+    max_length=64,
+    pattern=r"^[a-z0-9][a-z0-9_.\-]*$",
+)
 AttrName = Annotated[str, Meta(min_length=1, max_length=64)]
 
 

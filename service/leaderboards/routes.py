@@ -36,7 +36,7 @@ PERIOD_DOC = (
     "are read from the archive. Unknown: 404 LEADERBOARD_PERIOD_NOT_FOUND."
 )
 Period = Annotated[str, Parameter(description=PERIOD_DOC, max_length=32)]
-Key = Annotated[BoardKey, Parameter(description="The board's key.")]
+Key = BoardKey
 
 
 # ---------------------------------------------------------------- operators

@@ -8,9 +8,9 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from service.core.constraints import AwareDatetime, ExternalId
+from service.core.constraints import AwareDatetime, ExternalId, Key
 
-BoardKey = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
+BoardKey = Key
 PeriodParam = Annotated[
     str,
     Meta(

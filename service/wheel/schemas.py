@@ -8,11 +8,16 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from service.core.constraints import AwareDatetime
+from service.core.constraints import AwareDatetime, constrained
 
-Key = Annotated[
-    str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", examples=["iphone"])
-]
+Key = constrained(
+    str,
+    "A wheel or prize key: 1-64 of A-Z a-z 0-9 _ . -",
+    examples=["iphone"],
+    min_length=1,
+    max_length=64,
+    pattern=r"^[A-Za-z0-9_.\-]+$",
+)
 PrizeKind = Literal["points", "growth", "coupon", "physical", "nothing"]
 
 
