@@ -175,6 +175,17 @@ async def test_json_as_text_plain_and_forms_are_415(ctx, tenant, client):
     )
     assert r.status_code == 415, r.text
     assert r.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    r = await client.post(
+        "/admin/v1/members/m1/points",
+        headers={**tenant.admin, "content-type": "application/json"},
+        content=b'{"amount": ',
+    )
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["code"] == "MALFORMED_REQUEST"
+    assert [(p["source"], p["code"]) for p in err["details"]["problems"]] == [
+        ("body", "JSON_INVALID")
+    ]
     assert await table_counts(ctx) == before
 
 

@@ -13,6 +13,7 @@ an unparseable body is 400 ``MALFORMED_REQUEST``; a body that is not JSON is 415
 
 from __future__ import annotations
 
+import contextlib
 import re
 import types
 import typing
@@ -96,6 +97,7 @@ PROBLEM_CODES: dict[str, str] = {
     "LENGTH_OUT_OF_RANGE": "The text or list is too short or too long.",
     "NOT_ALLOWED": "The value is not one of the allowed values.",
     "CURSOR_INVALID": "The cursor was not issued by this list.",
+    "JSON_INVALID": "The body is not parseable JSON (with MALFORMED_REQUEST).",
     "INVALID": "The value breaks a rule of this configuration; see problem.",
 }
 
@@ -431,12 +433,18 @@ def code_of_message(message: str) -> str:
     return "INVALID"
 
 
-def _metadata(t: Any) -> tuple:
-    return tuple(getattr(t, "__metadata__", ()))
-
-
-def _strip_annotated(t: Any) -> Any:
-    return t.__origin__ if hasattr(t, "__metadata__") else t
+def _unwrap(t: Any) -> tuple[Any, list]:
+    """``Annotated[X | None, m1, ...]`` (nested any way) -> (X, [m1, ...])."""
+    metas: list = []
+    while True:
+        if hasattr(t, "__metadata__"):
+            metas.extend(t.__metadata__)
+            t = t.__origin__
+            continue
+        stripped = _without_none(t)
+        if stripped is t:
+            return t, metas
+        t = stripped
 
 
 def _without_none(t: Any) -> Any:
@@ -472,14 +480,17 @@ def param_specs(route_handler: Any) -> list[tuple[str, str, Any, bool]]:
             if kd.cookie:
                 continue
             wire = f"header:{kd.header}" if kd.header else (kd.query or name)
-        metas = [
-            m for m in _metadata(field.raw) if isinstance(m, Meta)
-        ]  # from aliases such as ExternalId
+        # One Meta with every limit, from the alias (e.g. ExternalId) and from Parameter(...).
+        limits: dict[str, Any] = {}
+        base, found = _unwrap(field.raw)
+        for m in found:
+            if isinstance(m, Meta):
+                limits.update({c: getattr(m, c) for c in _CONSTRAINTS if getattr(m, c) is not None})
         if kd is not None:
-            extra = {c: getattr(kd, c) for c in _CONSTRAINTS if getattr(kd, c, None) is not None}
-            if extra:
-                metas.append(Meta(**extra))
-        base = _without_none(_strip_annotated(field.raw))
+            limits.update(
+                {c: getattr(kd, c) for c in _CONSTRAINTS if getattr(kd, c, None) is not None}
+            )
+        metas = [Meta(**limits)] if limits else []
         type_ = Annotated[(base, *metas)] if metas else base
         required = not field.has_default and not field.is_optional
         specs.append((name, wire, type_, required))
@@ -541,7 +552,13 @@ async def strict_body(request: Any) -> None:
     try:
         raw = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
-        raise DomainError("MALFORMED_REQUEST", details={"problem": str(exc)}) from exc
+        raise DomainError(
+            "MALFORMED_REQUEST",
+            details={"problems": [problem("body", "", "JSON_INVALID", str(exc))]},
+        ) from exc
+    with contextlib.suppress(AttributeError):
+        # Litestar reads the JSON once more for the handler: hand it the parsed value.
+        request._connection_state.json = raw
     try:
         msgspec.convert(raw, type_, strict=True)
     except msgspec.ValidationError as exc:

@@ -124,7 +124,7 @@ def exception_to_response(request: Request, exc: Exception) -> Response:
             detail = str(exc.detail or "")
             if _is_decode_failure(exc):
                 code = "MALFORMED_REQUEST"
-                details = {"problem": detail}
+                details = {"problems": [problem("body", "", "JSON_INVALID", detail)]}
             elif isinstance(exc, ValidationException):
                 details = _validation_details(exc)
                 status = CATALOGUE["VALIDATION_FAILED"][0]
