@@ -475,3 +475,13 @@ def test_the_openapi_file_shows_the_parameter_constraints():
     ledger = doc["paths"]["/v1/me/ledger"]["get"]["parameters"]
     limit = next(p for p in ledger if p["name"] == "limit")["schema"]
     assert (limit["minimum"], limit["maximum"]) == (1, 100)
+
+
+def test_the_client_guide_lists_every_problem_code():
+    from pathlib import Path
+
+    from service.core.constraints import PROBLEM_CODES
+
+    guide = (Path(__file__).parent.parent / "frontend-api-spec/README.md").read_text()
+    missing = [code for code in PROBLEM_CODES if f"`{code}`" not in guide]
+    assert not missing, f"add these problem codes to frontend-api-spec/README.md: {missing}"
