@@ -246,7 +246,8 @@ def test_validate_key_accepts(raw, expected):
 def test_validate_key_rejects(raw):
     with pytest.raises(DomainError) as info:
         idempotency.validate_key(raw)
-    assert info.value.code == "IDEMPOTENCY_KEY_INVALID" and info.value.status == 400
+    assert info.value.code == "VALIDATION_FAILED" and info.value.status == 422
+    assert info.value.details["problems"][0]["source"] == "header"
 
 
 # ---------------------------------------------------------------- client IP

@@ -52,11 +52,6 @@ CATALOGUE: dict[str, tuple[int, str, str]] = {
         "请求正在处理中，请稍候",
         "A request with this Idempotency-Key is still running.",
     ),
-    "IDEMPOTENCY_KEY_INVALID": (
-        400,
-        "Idempotency-Key 格式有误",
-        "The Idempotency-Key header is malformed.",
-    ),
     "RATE_LIMITED": (429, "操作太频繁，请稍后再试", "Too many requests; slow down."),
     "CONFLICT": (409, "操作冲突，请重试", "The request conflicts with the current state."),
     "DEPENDENCY_UNAVAILABLE": (
