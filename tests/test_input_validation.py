@@ -485,3 +485,10 @@ def test_the_client_guide_lists_every_problem_code():
     guide = (Path(__file__).parent.parent / "frontend-api-spec/README.md").read_text()
     missing = [code for code in PROBLEM_CODES if f"`{code}`" not in guide]
     assert not missing, f"add these problem codes to frontend-api-spec/README.md: {missing}"
+
+
+async def test_without_credentials_a_bad_request_is_still_401(client):
+    r = await client.post("/admin/v1/members/a%20b/points", json={"amount": "10"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "API_KEY_INVALID"
+    r = await client.get("/v1/me/ledger?limit=1000")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "UNAUTHENTICATED"

@@ -526,12 +526,25 @@ def params_problems(request: Any) -> list[dict]:
     return out
 
 
+_PRINCIPALS = frozenset({"member", "operator"})
+_NEEDS_PRINCIPAL: dict[int, bool] = {}
+
+
+def _needs_principal(route_handler: Any) -> bool:
+    key = id(route_handler)
+    if key not in _NEEDS_PRINCIPAL:
+        _NEEDS_PRINCIPAL[key] = bool(_PRINCIPALS & set(route_handler.resolve_dependencies()))
+    return _NEEDS_PRINCIPAL[key]
+
+
 async def strict_body(request: Any) -> None:
     """Before any handler runs: refuse a non-JSON body (415), unparseable JSON (400), and
     path/query/header parameters and a body that do not fit their declared types strictly
     (422, every problem of every source at once)."""
     from service.core.errors import DomainError
 
+    if _needs_principal(request.route_handler) and not request.headers.get("authorization"):
+        return  # no credentials at all: the principal dependency answers 401 first
     found = params_problems(request)
     type_ = body_type_of(request.route_handler)
     if type_ is None:
