@@ -42,7 +42,6 @@ register_codes(
             "事件时间不能晚于当前时间",
             "The event's occurredAt is in the future.",
         ),
-        "UNKNOWN_CURRENCY": (400, "未知的积分类型", "Currency must be points or growth."),
     }
 )
 
@@ -168,7 +167,9 @@ class Credit:
 
 def _check_currency(currency: str) -> None:
     if currency not in rules.CURRENCIES:
-        raise DomainError("UNKNOWN_CURRENCY", details={"currency": currency})
+        raise validation_failed(
+            [problem("body", "currency", "NOT_ALLOWED", "one of 'points', 'growth'")]
+        )
 
 
 async def credit(
