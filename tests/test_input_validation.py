@@ -492,3 +492,28 @@ async def test_without_credentials_a_bad_request_is_still_401(client):
     assert r.status_code == 401 and r.json()["error"]["code"] == "API_KEY_INVALID"
     r = await client.get("/v1/me/ledger?limit=1000")
     assert r.status_code == 401 and r.json()["error"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_a_malformed_nested_field_does_not_hide_the_rule_problems(ctx, tenant, client):
+    before = await table_counts(ctx)
+    bad = {
+        **wheel_config(
+            [
+                {
+                    "key": "a",
+                    "name": "a",
+                    "kind": "points",
+                    "weight": 0,
+                    "value": 5,
+                    "totalStock": "3",
+                },
+                {"key": "b", "name": "b", "kind": "nothing", "weight": 0},
+            ]
+        ),
+        "consolationPrize": None,
+    }
+    r = await client.put("/admin/v1/wheels/nested", headers=tenant.admin, json=bad)
+    found = {(p["path"], p["code"]) for p in problems_of(r)}
+    assert ("prizes[0].totalStock", "WRONG_TYPE") in found
+    assert {"prizes", "consolationPrize"} <= {path for path, _ in found}
+    assert await table_counts(ctx) == before

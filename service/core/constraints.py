@@ -14,6 +14,7 @@ an unparseable body is 400 ``MALFORMED_REQUEST``; a body that is not JSON is 415
 from __future__ import annotations
 
 import contextlib
+import copy
 import re
 import types
 import typing
@@ -364,29 +365,68 @@ def register_check(type_: Any, check: Callable[[Any], list[dict]]) -> None:
 
 
 def rule_problems_of(type_: Any, raw: Any, shape: list[dict]) -> list[dict]:
-    """Rule problems of the well-formed part of ``raw`` (empty when it cannot be built)."""
+    """Rule problems of the well-formed part of ``raw``: each malformed field that may be left
+    out is left out (its default stands in), then the feature's rule check runs. Empty when
+    a malformed field is required, so the rules cannot be judged."""
     check = _CHECKS.get(type_)
     if check is None or not isinstance(raw, dict):
         return []
     info = mi.type_info(type_)
-    if not isinstance(info, mi.StructType):
-        return []
-    fields = {f.encode_name: f for f in info.fields}
-    bad = {re.split(r"[.\[]", p["path"], maxsplit=1)[0] for p in shape}
-    partial = {}
-    for name, value in raw.items():
-        if name in bad:
-            field = fields.get(name)
-            if field is not None and field.required:
-                return []  # a required field is malformed: the rules cannot be judged
-            continue
-        partial[name] = value
+    patched = copy.deepcopy(raw)
+    for p in shape:
+        if not p["path"] or not _drop(info, patched, _tokens(p["path"])):
+            return []
     try:
-        value = msgspec.convert(partial, type_, strict=True)
+        value = msgspec.convert(patched, type_, strict=True)
         found = normalize_problems(check(value))
     except Exception:
         return []
-    return [p for p in found if re.split(r"[.\[]", p["path"], maxsplit=1)[0] not in bad]
+    bad = [p["path"] for p in shape]
+    return [p for p in found if not any(_within(p["path"], b) for b in bad)]
+
+
+def _tokens(path: str) -> list[str | int]:
+    return [int(i) if i else n for n, i in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path)]
+
+
+def _within(path: str, outer: str) -> bool:
+    return path == outer or path.startswith((outer + ".", outer + "["))
+
+
+def _pick(t: Any, v: Any) -> Any:
+    """The member of a union (or the type under Metadata) that ``v`` is meant for."""
+    while True:
+        if isinstance(t, mi.Metadata):
+            t = t.type
+        elif isinstance(t, mi.UnionType):
+            tagged = [m for m in t.types if isinstance(m, mi.StructType) and m.tag_field]
+            if tagged and isinstance(v, dict):
+                t = next((m for m in tagged if v.get(m.tag_field) == m.tag), tagged[0])
+            else:
+                t = next((m for m in t.types if _matches(m, v)), t.types[0])
+        else:
+            return t
+
+
+def _drop(t: Any, v: Any, tokens: list[str | int]) -> bool:
+    """Leave out the malformed value at ``tokens`` (or the nearest optional field holding it);
+    False when only a required field could be left out."""
+    t = _pick(t, v)
+    head, rest = tokens[0], tokens[1:]
+    if isinstance(t, mi.StructType) and isinstance(v, dict) and isinstance(head, str):
+        field = next((f for f in t.fields if f.encode_name == head), None)
+        if field is None:
+            v.pop(head, None)  # an unknown field
+            return True
+        if rest and head in v and _drop(field.type, v[head], rest):
+            return True
+        if field.required:
+            return False
+        v.pop(head, None)
+        return True
+    if isinstance(t, mi.ListType) and isinstance(v, list) and isinstance(head, int) and rest:
+        return head < len(v) and _drop(t.item_type, v[head], rest)
+    return False
 
 
 # ------------------------------------------------------------------ request hook
