@@ -23,7 +23,7 @@ from service.config import Settings, load_settings
 from service.core import idempotency
 from service.core.auth import TokenService
 from service.core.clock import Clock, SystemClock
-from service.core.constraints import strict_body
+from service.core.constraints import strict_request
 from service.core.context import Context
 from service.core.db import Database, create_pool
 from service.core.http import exception_to_response
@@ -164,8 +164,8 @@ def create_app(
     async def before_request(request: Request) -> None:
         if follow_dev_clock:
             await dev_clock_sync(request)
-        # Every body is decoded strictly by its declared type before the handler runs.
-        await strict_body(request)
+        # Every body, path, query and header parameter is checked strictly before the handler.
+        await strict_request(request)
 
     prometheus = PrometheusConfig(
         app_name="engage",

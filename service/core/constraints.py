@@ -4,7 +4,7 @@ Every feature's schemas build on the aliases here (``AwareDatetime``, ``External
 ``PageSize``, ...), so a time, a member id or a page size means the same thing on every route
 and the OpenAPI file shows the same constraints.
 
-Bodies are decoded strictly (``strict_body``): no ``"10"`` -> 10, no ``0`` -> 1970-01-01, no
+Bodies are decoded strictly (``strict_request``): no ``"10"`` -> 10, no ``0`` -> 1970-01-01, no
 offset-less times. When a body does not fit its type, ``problems_of`` walks the type (via
 ``msgspec.inspect``) over the raw JSON and reports every problem at once, each in the agreed
 shape ``{"source", "path", "code", "problem"}``. The answer is 422 ``VALIDATION_FAILED``;
@@ -577,7 +577,7 @@ def _needs_principal(route_handler: Any) -> bool:
     return _NEEDS_PRINCIPAL[key]
 
 
-async def strict_body(request: Any) -> None:
+async def strict_request(request: Any) -> None:
     """Before any handler runs: refuse a non-JSON body (415), unparseable JSON (400), and
     path/query/header parameters and a body that do not fit their declared types strictly
     (422, every problem of every source at once)."""
