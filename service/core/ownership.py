@@ -507,15 +507,26 @@ def port_error(host: str, port: int, exc: OSError) -> StartupError:
 
 
 @contextlib.contextmanager
-def startup_errors() -> Iterator[None]:
-    """Turn the expected failures of starting up into :class:`StartupError` lines: servers
-    that refuse connections, a bad DSN, an embedded server that does not start."""
+def startup_errors(what: str = "PostgreSQL (ENGAGE_DATABASE_URL)") -> Iterator[None]:
+    """Turn the expected failures of reaching ``what`` at start-up (refused or unreachable,
+    unknown database, wrong credentials, a malformed DSN) into one-line
+    :class:`StartupError`; anything else propagates with its traceback."""
+    import asyncpg
+
     try:
         yield
     except StartupError:
         raise
-    except (ConnectionError, OSError) as exc:
-        raise StartupError(f"cannot reach a server at start-up: {exc}") from exc
+    except (ConnectionError, OSError, TimeoutError) as exc:
+        raise StartupError(f"cannot reach {what}: {exc}") from exc
+    except (
+        asyncpg.InvalidCatalogNameError,
+        asyncpg.InvalidAuthorizationSpecificationError,
+        asyncpg.CannotConnectNowError,
+    ) as exc:
+        raise StartupError(f"{what} refused the connection: {exc}") from exc
+    except asyncpg.ClientConfigurationError as exc:
+        raise StartupError(f"{what} is not a usable DSN: {exc}") from exc
 
 
 # ---------------------------------------------------------------- resolving the servers
