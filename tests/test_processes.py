@@ -240,6 +240,10 @@ def test_demo_with_serve_down_leaves_nothing(folder: Path) -> None:
     assert "Demo tenant 'demo'" in done.stdout
     assert not _wait_gone({p.pid for p in _folder_processes(folder)}, timeout=10)
     assert not (folder / ownership.STATE_FILE).exists()
+    # A command that fails after starting them stops them too.
+    failed = _run(["apikey", "create", "--tenant", "no-such-tenant"], folder)
+    assert failed.returncode != 0 and "no tenant no-such-tenant" in failed.stdout
+    assert not _wait_gone({p.pid for p in _folder_processes(folder)}, timeout=10)
 
 
 def test_claim_stops_a_leftover_worker_holding_the_port(folder: Path) -> None:
