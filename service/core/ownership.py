@@ -228,11 +228,11 @@ def claim(root: Path, command: str, *, wait_s: float = 30.0, port: int | None = 
                         f"{who if live else 'another engage process'} holds it"
                     )
                 time.sleep(0.2)
+            previous = read_state(root)
+            reaped = stop_leftovers(root, previous, port)
         except BaseException:
-            os.close(fd)
+            os.close(fd)  # drops the lock if we got it
             raise
-        previous = read_state(root)
-        reaped = stop_leftovers(root, previous, port)
         me = os.getpid()
         owner = Owner(
             root=root,
