@@ -230,6 +230,11 @@ def test_demo_with_serve_down_leaves_nothing(folder: Path) -> None:
         _wait_live(serve, port)
         left = _embedded_pids(folder)
         assert len(left) == 2
+        # While the serve is up, demo uses its embedded servers and stops none of them.
+        attached = _run(["demo", "--port", str(port)], folder)
+        assert attached.returncode == 0, attached.stdout + attached.stderr
+        assert _embedded_pids(folder) == left
+        assert _state(folder)["pid"] == serve.pid
     finally:
         serve.kill()
         serve.wait(timeout=10)
