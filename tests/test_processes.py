@@ -285,3 +285,18 @@ def test_claim_stops_a_leftover_worker_holding_the_port(folder: Path) -> None:
         if fake.poll() is None:
             fake.kill()
             fake.wait()
+
+
+def test_start_up_failures_are_one_line_naming_the_setting() -> None:
+    with pytest.raises(ownership.StartupError, match="ENGAGE_HOST") as bad_host:
+        ownership.ensure_port_free("no-such-host.invalid", _free_port())
+    with pytest.raises(ownership.StartupError, match="ENGAGE_HOST") as foreign:
+        ownership.ensure_port_free("192.0.2.1", _free_port())  # TEST-NET-1: never ours
+    # What granian raises when its own bind loses a race is read as the OS error inside.
+    race = ownership.bind_error(RuntimeError("Address already in use (os error 98)"))
+    assert race is not None and race.errno == 98
+    assert ownership.bind_error(RuntimeError("something else")) is None
+    busy = ownership.port_error("127.0.0.1", 8000, race)
+    for exc in (bad_host.value, foreign.value, busy):
+        assert "\n" not in str(exc) and exc.code != 0
+    assert "ENGAGE_PORT" in str(busy) and "8000" in str(busy)

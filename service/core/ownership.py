@@ -463,10 +463,10 @@ def ensure_port_free(host: str, port: int) -> None:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+    except (socket.gaierror, UnicodeError) as exc:  # gaierror is an OSError: first
+        raise StartupError(f"ENGAGE_HOST {host!r} is not an address this machine can bind") from exc
     except OSError as exc:
         raise port_error(host, port, exc) from exc
-    except (socket.gaierror, UnicodeError) as exc:
-        raise StartupError(f"ENGAGE_HOST {host!r} is not an address this machine can bind") from exc
     finally:
         sock.close()
 
