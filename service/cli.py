@@ -71,11 +71,12 @@ async def _connect(url: str):  # type: ignore[no-untyped-def]
 
 
 def _settings() -> Settings:
+    from service.core.ownership import StartupError
+
     try:
         return load_settings()
     except SettingsError as exc:
-        _say(f"engage: {exc}")
-        sys.exit(2)
+        raise StartupError(str(exc), code=2) from exc
 
 
 # ---------------------------------------------------------------- serve
