@@ -97,13 +97,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     root = ownership.data_root(settings.data_dir)
     # Own the data folder (a second live serve refuses here), stop what a dead owner left,
-    # and check the port before starting anything.
-    owner = ownership.claim(root, "serve", port=port)
+    # and check the port, before starting anything.
+    owner = ownership.claim_for_serve(root, host, port)
     try:
-        owner.update(host=host, port=port)
         if owner.reaped:
             log.warning("stopped leftovers", data_dir=str(root), processes=owner.reaped)
-        ownership.ensure_port_free(host, port)
         servers = Servers(settings, need_redis=True, command="serve")
         try:
             log.info(

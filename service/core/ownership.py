@@ -253,6 +253,21 @@ def claim(root: Path, command: str, *, wait_s: float = 30.0, port: int | None = 
         return owner
 
 
+def claim_for_serve(root: Path, host: str, port: int) -> Owner:
+    """What ``engage serve`` does before it starts anything: own ``root`` (refusing when a
+    live serve owns it; stopping a dead owner's leftovers, including workers on ``port``),
+    record where it will listen, and check that ``host:port`` is free. On a failure nothing
+    is left running and the folder is released."""
+    owner = claim(root, "serve", port=port)
+    try:
+        owner.update(host=host, port=port)
+        ensure_port_free(host, port)
+    except BaseException:
+        owner.release()
+        raise
+    return owner
+
+
 def attach_or_claim(root: Path, command: str) -> tuple[Owner | None, dict[str, Any] | None]:
     """For CLI commands: own the folder, or, when a live serve owns it, return that serve's
     state once it is ready (its embedded servers are then used as they are)."""
