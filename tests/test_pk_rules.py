@@ -65,7 +65,7 @@ def test_a_stay_covers_join_up_to_but_not_including_leave() -> None:
 def test_validation_lists_every_problem() -> None:
     problems = rules.validate(
         {"teams": ["a", "ghost", "a"], "startsAt": T0, "endsAt": T0, "aggregation": "median"},
-        metric_problems=[{"field": "metric", "problem": "unknown"}],
+        metric_problems=[{"path": "metric", "problem": "unknown"}],
         known_teams={"a": "stores"},
         set_teams=None,
         clashes=[("other", ["a"])],

@@ -133,7 +133,7 @@ def validate(
     forbidden by either of them, as (key, shared team keys)."""
     out: list[dict[str, str]] = []
     for p in metric_problems:
-        out.append(problem(p["field"], "METRIC_INVALID", p["problem"]))
+        out.append(problem(p["path"], "METRIC_INVALID", p["problem"]))
     teams = list(doc.get("teams") or [])
     team_set = doc.get("teamSet")
     if teams and team_set:
