@@ -24,7 +24,7 @@ async def test_team_definition_and_generated_join_code(client, tenant):
         json={"name": "X", "kind": "shop", "teamSet": "s"},
         headers=tenant.admin,
     )
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "VALIDATION_FAILED"
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "VALIDATION_FAILED"
 
 
 async def test_second_team_of_a_set_is_409_and_move_keeps_history(client, tenant, ctx):

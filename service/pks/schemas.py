@@ -8,9 +8,10 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from service.core.constraints import AwareDatetime, Key
 from service.teams.schemas import TeamKey
 
-PkKey = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
+PkKey = Key
 Amount = Annotated[int, Meta(ge=0, le=100_000_000)]
 
 
@@ -34,8 +35,8 @@ class PkIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     ``valueScale``). Once the PK has started, its teams, metric and start cannot change."""
 
     name: Annotated[str, Meta(min_length=1, max_length=100)]
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
     metric: Annotated[str, Meta(description="points | growth | checkins | eventValue | eventCount")]
     teams: Annotated[list[TeamKey], Meta(max_length=100)] = []
     team_set: TeamKey | None = None
