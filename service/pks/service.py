@@ -71,7 +71,7 @@ FEATURE = "pks"  # the feature name of parked PKs
 SUBSCRIBER = "pks"
 EVENT_TYPES = boards.METRIC_EVENT_TYPES
 CONFIG_TTL_S = 5.0
-MEMBER_TTL_S = 2.0
+MEMBER_TTL_S = 10.0  # "my team" follows a team change within this
 HEADCOUNT_TTL_S = 5.0
 GRACE = timedelta(days=7)  # Redis views outlive the end by this (reads go to PostgreSQL after)
 _spec_cache = boards.TtlCache(CONFIG_TTL_S)
