@@ -656,11 +656,11 @@ async def read(ctx: Context, tenant_id: int, member_id: int, key: str) -> PkBoar
         my_score,
         None if view.my_rank is None else view.my_rank + 1,
     )
-    return _board(ctx, spec, "", standings, me, None)
+    return _board(ctx, spec, standings, me, None)
 
 
 def _board(
-    ctx: Context, spec: Spec, _: str, standings: list[TeamStanding], me: MeInPk, winner: str | None
+    ctx: Context, spec: Spec, standings: list[TeamStanding], me: MeInPk, winner: str | None
 ) -> PkBoard:
     now = ctx.clock.now()
     left = max(0, int((spec.end - max(now, spec.start)).total_seconds()))
@@ -735,7 +735,7 @@ async def _read_settled(ctx: Context, spec: Spec, member_id: int) -> PkBoard:
         mine[pos]["score"] if pos is not None else 0,
         pos + 1 if pos is not None else None,
     )
-    return _board(ctx, spec, "", standings, me, winner)
+    return _board(ctx, spec, standings, me, winner)
 
 
 # ---------------------------------------------------------------- settlement
@@ -768,9 +768,7 @@ def _settlement_out(
     )
 
 
-async def settle(
-    ctx: Context, conn: Any, tenant_id: int, key: str, by: str, *, early: bool = False
-) -> SettlementOut:
+async def settle(ctx: Context, conn: Any, tenant_id: int, key: str, by: str) -> SettlementOut:
     """Settle a PK exactly once: freeze the final standings in PostgreSQL, decide the winner
     (pure rules), reward each member of the winning team and each team's MVP through the
     ledger (one idempotency key per member and reward), emit ``pk.settled``, a ``pk.won`` per
@@ -784,9 +782,16 @@ async def settle(
     spec = _spec(row)
     info = await teams.teams_by_ids(conn, tenant_id, spec.team_ids)
     if row["settled_at"] is not None:
+        # The first result, as it was answered (the membership history does not change).
         results = await repo.results(conn, spec.id)
-        return _settlement_out(spec, row, results, info, -1)
-    if now < spec.end and not early:
+        won = next((r["team_id"] for r in results if r["winner"]), None)
+        rewarded = (
+            len((await teams.members_at(conn, [won], spec.end - timedelta(microseconds=1)))[won])
+            if won is not None
+            else 0
+        )
+        return _settlement_out(spec, row, results, info, rewarded)
+    if now < spec.end:
         raise DomainError("PK_NOT_ENDED", details={"key": key, "endsAt": spec.end})
     totals = await repo.team_totals(conn, spec.id, lock=True)
     heads = (
