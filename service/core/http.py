@@ -14,7 +14,7 @@ from litestar import Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
-from service.core import idempotency
+from service.core import apidoc, idempotency
 from service.core.auth import Member, TokenService
 from service.core.context import Context
 from service.core.errors import CATALOGUE, DomainError, pick_language
@@ -40,6 +40,8 @@ class ErrorEnvelope(msgspec.Struct):
 
 def error_response(request: Request | None, err: DomainError) -> Response:
     lang = pick_language(request.headers.get("accept-language") if request else None)
+    if request is not None:
+        apidoc.note_answer(request.scope, err.status, err.code)
     body = ErrorEnvelope(ErrorBody(err.code, err.localized_message(lang), err.details))
     return Response(
         content=encoder.encode(body),
@@ -251,6 +253,7 @@ async def idempotent(
 
     ``run`` receives the transaction's connection and returns a msgspec Struct (the answer).
     """
+    apidoc.note_idempotent_use(request.scope)
     key = idempotency.validate_key(request.headers.get("idempotency-key"))
     tenant_id, caller = caller_of(principal)
     body = await request.body()

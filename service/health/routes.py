@@ -12,6 +12,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
+from service.core.apidoc import errors
 from service.core.errors import DomainError
 from service.core.http import get_ctx, json_response, operator_principal
 from service.core.tenancy import Operator
@@ -30,11 +31,13 @@ class Ready(msgspec.Struct):
 _LIVE = msgspec.json.encode(Live("ok"))
 
 
+@errors(dependencies=False)
 @get("/health/live", summary="Liveness", tags=["service"])
 async def live() -> Response[Live]:
     return Response(content=_LIVE, media_type="application/json")
 
 
+@errors()
 @get(
     "/health/ready",
     summary="Readiness: PostgreSQL and Redis reachable",

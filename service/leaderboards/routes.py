@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
+from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
@@ -44,6 +45,7 @@ Key = Annotated[BoardKey, Parameter(description="The board's key.")]
 # ---------------------------------------------------------------- operators
 
 
+@errors("LEADERBOARD_CONFIG_INVALID", "LEADERBOARD_KEY_CLASH", idempotent=True)
 @put(
     "/leaderboards/{key:str}",
     opt={"scope": "config"},
@@ -71,6 +73,7 @@ async def put_board(
     )
 
 
+@errors("LEADERBOARD_NOT_FOUND")
 @get(
     "/leaderboards/{key:str}",
     opt={"scope": "config"},
@@ -81,6 +84,12 @@ async def get_board(key: Key, operator: NamedDependency[Operator], state: State)
     return await service.get_board(get_ctx(state), operator.tenant_id, key)
 
 
+@errors(
+    "LEADERBOARD_NOT_FOUND",
+    "LEADERBOARD_PERIOD_NOT_FOUND",
+    "LEADERBOARD_LIMIT_OUT_OF_RANGE",
+    "LEADERBOARD_CURSOR_INVALID",
+)
 @get(
     "/leaderboards/{key:str}/entries",
     opt={"scope": "reports"},
@@ -98,6 +107,7 @@ async def board_entries(
     return await service.entries(get_ctx(state), operator.tenant_id, key, period, limit, cursor)
 
 
+@errors("RED_BLACK_CONFIG_INVALID", "RED_BLACK_BOARD_TAKEN", idempotent=True)
 @put(
     "/red-black/{key:str}",
     opt={"scope": "config"},
@@ -125,6 +135,7 @@ async def put_red_black(
     )
 
 
+@errors("RED_BLACK_NOT_FOUND")
 @get(
     "/red-black/{key:str}",
     opt={"scope": "config"},
@@ -135,6 +146,13 @@ async def get_red_black(key: Key, operator: NamedDependency[Operator], state: St
     return await service.get_red_black(get_ctx(state), operator.tenant_id, key)
 
 
+@errors(
+    "RED_BLACK_NOT_FOUND",
+    "LEADERBOARD_NOT_FOUND",
+    "LEADERBOARD_PERIOD_NOT_FOUND",
+    "LEADERBOARD_PERIOD_OPEN",
+    idempotent=True,
+)
 @post(
     "/red-black/{key:str}/publish",
     status_code=200,
@@ -174,6 +192,12 @@ async def publish_red_black(
 # ---------------------------------------------------------------- members
 
 
+@errors(
+    "LEADERBOARD_NOT_FOUND",
+    "LEADERBOARD_PERIOD_NOT_FOUND",
+    "LEADERBOARD_LIMIT_OUT_OF_RANGE",
+    "LEADERBOARD_CURSOR_INVALID",
+)
 @get(
     "/leaderboards/{boardKey:str}",
     summary="Top of a board, with my rank and score",
@@ -197,6 +221,7 @@ async def read_board(
     )
 
 
+@errors("LEADERBOARD_NOT_FOUND", "LEADERBOARD_PERIOD_NOT_FOUND", "LEADERBOARD_LIMIT_OUT_OF_RANGE")
 @get(
     "/leaderboards/{boardKey:str}/around-me",
     summary="The members ranked just above and below me",
@@ -216,6 +241,7 @@ async def around_me(
     )
 
 
+@errors("LEADERBOARD_NOT_FOUND", "LEADERBOARD_PERIOD_NOT_FOUND", "LEADERBOARD_LIMIT_OUT_OF_RANGE")
 @post(
     "/leaderboards/{boardKey:str}/friends",
     status_code=200,
@@ -232,6 +258,12 @@ async def friends_board(
     return await service.friends(get_ctx(state), member.tenant_id, member.member_id, boardKey, data)
 
 
+@errors(
+    "LEADERBOARD_NOT_FOUND",
+    "RED_BLACK_NOT_FOUND",
+    "RED_BLACK_NOT_PUBLISHED",
+    "LEADERBOARD_PERIOD_NOT_FOUND",
+)
 @get(
     "/boards/{boardKey:str}/red-black",
     summary="The published red/black board of a period",
@@ -247,6 +279,7 @@ async def read_red_black(
     return await service.read_red_black(get_ctx(state), member.tenant_id, boardKey, period)
 
 
+@errors(idempotent=True)
 @put(
     "/me/board-preferences",
     summary="Never show me on black lists",
