@@ -14,11 +14,10 @@ import structlog
 from litestar import Litestar, Request
 from litestar.config.app import ExperimentalFeatures  # noqa: F401  (kept for discoverability)
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
-from openapi_ui_bundles import redoc as redoc_bundle
 from openapi_ui_bundles import swagger_ui as swagger_bundle
 
 from service import __version__
@@ -178,20 +177,14 @@ def create_app(
             '`{"error": {"code", "message", "details"}}`; see frontend-api-spec/README.md.'
         ),
         path="/schema",
-        # The docs UIs load their scripts from this service (package openapi-ui-bundles), never
-        # from a CDN: /schema works with no internet.
+        # Swagger UI loads its scripts from this service (package openapi-ui-bundles), never
+        # from a CDN: /schema works with no internet (tests/test_docs_ui.py checks it).
         render_plugins=[
             SwaggerRenderPlugin(
                 path=["/", "/swagger"],
                 js_url=f"{DOCS_ASSETS}/swagger/swagger-ui-bundle.js",
                 css_url=f"{DOCS_ASSETS}/swagger/swagger-ui.css",
                 standalone_preset_js_url=f"{DOCS_ASSETS}/swagger/swagger-ui-standalone-preset.js",
-                favicon="",
-            ),
-            RedocRenderPlugin(
-                path="/redoc",
-                js_url=f"{DOCS_ASSETS}/redoc/redoc.standalone.js",
-                google_fonts=False,
                 favicon="",
             ),
         ],
@@ -217,11 +210,6 @@ def create_app(
             create_static_files_router(
                 path=f"{DOCS_ASSETS}/swagger",
                 directories=[swagger_bundle.static_path],
-                include_in_schema=False,
-            ),
-            create_static_files_router(
-                path=f"{DOCS_ASSETS}/redoc",
-                directories=[redoc_bundle.static_path],
                 include_in_schema=False,
             ),
         ],
