@@ -20,6 +20,7 @@ from service.checkins.schemas import (
 )
 from service.core.apidoc import errors
 from service.core.auth import Member
+from service.core.clock import in_utc
 from service.core.errors import DomainError
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
@@ -120,7 +121,7 @@ def _campaign_out(c: service.Campaign, now) -> CampaignOut:  # type: ignore[no-u
     return CampaignOut(
         c.key,
         c.version,
-        msgspec.convert(c.config, CampaignIn),
+        in_utc(msgspec.convert(c.config, CampaignIn)),
         c.effective_state(now),
         c.updated_at,
     )
