@@ -285,7 +285,9 @@ IDEMPOTENCY_KEY = Parameter(
     name="Idempotency-Key",
     param_in="header",
     required=False,
-    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255),
+    schema=Schema(
+        type=OpenAPIType.STRING, min_length=1, max_length=255, pattern=r"^[!-~]([ -~]*[!-~])?$"
+    ),
     description="A unique key per user action (e.g. a UUID). A retry with the same key and body "
     "answers the first result (with `Idempotent-Replayed: true`) and never acts twice; the same "
     "key with another body answers 422 `IDEMPOTENCY_KEY_REUSED`.",
