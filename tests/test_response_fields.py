@@ -83,7 +83,6 @@ async def test_main_answers_use_one_time_format_and_one_avatar_name(client, tena
     assert r.status_code == 200, r.text
     r = await client.post("/v1/challenges/c3/entries", headers=member)
     assert r.status_code in (200, 409), r.text
-    award_id = (await client.get("/v1/me/prizes", headers=member)).json()["items"]
     calls = [
         ("GET", "/v1/me", member, None),
         ("PATCH", "/v1/me", member, {"nickname": "小林"}),
@@ -122,5 +121,4 @@ async def test_main_answers_use_one_time_format_and_one_avatar_name(client, tena
         offsets.update(re.findall(r'"\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:\d{2})"', r.text))
     assert times > 30  # the walk saw real timestamps
     assert offsets == {"Z"}, f"answers give times in UTC (Z), one format; saw {offsets}"
-    assert award_id, "the seeded member won a prize"
     assert not problems, "\n".join(problems)
