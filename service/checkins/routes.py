@@ -26,7 +26,7 @@ from service.core.http import get_ctx, idempotent, member_principal, operator_pr
 from service.core.tenancy import Operator
 
 
-@errors("CAMPAIGN_NOT_FOUND", "MONTH_INVALID")
+@errors("CAMPAIGN_NOT_FOUND")
 @get(
     "/checkins/{campaignKey:str}",
     summary="My check-in page: today, streaks, a month's calendar, rewards ahead",
@@ -127,13 +127,13 @@ def _campaign_out(c: service.Campaign, now) -> CampaignOut:  # type: ignore[no-u
     )
 
 
-@errors("CONFIG_INVALID", idempotent=True)
+@errors(idempotent=True)
 @put(
     "/checkin-campaigns/{key:str}",
     opt={"scope": "config"},
     tags=["checkins"],
     summary="Create or replace a check-in campaign",
-    description="Validated as a whole: 422 CONFIG_INVALID lists every problem (each with a "
+    description="Validated as a whole: 422 VALIDATION_FAILED lists every problem (each with a "
     "code: TIMEZONE_UNKNOWN, STREAK_LADDER_INVALID, ...) and changes nothing. Each save bumps "
     "the version.",
 )

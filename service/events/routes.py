@@ -48,7 +48,7 @@ async def post_events(
     return await idempotent(request, ctx, operator, run)
 
 
-@errors("CONFIG_INVALID", idempotent=True)
+@errors(idempotent=True)
 @put(
     "/rules/{key:str}",
     opt={"scope": "config"},
@@ -57,7 +57,7 @@ async def post_events(
     description=(
         "Conditions are declarative comparisons on the event's attributes; a rule whose "
         "conditions can never hold, or with unknown fields, is refused with every problem "
-        "listed (422 CONFIG_INVALID / 400) and nothing changes."
+        "listed (422 VALIDATION_FAILED) and nothing changes."
     ),
 )
 async def put_rule(

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
 from litestar import Request, Response, Router, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody
 
 from service.core import cursors
 from service.core.apidoc import errors
 from service.core.auth import Member
+from service.core.constraints import (
+    Cursor,
+    OperatorPageSize,
+    PageSize,
+    problem,
+    register_check,
+    validation_failed,
+)
 from service.core.errors import DomainError
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
@@ -30,8 +36,6 @@ from service.points.schemas import (
     PolicyIn,
     ReverseIn,
 )
-
-Limit = Annotated[int, Parameter(ge=1, le=100, description="Page size (max 100).")]
 
 
 def entry_out(e: service.Entry) -> EntryOut:
@@ -87,8 +91,8 @@ async def my_ledger(
     member: NamedDependency[Member],
     state: State,
     currency: Currency | None = None,
-    cursor: str | None = None,
-    limit: Limit = 20,
+    cursor: Cursor = None,
+    limit: PageSize = 20,
 ) -> LedgerPage:
     return await _page(state, member.tenant_id, member.member_id, currency, cursor, limit)
 
@@ -103,13 +107,7 @@ async def _member_id(ctx, conn, tenant_id: int, external_id: str) -> int:  # typ
     return found[external_id]
 
 
-@errors(
-    "MEMBER_NOT_FOUND",
-    "INSUFFICIENT_POINTS",
-    "GROWTH_NOT_SPENDABLE",
-    "UNKNOWN_CURRENCY",
-    idempotent=True,
-)
+@errors("MEMBER_NOT_FOUND", "INSUFFICIENT_POINTS", "GROWTH_NOT_SPENDABLE", idempotent=True)
 @post(
     "/members/{externalId:str}/points",
     status_code=200,
@@ -131,12 +129,7 @@ async def adjust(
 ) -> Response[AdjustOut]:
     ctx = get_ctx(state)
     if data.amount == 0:
-        raise DomainError(
-            "VALIDATION_FAILED",
-            details={
-                "problems": [{"field": "amount", "source": "body", "problem": "must not be zero"}]
-            },
-        )
+        raise validation_failed([problem("body", "amount", "OUT_OF_RANGE", "must not be zero")])
     header_key = request.headers.get("idempotency-key")
     ledger_key = f"manual:{operator.key_id}:{header_key}" if header_key else None
 
@@ -216,8 +209,8 @@ async def member_ledger(
     operator: NamedDependency[Operator],
     state: State,
     currency: Currency | None = None,
-    cursor: str | None = None,
-    limit: Limit = 20,
+    cursor: Cursor = None,
+    limit: OperatorPageSize = 20,
 ) -> LedgerPage:
     ctx = get_ctx(state)
     async with ctx.db.connection() as conn:
@@ -253,13 +246,16 @@ def ladder_problems(data: LadderIn) -> list[dict]:
     return problems
 
 
-@errors("CONFIG_INVALID", idempotent=True)
+register_check(LadderIn, ladder_problems)
+
+
+@errors(idempotent=True)
 @put(
     "/levels",
     opt={"scope": "config"},
     tags=["levels"],
     summary="Set the level ladder",
-    description="Validated as a whole: 422 CONFIG_INVALID lists every problem and changes "
+    description="Validated as a whole: 422 VALIDATION_FAILED lists every problem and changes "
     "nothing. Each save bumps the version.",
 )
 async def put_levels(
@@ -268,7 +264,7 @@ async def put_levels(
     ctx = get_ctx(state)
     problems = ladder_problems(data)
     if problems:
-        raise DomainError("CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     config = msgspec.to_builtins(data)
 
     async def run(conn):  # type: ignore[no-untyped-def]
@@ -291,7 +287,7 @@ async def get_levels(operator: NamedDependency[Operator], state: State) -> Ladde
     return LadderOut(row["version"], ladder.levels, ladder.validity, row["updated_at"])
 
 
-@errors("CONFIG_INVALID")
+@errors()
 @put(
     "/points/policy",
     opt={"scope": "config"},
@@ -303,9 +299,8 @@ async def put_policy(
 ) -> PolicyIn:
     ctx = get_ctx(state)
     if data.expiry.mode == "days" and not data.expiry.days:
-        raise DomainError(
-            "CONFIG_INVALID",
-            details={"problems": [{"path": "expiry.days", "problem": "mode days needs days"}]},
+        raise validation_failed(
+            [problem("body", "expiry.days", "REQUIRED", "mode days needs days")]
         )
     async with ctx.db.transaction() as conn:
         await service.put_policy(ctx, conn, operator.tenant_id, msgspec.to_builtins(data))
