@@ -47,7 +47,7 @@ def _decode_cursor(cursor: str | None) -> int | None:
 # ----------------------------------------------------------------------------- members
 
 
-@errors("WHEEL_NOT_FOUND")
+@errors("WHEEL_NOT_FOUND", "WHEEL_NOT_LIVE")
 @get(
     "/wheels/{wheelKey:str}",
     tags=["wheel"],
