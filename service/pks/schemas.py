@@ -83,7 +83,7 @@ class PkList(msgspec.Struct, rename="camel"):
 
 class Shown(msgspec.Struct, rename="camel"):
     nickname: str
-    avatar: str
+    avatar_url: str
 
 
 class Contributor(msgspec.Struct, rename="camel"):
