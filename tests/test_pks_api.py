@@ -202,7 +202,7 @@ async def test_bad_pks_are_422_with_every_problem_and_nothing_saved(client, tena
     )
     assert r.status_code == 422, r.text
     body = r.json()["error"]
-    assert body["code"] == "PK_CONFIG_INVALID"
+    assert body["code"] == "VALIDATION_FAILED"
     got = {(p["path"], p["code"]) for p in body["details"]["problems"]}
     assert {
         ("teams[1]", "TEAM_UNKNOWN"),

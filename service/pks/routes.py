@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
+from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
@@ -18,13 +19,14 @@ from service.pks.schemas import PkBoard, PkIn, PkKey, PkList, PkOut, SettlementO
 Key = Annotated[PkKey, Parameter(description="The PK's key.")]
 
 
+@errors("PK_STARTED", "PK_SETTLED", idempotent=True)
 @put(
     "/pks/{key:str}",
     opt={"scope": "config"},
     summary="Create or change a team PK",
     tags=["pks"],
     description=(
-        "Versioned. Invalid: 422 PK_CONFIG_INVALID with every problem in `details.problems` "
+        "Versioned. Invalid: 422 VALIDATION_FAILED with every problem in `details.problems` "
         "(fewer than two teams, unknown teams, teams of different sets, an empty window, a "
         "bad metric, an overlap with another PK of the same teams when overlaps are "
         "forbidden). Started: teams, metric and start are fixed (409 PK_STARTED). Settled: "
@@ -47,16 +49,19 @@ async def put_pk(
     )
 
 
+@errors("PK_NOT_FOUND")
 @get("/pks/{key:str}", opt={"scope": "config"}, summary="A team PK and its state", tags=["pks"])
 async def get_pk(key: Key, operator: NamedDependency[Operator], state: State) -> PkOut:
     return await service.get_pk(get_ctx(state), operator.tenant_id, key)
 
 
+@errors()
 @get("/pks", opt={"scope": "config"}, summary="Every team PK of the tenant", tags=["pks"])
 async def list_pks(operator: NamedDependency[Operator], state: State) -> PkList:
     return await service.list_pks(get_ctx(state), operator.tenant_id)
 
 
+@errors("PK_NOT_FOUND", "PK_NOT_ENDED", idempotent=True)
 @post(
     "/pks/{key:str}/settle",
     status_code=200,
@@ -84,6 +89,7 @@ async def settle_pk(
     )
 
 
+@errors("PK_NOT_FOUND", "PK_PARKED")
 @get(
     "/pks/{pkKey:str}",
     summary="A team PK's live scoreboard",

@@ -18,6 +18,7 @@ import msgspec
 import structlog
 
 from service.core import outbox, parking
+from service.core.constraints import validation_failed
 from service.core.context import Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
 from service.core.outbox import Event
@@ -45,11 +46,6 @@ log = structlog.get_logger("engage.pks")
 register_codes(
     {
         "PK_NOT_FOUND": (404, "PK 不存在", "No such team PK."),
-        "PK_CONFIG_INVALID": (
-            422,
-            "PK 配置有误",
-            "The PK definition is invalid; every problem is in details.problems.",
-        ),
         "PK_STARTED": (
             409,
             "PK 已开始，队伍、指标和开始时间不能再改",
@@ -201,7 +197,7 @@ IDENTITY = ("metric", "eventType", "campaign", "valueScale", "startsAt")
 
 
 async def put_pk(ctx: Context, conn: Any, tenant_id: int, key: str, data: PkIn) -> PkOut:
-    """Create or change a PK. Every problem at once (422 PK_CONFIG_INVALID), nothing changed:
+    """Create or change a PK. Every problem at once (422 VALIDATION_FAILED), nothing changed:
     fewer than two teams, unknown teams, teams of different sets, an empty window, a bad
     metric, an overlap with another PK of the same teams when either forbids overlaps."""
     now = ctx.clock.now()
@@ -230,7 +226,7 @@ async def put_pk(ctx: Context, conn: Any, tenant_id: int, key: str, data: PkIn) 
     if not rules.KEY_RE.match(key):
         problems.append(rules.problem("key", "KEY_INVALID", "lowercase a-z, 0-9, _ or -"))
     if problems:
-        raise DomainError("PK_CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     team_ids = [t.id for t in chosen]
     existing = await repo.lock_pk(conn, tenant_id, key)
     if existing is None:

@@ -9,7 +9,9 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
+from service.core.apidoc import errors
 from service.core.auth import Member
+from service.core.constraints import KEY_PATTERN
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
 from service.teams import service
@@ -30,6 +32,7 @@ from service.teams.schemas import (
 Key = Annotated[TeamKey, Parameter(description="The team's key.")]
 
 
+@errors("TEAM_SET_FIXED", idempotent=True)
 @put(
     "/teams/{key:str}",
     opt={"scope": "config"},
@@ -56,22 +59,28 @@ async def put_team(
     )
 
 
+@errors("TEAM_NOT_FOUND")
 @get("/teams/{key:str}", opt={"scope": "config"}, summary="A team", tags=["teams"])
 async def get_team(key: Key, operator: NamedDependency[Operator], state: State) -> TeamOut:
     return await service.get_team(get_ctx(state), operator.tenant_id, key)
 
 
+@errors()
 @get("/teams", opt={"scope": "config"}, summary="Every team, or those of one set", tags=["teams"])
 async def list_teams(
     operator: NamedDependency[Operator],
     state: State,
     teamSet: Annotated[
-        str | None, Parameter(description="Only this set's teams", max_length=64)
+        str | None,
+        Parameter(
+            description="Only this set's teams", min_length=1, max_length=64, pattern=KEY_PATTERN
+        ),
     ] = None,
 ) -> TeamList:
     return await service.list_teams(get_ctx(state), operator.tenant_id, teamSet)
 
 
+@errors("TEAM_NOT_FOUND", "TEAM_SET_TAKEN", "TEAM_FULL", idempotent=True)
 @post(
     "/teams/{key:str}/members",
     status_code=200,
@@ -99,6 +108,7 @@ async def set_members(
     )
 
 
+@errors("TEAM_NOT_FOUND")
 @get(
     "/teams/{key:str}/members",
     opt={"scope": "config"},
@@ -114,6 +124,7 @@ async def team_members(
     return await service.team_members(get_ctx(state), operator.tenant_id, key, history)
 
 
+@errors("TEAM_NOT_FOUND", "TEAM_JOIN_CODE_INVALID", "TEAM_SET_TAKEN", "TEAM_FULL", idempotent=True)
 @post(
     "/teams/{key:str}/members",
     status_code=200,
@@ -141,6 +152,7 @@ async def join_team(
     )
 
 
+@errors("TEAM_NOT_FOUND", idempotent=True)
 @delete(
     "/teams/{key:str}/members/me",
     status_code=200,
@@ -160,6 +172,7 @@ async def leave_team(
     )
 
 
+@errors()
 @get("/teams/mine", summary="My teams (one per team set at most)", tags=["teams"])
 async def my_teams(member: NamedDependency[Member], state: State) -> MyTeams:
     return await service.mine(get_ctx(state), member.tenant_id, member.member_id)
