@@ -19,6 +19,7 @@ FEATURE_MODULES: tuple[str, ...] = (
     "leaderboards",
     "wheel",
     "webhooks",
+    "reminders",
 )
 
 

@@ -40,7 +40,7 @@ Rule = Callable[[Received], tuple[int, bytes]]
 class Receiver:
     """Every request is recorded in ``requests``; ``rule`` decides the answer."""
 
-    rule: Rule = lambda r: (200, b"ok")  # noqa: E731
+    rule: Rule = lambda r: (200, b"ok")
     requests: list[Received] = field(default_factory=list)
     port: int = 0
     _server: ThreadingHTTPServer | None = None
