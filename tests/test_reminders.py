@@ -262,9 +262,8 @@ async def test_quiet_hours_hold_a_reminder_until_they_end(client, tenant, ctx, w
     assert msg["data"] == {"thing1": {"value": "第47周门店PK"}, "phrase2": {"value": "胜利"}}
 
 
-async def test_streak_at_risk_and_points_expiring_are_scanned_once_per_occasion(
-    client, tenant, ctx, clock
-):
+async def scanned_setup(client, tenant, clock, **config):  # type: ignore[no-untyped-def]
+    """Day 1 (11-23): two members check in, one gets 50 points; points expire after 10 days."""
     clock.set(datetime(2026, 11, 23, 9, 0, tzinfo=SH))
     r = await client.put(
         "/admin/v1/points/policy",
@@ -298,28 +297,63 @@ async def test_streak_at_risk_and_points_expiring_are_scanned_once_per_occasion(
                     "fields": {"number1": "{points}", "date2": "{expiresOn}"},
                 },
             },
+            **config,
         },
     )
     assert r.status_code == 200, r.text
+    return mid, other
+
+
+async def test_streak_at_risk_and_points_expiring_are_scanned_once_per_occasion(
+    client, tenant, ctx, clock
+):
+    mid, other = await scanned_setup(client, tenant, clock)
     # Next day: the second member checks in, the first does not. Before 20:00 nothing.
     clock.set(datetime(2026, 11, 24, 12, 0, tzinfo=SH))
     _, h2 = await tenant.member("done-today")  # a fresh token: the clock moved a day
     assert (await client.post("/v1/checkins/daily", headers=h2)).status_code == 200
+    _, h = await tenant.member("streaker")
+    assert (await grant(client, h, {"TPL_STREAK": "accept"})).status_code == 200
     await run_all(ctx)
-    assert [s for s in await statuses(ctx, tenant.id) if s["kind"].startswith("checkin")] == []
+    assert await statuses(ctx, tenant.id) == []
     clock.set(datetime(2026, 11, 24, 20, 30, tzinfo=SH))
     await run_all(ctx)
     await run_all(ctx)
-    risky = [s for s in await statuses(ctx, tenant.id) if s["kind"] == "checkin.streak_at_risk"]
-    assert [(s["member_id"], s["occasion"]) for s in risky] == [(mid, "daily:2026-11-24")]
-    assert risky[0]["status"] == "no_grant"  # the log sender needs consent too
-    # Points credited on 11-23 expire 10 days later: within 7 days from 11-26 on, once.
+    risky = await statuses(ctx, tenant.id)
+    assert [(s["member_id"], s["occasion"], s["status"]) for s in risky] == [
+        (mid, "daily:2026-11-24", "sent")
+    ]
+    # Points credited on 11-23 expire 10 days later: within 7 days from 11-26 on. Only the
+    # member who allowed the template gets a reminder row at all, and only once.
     clock.set(datetime(2026, 11, 27, 10, 0, tzinfo=SH))
+    _, h = await tenant.member("streaker")
+    assert (await grant(client, h, {"TPL_EXP": "accept"})).status_code == 200
     await run_all(ctx)
     await run_all(ctx)
     expiring = [s for s in await statuses(ctx, tenant.id) if s["kind"] == "points.expiring"]
-    assert {s["member_id"] for s in expiring} == {mid, other}
-    assert all(s["occasion"] == "expiry:2026-12-03" for s in expiring)
+    assert [(s["member_id"], s["occasion"], s["status"]) for s in expiring] == [
+        (mid, "expiry:2026-12-03", "sent")
+    ]
+    assert other != mid
+
+
+async def test_a_streak_reminder_held_by_quiet_hours_past_midnight_is_dropped(
+    client, tenant, ctx, clock
+):
+    await scanned_setup(
+        client,
+        tenant,
+        clock,
+        quietHours={"start": "21:00", "end": "08:00"},
+        checkinRemindAt="21:30",
+    )
+    clock.set(datetime(2026, 11, 24, 12, 0, tzinfo=SH))
+    _, h = await tenant.member("streaker")
+    assert (await grant(client, h, {"TPL_STREAK": "accept"})).status_code == 200
+    clock.set(datetime(2026, 11, 24, 21, 45, tzinfo=SH))
+    await run_all(ctx)
+    [s] = await statuses(ctx, tenant.id)
+    assert s["status"] == "expired"  # 08:00 tomorrow is too late for today's streak
 
 
 async def test_config_problems_are_listed(client, tenant, other_tenant):

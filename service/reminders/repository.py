@@ -134,7 +134,7 @@ async def finish(
 ) -> None:
     await conn.execute(
         "UPDATE reminders SET status = $2::text, last_error = $3, lease_until = NULL, "
-        "attempts = attempts + CASE WHEN $2::text = 'no_grant' THEN 0 ELSE 1 END, "
+        "attempts = attempts + CASE WHEN $2::text IN ('no_grant', 'expired') THEN 0 ELSE 1 END, "
         "sent_at = CASE WHEN $2::text = 'sent' THEN $4::timestamptz END WHERE id = $1",
         reminder_id,
         status,
@@ -171,3 +171,16 @@ async def list_recent(
         member_id,
         limit,
     )
+
+
+async def members_with_grants(
+    conn: asyncpg.Connection, tenant_id: int, template_id: str, member_ids: list[int]
+) -> set[int]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT member_id FROM reminder_grants WHERE tenant_id = $1 "
+        "AND template_id = $2 AND used_at IS NULL AND member_id = ANY($3::bigint[])",
+        tenant_id,
+        template_id,
+        member_ids,
+    )
+    return {r["member_id"] for r in rows}

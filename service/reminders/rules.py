@@ -122,6 +122,11 @@ def local_day(now: datetime, tz: ZoneInfo) -> date:
     return now.astimezone(tz).date()
 
 
+def end_of_day(day: date, tz: ZoneInfo) -> datetime:
+    """The first instant of the next local day."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+
+
 def past_local_time(now: datetime, tz: ZoneInfo, at: time) -> bool:
     return now.astimezone(tz).time() >= at
 

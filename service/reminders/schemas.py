@@ -113,7 +113,8 @@ class ReminderOut(Out):
         str,
         Meta(
             description="`pending`, `sent`, `no_grant` (the member gave no consent: never "
-            "sent), `refused` (WeChat says consent is gone), `failed`."
+            "sent), `refused` (WeChat says consent is gone), `expired` (the occasion passed "
+            "during quiet hours), `failed`."
         ),
     ]
     attempts: int

@@ -10,7 +10,7 @@ reminder stays bound to it through retries, so a retry never spends a second one
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -228,10 +228,18 @@ async def scan(ctx: Context) -> int:
                 now, tz, rules.parse_hhmm(cfg.checkin_remind_at)
             ):
                 today = rules.local_day(now, tz)
+                # Useless once the day is over (the streak has broken): quiet hours that
+                # outlast the day drop it instead of sending it in the morning.
+                day_ends = rules.end_of_day(today, tz).isoformat()
                 for campaign, member_id, streak in await checkins.streaks_at_risk(
                     ctx, conn, t["tenant_id"], today
                 ):
-                    values = {"campaign": campaign, "streak": streak, "deadline": "23:59"}
+                    values = {
+                        "campaign": campaign,
+                        "streak": streak,
+                        "deadline": "23:59",
+                        "expiresAt": day_ends,
+                    }
                     rows.append(
                         _reminder(
                             t["tenant_id"],
@@ -255,6 +263,15 @@ async def scan(ctx: Context) -> int:
                             {"points": amount, "expiresOn": day},
                         )
                     )
+            # Scanned kinds recur daily for many members: only members who can be sent one
+            # (an unused grant) get a row; one who allows it later is found by the next scan.
+            for kind in {r["kind"] for r in rows}:
+                template_id = cfg.templates[kind].template_id  # type: ignore[index]
+                candidates = [r["member_id"] for r in rows if r["kind"] == kind]
+                allowed = await repo.members_with_grants(
+                    conn, t["tenant_id"], template_id, candidates
+                )
+                rows = [r for r in rows if r["kind"] != kind or r["member_id"] in allowed]
             added += await repo.schedule(conn, rows, now)
     return added
 
@@ -295,6 +312,10 @@ async def _send_one(
             rules.parse_hhmm(q.start) if q else None,
             rules.parse_hhmm(q.end) if q else None,
         )
+        expires = (r["values"] or {}).get("expiresAt")
+        if expires and release >= datetime.fromisoformat(expires):
+            await repo.finish(conn, r["id"], "expired", "the occasion passed in quiet hours", now)
+            return
         if release > now:
             await repo.postpone(conn, r["id"], release, None, attempted=False)
             return

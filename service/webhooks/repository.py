@@ -194,9 +194,9 @@ async def record_failure(
     latency_ms: int | None,
     now: datetime,
     next_attempt_at: datetime | None,
-) -> asyncpg.Record:
+) -> asyncpg.Record | None:
     """Count the failed attempt; ``next_attempt_at`` None means give up (status failed).
-    Returns the endpoint's failure run after this attempt."""
+    Returns the endpoint's failure run after this attempt (None if it was deleted)."""
     await conn.execute(
         "UPDATE webhook_deliveries SET attempts = attempts + 1, lease_until = NULL, "
         "last_attempt_at = $2, last_status_code = $3, last_error = $4, last_latency_ms = $5, "

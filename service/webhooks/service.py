@@ -362,6 +362,8 @@ async def _record(ctx: Context, claimed: asyncpg.Record, result: Attempt, now: d
             now,
             next_at,
         )
+        if run is None:  # the endpoint was deleted while this attempt was under way
+            return
         if run["enabled"] and rules.should_disable(
             run["consecutive_failures"], run["failing_since"], now, disable_policy(ctx)
         ):
