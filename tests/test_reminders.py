@@ -400,3 +400,27 @@ def test_quiet_hours_wrap_midnight():
     assert rules.release_at(noon, SH, start, end) == noon
     assert rules.classify(43101) == "refused" and rules.classify(40001) == "token"
     assert rules.retry_delay(3, 0.0) == timedelta(minutes=2)
+
+
+async def test_grants_are_per_member_and_tenant_and_bad_input_records_nothing(
+    client, tenant, other_tenant, ctx
+):
+    _, ha = await tenant.member("iso-a")
+    _, hb = await other_tenant.member("iso-b")
+    assert (await grant(client, ha, {"TPL_X": "accept", "TPL_Y": "ban"})).status_code == 200
+    theirs = (await client.get("/v1/me/subscriptions", headers=hb)).json()
+    assert theirs == {"templates": []}
+    r = await grant(client, hb, {"TPL_X": "maybe", "bad id!": "accept"})
+    err = assert_error(r, 400, "VALIDATION_FAILED")
+    assert err["details"]["problems"]
+    r = await client.post("/v1/me/subscriptions", headers=hb, json={"results": {}})
+    assert_error(r, 400, "VALIDATION_FAILED")
+    async with ctx.db.connection() as conn:
+        n = await conn.fetchval(
+            "SELECT count(*) FROM reminder_grants WHERE tenant_id = $1", other_tenant.id
+        )
+    assert n == 0
+    mine = (await client.get("/v1/me/subscriptions", headers=ha)).json()
+    assert mine == {"templates": [{"templateId": "TPL_X", "available": 1}]}
+    log = (await client.get("/admin/v1/reminders", headers=other_tenant.admin)).json()
+    assert log == {"items": []}

@@ -424,3 +424,28 @@ async def test_done_when_badge_and_prize_arrive_verified_and_survive_a_receiver_
         assert len({a.headers["webhook-id"] for a in accepted}) == 3
     finally:
         rx.stop()
+
+
+async def test_the_worker_inside_serve_delivers_without_being_called(servers, ctx, client):
+    """The app's lifespan (what `engage serve` runs) dispatches and delivers on its own."""
+    from service.app import create_app
+    from service.core.rng import seeded_rng
+    from tests.conftest import http_client, make_settings, new_tenant
+
+    accepted: list[Received] = []
+    rx = Receiver(lambda r: (accepted.append(r), (200, b"ok"))[1]).start()
+    app = create_app(make_settings(servers, outbox_poll_s=0.1), rng=seeded_rng(5), background=True)
+    try:
+        async with http_client(app) as live:
+            live_ctx = app.state.ctx
+            tenant = await new_tenant(live_ctx, live)
+            await put_hook(live, tenant, "live", rx.url, ["prize.won"])
+            mid, _ = await tenant.member("live")
+            eid = await emit(live_ctx, tenant.id, "prize.won", mid, prizeKey="p")
+            for _ in range(200):
+                if accepted:
+                    break
+                await asyncio.sleep(0.05)
+            assert [a.headers["webhook-id"] for a in accepted] == ["msg_" + eid.hex]
+    finally:
+        rx.stop()
