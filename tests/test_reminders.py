@@ -27,11 +27,12 @@ SHIP_TEXT = "您的奖品{prize}已经发货啦，请留意快递并及时查收
 
 
 class FakeWechat:
-    """/cgi-bin/token hands out tokens; /cgi-bin/message/subscribe/send answers the errcode
+    """/cgi-bin/stable_token hands out tokens; /cgi-bin/message/subscribe/send answers the errcode
     queued for the openid (0 when none is queued) and records every message."""
 
     def __init__(self) -> None:
         self.token_calls = 0
+        self.token = ""
         self.sent: list[dict] = []  # type: ignore[type-arg]
         self.answers: dict[str, list[int]] = {}
         self.rx = Receiver(self.rule)
@@ -39,17 +40,22 @@ class FakeWechat:
     def rule(self, r: Received) -> tuple[int, bytes]:
         url = urlsplit(r.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        if url.path == "/cgi-bin/token":
+        if url.path == "/cgi-bin/stable_token":
+            # Like WeChat: the same token while it is valid, a new one only when forced.
+            body = r.json()
+            assert body["grant_type"] == "client_credential" and body["appid"]
             self.token_calls += 1
-            assert query["grant_type"] == "client_credential"
-            return 200, json.dumps(
-                {"access_token": f"TOKEN{self.token_calls}", "expires_in": 7200}
-            ).encode()
+            if body["force_refresh"] or not self.token:
+                self.token = f"TOKEN{self.token_calls}"
+            return 200, json.dumps({"access_token": self.token, "expires_in": 7200}).encode()
         if url.path == "/cgi-bin/message/subscribe/send":
             body = r.json()
+            if query.get("access_token") != self.token:
+                return 200, b'{"errcode": 40001, "errmsg": "invalid credential"}'
             queued = self.answers.get(body["touser"], [])
             code = queued.pop(0) if queued else 0
-            if code == 40001 or query.get("access_token") != f"TOKEN{self.token_calls}":
+            if code == 40001:
+                self.token = ""  # WeChat revoked it
                 return 200, b'{"errcode": 40001, "errmsg": "invalid credential"}'
             if code == 0:
                 self.sent.append({**body, "token": query["access_token"]})
@@ -424,3 +430,26 @@ async def test_grants_are_per_member_and_tenant_and_bad_input_records_nothing(
     assert mine == {"templates": [{"templateId": "TPL_X", "available": 1}]}
     log = (await client.get("/admin/v1/reminders", headers=other_tenant.admin)).json()
     assert log == {"items": []}
+
+
+async def test_concurrent_reminders_never_share_a_grant(client, tenant, ctx, wechat, clock):
+    clock.set(datetime(2026, 11, 23, 4, 0, tzinfo=UTC))
+    await configure(client, tenant)
+    f, hf = await wechat_member(ctx, tenant, "openid-f")
+    for i in range(3):
+        r = await grant(client, hf, {"TPL_SHIP": "accept"}, key=f"tap-f-{i}")
+        assert r.status_code == 200
+    for award in range(100, 112):
+        await ship(ctx, tenant.id, f, award)
+    await ctx.dispatcher.drain(ctx)
+    assert await reminders.send_due(ctx, parallel=12) == 12  # all twelve at once
+    got = [s["status"] for s in await statuses(ctx, tenant.id)]
+    assert sorted(got) == ["no_grant"] * 9 + ["sent"] * 3
+    assert len(wechat.sent) == 3
+    async with ctx.db.connection() as conn:
+        bound = await conn.fetchval(
+            "SELECT count(DISTINCT grant_id) FROM reminders WHERE tenant_id = $1 "
+            "AND grant_id IS NOT NULL",
+            tenant.id,
+        )
+    assert bound == 3

@@ -4,6 +4,7 @@ tenant's config."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, Protocol
@@ -110,8 +111,12 @@ class _SendAnswer(msgspec.Struct):
 
 class WechatSender:
     """``POST /cgi-bin/message/subscribe/send`` with a server access token from
-    ``/cgi-bin/token``, cached in Redis (shared by every process) until shortly before WeChat
-    expires it; an answer that the token is invalid refreshes it once and sends again."""
+    ``/cgi-bin/stable_token``, cached in Redis (shared by every process) until shortly before
+    WeChat expires it; an answer that the token is invalid forces a refresh once and sends
+    again."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def send(self, ctx: Context, config: dict[str, Any], msg: Message) -> Result:
         async with ctx.db.connection() as conn:
@@ -178,20 +183,40 @@ class WechatSender:
             cached = await ctx.redis.get(key)
             if cached:
                 return cached.decode() if isinstance(cached, bytes) else str(cached)
-        try:
-            resp = await self._client(ctx).get(
-                f"{self._base(ctx)}/cgi-bin/token",
-                params={"grant_type": "client_credential", "appid": app_id, "secret": secret},
-            )
-            answer = msgspec.json.decode(resp.content, type=_TokenAnswer)
-        except (httpx.HTTPError, msgspec.DecodeError) as exc:
-            raise _TokenFailure("retry", f"token endpoint failed: {type(exc).__name__}") from None
-        if answer.errcode or not answer.access_token:
-            outcome: rules.Outcome = "failed" if answer.errcode in TOKEN_CONFIG_ERRORS else "retry"
-            raise _TokenFailure(outcome, f"WeChat token {answer.errcode}: {answer.errmsg}"[:300])
-        # Kept 5 minutes less than WeChat's lifetime so a token is never used as it expires.
-        await ctx.redis.set(key, answer.access_token, ex=max(60, answer.expires_in - 300))
-        return answer.access_token
+        # One fetch at a time per app in this process; across processes the stable-token
+        # endpoint answers the same token to all of them (the plain /cgi-bin/token would
+        # invalidate the token another process just fetched).
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            if not fresh:
+                cached = await ctx.redis.get(key)
+                if cached:
+                    return cached.decode() if isinstance(cached, bytes) else str(cached)
+            try:
+                resp = await self._client(ctx).post(
+                    f"{self._base(ctx)}/cgi-bin/stable_token",
+                    content=msgspec.json.encode(
+                        {
+                            "grant_type": "client_credential",
+                            "appid": app_id,
+                            "secret": secret,
+                            "force_refresh": fresh,
+                        }
+                    ),
+                    headers={"content-type": "application/json"},
+                )
+                answer = msgspec.json.decode(resp.content, type=_TokenAnswer)
+            except (httpx.HTTPError, msgspec.DecodeError) as exc:
+                raise _TokenFailure("retry", f"token endpoint: {type(exc).__name__}") from None
+            if answer.errcode or not answer.access_token:
+                outcome: rules.Outcome = (
+                    "failed" if answer.errcode in TOKEN_CONFIG_ERRORS else "retry"
+                )
+                raise _TokenFailure(
+                    outcome, f"WeChat token {answer.errcode}: {answer.errmsg}"[:300]
+                )
+            # Kept 5 minutes less than WeChat's lifetime so it is never used as it expires.
+            await ctx.redis.set(key, answer.access_token, ex=max(60, answer.expires_in - 300))
+            return answer.access_token
 
 
 class _TokenFailure(Exception):

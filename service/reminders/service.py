@@ -10,6 +10,7 @@ reminder stays bound to it through retries, so a retry never spends a second one
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -276,16 +277,27 @@ async def scan(ctx: Context) -> int:
     return added
 
 
-async def send_due(ctx: Context, batch: int = 50) -> int:
+async def send_due(ctx: Context, batch: int = 100, rounds: int = 20, parallel: int = 10) -> int:
     """Send what is due; returns reminders handled. Quiet hours postpone, a missing grant
-    ends a reminder as ``no_grant``, WeChat's answer decides the rest (see rules)."""
-    now = ctx.clock.now()
-    async with ctx.db.transaction() as conn:
-        due = await repo.claim_due(conn, now, now + LEASE, batch)
+    ends a reminder as ``no_grant``, WeChat's answer decides the rest (see rules). Up to
+    ``parallel`` sends are in flight at once (a 20:00 streak reminder goes to many members)."""
+    handled = 0
+    gate = asyncio.Semaphore(parallel)
     configs: dict[int, tuple[ReminderConfigIn, ZoneInfo]] = {}
-    for r in due:
-        await _send_one(ctx, r, configs)
-    return len(due)
+
+    async def one(r: asyncpg.Record) -> None:
+        async with gate:
+            await _send_one(ctx, r, configs)
+
+    for _ in range(rounds):
+        now = ctx.clock.now()
+        async with ctx.db.transaction() as conn:
+            due = await repo.claim_due(conn, now, now + LEASE, batch)
+        await asyncio.gather(*(one(r) for r in due))
+        handled += len(due)
+        if len(due) < batch:
+            break
+    return handled
 
 
 async def _send_one(
