@@ -449,3 +449,32 @@ async def test_the_worker_inside_serve_delivers_without_being_called(servers, ct
             assert [a.headers["webhook-id"] for a in accepted] == ["msg_" + eid.hex]
     finally:
         rx.stop()
+
+
+async def test_the_log_pages_and_forgets_finished_deliveries_after_30_days(
+    client, tenant, ctx, clock
+):
+    rx = Receiver().start()
+    try:
+        await put_hook(client, tenant, "pg", rx.url, ["level.*"])
+        mid, _ = await tenant.member("pg")
+        for n in range(5):
+            await emit(ctx, tenant.id, "level.up", mid, level=n)
+        await pump(ctx)
+        url = "/admin/v1/webhooks/pg/deliveries"
+        first = (await client.get(url, headers=tenant.admin, params={"limit": 3})).json()
+        rest = (
+            await client.get(
+                url, headers=tenant.admin, params={"limit": 3, "cursor": first["nextCursor"]}
+            )
+        ).json()
+        ids = [d["id"] for d in first["items"] + rest["items"]]
+        assert len(ids) == 5 and ids == sorted(ids, reverse=True) and "nextCursor" not in rest
+        clock.advance(days=31)
+        await emit(ctx, tenant.id, "level.up", mid, level=9)
+        await ctx.dispatcher.drain(ctx)  # queued, not yet sent: kept
+        await webhooks.purge_log(ctx)
+        left = (await client.get(url, headers=tenant.admin)).json()["items"]
+        assert [d["status"] for d in left] == ["pending"]
+    finally:
+        rx.stop()

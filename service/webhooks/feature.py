@@ -16,9 +16,13 @@ async def deliver_job(ctx: Context) -> None:
     await service.deliver_due(ctx)
 
 
+async def purge_job(ctx: Context) -> None:
+    await service.purge_log(ctx)
+
+
 FEATURE = Feature(
     name="webhooks",
     routers=[routes.admin_router],
     subscribe=subscribe,
-    jobs=[(1.0, deliver_job)],
+    jobs=[(1.0, deliver_job), (3600.0, purge_job)],
 )

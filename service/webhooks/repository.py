@@ -304,3 +304,14 @@ async def make_pending_due(conn: asyncpg.Connection, webhook_id: int, now: datet
         webhook_id,
         now,
     )
+
+
+async def purge_finished(conn: asyncpg.Connection, before: datetime, limit: int) -> int:
+    """Delete finished (delivered or failed) deliveries created before ``before``."""
+    status = await conn.execute(
+        "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries "
+        "WHERE status <> 'pending' AND created_at < $1 LIMIT $2)",
+        before,
+        limit,
+    )
+    return int(status.rsplit(" ", 1)[-1])

@@ -434,3 +434,17 @@ async def send_test(ctx: Context, tenant_id: int, key: str) -> DeliveryOut:
         )
         row = await repo.get_delivery(conn, webhook_id, delivery_id)
     return _delivery_out(row)  # type: ignore[arg-type]
+
+
+LOG_RETENTION = timedelta(days=30)
+
+
+async def purge_log(ctx: Context) -> int:
+    """Periodic: forget finished deliveries older than 30 days (pending ones are kept)."""
+    removed = 0
+    while True:
+        async with ctx.db.transaction() as conn:
+            n = await repo.purge_finished(conn, ctx.clock.now() - LOG_RETENTION, 5000)
+        removed += n
+        if n < 5000:
+            return removed
