@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from service.core import outbox
 from service.reminders import rules
 from service.reminders import service as reminders
+from service.webhooks import rules as webhook_rules
 from tests.loopback import Received, Receiver
 from tests.test_checkins_api import put_campaign
 from tests.test_foundation_api import assert_error
@@ -453,3 +456,44 @@ async def test_concurrent_reminders_never_share_a_grant(client, tenant, ctx, wec
             tenant.id,
         )
     assert bound == 3
+
+
+async def test_webhook_sender_posts_a_signed_reminder(client, tenant, ctx, clock):
+    clock.set(datetime.now(UTC).replace(microsecond=0))  # the verifier checks the wall clock
+    secret = webhook_rules.new_secret(random.Random(11))
+    got: list[Received] = []
+
+    def rule(r: Received) -> tuple[int, bytes]:
+        Webhook(secret).verify(r.body, r.headers)  # raises (answers 500) when forged
+        got.append(r)
+        return 204, b""
+
+    rx = Receiver(rule).start()
+    try:
+        r = await client.put(
+            "/admin/v1/reminders/config",
+            headers=tenant.admin,
+            json={
+                "sender": "webhook",
+                "webhookUrl": rx.url + "/reminders",
+                "webhookSecret": secret,
+                "templates": {
+                    "prize.shipped": {"templateId": "TPL_SHIP", "fields": {"thing1": SHIP_TEXT}}
+                },
+            },
+        )
+        assert r.status_code == 200, r.text
+        g, hg = await wechat_member(ctx, tenant, "openid-g")
+        await grant(client, hg, {"TPL_SHIP": "accept"})
+        await ship(ctx, tenant.id, g, 501)
+        await ship(ctx, tenant.id, g, 502)  # no second grant: not sent
+        await run_all(ctx)
+        [msg] = got
+        body = msg.json()
+        assert body["type"] == "reminder.prize.shipped"
+        assert body["data"]["memberId"] == g and body["data"]["templateId"] == "TPL_SHIP"
+        assert len(body["data"]["fields"]["thing1"]["value"]) == 20
+        got_statuses = sorted(s["status"] for s in await statuses(ctx, tenant.id))
+        assert got_statuses == ["no_grant", "sent"]
+    finally:
+        rx.stop()
