@@ -478,3 +478,36 @@ async def test_the_log_pages_and_forgets_finished_deliveries_after_30_days(
         assert [d["status"] for d in left] == ["pending"]
     finally:
         rx.stop()
+
+
+async def test_queueing_moves_the_outbox_cursor_in_the_same_transaction(client, tenant, ctx):
+    """The subscriber records the deliveries and its position together: once the queue row
+    is committed the dispatcher will not hand the event over again, even if it crashed
+    before its own cursor update."""
+    rx = Receiver().start()
+    try:
+        await put_hook(client, tenant, "cur", rx.url, ["level.*"])
+        await ctx.dispatcher.drain(ctx)  # every cursor exists and is current
+        mid, _ = await tenant.member("cur")
+        eid = await emit(ctx, tenant.id, "level.up", mid, level=3)
+        async with ctx.db.connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT id, txid, event_id, tenant_id, type, member_id, payload, occurred_at "
+                "FROM outbox WHERE event_id = $1",
+                eid,
+            )
+        # The dispatcher hands the event over and "crashes" before moving the cursor itself.
+        await webhooks.on_events(ctx, [outbox.event_of(row)])
+        async with ctx.db.connection() as conn:
+            cursor = await conn.fetchrow(
+                "SELECT last_txid, last_id FROM outbox_cursors WHERE subscriber = 'webhooks'"
+            )
+            queued = await conn.fetchval(
+                "SELECT count(*) FROM webhook_deliveries WHERE event_id = $1", str(eid)
+            )
+        assert (cursor["last_txid"], cursor["last_id"]) >= (row["txid"], row["id"])
+        assert queued == 1
+        await pump(ctx)
+        assert [r.headers["webhook-id"] for r in rx.requests] == ["msg_" + eid.hex]
+    finally:
+        rx.stop()

@@ -20,6 +20,7 @@ import msgspec
 import structlog
 
 from service.checkins import service as checkins
+from service.core import outbox
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.outbox import Event
@@ -184,8 +185,10 @@ def _reminder(tenant_id: int, member_id: int, kind: str, occasion: str, values: 
 
 async def on_events(ctx: Context, events: list[Event]) -> None:
     """Outbox subscriber: ``prize.shipped`` and ``pk.settled`` schedule reminders for tenants
-    that configured the kind (idempotent per occasion, so a re-handed event adds nothing)."""
+    that configured the kind, in the transaction that moves this subscriber's outbox cursor
+    (and idempotent per occasion, so a re-handed event adds nothing)."""
     async with ctx.db.transaction() as conn:
+        await outbox.advance_cursor(conn, SUBSCRIBER, events[-1])
         configs: dict[int, dict[str, Any]] = {}
         rows = []
         for ev in events:

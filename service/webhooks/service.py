@@ -27,7 +27,7 @@ import msgspec
 import structlog
 from standardwebhooks.webhooks import Webhook as Signer
 
-from service.core import cursors
+from service.core import cursors, outbox
 from service.core.clock import monotonic
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
@@ -232,9 +232,12 @@ def _body(event_type: str, occurred_at: datetime, data: dict[str, Any]) -> str:
 
 async def on_events(ctx: Context, events: list[Event]) -> None:
     """Outbox subscriber: queue one delivery per (enabled endpoint, matching event), in the
-    events' commit order, in one transaction."""
+    events' commit order, in the transaction that also moves this subscriber's outbox cursor
+    past them (so the queue and the position never disagree). Queueing is idempotent per
+    endpoint and event besides, for events handed over again (dead-letter replays)."""
     tenants = sorted({e.tenant_id for e in events})
     async with ctx.db.transaction() as conn:
+        await outbox.advance_cursor(conn, SUBSCRIBER, events[-1])
         hooks = await repo.enabled_for_tenants(conn, tenants)
         if not hooks:
             return
