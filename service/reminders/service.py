@@ -296,7 +296,10 @@ async def send_due(ctx: Context, batch: int = 100, rounds: int = 20, parallel: i
         now = ctx.clock.now()
         async with ctx.db.transaction() as conn:
             due = await repo.claim_due(conn, now, now + LEASE, batch)
-        await asyncio.gather(*(one(r) for r in due))
+        for failure in await asyncio.gather(*(one(r) for r in due), return_exceptions=True):
+            if isinstance(failure, BaseException):
+                # Left leased: it is tried again once the lease ends, like after a crash.
+                log.warning("reminder send failed", error=repr(failure))
         handled += len(due)
         if len(due) < batch:
             break

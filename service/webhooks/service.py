@@ -397,7 +397,13 @@ async def deliver_due(ctx: Context, batch: int = 50, rounds: int = 20) -> int:
         if not claimed:
             break
 
-        await asyncio.gather(*(_attempt(ctx, c, now) for c in claimed))
+        outcomes = await asyncio.gather(
+            *(_attempt(ctx, c, now) for c in claimed), return_exceptions=True
+        )
+        for failure in outcomes:
+            if isinstance(failure, BaseException):
+                # Left leased: sent again once the lease ends (at least once), like after a crash.
+                log.warning("webhook attempt not recorded", error=repr(failure))
         total += len(claimed)
     return total
 
