@@ -326,6 +326,13 @@ async def test_ssrf_targets_are_refused_on_save_and_at_send_time(client, tenant,
         return ["127.0.0.1"]
 
     monkeypatch.setattr(webhooks, "resolve", fake_resolve)
+    r = await client.put(
+        "/admin/v1/webhooks/ssrf",
+        headers=tenant.admin,
+        json={"url": "https://hooks.example.com/x", "eventTypes": ["*"]},
+    )
+    err = assert_error(r, 422, "CONFIG_INVALID")
+    assert err["details"]["problems"][0]["code"] == "TARGET_NOT_PUBLIC"
     attempt = await webhooks.send(
         ctx,
         "http://hooks.example.com/x",
