@@ -136,7 +136,7 @@ async def ship(ctx, tenant_id, member_id, award_id, **extra):  # type: ignore[no
 
 
 async def run_all(ctx):  # type: ignore[no-untyped-def]
-    await ctx.dispatcher.drain(ctx)
+    await ctx.dispatcher.drain(ctx, settle_s=60)
     await reminders.scan(ctx)
     while await reminders.send_due(ctx):
         pass
@@ -377,7 +377,7 @@ async def test_config_problems_are_listed(client, tenant, other_tenant):
             },
         },
     )
-    err = assert_error(r, 422, "CONFIG_INVALID")
+    err = assert_error(r, 422, "VALIDATION_FAILED")
     codes = {p["code"] for p in err["details"]["problems"]}
     assert codes == {"APP_UNKNOWN", "FIELD_TYPE_UNKNOWN", "VARIABLE_UNKNOWN"}
     assert_error(
@@ -420,10 +420,10 @@ async def test_grants_are_per_member_and_tenant_and_bad_input_records_nothing(
     theirs = (await client.get("/v1/me/subscriptions", headers=hb)).json()
     assert theirs == {"templates": []}
     r = await grant(client, hb, {"TPL_X": "maybe", "bad id!": "accept"})
-    err = assert_error(r, 400, "VALIDATION_FAILED")
+    err = assert_error(r, 422, "VALIDATION_FAILED")
     assert err["details"]["problems"]
     r = await client.post("/v1/me/subscriptions", headers=hb, json={"results": {}})
-    assert_error(r, 400, "VALIDATION_FAILED")
+    assert_error(r, 422, "VALIDATION_FAILED")
     async with ctx.db.connection() as conn:
         n = await conn.fetchval(
             "SELECT count(*) FROM reminder_grants WHERE tenant_id = $1", other_tenant.id
@@ -444,7 +444,7 @@ async def test_concurrent_reminders_never_share_a_grant(client, tenant, ctx, wec
         assert r.status_code == 200
     for award in range(100, 112):
         await ship(ctx, tenant.id, f, award)
-    await ctx.dispatcher.drain(ctx)
+    await ctx.dispatcher.drain(ctx, settle_s=60)
     assert await reminders.send_due(ctx, parallel=12) == 12  # all twelve at once
     got = [s["status"] for s in await statuses(ctx, tenant.id)]
     assert sorted(got) == ["no_grant"] * 9 + ["sent"] * 3

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
 from service.core.auth import Member
+from service.core.constraints import OperatorPageSize
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
 from service.reminders import service
@@ -59,7 +60,7 @@ async def get_subscriptions(member: NamedDependency[Member], state: State) -> Su
     opt={"scope": "config"},
     tags=["reminders"],
     summary="Set the reminder config: sender, templates per kind, quiet hours, times",
-    description="422 CONFIG_INVALID lists every problem (unknown field keys, placeholders "
+    description="422 VALIDATION_FAILED lists every problem (unknown field keys, placeholders "
     "that are not the kind's variables, an appId not registered to this tenant, a webhook "
     "target on a private address).",
 )
@@ -96,8 +97,8 @@ async def get_config(operator: NamedDependency[Operator], state: State) -> Remin
 async def list_reminders(
     operator: NamedDependency[Operator],
     state: State,
-    member_id: Annotated[int | None, Parameter(query="memberId")] = None,
-    limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+    member_id: Annotated[int | None, Parameter(query="memberId", ge=1, le=2**62)] = None,
+    limit: OperatorPageSize = 50,
 ) -> ReminderPage:
     return await service.list_reminders(get_ctx(state), operator.tenant_id, member_id, limit)
 

@@ -21,6 +21,7 @@ import structlog
 
 from service.checkins import service as checkins
 from service.core import outbox
+from service.core.constraints import validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.outbox import Event
@@ -49,7 +50,6 @@ LEASE = timedelta(minutes=2)
 
 register_codes(
     {
-        "CONFIG_INVALID": (422, "配置有误", "The configuration has problems; see details."),
         "REMINDERS_NOT_CONFIGURED": (
             404,
             "未配置提醒",
@@ -62,22 +62,34 @@ register_codes(
 async def put_config(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int, data: ReminderConfigIn
 ) -> ReminderConfigOut:
-    """Validated as a whole (422 CONFIG_INVALID with every problem)."""
+    """Validated as a whole (422 VALIDATION_FAILED with every problem)."""
     problems: list[dict[str, str]] = []
     for kind, template in data.templates.items():
         for key, code, problem in rules.template_problems(kind, template.fields):
             problems.append(
-                {"path": f"templates.{kind}.fields.{key}", "code": code, "problem": problem}
+                {
+                    "source": "body",
+                    "path": f"templates.{kind}.fields.{key}",
+                    "code": code,
+                    "problem": problem,
+                }
             )
     if data.sender == "wechat":
         app = await find_wechat_app(conn, data.app_id) if data.app_id else None
         if app is None or app["tenant_id"] != tenant_id:
             problems.append(
-                {"path": "appId", "code": "APP_UNKNOWN", "problem": "name a registered appId"}
+                {
+                    "source": "body",
+                    "path": "appId",
+                    "code": "APP_UNKNOWN",
+                    "problem": "name a registered appId",
+                }
             )
     if data.sender == "webhook":
         if not data.webhook_url:
-            problems.append({"path": "webhookUrl", "code": "REQUIRED", "problem": "required"})
+            problems.append(
+                {"source": "body", "path": "webhookUrl", "code": "REQUIRED", "problem": "required"}
+            )
         else:
             problems += [
                 {**p, "path": "webhookUrl"}
@@ -88,10 +100,15 @@ async def put_config(
         )
         if secret_problem:
             problems.append(
-                {"path": "webhookSecret", "code": "SECRET_INVALID", "problem": secret_problem}
+                {
+                    "source": "body",
+                    "path": "webhookSecret",
+                    "code": "SECRET_INVALID",
+                    "problem": secret_problem,
+                }
             )
     if problems:
-        raise DomainError("CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     row = await repo.put_config(conn, tenant_id, msgspec.to_builtins(data), ctx.clock.now())
     return _config_out(row)
 

@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
+from service.core.constraints import Cursor, OperatorPageSize
 from service.core.http import get_ctx, idempotent, operator_principal
 from service.core.tenancy import Operator
 from service.webhooks import service
@@ -21,6 +22,8 @@ from service.webhooks.schemas import (
     WebhookOut,
 )
 
+DeliveryId = Annotated[int, Parameter(ge=1, le=2**62, description="A delivery's `id`.")]
+
 
 @put(
     "/webhooks/{key:str}",
@@ -30,7 +33,7 @@ from service.webhooks.schemas import (
     description="Deliveries follow the Standard Webhooks specification (`webhook-id`, "
     "`webhook-timestamp`, `webhook-signature` headers; body `{type, timestamp, data}`). "
     "Without `secret` on creation one is generated and shown in this answer only. "
-    "422 CONFIG_INVALID: a malformed URL, a target on a private, loopback or link-local "
+    "422 VALIDATION_FAILED: a malformed URL, a target on a private, loopback or link-local "
     "address (TARGET_NOT_PUBLIC), or an unusable secret. `enabled: true` re-enables an "
     "endpoint that was disabled after failures.",
 )
@@ -87,8 +90,8 @@ async def list_deliveries(
     key: Key,
     operator: NamedDependency[Operator],
     state: State,
-    cursor: str | None = None,
-    limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+    cursor: Cursor = None,
+    limit: OperatorPageSize = 50,
 ) -> DeliveryPage:
     return await service.list_deliveries(get_ctx(state), operator.tenant_id, key, cursor, limit)
 
@@ -104,7 +107,7 @@ async def list_deliveries(
 )
 async def redeliver(
     key: Key,
-    delivery_id: int,
+    delivery_id: DeliveryId,
     operator: NamedDependency[Operator],
     state: State,
     request: Request,

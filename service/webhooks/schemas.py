@@ -8,9 +8,11 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from service.core.constraints import Key
 from service.webhooks.rules import PATTERN_RE
 
-Key = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
+__all__ = ["Key"]
+
 EventPattern = Annotated[
     str,
     Meta(

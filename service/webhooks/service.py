@@ -29,6 +29,7 @@ from standardwebhooks.webhooks import Webhook as Signer
 
 from service.core import cursors, outbox
 from service.core.clock import monotonic
+from service.core.constraints import validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.outbox import Event
@@ -44,7 +45,6 @@ _encoder = msgspec.json.Encoder()
 
 register_codes(
     {
-        "CONFIG_INVALID": (422, "配置有误", "The configuration has problems; see details."),
         "WEBHOOK_NOT_FOUND": (404, "Webhook 不存在", "No such webhook in this tenant."),
         "WEBHOOK_DELIVERY_NOT_FOUND": (
             404,
@@ -82,7 +82,7 @@ async def target_problems(ctx: Context, url: str) -> list[dict[str, str]]:
     checked again, after resolution, before every send."""
     problem = rules.url_problem(url)
     if problem:
-        return [{"path": "url", "code": "URL_INVALID", "problem": problem}]
+        return [{"source": "body", "path": "url", "code": "URL_INVALID", "problem": problem}]
     if ctx.settings.webhook_allow_private:
         return []
     parts = urlsplit(url)
@@ -95,7 +95,9 @@ async def target_problems(ctx: Context, url: str) -> list[dict[str, str]]:
     for address in addresses:
         refused = rules.address_problem(address)
         if refused:
-            return [{"path": "url", "code": "TARGET_NOT_PUBLIC", "problem": refused}]
+            return [
+                {"source": "body", "path": "url", "code": "TARGET_NOT_PUBLIC", "problem": refused}
+            ]
     return []
 
 
@@ -138,15 +140,22 @@ def _delivery_out(row: asyncpg.Record) -> DeliveryOut:
 async def put_webhook(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, data: WebhookIn
 ) -> WebhookOut:
-    """Create or replace an endpoint (422 CONFIG_INVALID lists every problem). The secret is
+    """Create or replace an endpoint (422 VALIDATION_FAILED lists every problem). The secret is
     in the answer only when this call generated or set it."""
     problems = await target_problems(ctx, data.url)
     if data.secret is not None:
         secret_problem = rules.secret_problem(data.secret)
         if secret_problem:
-            problems.append({"path": "secret", "code": "SECRET_INVALID", "problem": secret_problem})
+            problems.append(
+                {
+                    "source": "body",
+                    "path": "secret",
+                    "code": "SECRET_INVALID",
+                    "problem": secret_problem,
+                }
+            )
     if problems:
-        raise DomainError("CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     existing = await repo.get(conn, tenant_id, key, lock=True)
     secret = data.secret
     if secret is None and existing is None:
