@@ -22,6 +22,8 @@ FEATURE_MODULES: tuple[str, ...] = (
     "ceremonies",
     "teams",
     "pks",
+    "webhooks",
+    "reminders",
 )
 
 

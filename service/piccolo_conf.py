@@ -24,5 +24,7 @@ APP_REGISTRY = AppRegistry(
         "service.ceremonies.piccolo_app",
         "service.teams.piccolo_app",
         "service.pks.piccolo_app",
+        "service.webhooks.piccolo_app",
+        "service.reminders.piccolo_app",
     ]
 )

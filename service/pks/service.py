@@ -875,15 +875,45 @@ async def settle(ctx: Context, conn: Any, tenant_id: int, key: str, by: str) -> 
         for r in results
         if r["team_id"] in info
     ]
+    # pk.settled: one for the PK (no member: webhooks, audit) and one per member of each team
+    # at the end (reminders send each the result: "东区店 第1名").
+    summary = {
+        "key": spec.key,
+        "pkKey": spec.key,
+        "name": spec.name,
+        "title": spec.name,
+        "winner": win_key,
+        "results": payload_results,
+    }
     events: list[tuple[int, str, int | None, dict[str, Any], datetime]] = [
-        (
-            tenant_id,
-            "pk.settled",
-            None,
-            {"key": spec.key, "name": spec.name, "winner": win_key, "results": payload_results},
-            now,
-        )
+        (tenant_id, "pk.settled", None, summary, now)
     ]
+    at_end = await teams.members_at(conn, spec.team_ids, spec.end - timedelta(microseconds=1))
+    rank_of = {r["team_id"]: r["rank"] for r in results}
+    for t, ms in at_end.items():
+        if t not in info:
+            continue
+        result = f"{info[t].name} 第{rank_of.get(t, 0)}名"
+        events += [
+            (
+                tenant_id,
+                "pk.settled",
+                m,
+                {
+                    "key": spec.key,
+                    "pkKey": spec.key,
+                    "name": spec.name,
+                    "title": spec.name,
+                    "team": info[t].key,
+                    "rank": rank_of.get(t, 0),
+                    "won": t == win,
+                    "result": result,
+                    "winner": win_key,
+                },
+                now,
+            )
+            for m in ms
+        ]
     events += [
         (
             tenant_id,
