@@ -21,6 +21,7 @@ from service.app import open_context
 from service.core import tenancy
 from service.core.clock import FixedClock
 from service.core.errors import DomainError
+from service.core.uow import unit_of_work
 from service.points import rules as prules
 from service.points import service as points
 from tests.conftest import make_settings
@@ -85,9 +86,10 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(amount=st.integers(1, 200))
     def earn(self, amount: int) -> None:
         async def go():  # type: ignore[no-untyped-def]
-            async with self.ctx.db.transaction() as conn:  # type: ignore[union-attr]
+            async with unit_of_work(self.ctx) as uow:  # type: ignore[union-attr]
+                conn = uow.conn
                 e = await points.credit(
-                    self.ctx, conn, self.tenant_id, self.member_id, "points", amount, reason="earn"
+                    uow, self.tenant_id, self.member_id, "points", amount, reason="earn"
                 )
                 lot = await conn.fetchval("SELECT id FROM point_lots WHERE entry_id=$1", e.id)
             return e, lot
@@ -99,9 +101,9 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(amount=st.integers(1, 150))
     def earn_growth(self, amount: int) -> None:
         async def go():  # type: ignore[no-untyped-def]
-            async with self.ctx.db.transaction() as conn:  # type: ignore[union-attr]
+            async with unit_of_work(self.ctx) as uow:  # type: ignore[union-attr]
                 return await points.credit(
-                    self.ctx, conn, self.tenant_id, self.member_id, "growth", amount, reason="earn"
+                    uow, self.tenant_id, self.member_id, "growth", amount, reason="earn"
                 )
 
         e = self.run(go())
@@ -127,10 +129,9 @@ class LedgerMachine(RuleBasedStateMachine):
         available = sum(lot.remaining for lot in live)
 
         async def go():  # type: ignore[no-untyped-def]
-            async with self.ctx.db.transaction() as conn:  # type: ignore[union-attr]
-                e = await points.debit(
-                    self.ctx, conn, self.tenant_id, self.member_id, amount, reason="spend"
-                )
+            async with unit_of_work(self.ctx) as uow:  # type: ignore[union-attr]
+                conn = uow.conn
+                e = await points.debit(uow, self.tenant_id, self.member_id, amount, reason="spend")
                 allocs = await conn.fetch(
                     "SELECT lot_id, amount FROM lot_allocations WHERE entry_id=$1 ORDER BY lot_id",
                     e.id,
@@ -163,10 +164,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule()
     def expire(self) -> None:
         async def go():  # type: ignore[no-untyped-def]
-            async with self.ctx.db.transaction() as conn:  # type: ignore[union-attr]
-                return await points.expire_member(
-                    self.ctx, conn, self.tenant_id, self.member_id, "points"
-                )
+            async with unit_of_work(self.ctx) as uow:  # type: ignore[union-attr]
+                return await points.expire_member(uow, self.tenant_id, self.member_id, "points")
 
         now = self.clock.now()
         due = sum(v[1] for v in self.lots.values() if v[2] is not None and v[2] <= now)
@@ -181,8 +180,8 @@ class LedgerMachine(RuleBasedStateMachine):
         )
 
         async def go():  # type: ignore[no-untyped-def]
-            async with self.ctx.db.transaction() as conn:  # type: ignore[union-attr]
-                return await points.reverse(self.ctx, conn, self.tenant_id, entry_id)
+            async with unit_of_work(self.ctx) as uow:  # type: ignore[union-attr]
+                return await points.reverse(uow, self.tenant_id, entry_id)
 
         rev = self.run(go())
         self.reversed.add(entry_id)

@@ -8,6 +8,7 @@ and run in the caller's transaction; the request boundary commits.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -29,10 +30,9 @@ from service.checkins.schemas import (
     MakeupState,
     RewardOut,
 )
-from service.core import outbox
 from service.core.context import Context
-from service.core.errors import DomainError, register_codes
-from service.core.http import DEPENDENCY_ERRORS
+from service.core.errors import DEPENDENCY_ERRORS, DomainError, register_codes
+from service.core.uow import UnitOfWork
 from service.members import service as members
 from service.points import service as points
 
@@ -237,9 +237,8 @@ def config_problems(data: CampaignIn) -> list[dict[str, str]]:
     return problems
 
 
-async def put_campaign(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, data: CampaignIn
-) -> Campaign:
+async def put_campaign(uow: UnitOfWork, tenant_id: int, key: str, data: CampaignIn) -> Campaign:
+    ctx, conn = uow.ctx, uow.conn
     problems = config_problems(data)
     if problems:
         raise DomainError("CONFIG_INVALID", details={"problems": problems})
@@ -313,13 +312,14 @@ def _state(row: asyncpg.Record) -> rules.Streaks:
     )
 
 
-async def check_in(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, key: str
+async def _check_in(
+    uow: UnitOfWork, tenant_id: int, member_id: int, key: str
 ) -> tuple[CheckinOut, Mark]:
     """Check in for today in the campaign's time zone: once per local day, whatever happens.
 
     The member's streak row is locked first, so a burst of taps queues up behind the first;
     each later one finds today's row and answers the first result (replayed)."""
+    ctx, conn = uow.ctx, uow.conn
     c = await member_campaign(ctx, conn, tenant_id, key)
     now = ctx.clock.now()
     _require_live(c, now)
@@ -388,34 +388,29 @@ async def check_in(
         if amount > 0
     ]
     if credits:
-        await points.apply_credits(ctx, conn, tenant_id, credits)
-    events: list[tuple[int, str, int | None, dict[str, Any], datetime]] = [
-        (
-            tenant_id,
-            "checkin.done",
-            member_id,
-            {"campaign": c.key, "date": today.isoformat(), "streak": streak},
-            now,
-        )
-    ]
+        await points.apply_credits(uow, tenant_id, credits)
+    uow.emit(
+        tenant_id=tenant_id,
+        type="checkin.done",
+        member_id=member_id,
+        payload={"campaign": c.key, "date": today.isoformat(), "streak": streak},
+        occurred_at=now,
+    )
     if milestone is not None:
-        events.append(
-            (
-                tenant_id,
-                "checkin.streak",
-                member_id,
-                {
-                    "campaign": c.key,
-                    "date": today.isoformat(),
-                    "streak": streak,
-                    "milestone": milestone.day,
-                    "points": reward.points,
-                    "growth": reward.growth,
-                },
-                now,
-            )
+        uow.emit(
+            tenant_id=tenant_id,
+            type="checkin.streak",
+            member_id=member_id,
+            payload={
+                "campaign": c.key,
+                "date": today.isoformat(),
+                "streak": streak,
+                "milestone": milestone.day,
+                "points": reward.points,
+                "growth": reward.growth,
+            },
+            occurred_at=now,
         )
-    await outbox.emit_many(conn, events)
     row = {
         "day": today,
         "kind": "daily",
@@ -427,6 +422,13 @@ async def check_in(
         "created_at": now,
     }
     return _checkin_out(c, row, today, rules.alive_streak(new, today), True, False), mark
+
+
+async def check_in(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> CheckinOut:
+    """Check in for today; the day's bit is set in Redis once the transaction committed."""
+    out, mark = await _check_in(uow, tenant_id, member_id, key)
+    uow.after_commit(functools.partial(mark_committed, uow.ctx, mark))
+    return out
 
 
 async def _joined_day(ctx: Context, tenant_id: int, member_id: int, tz: ZoneInfo) -> date:
@@ -441,11 +443,12 @@ async def _joined_day(ctx: Context, tenant_id: int, member_id: int, tz: ZoneInfo
     return rules.local_day(joined, tz)
 
 
-async def make_up(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, key: str, day: date
+async def _make_up(
+    uow: UnitOfWork, tenant_id: int, member_id: int, key: str, day: date
 ) -> tuple[CheckinOut, Mark]:
     """Fill a missed day: checks, the monthly quota under the member's lock, the cost debited
     in this transaction, and the streaks recounted (a make-up joining two runs makes one)."""
+    ctx, conn = uow.ctx, uow.conn
     c = await member_campaign(ctx, conn, tenant_id, key)
     now = ctx.clock.now()
     _require_live(c, now)
@@ -479,8 +482,7 @@ async def make_up(
     ref = f"checkin:{c.id}:{day.isoformat()}"
     if c.makeup.cost_points > 0:
         await points.debit(
-            ctx,
-            conn,
+            uow,
             tenant_id,
             member_id,
             c.makeup.cost_points,
@@ -509,8 +511,7 @@ async def make_up(
         conn, tenant_id, c.id, member_id, new.last_day, new.current, new.longest, new.total, now
     )
     alive = rules.alive_streak(new, today)
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=tenant_id,
         type="checkin.makeup",
         member_id=member_id,
@@ -536,6 +537,15 @@ async def make_up(
 
 
 # ----------------------------------------------------------------------------- calendars
+
+
+async def make_up(
+    uow: UnitOfWork, tenant_id: int, member_id: int, key: str, day: date
+) -> CheckinOut:
+    """Make up a missed ``day``; its bit is set in Redis once the transaction committed."""
+    out, mark = await _make_up(uow, tenant_id, member_id, key, day)
+    uow.after_commit(functools.partial(mark_committed, uow.ctx, mark))
+    return out
 
 
 def _bitmaps(c: Campaign, rows: list[Any]) -> tuple[bytes, bytes]:

@@ -1,29 +1,32 @@
-"""HTTP glue shared by every feature: error mapping, principals, client IP, idempotency."""
+"""HTTP glue shared by every feature: error mapping, principals, client IP, the request's
+unit of work (transaction + idempotency)."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 import asyncpg
 import msgspec
-import redis.exceptions as redis_errors
 import structlog
 from litestar import Request, Response
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 from service.core import idempotency
 from service.core.auth import Member, TokenService
 from service.core.context import Context
-from service.core.errors import CATALOGUE, DomainError, pick_language
+from service.core.errors import CATALOGUE, DEPENDENCY_ERRORS, DomainError, pick_language
 from service.core.tenancy import ApiKeyCache, Operator
+from service.core.uow import UnitOfWork, unit_of_work
 
 log = structlog.get_logger("engage.http")
 encoder = msgspec.json.Encoder()
 
 JSON = "application/json"
+P = ParamSpec("P")
 
 
 class ErrorBody(msgspec.Struct):
@@ -61,18 +64,6 @@ _STATUS_CODES = {
     429: "RATE_LIMITED",
     503: "DEPENDENCY_UNAVAILABLE",
 }
-
-DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    redis_errors.BusyLoadingError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.InterfaceError,
-    ConnectionError,
-    TimeoutError,
-)
 
 
 def _validation_details(exc: ValidationException) -> dict[str, Any]:
@@ -239,35 +230,78 @@ def caller_of(principal: Member | Operator) -> tuple[int, str]:
     return principal.tenant_id, f"k:{principal.key_id}"
 
 
-async def idempotent(
-    request: Request,
-    ctx: Context,
-    principal: Member | Operator,
-    run: Callable[[asyncpg.Connection], Awaitable[Any]],
-    *,
-    status_code: int = 200,
-) -> Response:
-    """Run a mutating route body once per Idempotency-Key, in one transaction.
+class RequestUnit:
+    """The unit of work of one mutating request (a Litestar dependency named ``work``).
 
-    ``run`` receives the transaction's connection and returns a msgspec Struct (the answer).
+    ``respond`` is where the request's transaction starts and ends: it opens a unit of work,
+    honours the Idempotency-Key (a retry replays the stored answer; the record is written in
+    the same transaction as the effect), makes the ONE service call ``fn(uow, *args)``,
+    commits, runs the after-commit work (Redis marks, dispatcher wake), and shapes the answer.
+    ``fn`` returns a msgspec Struct (the 200 body). On any exception nothing is committed and
+    the unit of work runs its rollback compensations.
     """
-    key = idempotency.validate_key(request.headers.get("idempotency-key"))
-    tenant_id, caller = caller_of(principal)
-    body = await request.body()
-    fp = idempotency.fingerprint(request.method, request.url.path, body)
 
-    async def _run(conn: asyncpg.Connection) -> tuple[int, bytes]:
-        result = await run(conn)
-        return status_code, encoder.encode(result)
+    __slots__ = ("caller", "ctx", "request", "tenant_id")
 
-    outcome = await idempotency.execute(
-        ctx, tenant_id=tenant_id, caller=caller, key=key, request_fingerprint=fp, run=_run
-    )
-    ctx.dispatcher.wake()
-    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
-    return Response(
-        content=outcome.body, status_code=outcome.status, media_type=JSON, headers=headers
-    )
+    def __init__(self, request: Request, ctx: Context, principal: Member | Operator) -> None:
+        self.request = request
+        self.ctx = ctx
+        self.tenant_id, self.caller = caller_of(principal)
+
+    async def respond(
+        self,
+        fn: Callable[Concatenate[UnitOfWork, P], Awaitable[Any]],
+        /,
+        *args: P.args,
+        **kw: P.kwargs,
+    ) -> Response:
+        request = self.request
+        key = idempotency.validate_key(request.headers.get("idempotency-key"))
+        fp = ""
+        if key is not None:
+            fp = idempotency.fingerprint(request.method, request.url.path, await request.body())
+        async with unit_of_work(self.ctx) as uow:
+            if key is not None:
+                replay = await idempotency.claim(
+                    uow,
+                    tenant_id=self.tenant_id,
+                    caller=self.caller,
+                    key=key,
+                    request_fingerprint=fp,
+                )
+                if replay is not None:
+                    return Response(
+                        content=replay.body,
+                        status_code=replay.status,
+                        media_type=JSON,
+                        headers={"Idempotent-Replayed": "true"},
+                    )
+            body = encoder.encode(await fn(uow, *args, **kw))
+            if key is not None:
+                await idempotency.remember(
+                    uow,
+                    tenant_id=self.tenant_id,
+                    caller=self.caller,
+                    key=key,
+                    request_fingerprint=fp,
+                    status=200,
+                    body=body,
+                )
+        return Response(content=body, status_code=200, media_type=JSON)
+
+
+async def member_work(
+    request: Request, state: State, member: NamedDependency[Member]
+) -> RequestUnit:
+    """Dependency ``work`` for /v1 routes that change something (needs ``member``)."""
+    return RequestUnit(request, state.ctx, member)
+
+
+async def operator_work(
+    request: Request, state: State, operator: NamedDependency[Operator]
+) -> RequestUnit:
+    """Dependency ``work`` for /admin/v1 routes that change something (needs ``operator``)."""
+    return RequestUnit(request, state.ctx, operator)
 
 
 def json_response(value: Any, status_code: int = 200) -> Response:

@@ -14,10 +14,10 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from service.core import outbox
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.http import ErrorBody
+from service.core.uow import UnitOfWork
 from service.events import repository as repo
 from service.events.schemas import (
     EffectOut,
@@ -60,9 +60,8 @@ def rule_problems(rule: RuleIn) -> list[dict]:
     return problems
 
 
-async def put_rule(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, rule: RuleIn
-) -> RuleOut:
+async def put_rule(uow: UnitOfWork, tenant_id: int, key: str, rule: RuleIn) -> RuleOut:
+    ctx, conn = uow.ctx, uow.conn
     problems = rule_problems(rule)
     if problems:
         raise DomainError("CONFIG_INVALID", details={"problems": problems})
@@ -129,9 +128,8 @@ def _error(code: str, details: dict | None = None) -> ErrorBody:
     return ErrorBody(err.code, err.localized_message("en"), err.details)
 
 
-async def ingest(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, events: list[EventIn]
-) -> IngestOut:
+async def ingest(uow: UnitOfWork, tenant_id: int, events: list[EventIn]) -> IngestOut:
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     policy = await points.policy_of(ctx, conn, tenant_id)
     results: list[EventResult] = []
@@ -148,12 +146,11 @@ async def ingest(
             res.status, res.error = "rejected", _error("EVENT_IN_FUTURE")
             continue
         candidates.append((len(results) - 1, e))
-    ids = await members.resolve_many(
-        ctx,
-        conn,
-        tenant_id,
-        sorted({e.external_id for _, e in candidates}),
-        create=policy.unknown_member == "create",
+    wanted = sorted({e.external_id for _, e in candidates})
+    ids = (
+        await members.resolve_many(uow, tenant_id, wanted)
+        if policy.unknown_member == "create"
+        else await members.find_many(conn, tenant_id, wanted)
     )
     known: list[tuple[int, EventIn, int]] = []
     for i, e in candidates:
@@ -260,41 +257,45 @@ async def ingest(
             conn, tenant_id, [(k[0], k[1], k[2], v) for k, v in used_added.items()]
         )
     if credits:
-        entries = await points.apply_credits(ctx, conn, tenant_id, credits)
+        entries = await points.apply_credits(uow, tenant_id, credits)
         for (_, effect), entry in zip(credit_slots, entries, strict=True):
             effect.entry_id = entry.id
     for i, rule_key, original in reversals:
-        await _reverse_event(ctx, conn, tenant_id, results[i], rule_key, original)
-    await outbox.emit_many(
-        conn,
-        [
-            (
-                tenant_id,
-                "member.event",
-                mid,
-                {
+        await _reverse_event(uow, tenant_id, results[i], rule_key, original)
+    for i, e, mid in fresh:
+        if results[i].status == "applied":
+            uow.emit(
+                tenant_id=tenant_id,
+                type="member.event",
+                member_id=mid,
+                payload={
                     "type": e.type,
                     "value": e.value,
                     "eventId": e.event_id,
                     "attributes": e.attributes,
                 },
-                e.occurred_at,
+                occurred_at=e.occurred_at,
             )
-            for i, e, mid in fresh
-            if results[i].status == "applied"
-        ],
-    )
     return _summary(results)
 
 
+async def ingest_one(uow: UnitOfWork, tenant_id: int, event: EventIn) -> IngestOut:
+    """One event (not a batch): its rejection is the request's error (and nothing changes)."""
+    out = await ingest(uow, tenant_id, [event])
+    err = out.results[0].error
+    if err is not None:
+        raise DomainError(err.code, details=err.details)
+    return out
+
+
 async def _reverse_event(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     result: EventResult,
     rule_key: str,
     original: str,
 ) -> None:
+    conn = uow.conn
     try:
         if not await repo.event_known(conn, tenant_id, original):
             # The refund arrived before its order (brand back ends retry out of order).
@@ -302,11 +303,10 @@ async def _reverse_event(
             # it now would reverse nothing and the order's points would stay.
             raise DomainError("ORIGINAL_EVENT_UNKNOWN", details={"originalEventId": original})
         # A savepoint: a refused reversal must not undo the rest of the batch.
-        async with conn.transaction():
+        async with uow.savepoint():
             for entry_id in await points.credits_from_source(conn, tenant_id, f"event:{original}"):
                 rev = await points.reverse(
-                    ctx,
-                    conn,
+                    uow,
                     tenant_id,
                     entry_id,
                     reason=f"rule:{rule_key}",

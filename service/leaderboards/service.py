@@ -12,10 +12,10 @@ from typing import Any
 import msgspec
 import structlog
 
-from service.core import outbox
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.outbox import Event
+from service.core.uow import UnitOfWork, unit_of_work
 from service.leaderboards import repository as repo
 from service.leaderboards import rules, store
 from service.leaderboards.rules import BoardSpec, Period
@@ -191,8 +191,9 @@ def _board_out(row: Any, red_black: str | None) -> LeaderboardOut:
     )
 
 
-async def put_board(ctx: Context, conn: Any, tenant_id: int, key: str, data: LeaderboardIn) -> Any:
+async def put_board(uow: UnitOfWork, tenant_id: int, key: str, data: LeaderboardIn) -> Any:
     """Create or change a board. Every problem is reported at once (422) and nothing changes."""
+    ctx, conn = uow.ctx, uow.conn
     if not rules.KEY_RE.match(key):
         raise DomainError(
             "LEADERBOARD_CONFIG_INVALID",
@@ -625,7 +626,8 @@ async def close_period(ctx: Context, spec: BoardSpec, period_id: str) -> int | N
     if period is None:
         return None
     now = ctx.clock.now()
-    async with ctx.db.transaction() as conn:
+    async with unit_of_work(ctx) as uow:
+        conn = uow.conn
         row = await repo.get_period(conn, spec.id, period_id, lock=True)
         if row is None or row["status"] == "closed":
             return None
@@ -633,7 +635,7 @@ async def close_period(ctx: Context, spec: BoardSpec, period_id: str) -> int | N
         await repo.mark_closed(conn, spec.id, period_id, now, n)
         rb = await repo.red_black_for_board(conn, spec.id)
         if rb is not None:
-            await _publish(ctx, conn, spec, rb, period_id, {}, "", "auto")
+            await _publish(uow, spec, rb, period_id, {}, "", "auto")
     await store.forget_updated(ctx, spec.tenant_id, spec.source, _key(ctx, spec, period_id))
     _top_cache.clear()
     log.info("period closed", board=spec.id, period=period_id, entries=n)
@@ -717,9 +719,8 @@ def _rb_out(row: Any, board_key: str) -> RedBlackOut:
     return RedBlackOut(row["key"], row["version"], cfg, row["created_at"], row["updated_at"])
 
 
-async def put_red_black(
-    ctx: Context, conn: Any, tenant_id: int, key: str, data: RedBlackIn
-) -> RedBlackOut:
+async def put_red_black(uow: UnitOfWork, tenant_id: int, key: str, data: RedBlackIn) -> RedBlackOut:
+    ctx, conn = uow.ctx, uow.conn
     doc = msgspec.to_builtins(data)
     problems = rules.validate_red_black(doc)
     if not rules.KEY_RE.match(key):
@@ -752,8 +753,7 @@ async def get_red_black(ctx: Context, tenant_id: int, key: str) -> RedBlackOut:
 
 
 async def _publish(
-    ctx: Context,
-    conn: Any,
+    uow: UnitOfWork,
     spec: BoardSpec,
     rb: Any,
     period_id: str,
@@ -763,6 +763,7 @@ async def _publish(
 ) -> Any:
     """Snapshot red and black from the archive as a new revision (earlier ones are kept), and
     emit ``red-black.published``. Notes of the previous revision carry over unless replaced."""
+    ctx, conn = uow.ctx, uow.conn
     cfg = rb["config"]
     ranked = [
         (r["member_id"], r["score"]) for r in await repo.archive_ranked(conn, spec.id, period_id)
@@ -788,8 +789,7 @@ async def _publish(
     pub = await repo.insert_publication(
         conn, spec.tenant_id, rb["id"], period_id, entries, reason, now, by
     )
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=spec.tenant_id,
         type="red-black.published",
         occurred_at=now,
@@ -819,8 +819,7 @@ def _pub_out(pub: Any, key: str, board_key: str) -> PublicationOut:
 
 
 async def publish(
-    ctx: Context,
-    conn: Any,
+    uow: UnitOfWork,
     tenant_id: int,
     key: str,
     period_param: str,
@@ -829,6 +828,7 @@ async def publish(
     by: str,
 ) -> PublicationOut:
     """Operator correction: a new revision of a closed period's red/black board."""
+    ctx, conn = uow.ctx, uow.conn
     rb, board = await _red_black_and_board(conn, tenant_id, key)
     spec = _spec(board)
     period, closed = await _resolve_period(ctx, spec, period_param)
@@ -837,9 +837,7 @@ async def publish(
     prow = await repo.get_period(conn, spec.id, period.id)
     if prow is None:
         raise DomainError("LEADERBOARD_PERIOD_NOT_FOUND", details={"period": period.id})
-    pub = await _publish(
-        ctx, conn, spec, rb, period.id, {n.member_id: n.note for n in notes}, reason, by
-    )
+    pub = await _publish(uow, spec, rb, period.id, {n.member_id: n.note for n in notes}, reason, by)
     return _pub_out(pub, key, board["key"])
 
 
@@ -881,7 +879,8 @@ async def read_red_black(
 
 
 async def set_preference(
-    ctx: Context, conn: Any, tenant_id: int, member_id: int, hide: bool
+    uow: UnitOfWork, tenant_id: int, member_id: int, hide: bool
 ) -> PreferenceOut:
+    ctx, conn = uow.ctx, uow.conn
     await repo.set_preference(conn, tenant_id, member_id, hide, ctx.clock.now())
     return PreferenceOut(hide)

@@ -9,7 +9,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
-from service.core.http import client_ip, get_ctx, idempotent, operator_principal
+from service.core.http import RequestUnit, client_ip, get_ctx, operator_principal, operator_work
 from service.core.tenancy import Operator
 from service.members import service
 from service.members.schemas import (
@@ -66,19 +66,12 @@ async def refresh_tokens(data: JSONBody[RefreshIn], state: State) -> TokenOut:
 async def mint_token(
     externalId: Annotated[ExternalId, Parameter(description="The brand's id of the member.")],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
     data: JSONBody[MintTokenIn | None] = None,
 ) -> Response[LoginOut]:
-    ctx = get_ctx(state)
     body = data or MintTokenIn()
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.mint_for_external_id(
-            ctx, conn, operator.tenant_id, externalId, body.nickname, body.avatar_url
-        ),
+    return await work.respond(
+        service.mint_for_external_id, operator.tenant_id, externalId, body.nickname, body.avatar_url
     )
 
 
@@ -86,6 +79,6 @@ public_router = Router(path="/v1", route_handlers=[wechat_login, refresh_tokens]
 admin_router = Router(
     path="/admin/v1",
     route_handlers=[mint_token],
-    dependencies={"operator": Provide(operator_principal)},
+    dependencies={"operator": Provide(operator_principal), "work": Provide(operator_work)},
     security=[{"apiKey": []}],
 )

@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from service.core import outbox
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.tenancy import get_tenant, update_tenant_settings
+from service.core.uow import UnitOfWork, unit_of_work
 from service.points import repository as repo
 from service.points import rules
 
@@ -103,7 +103,8 @@ async def policy_of(ctx: Context, conn: asyncpg.Connection, tenant_id: int) -> P
     return policy
 
 
-async def put_policy(ctx: Context, conn: asyncpg.Connection, tenant_id: int, raw: dict) -> dict:
+async def put_policy(uow: UnitOfWork, tenant_id: int, raw: dict) -> dict:
+    ctx, conn = uow.ctx, uow.conn
     await update_tenant_settings(conn, tenant_id, {"points": raw})
     invalidate_caches(ctx, tenant_id)
     return raw
@@ -172,8 +173,7 @@ def _check_currency(currency: str) -> None:
 
 
 async def credit(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     member_id: int,
     currency: str,
@@ -186,18 +186,16 @@ async def credit(
 ) -> Entry:
     """Public: add points or growth. A repeated idempotency key returns the first entry."""
     [entry] = await apply_credits(
-        ctx,
-        conn,
+        uow,
         tenant_id,
         [Credit(member_id, currency, amount, reason, note, source_ref, idempotency_key)],
     )
     return entry
 
 
-async def apply_credits(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, credits: list[Credit]
-) -> list[Entry]:
+async def apply_credits(uow: UnitOfWork, tenant_id: int, credits: list[Credit]) -> list[Entry]:
     """Credit many at once: a handful of statements whatever the count (event batches)."""
+    ctx, conn = uow.ctx, uow.conn
     for c in credits:
         _check_currency(c.currency)
         if c.amount <= 0:
@@ -257,7 +255,7 @@ async def apply_credits(
         growth_members = sorted({m for (m, c) in totals if c == "growth"})
         if growth_members:
             earned = {m: accounts[(m, "growth")][1] + totals[(m, "growth")] for m in growth_members}
-            await _levels_after_growth(ctx, conn, tenant_id, earned, now, allow_down=False)
+            await _levels_after_growth(uow, tenant_id, earned, now, allow_down=False)
     by_index: dict[int, Entry] = {}
     for i, r, eid in zip(fresh, rows, ids, strict=True):
         by_index[i] = Entry(
@@ -278,8 +276,7 @@ async def apply_credits(
 
 
 async def _expire_locked(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     member_id: int,
     currency: str,
@@ -288,6 +285,7 @@ async def _expire_locked(
     now: datetime,
 ) -> int:
     """Write the expiry of already-locked due lots; returns the new balance."""
+    conn = uow.conn
     amount = sum(r["remaining"] for r in due)
     if amount <= 0:
         return balance
@@ -314,8 +312,7 @@ async def _expire_locked(
     )
     await repo.take_from_lots(conn, eid, [(r["id"], r["remaining"]) for r in due])
     await repo.add_to_accounts(conn, tenant_id, [(member_id, currency, -amount, 0)], now)
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=tenant_id,
         type=f"{currency}.expired",
         member_id=member_id,
@@ -326,8 +323,7 @@ async def _expire_locked(
 
 
 async def debit(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     member_id: int,
     amount: int,
@@ -339,6 +335,7 @@ async def debit(
     currency: str = "points",
 ) -> Entry:
     """Public: spend points, earliest-expiring first. 409 INSUFFICIENT_POINTS if short."""
+    ctx, conn = uow.ctx, uow.conn
     _check_currency(currency)
     if currency == "growth":
         raise DomainError("GROWTH_NOT_SPENDABLE")
@@ -355,7 +352,7 @@ async def debit(
     due = [r for r in lots if r["expires_at"] is not None and r["expires_at"] <= now]
     live = [rules.Lot(r["id"], r["remaining"], r["expires_at"]) for r in lots if r not in due]
     if due:
-        balance = await _expire_locked(ctx, conn, tenant_id, member_id, currency, due, balance, now)
+        balance = await _expire_locked(uow, tenant_id, member_id, currency, due, balance, now)
     available = sum(lot.remaining for lot in live)
     if amount > available:
         raise DomainError(
@@ -385,8 +382,7 @@ async def debit(
     )
     await repo.take_from_lots(conn, eid, takes)
     await repo.add_to_accounts(conn, tenant_id, [(member_id, currency, -amount, 0)], now)
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=tenant_id,
         type=f"{currency}.debited",
         member_id=member_id,
@@ -417,8 +413,7 @@ async def debit(
 
 
 async def reverse(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     entry_id: int,
     *,
@@ -432,6 +427,7 @@ async def reverse(
     ``refuse`` answers 409 REVERSAL_SHORTFALL and changes nothing. We never take the missing
     part from other lots: points the member earned elsewhere are not collateral.
     """
+    ctx, conn = uow.ctx, uow.conn
     credit_row = await repo.get_entry(conn, tenant_id, entry_id)
     if credit_row is None:
         raise DomainError("ENTRY_NOT_FOUND", details={"entryId": entry_id})
@@ -480,8 +476,7 @@ async def reverse(
         conn, eid, [(r["id"], r["remaining"]) for r in lots if r["remaining"] > 0]
     )
     await repo.add_to_accounts(conn, tenant_id, [(member_id, currency, -clawback, -clawback)], now)
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=tenant_id,
         type=f"{currency}.reversed",
         member_id=member_id,
@@ -496,7 +491,7 @@ async def reverse(
     )
     if currency == "growth":
         await _levels_after_growth(
-            ctx, conn, tenant_id, {member_id: earned - clawback}, now, allow_down=True
+            uow, tenant_id, {member_id: earned - clawback}, now, allow_down=True
         )
     return Entry(
         eid,
@@ -515,16 +510,15 @@ async def reverse(
     )
 
 
-async def expire_member(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, currency: str
-) -> int:
+async def expire_member(uow: UnitOfWork, tenant_id: int, member_id: int, currency: str) -> int:
     """Expire what is due for one member; returns the amount expired (0 if nothing)."""
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     accounts = await repo.lock_accounts(conn, tenant_id, [(member_id, currency)], now)
     balance = accounts[(member_id, currency)][0]
     lots = await repo.open_lots(conn, tenant_id, member_id, currency)
     due = [r for r in lots if r["expires_at"] is not None and r["expires_at"] <= now]
-    after = await _expire_locked(ctx, conn, tenant_id, member_id, currency, due, balance, now)
+    after = await _expire_locked(uow, tenant_id, member_id, currency, due, balance, now)
     return balance - after
 
 
@@ -538,9 +532,9 @@ async def expire_due(ctx: Context, batch: int = 500) -> int:
         if not due:
             return total
         for row in due:
-            async with ctx.db.transaction() as conn:
+            async with unit_of_work(ctx) as uow:
                 total += await expire_member(
-                    ctx, conn, row["tenant_id"], row["member_id"], row["currency"]
+                    uow, row["tenant_id"], row["member_id"], row["currency"]
                 )
         if len(due) < batch:
             return total
@@ -575,8 +569,7 @@ async def ladder_of(
 
 
 async def _levels_after_growth(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     earned: dict[int, int],
     now: datetime,
@@ -585,6 +578,7 @@ async def _levels_after_growth(
 ) -> None:
     """Move members' levels after their growth changed. Earning only raises a level; a
     reversal (``allow_down``) may lower it to what the remaining growth supports."""
+    ctx, conn = uow.ctx, uow.conn
     got = await ladder_of(ctx, conn, tenant_id)
     if got is None:
         return
@@ -598,7 +592,6 @@ async def _levels_after_growth(
     else:
         qualifying = earned
     changes = []
-    events = []
     for m in members:
         cur = current[m]["level_index"]
         cur = min(cur, len(ladder.levels) - 1)
@@ -612,23 +605,20 @@ async def _levels_after_growth(
             else None
         )
         changes.append((m, new, now, review))
-        events.append(
-            (
-                tenant_id,
-                "level.up" if new > cur else "level.down",
-                m,
-                {
-                    "from": cur,
-                    "to": new,
-                    "fromName": ladder.levels[cur].name,
-                    "toName": ladder.levels[new].name,
-                },
-                now,
-            )
+        uow.emit(
+            tenant_id=tenant_id,
+            type="level.up" if new > cur else "level.down",
+            member_id=m,
+            payload={
+                "from": cur,
+                "to": new,
+                "fromName": ladder.levels[cur].name,
+                "toName": ladder.levels[new].name,
+            },
+            occurred_at=now,
         )
     if changes:
         await repo.set_levels(conn, tenant_id, changes)
-        await outbox.emit_many(conn, events)
 
 
 async def review_levels(ctx: Context, batch: int = 500) -> int:
@@ -641,16 +631,15 @@ async def review_levels(ctx: Context, batch: int = 500) -> int:
         if not due:
             return reviewed
         for row in due:
-            async with ctx.db.transaction() as conn:
-                await _review_one(ctx, conn, row["tenant_id"], row["member_id"], now)
+            async with unit_of_work(ctx) as uow:
+                await _review_one(uow, row["tenant_id"], row["member_id"], now)
             reviewed += 1
         if len(due) < batch:
             return reviewed
 
 
-async def _review_one(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, now: datetime
-) -> None:
+async def _review_one(uow: UnitOfWork, tenant_id: int, member_id: int, now: datetime) -> None:
+    ctx, conn = uow.ctx, uow.conn
     current = (await repo.lock_member_levels(conn, tenant_id, [member_id], now))[member_id]
     review_at = current["review_at"]
     if review_at is None or review_at > now:
@@ -671,8 +660,7 @@ async def _review_one(
         ).get(member_id, 0)
         new = rules.review_outcome(ladder, cur, window)
         if new < cur:
-            await outbox.emit(
-                conn,
+            uow.emit(
                 tenant_id=tenant_id,
                 type="level.down",
                 member_id=member_id,

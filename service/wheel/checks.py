@@ -17,6 +17,7 @@ from typing import Any
 
 from service.core import tenancy
 from service.core.context import Context
+from service.core.uow import unit_of_work
 from service.members import service as members
 from service.wheel import repository as repo
 from service.wheel import service, store
@@ -31,8 +32,8 @@ async def oversell_check(
     tenant (slug ``oversell-check-*``) whose wheel and Redis keys are removed afterwards."""
     now = ctx.clock.now()
     slug = f"oversell-check-{secrets.token_hex(4)}"
-    async with ctx.db.transaction() as conn:
-        tenant = await tenancy.create_tenant(conn, slug, "oversell check (scratch)", now)
+    async with unit_of_work(ctx) as uow:
+        tenant = await tenancy.create_tenant(uow.conn, slug, "oversell check (scratch)", now)
         config = WheelIn(
             name="oversell check",
             starts_at=now - timedelta(hours=1),
@@ -45,10 +46,8 @@ async def oversell_check(
                 PrizeIn(key="thanks", name="thanks", kind="nothing", weight=70),
             ],
         )
-        await service.put_wheel(ctx, conn, tenant.id, "oversell", config)
-        ids = await members.resolve_many(
-            ctx, conn, tenant.id, [f"m{i}" for i in range(spins)], create=True
-        )
+        await service.put_wheel(uow, tenant.id, "oversell", config)
+        ids = await members.resolve_many(uow, tenant.id, [f"m{i}" for i in range(spins)])
     member_ids = list(ids.values())
     t0 = time.perf_counter()
     wins = errors = 0

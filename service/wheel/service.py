@@ -4,6 +4,7 @@ the member view, audit and verification, coupons, claims and shipping, stock reb
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,9 +16,9 @@ import asyncpg
 import msgspec
 import structlog
 
-from service.core import outbox
 from service.core.context import Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
+from service.core.uow import UnitOfWork, unit_of_work
 from service.points import service as points
 from service.wheel import repository as repo
 from service.wheel import rules, store
@@ -147,11 +148,10 @@ async def runtime(
 # ----------------------------------------------------------------------------- config
 
 
-async def put_wheel(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, data: WheelIn
-) -> WheelOut:
+async def put_wheel(uow: UnitOfWork, tenant_id: int, key: str, data: WheelIn) -> WheelOut:
     """Create or change a wheel. Validated as a whole; raising leaves nothing changed (the
     caller's transaction rolls back). The seed is made once, at creation."""
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     config = msgspec.to_builtins(data)
     existing = await repo.lock_wheel(conn, tenant_id, key)
@@ -337,16 +337,12 @@ async def _draw(
     raise DependencyUnavailable(details={"dependency": "redis", "problem": "stock not loaded"})
 
 
-async def spin(
-    ctx: Context,
-    conn: asyncpg.Connection,
-    tenant_id: int,
-    member_id: int,
-    key: str,
-    holds: list[Hold],
-) -> SpinOut:
-    """One spin inside the caller's transaction. Stock taken in Redis is appended to
-    ``holds``; the caller gives it back if the transaction does not commit."""
+async def spin(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> SpinOut:
+    """One spin inside the unit of work. Stock taken in Redis is held in ``holds``, which the
+    unit of work gives back if the transaction does not commit."""
+    ctx, conn = uow.ctx, uow.conn
+    holds: list[Hold] = []
+    uow.on_rollback(functools.partial(give_back, ctx, holds))
     rt = await runtime(ctx, conn, tenant_id, key)
     cfg = rt.config
     now = ctx.clock.now()
@@ -382,8 +378,7 @@ async def spin(
     if cost:
         # Paid before the draw: not enough points means no draw and no stock touched.
         await points.debit(
-            ctx,
-            conn,
+            uow,
             tenant_id,
             member_id,
             cost,
@@ -432,8 +427,7 @@ async def spin(
             now,
         )
         args = (
-            ctx,
-            conn,
+            uow,
             rt,
             member_id,
             spin_id,
@@ -447,7 +441,7 @@ async def spin(
         )
         # From here on the stock Redis took is ours to give back if anything fails: a refused
         # win (below), but also a statement timeout, a deadlock or a lost connection in
-        # _record, which the caller answers by giving back every hold of an uncommitted spin.
+        # _record, which the unit of work answers by giving back every hold (on_rollback).
         if prize.limited:
             holds.append(hold)
         if not (prize.limited or prize.kind == "coupon"):
@@ -456,7 +450,7 @@ async def spin(
         try:
             # A savepoint: if PostgreSQL refuses the win (its stock guard, or an empty coupon
             # pool), only this draw's rows roll back and the spin draws again without it.
-            async with conn.transaction():
+            async with uow.savepoint():
                 award_id, code = await _record(*args)
         except asyncpg.CheckViolationError as exc:
             field, limit = (
@@ -478,8 +472,7 @@ async def spin(
             refused.add(prize.key)
             continue
         break
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=tenant_id,
         type="wheel.spun",
         member_id=member_id,
@@ -529,8 +522,7 @@ def _initial_state(kind: str) -> str:
 
 
 async def _record(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     rt: Runtime,
     member_id: int,
     spin_id: uuid.UUID,
@@ -545,6 +537,7 @@ async def _record(
     """The draw's rows: audit entry and the member's advanced state (one statement), award,
     ledger credit, coupon, event, stock guards last (the hot stock row is then locked only
     for the commit)."""
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     prize = rt.table.prizes[drawn.index]
     ws = rules.words(rt.seed, member_id, spin_no, int(stock_seen["block"]))
@@ -583,8 +576,7 @@ async def _record(
                 raise _PoolEmpty
         elif prize.kind in ("points", "growth"):
             await points.credit(
-                ctx,
-                conn,
+                uow,
                 rt.tenant_id,
                 member_id,
                 prize.kind,
@@ -607,8 +599,7 @@ async def _record(
             _initial_state(prize.kind),
             now,
         )
-        await outbox.emit(
-            conn,
+        uow.emit(
             tenant_id=rt.tenant_id,
             type="prize.won",
             member_id=member_id,
@@ -631,16 +622,9 @@ async def _record(
 
 
 async def spin_once(ctx: Context, tenant_id: int, member_id: int, key: str) -> SpinOut:
-    """A spin in its own transaction (no Idempotency-Key): for the CLI checks and tests."""
-    holds: list[Hold] = []
-    try:
-        async with ctx.db.transaction() as conn:
-            out = await spin(ctx, conn, tenant_id, member_id, key, holds)
-    except BaseException:
-        await give_back(ctx, holds)
-        raise
-    ctx.dispatcher.wake()
-    return out
+    """A spin in its own unit of work (no Idempotency-Key): for the CLI checks and tests."""
+    async with unit_of_work(ctx) as uow:
+        return await spin(uow, tenant_id, member_id, key)
 
 
 # ----------------------------------------------------------------------------- member view
@@ -850,13 +834,13 @@ async def simulate(ctx: Context, tenant_id: int, key: str, n: int) -> SimulateOu
 
 
 async def add_codes(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     key: str,
     prize_key: str,
     codes: list[str],
 ) -> CodesOut:
+    ctx, conn = uow.ctx, uow.conn
     rt = await runtime(ctx, conn, tenant_id, key, fresh=True)
     prize = next((p for p in rt.table.prizes if p.key == prize_key), None)
     if prize is None or prize.kind != "coupon":
@@ -864,6 +848,8 @@ async def add_codes(
     unique = list(dict.fromkeys(c.strip() for c in codes if c.strip()))
     added = await repo.add_codes(conn, tenant_id, rt.id, prize_key, unique, ctx.clock.now())
     total, left = (await repo.code_counts(conn, rt.id)).get(prize_key, (0, 0))
+    # A pool that ran dry made Redis count the prize as gone; new codes bring it back.
+    uow.after_commit(functools.partial(rebuild_one, ctx, tenant_id, key))
     return CodesOut(added, len(codes) - added, total, left)
 
 
@@ -899,13 +885,13 @@ async def my_awards(
 
 
 async def claim(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     member_id: int,
     award_id: int,
     data: ClaimIn,
 ) -> AwardOut:
+    ctx, conn = uow.ctx, uow.conn
     row = await repo.lock_award(conn, tenant_id, award_id)
     # Someone else's prize answers exactly like a missing one: ids reveal nothing.
     if row is None or row["member_id"] != member_id:
@@ -916,8 +902,7 @@ async def claim(
         )
     now = ctx.clock.now()
     await repo.set_claimed(conn, award_id, msgspec.to_builtins(data), now)
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=tenant_id,
         type="prize.claimed",
         member_id=member_id,
@@ -947,9 +932,8 @@ async def award_for_shipping(ctx: Context, tenant_id: int, key: str, award_id: i
     return award_out(row, reveal=True)
 
 
-async def ship(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, award_id: int, data: ShipIn
-) -> AwardOut:
+async def ship(uow: UnitOfWork, tenant_id: int, key: str, award_id: int, data: ShipIn) -> AwardOut:
+    ctx, conn = uow.ctx, uow.conn
     rt = await runtime(ctx, conn, tenant_id, key)
     row = await repo.lock_award(conn, tenant_id, award_id)
     if row is None or row["wheel_id"] != rt.id:
@@ -958,8 +942,7 @@ async def ship(
         raise DomainError("PRIZE_NOT_SHIPPABLE", details={"state": row["state"]})
     now = ctx.clock.now()
     await repo.set_shipped(conn, award_id, msgspec.to_builtins(data), now)
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=tenant_id,
         type="prize.shipped",
         member_id=row["member_id"],
