@@ -116,12 +116,12 @@ async def _seed(settings: Any, members: int) -> dict[str, Any]:
     from service.core import tenancy
     from service.core.auth import TokenService
     from service.core.clock import SystemClock
-    from service.core.db import _init_connection
+    from service.core.db import init_connection
 
     now = SystemClock().now()
     slug = "bench" + secrets.token_hex(4)
     conn = await asyncpg.connect(settings.database_url)
-    await _init_connection(conn)
+    await init_connection(conn)
     try:
         async with conn.transaction():
             tenant = await tenancy.create_tenant(conn, slug, slug, now)

@@ -9,7 +9,6 @@ and run in the caller's transaction; the request boundary commits.
 from __future__ import annotations
 
 import functools
-import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -72,6 +71,7 @@ register_codes(
 
 UPCOMING_DAYS = 7
 _CACHE_TTL = 5.0
+_JOINED_CACHE_TTL = 3600.0  # joining never changes
 _JOINED_CACHE_MAX = 100_000
 
 
@@ -145,25 +145,24 @@ def _campaign(row: asyncpg.Record) -> Campaign:
     )
 
 
-def _cache(ctx: Context, name: str) -> dict[Any, Any]:
-    return ctx.extras.setdefault(name, {})  # type: ignore[no-any-return]
+CAMPAIGN_CACHE = "checkins.campaigns"
 
 
 async def find_campaign(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, *, fresh: bool = False
 ) -> Campaign | None:
     """The campaign (drafts included), cached in-process for a few seconds: the check-in hot
-    path must not read its config on every call. Other processes see a change within
-    _CACHE_TTL seconds."""
-    cache = _cache(ctx, "checkins.campaigns")
-    hit = cache.get((tenant_id, key))
-    if hit and hit[0] > time.monotonic() and not fresh:
-        return hit[1]  # type: ignore[no-any-return]
-    row = await repo.get_campaign(conn, tenant_id, key)
-    if row is None:
-        return None
-    campaign = _campaign(row)
-    cache[(tenant_id, key)] = (time.monotonic() + _CACHE_TTL, campaign)
+    path must not read its config on every call. Other processes drop it within a second of
+    a change (service.core.cache)."""
+
+    async def load() -> Campaign | None:
+        row = await repo.get_campaign(conn, tenant_id, key)
+        return None if row is None else _campaign(row)
+
+    cache = ctx.caches.get(CAMPAIGN_CACHE, _CACHE_TTL)
+    campaign = await cache.get((tenant_id, key), load, fresh=fresh)
+    if campaign is None:
+        cache.drop((tenant_id, key))  # a campaign created next is seen at once
     return campaign
 
 
@@ -253,7 +252,7 @@ async def put_campaign(uow: UnitOfWork, tenant_id: int, key: str, data: Campaign
         msgspec.to_builtins(data),
         ctx.clock.now(),
     )
-    _cache(ctx, "checkins.campaigns").pop((tenant_id, key), None)
+    uow.after_commit(functools.partial(ctx.caches.changed, CAMPAIGN_CACHE, (tenant_id, key)))
     return _campaign(row)
 
 
@@ -383,6 +382,7 @@ async def _check_in(
             "checkin.daily",
             source_ref=ref,
             idempotency_key=f"{ref}:{member_id}:{currency}",
+            key_is_new=True,  # today's check-in row was inserted just above
         )
         for currency, amount in (("points", reward.points), ("growth", reward.growth))
         if amount > 0
@@ -433,14 +433,12 @@ async def check_in(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) ->
 
 async def _joined_day(ctx: Context, tenant_id: int, member_id: int, tz: ZoneInfo) -> date:
     """The local day the member joined; joining never changes, so it is cached in-process."""
-    cache = _cache(ctx, "checkins.joined")
-    joined = cache.get((tenant_id, member_id))
-    if joined is None:
-        joined = (await members.profile(ctx, tenant_id, member_id)).joined_at
-        if len(cache) >= _JOINED_CACHE_MAX:
-            cache.clear()
-        cache[(tenant_id, member_id)] = joined
-    return rules.local_day(joined, tz)
+    cache = ctx.caches.get("checkins.joined", _JOINED_CACHE_TTL, max_entries=_JOINED_CACHE_MAX)
+
+    async def load() -> datetime:
+        return (await members.profile(ctx, tenant_id, member_id)).joined_at
+
+    return rules.local_day(await cache.get((tenant_id, member_id), load), tz)
 
 
 async def _make_up(
@@ -562,6 +560,10 @@ async def _seed_member(ctx: Context, c: Campaign, member_id: int) -> tuple[bytes
     return cal, mk
 
 
+# What may stop the calendar mark after commit: logged, repaired by `engage rebuild checkins`.
+_CALENDAR_ERRORS: tuple[type[BaseException], ...] = (*DEPENDENCY_ERRORS, DomainError)
+
+
 async def mark_committed(ctx: Context, mark: Mark) -> None:
     """After the commit: set the day's bit, or seed the calendar if Redis lacks it. A Redis
     failure here is logged, not answered: the check-in is committed, and the view is
@@ -598,7 +600,7 @@ async def mark_committed(ctx: Context, mark: Mark) -> None:
         cal = rules.bitmap_of((r["day"] - epoch).days for r in rows)
         mk = rules.bitmap_of((r["day"] - epoch).days for r in rows if r["kind"] == "makeup")
         await store.seed(ctx, mark.tenant_id, mark.campaign_id, epoch, mark.member_id, cal, mk)
-    except (*DEPENDENCY_ERRORS, DomainError) as exc:
+    except _CALENDAR_ERRORS as exc:
         log.warning("calendar not marked", campaign=mark.campaign_id, error=repr(exc))
 
 

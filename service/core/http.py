@@ -188,8 +188,8 @@ async def member_principal(request: Request, state: State) -> Member:
     counts against its IP, so guessing tokens is bounded too.
     """
     ctx: Context = state.ctx
-    tokens: TokenService = ctx.extras["tokens"]
-    ip = client_ip(request, ctx.extras["trusted_proxies"])
+    tokens: TokenService = ctx.tokens
+    ip = client_ip(request, ctx.trusted_proxies)
     token = _bearer(request)
     try:
         if token is None:
@@ -213,7 +213,7 @@ async def operator_principal(request: Request, state: State) -> Operator:
     key = _bearer(request)
     if key is None:
         raise DomainError("API_KEY_INVALID")
-    cache: ApiKeyCache = ctx.extras["api_keys"]
+    cache: ApiKeyCache = ctx.api_keys
     op = await cache.verify(ctx.db.connection, key)
     if op is None:
         raise DomainError("API_KEY_INVALID")

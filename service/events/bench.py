@@ -13,10 +13,11 @@ import urllib.request
 import asyncpg
 
 from service import benchkit
-from service.cli import Servers, _settings
 from service.core import tenancy
 from service.core.clock import SystemClock
 from service.core.migrate import migrate
+from service.runtime import Servers
+from service.runtime import settings_or_exit as _settings
 
 TARGET = 10_000  # events/s, performance.md
 

@@ -7,7 +7,7 @@ through the ledger's bulk path. Ingesting the same event twice changes nothing.
 
 from __future__ import annotations
 
-import time
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +68,7 @@ async def put_rule(uow: UnitOfWork, tenant_id: int, key: str, rule: RuleIn) -> R
     version = await repo.put_rule(
         conn, tenant_id, key, rule.event_type, msgspec.to_builtins(rule), ctx.clock.now()
     )
-    ctx.extras.setdefault("events.rules", {}).pop(tenant_id, None)
+    uow.after_commit(functools.partial(ctx.caches.changed, RULES_CACHE, tenant_id))
     return RuleOut(key, version, ctx.clock.now(), rule)
 
 
@@ -96,31 +96,30 @@ class _Rule:
     conditions: list[prules.Condition]
 
 
+RULES_CACHE = "events.rules"
+RULES_CACHE_TTL_S = 5.0
+
+
 async def _rules_by_type(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int
 ) -> dict[str, list[_Rule]]:
-    """Rules cached per process, revalidated by a cheap version query once per second."""
-    cache = ctx.extras.setdefault("events.rules", {})
-    hit = cache.get(tenant_id)
-    now = time.monotonic()
-    if hit and hit[0] > now:
-        return hit[2]  # type: ignore[no-any-return]
-    version = await repo.rules_version(conn, tenant_id)
-    if hit and hit[1] == version:
-        cache[tenant_id] = (now + 1.0, version, hit[2])
-        return hit[2]  # type: ignore[no-any-return]
-    by_type: dict[str, list[_Rule]] = {}
-    for row in await repo.list_rules(conn, tenant_id):
-        spec = msgspec.convert(row["config"], RuleIn)
-        by_type.setdefault(spec.event_type, []).append(
-            _Rule(
-                row["key"],
-                spec,
-                [prules.Condition(c.attribute, c.op, c.value) for c in spec.conditions],
+    """Rules cached per process; a change reaches every process within a second (the rule's
+    writer publishes it, see service.core.cache)."""
+
+    async def load() -> dict[str, list[_Rule]]:
+        by_type: dict[str, list[_Rule]] = {}
+        for row in await repo.list_rules(conn, tenant_id):
+            spec = msgspec.convert(row["config"], RuleIn)
+            by_type.setdefault(spec.event_type, []).append(
+                _Rule(
+                    row["key"],
+                    spec,
+                    [prules.Condition(c.attribute, c.op, c.value) for c in spec.conditions],
+                )
             )
-        )
-    cache[tenant_id] = (now + 1.0, version, by_type)
-    return by_type
+        return by_type
+
+    return await ctx.caches.get(RULES_CACHE, RULES_CACHE_TTL_S).get(tenant_id, load)
 
 
 def _error(code: str, details: dict | None = None) -> ErrorBody:
@@ -249,6 +248,7 @@ async def ingest(uow: UnitOfWork, tenant_id: int, events: list[EventIn]) -> Inge
                         "",
                         f"event:{e.event_id}",
                         f"ev:{e.event_id}:{r.key}:{eff.currency}",
+                        key_is_new=True,  # the event was recorded as new just above
                     )
                 )
                 credit_slots.append((i, effect))

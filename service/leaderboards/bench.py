@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def cmd_bench_leaderboard(args: argparse.Namespace) -> int:
-    from service.cli import run_with_context
+    from service.runtime import run_with_context
 
     return int(run_with_context(lambda ctx: _bench(ctx, args)) or 0)
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
+import functools
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 import msgspec
 import structlog
 
+from service.core.cache import Cache
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.outbox import Event
@@ -93,64 +92,23 @@ MAX_OFFSET = 10_000
 # ---------------------------------------------------------------- small caches
 
 
-class TtlCache:
-    """A per-process cache with single-flight: concurrent misses of one key share one load.
-
-    Each process keeps its own copy (nothing another process needs lives here): a stale entry
-    costs at most ``ttl`` seconds of staleness on the public top page, never a wrong "my rank".
-    """
-
-    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._data: dict[Any, tuple[float, Any]] = {}
-        self._inflight: dict[Any, asyncio.Future[Any]] = {}
-        self.loads = 0
-
-    def clear(self) -> None:
-        self._data.clear()
-
-    def pop(self, key: Any) -> None:
-        self._data.pop(key, None)
-
-    async def get(self, key: Any, load: Callable[[], Awaitable[Any]]) -> Any:
-        hit = self._data.get(key)
-        now = time.monotonic()
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        waiting = self._inflight.get(key)
-        if waiting is not None:
-            return await asyncio.shield(waiting)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = fut
-        try:
-            self.loads += 1
-            value = await load()
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()  # mark retrieved: waiters re-raise it, nobody else must
-            raise
-        finally:
-            self._inflight.pop(key, None)
-        fut.set_result(value)
-        if len(self._data) >= self.max_entries:
-            self._data.clear()
-        self._data[key] = (time.monotonic() + self.ttl, value)
-        return value
+TOP_CACHE = "leaderboards.top"
+CONFIG_CACHE = "leaderboards.config"
+DISPLAY_CACHE = "leaderboards.display"
 
 
-_top_cache = TtlCache(TOP_CACHE_TTL_S)
-_config_cache = TtlCache(CONFIG_CACHE_TTL_S)
-_display: dict[tuple[int, int], tuple[float, members.MemberDisplay | None]] = {}
+def top_cache(ctx: Context) -> Cache[Any, tuple[list[BoardItem], datetime | None]]:
+    """Board pages, per process, single-flight: a stale page lags at most TOP_CACHE_TTL_S
+    (never a wrong "my rank", which is read live)."""
+    return ctx.caches.get(TOP_CACHE, TOP_CACHE_TTL_S)
 
 
-def clear_caches() -> None:
-    _top_cache.clear()
-    _config_cache.clear()
-    _display.clear()
+def _config_cache(ctx: Context) -> Cache[tuple[int, str], BoardSpec | None]:
+    return ctx.caches.get(CONFIG_CACHE, CONFIG_CACHE_TTL_S)
 
 
-# ---------------------------------------------------------------- definitions
+def _display_cache(ctx: Context) -> Cache[tuple[int, int], members.MemberDisplay | None]:
+    return ctx.caches.get(DISPLAY_CACHE, DISPLAY_CACHE_TTL_S, max_entries=200_000)
 
 
 def _spec(row: Any) -> BoardSpec:
@@ -229,7 +187,7 @@ async def put_board(uow: UnitOfWork, tenant_id: int, key: str, data: Leaderboard
                 },
             )
         row = await repo.update_board(conn, existing["id"], doc, now)
-    _config_cache.pop((tenant_id, key))
+    uow.after_commit(functools.partial(ctx.caches.changed, CONFIG_CACHE, (tenant_id, key)))
     rb = await repo.red_black_for_board(conn, row["id"])
     return _board_out(row, rb["key"] if rb else None)
 
@@ -249,7 +207,7 @@ async def board_spec(ctx: Context, tenant_id: int, key: str) -> BoardSpec:
             row = await repo.get_board(conn, tenant_id, key)
         return _spec(row) if row else None
 
-    spec = await _config_cache.get((tenant_id, key), load)
+    spec = await _config_cache(ctx).get((tenant_id, key), load)
     if spec is None:
         raise DomainError("LEADERBOARD_NOT_FOUND", details={"key": key})
     return spec  # type: ignore[no-any-return]
@@ -304,7 +262,7 @@ async def on_events(ctx: Context, events: list[Event]) -> None:
         fresh = await repo.mark_applied(conn, [(s.id, p.id, e.event_id) for s, p, e, _ in hits])
         adds: dict[tuple[int, str, int], list[Any]] = {}
         for spec, period, e, delta in hits:
-            if (spec.id, e.event_id) not in fresh:
+            if (spec.id, e.event_id) not in fresh or e.member_id is None:
                 continue
             k = (spec.id, period.id, e.member_id)
             cur = adds.get(k)
@@ -392,23 +350,21 @@ def _offset(cursor: str | None) -> int:
 async def _displays(
     ctx: Context, tenant_id: int, member_ids: list[int]
 ) -> dict[int, members.MemberDisplay | None]:
-    now = time.monotonic()
+    cache = _display_cache(ctx)
     out: dict[int, members.MemberDisplay | None] = {}
     missing = []
     for m in member_ids:
-        hit = _display.get((tenant_id, m))
-        if hit is not None and hit[0] > now:
-            out[m] = hit[1]
+        hit = cache.peek((tenant_id, m))
+        if hit is not None:
+            out[m] = hit
         else:
             missing.append(m)
     if missing:
         async with ctx.db.connection() as conn:
             found = await members.display_info(conn, tenant_id, missing)
-        if len(_display) > 200_000:
-            _display.clear()
         for m in missing:
             out[m] = found.get(m)
-            _display[(tenant_id, m)] = (now + DISPLAY_CACHE_TTL_S, out[m])
+            cache.put((tenant_id, m), out[m])
     return out
 
 
@@ -454,7 +410,7 @@ async def _top_page(
             ]
         return await _items(ctx, spec, ranked, None), upd
 
-    return await _top_cache.get(  # type: ignore[no-any-return]
+    return await top_cache(ctx).get(
         (spec.tenant_id, spec.id, period.id, closed, offset, limit), load
     )
 
@@ -637,7 +593,7 @@ async def close_period(ctx: Context, spec: BoardSpec, period_id: str) -> int | N
         if rb is not None:
             await _publish(uow, spec, rb, period_id, {}, "", "auto")
     await store.forget_updated(ctx, spec.tenant_id, spec.source, _key(ctx, spec, period_id))
-    _top_cache.clear()
+    top_cache(ctx).clear()
     log.info("period closed", board=spec.id, period=period_id, entries=n)
     return n
 
@@ -707,7 +663,7 @@ async def rebuild(ctx: Context) -> dict[str, Any]:
         done = await rebuild_board(ctx, _spec(row))
         periods += len(done)
         members_total += sum(done.values())
-    _top_cache.clear()
+    top_cache(ctx).clear()
     return {"boards": len(rows), "periods": periods, "entries": members_total}
 
 
@@ -728,7 +684,7 @@ async def put_red_black(uow: UnitOfWork, tenant_id: int, key: str, data: RedBlac
     board = await repo.get_board(conn, tenant_id, data.board_key)
     if board is None:
         problems.append({"field": "boardKey", "problem": f"no board {data.board_key!r}"})
-    if problems:
+    if problems or board is None:
         raise DomainError("RED_BLACK_CONFIG_INVALID", details={"problems": problems})
     taken = await repo.red_black_for_board(conn, board["id"])
     if taken is not None and taken["key"] != key:

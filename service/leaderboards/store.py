@@ -66,7 +66,7 @@ async def top(
     ctx: Context, key: str, offset: int, limit: int, min_encoded: int
 ) -> list[tuple[bytes, float]]:
     """Members in rank order from ``offset``, only those at or above the minimum score."""
-    return await ctx.redis.zrevrangebyscore(
+    return await ctx.redis.zrevrangebyscore(  # type: ignore[return-value]  # bytes with withscores
         key, "+inf", min_encoded, start=offset, num=limit, withscores=True
     )
 
@@ -94,7 +94,7 @@ async def around(
 async def scores_of(ctx: Context, key: str, members: Sequence[bytes]) -> list[float | None]:
     if not members:
         return []
-    return await ctx.redis.zmscore(key, list(members))
+    return await ctx.redis.zmscore(key, list(members))  # type: ignore[arg-type]  # bytes members
 
 
 async def replace(
@@ -151,4 +151,4 @@ async def memory_usage(ctx: Context, key: str) -> int:
 
 async def dump(ctx: Context, key: str) -> list[tuple[bytes, float]]:
     """The whole set in rank order (tests and the rebuild check)."""
-    return await ctx.redis.zrevrange(key, 0, -1, withscores=True)
+    return await ctx.redis.zrevrange(key, 0, -1, withscores=True)  # type: ignore[return-value]

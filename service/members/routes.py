@@ -37,7 +37,7 @@ async def wechat_login(data: JSONBody[WechatLoginIn], state: State, request: Req
     # The client IP as for every other /v1 route: behind a trusted proxy, the socket peer is
     # the proxy, and limiting by it would make every member share one login budget.
     await ctx.limiter.hit(
-        ctx.settings.rate_ip_per_min, "ip", client_ip(request, ctx.extras["trusted_proxies"])
+        ctx.settings.rate_ip_per_min, "ip", client_ip(request, ctx.trusted_proxies)
     )
     return await service.login_wechat(ctx, data.app_id, data.code)
 

@@ -22,7 +22,7 @@ _PENDING = b"pending"
 
 
 def _tokens(ctx: Context) -> TokenService:
-    return ctx.extras["tokens"]
+    return ctx.tokens
 
 
 def _emit_joined(uow: UnitOfWork, tenant_id: int, member_id: int, via: str) -> None:
@@ -46,7 +46,7 @@ async def _login_once(ctx: Context, app_id: str, code: str) -> LoginOut:
             raise DomainError("DEV_LOGIN_DISABLED")
         verifier = DevVerifier()
     else:
-        verifier = ctx.extras["wechat_verifier"]
+        verifier = ctx.wechat_verifier
     ident = await verifier.verify(app_id, app["app_secret"], code)
     tenant_id = app["tenant_id"]
     async with unit_of_work(ctx) as uow:

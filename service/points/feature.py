@@ -19,7 +19,7 @@ async def review_job(ctx: Context) -> None:
 
 
 def _cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from service.cli import run_with_context
+    from service.runtime import run_with_context
 
     def expire(args: argparse.Namespace) -> int:
         n = run_with_context(service.expire_due, need_redis=False)

@@ -49,7 +49,7 @@ async def member_id_of(uow: UnitOfWork, tenant_id: int, external_id: str) -> int
 async def adjust(
     uow: UnitOfWork,
     tenant_id: int,
-    key_id: int,
+    key_id: str,
     external_id: str,
     data: AdjustIn,
     ledger_key: str | None,
@@ -99,12 +99,5 @@ async def put_ladder(uow: UnitOfWork, tenant_id: int, data: LadderIn) -> LadderO
     version = await service.repo.put_ladder(
         uow.conn, tenant_id, msgspec.to_builtins(data), ctx.clock.now()
     )
-    uow.after_commit(_invalidate(ctx, tenant_id))
+    uow.after_commit(functools.partial(service.invalidate_caches, ctx, tenant_id))
     return LadderOut(version, data.levels, data.validity, ctx.clock.now())
-
-
-def _invalidate(ctx, tenant_id: int):  # type: ignore[no-untyped-def]
-    async def hook() -> None:
-        service.invalidate_caches(ctx, tenant_id)
-
-    return functools.update_wrapper(hook, service.invalidate_caches)

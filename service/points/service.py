@@ -7,7 +7,7 @@ caller's transaction (the request boundary commits). Other features pay through 
 
 from __future__ import annotations
 
-import time
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -70,20 +70,23 @@ DEFAULT_POLICY = {
 _CACHE_TTL = 5.0
 
 
-def _cache(ctx: Context, name: str) -> dict[Any, tuple[float, Any]]:
-    return ctx.extras.setdefault(name, {})  # type: ignore[no-any-return]
+POLICY_CACHE = "points.policy"
+LADDER_CACHE = "points.ladder"
 
 
-def invalidate_caches(ctx: Context, tenant_id: int) -> None:
-    for name in ("points.policy", "points.ladder", "points.rules"):
-        _cache(ctx, name).pop(tenant_id, None)
+async def invalidate_caches(ctx: Context, tenant_id: int) -> None:
+    """The tenant's policy or ladder changed: every process drops its copy (after commit)."""
+    for name in (POLICY_CACHE, LADDER_CACHE):
+        await ctx.caches.changed(name, tenant_id)
 
 
 async def policy_of(ctx: Context, conn: asyncpg.Connection, tenant_id: int) -> Policy:
-    cache = _cache(ctx, "points.policy")
-    hit = cache.get(tenant_id)
-    if hit and hit[0] > time.monotonic():
-        return hit[1]  # type: ignore[no-any-return]
+    return await ctx.caches.get(POLICY_CACHE, _CACHE_TTL).get(
+        tenant_id, functools.partial(_load_policy, conn, tenant_id)
+    )
+
+
+async def _load_policy(conn: asyncpg.Connection, tenant_id: int) -> Policy:
     tenant = await get_tenant(conn, tenant_id)
     if tenant is None:
         raise DomainError("NOT_FOUND")
@@ -99,14 +102,13 @@ async def policy_of(ctx: Context, conn: asyncpg.Connection, tenant_id: int) -> P
         reversal_shortfall=raw["reversalShortfall"],
         unknown_member=raw["unknownMember"],
     )
-    cache[tenant_id] = (time.monotonic() + _CACHE_TTL, policy)
     return policy
 
 
 async def put_policy(uow: UnitOfWork, tenant_id: int, raw: dict) -> dict:
     ctx, conn = uow.ctx, uow.conn
     await update_tenant_settings(conn, tenant_id, {"points": raw})
-    invalidate_caches(ctx, tenant_id)
+    uow.after_commit(functools.partial(invalidate_caches, ctx, tenant_id))
     return raw
 
 
@@ -165,6 +167,10 @@ class Credit:
     note: str = ""
     source_ref: str | None = None
     idempotency_key: str | None = None
+    # The caller just created what the key names (a fresh spin id, a check-in row inserted in
+    # this transaction): no entry can hold it yet, so the lookup is skipped. The ledger's
+    # unique key on idempotency_key still refuses a duplicate.
+    key_is_new: bool = False
 
 
 def _check_currency(currency: str) -> None:
@@ -183,12 +189,18 @@ async def credit(
     note: str = "",
     source_ref: str | None = None,
     idempotency_key: str | None = None,
+    key_is_new: bool = False,
 ) -> Entry:
-    """Public: add points or growth. A repeated idempotency key returns the first entry."""
+    """Public: add points or growth. A repeated idempotency key returns the first entry
+    (``key_is_new``: the caller knows no entry holds the key, see ``Credit``)."""
     [entry] = await apply_credits(
         uow,
         tenant_id,
-        [Credit(member_id, currency, amount, reason, note, source_ref, idempotency_key)],
+        [
+            Credit(
+                member_id, currency, amount, reason, note, source_ref, idempotency_key, key_is_new
+            )
+        ],
     )
     return entry
 
@@ -205,7 +217,7 @@ async def apply_credits(uow: UnitOfWork, tenant_id: int, credits: list[Credit]) 
     accounts = await repo.lock_accounts(
         conn, tenant_id, [(c.member_id, c.currency) for c in credits], now
     )
-    keys = [c.idempotency_key for c in credits if c.idempotency_key]
+    keys = [c.idempotency_key for c in credits if c.idempotency_key and not c.key_is_new]
     existing = await repo.find_entries_by_keys(conn, tenant_id, keys) if keys else {}
     running = {k: v[0] for k, v in accounts.items()}
     rows: list[tuple] = []
@@ -333,8 +345,10 @@ async def debit(
     source_ref: str | None = None,
     idempotency_key: str | None = None,
     currency: str = "points",
+    key_is_new: bool = False,
 ) -> Entry:
-    """Public: spend points, earliest-expiring first. 409 INSUFFICIENT_POINTS if short."""
+    """Public: spend points, earliest-expiring first. 409 INSUFFICIENT_POINTS if short.
+    A repeated idempotency key returns the first entry (``key_is_new``: see ``Credit``)."""
     ctx, conn = uow.ctx, uow.conn
     _check_currency(currency)
     if currency == "growth":
@@ -344,7 +358,7 @@ async def debit(
     now = ctx.clock.now()
     accounts = await repo.lock_accounts(conn, tenant_id, [(member_id, currency)], now)
     balance = accounts[(member_id, currency)][0]
-    if idempotency_key:
+    if idempotency_key and not key_is_new:
         found = await repo.find_entries_by_keys(conn, tenant_id, [idempotency_key])
         if idempotency_key in found:
             return _entry(found[idempotency_key], replayed=True)
@@ -558,14 +572,12 @@ def ladder_from_config(config: dict) -> rules.Ladder:
 async def ladder_of(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int
 ) -> tuple[rules.Ladder, dict] | None:
-    cache = _cache(ctx, "points.ladder")
-    hit = cache.get(tenant_id)
-    if hit and hit[0] > time.monotonic():
-        return hit[1]  # type: ignore[no-any-return]
-    row = await repo.get_ladder(conn, tenant_id)
-    value = (ladder_from_config(row["config"]), row["config"]) if row else None
-    cache[tenant_id] = (time.monotonic() + _CACHE_TTL, value)
-    return value
+
+    async def load() -> tuple[rules.Ladder, dict] | None:
+        row = await repo.get_ladder(conn, tenant_id)
+        return (ladder_from_config(row["config"]), row["config"]) if row else None
+
+    return await ctx.caches.get(LADDER_CACHE, _CACHE_TTL).get(tenant_id, load)
 
 
 async def _levels_after_growth(

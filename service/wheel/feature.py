@@ -12,7 +12,7 @@ from service.wheel import routes, service
 
 
 def _cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from service.cli import run_with_context
+    from service.runtime import run_with_context
 
     def verify(args: argparse.Namespace) -> int:
         async def go(ctx: Context) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -16,6 +15,7 @@ import asyncpg
 import msgspec
 import structlog
 
+from service.core.cache import Cache
 from service.core.context import Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
 from service.core.uow import UnitOfWork, unit_of_work
@@ -123,8 +123,11 @@ def _runtime(row: asyncpg.Record) -> Runtime:
     )
 
 
-def _cache(ctx: Context) -> dict[tuple[int, str], tuple[float, Runtime]]:
-    return ctx.extras.setdefault("wheel.runtime", {})  # type: ignore[no-any-return]
+RUNTIME_CACHE = "wheel.runtime"
+
+
+def _cache(ctx: Context) -> Cache[tuple[int, str], Runtime]:
+    return ctx.caches.get(RUNTIME_CACHE, _CACHE_TTL)
 
 
 async def runtime(
@@ -132,17 +135,15 @@ async def runtime(
 ) -> Runtime:
     """The wheel's config and seed, cached for a moment per process (a spin at 00:00 should
     not read the same row ten thousand times; a config change reaches every process within
-    the TTL, and each draw logs the version it used)."""
-    cache = _cache(ctx)
-    hit = cache.get((tenant_id, key))
-    if hit and not fresh and hit[0] > time.monotonic():
-        return hit[1]
-    row = await repo.get_wheel(conn, tenant_id, key)
-    if row is None:
-        raise DomainError("WHEEL_NOT_FOUND", details={"wheelKey": key})
-    rt = _runtime(row)
-    cache[(tenant_id, key)] = (time.monotonic() + _CACHE_TTL, rt)
-    return rt
+    a second, see service.core.cache, and each draw logs the version it used)."""
+
+    async def load() -> Runtime:
+        row = await repo.get_wheel(conn, tenant_id, key)
+        if row is None:
+            raise DomainError("WHEEL_NOT_FOUND", details={"wheelKey": key})
+        return _runtime(row)
+
+    return await _cache(ctx).get((tenant_id, key), load, fresh=fresh)
 
 
 # ----------------------------------------------------------------------------- config
@@ -181,7 +182,7 @@ async def put_wheel(uow: UnitOfWork, tenant_id: int, key: str, data: WheelIn) ->
     )
     await repo.sync_stock(conn, tenant_id, row["id"], [(p.key, p.total_stock) for p in data.prizes])
     rt = _runtime(row)
-    _cache(ctx)[(tenant_id, key)] = (time.monotonic() + _CACHE_TTL, rt)
+    uow.after_commit(functools.partial(ctx.caches.changed, RUNTIME_CACHE, (tenant_id, key)))
     # Counts in Redis follow PostgreSQL's (a prize that became limited starts from its wins).
     await load_stock(ctx, conn, rt)
     return await admin_view(ctx, conn, rt)
@@ -385,6 +386,7 @@ async def spin(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> Spi
             reason="wheel.spin",
             source_ref=source_ref,
             idempotency_key=f"wheel:cost:{spin_id}",
+            key_is_new=True,  # spin_id is a fresh uuid
         )
     table = rt.table
     wins: dict[str, int] = dict(m["wins"] or {})
@@ -584,6 +586,7 @@ async def _record(
                 reason="wheel.prize",
                 source_ref=f"wheel:{rt.key}:{spin_id}",
                 idempotency_key=f"wheel:prize:{spin_id}",
+                key_is_new=True,
             )
         award_id = await repo.insert_award(
             conn,
@@ -646,8 +649,8 @@ async def member_view(ctx: Context, tenant_id: int, member_id: int, key: str) ->
     cfg = rt.config
     today = now.astimezone(rt.tz).date()
     same_day = m is not None and m["day"] == today
-    spins_day = m["spins_day"] if same_day else 0
-    free_used = m["free_used_day"] if same_day else 0
+    spins_day = m["spins_day"] if m is not None and same_day else 0
+    free_used = m["free_used_day"] if m is not None and same_day else 0
     spins = m["spins"] if m else 0
     cap_day, cap_all = cfg.get("maxSpinsPerDay"), cfg.get("maxSpinsPerCampaign")
     left_all = None if cap_all is None else max(0, cap_all - spins)
