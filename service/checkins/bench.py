@@ -167,7 +167,7 @@ async def _count(settings: Any, campaign_id: int) -> int:
 
     conn = await asyncpg.connect(settings.database_url)
     try:
-        return await conn.fetchval(  # type: ignore[no-any-return]
+        return await conn.fetchval(
             "SELECT count(*) FROM checkins WHERE campaign_id = $1", campaign_id
         )
     finally:
@@ -362,7 +362,7 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def add_command(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_command(bsub: argparse._SubParsersAction) -> None:
     """Adds `engage bench checkins` to the shared `bench` group."""
     p = bsub.add_parser(
         "checkins",

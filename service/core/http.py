@@ -153,7 +153,7 @@ def exception_to_response(request: Request, exc: Exception) -> Response:
 
 
 def get_ctx(state: State) -> Context:
-    return state.ctx  # type: ignore[no-any-return]
+    return state.ctx
 
 
 def client_ip(request: Request, trusted: frozenset[str]) -> str:

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         servers.stop()
 
 
-def add_bench(bench: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_bench(bench: argparse._SubParsersAction) -> None:
     b = bench.add_parser("events", help="brand events ingested per second, batches of 1,000")
     b.add_argument("--batches", type=int, default=40)
     b.add_argument("--batch", type=int, default=1000)

@@ -31,7 +31,7 @@ TARGETS = {"top100+me": 0.35, "around-me": 0.25}
 SYNTHETIC_BASE = 10**12  # synthetic member ids, far above real ones
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     lb = sub.add_parser(
         "leaderboard", help="1M-member board: memory and read rates vs /health/live"
     )

@@ -13,7 +13,7 @@ def subscribe(dispatcher: Dispatcher) -> None:
     dispatcher.subscribe(service.SUBSCRIBER, service.on_events, types=rules.EVENT_TYPES)
 
 
-def bench(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def bench(sub: argparse._SubParsersAction) -> None:
     from service.leaderboards import bench as lb_bench
 
     lb_bench.add_parser(sub)

@@ -210,7 +210,7 @@ async def board_spec(ctx: Context, tenant_id: int, key: str) -> BoardSpec:
     spec = await _config_cache(ctx).get((tenant_id, key), load)
     if spec is None:
         raise DomainError("LEADERBOARD_NOT_FOUND", details={"key": key})
-    return spec  # type: ignore[no-any-return]
+    return spec
 
 
 # ---------------------------------------------------------------- scoring
@@ -272,7 +272,7 @@ async def on_events(ctx: Context, events: list[Event]) -> None:
                 cur[4] += delta
                 cur[5] = max(cur[5], e.occurred_at)
                 cur[6] += 1
-        await repo.add_scores(conn, [tuple(v) for v in adds.values()])  # type: ignore[misc]
+        await repo.add_scores(conn, [tuple(v) for v in adds.values()])
         # Totals of everything the batch touched (replays too, so a lost Redis write heals).
         wanted = {(s.id, p.id, e.member_id): (s, p) for s, p, e, _ in hits}
         totals = await repo.lock_scores(conn, list(wanted))  # type: ignore[arg-type]
@@ -807,7 +807,7 @@ async def read_red_black(
             raise DomainError("RED_BLACK_NOT_FOUND", details={"boardKey": board_key})
         period_id = None
         if period_param not in (None, "", "latest"):
-            period, _ = await _resolve_period(ctx, spec, period_param)  # type: ignore[arg-type]
+            period, _ = await _resolve_period(ctx, spec, period_param)
             period_id = period.id
         pub = await repo.latest_publication(conn, rb["id"], period_id)
         if pub is None:

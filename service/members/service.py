@@ -101,7 +101,7 @@ async def refresh(ctx: Context, refresh_token: str) -> TokenOut:
 async def mint_for_external_id(
     uow: UnitOfWork,
     tenant_id: int,
-    external_id: str,  # type: ignore[no-untyped-def]
+    external_id: str,
     nickname: str | None,
     avatar_url: str | None,
 ) -> LoginOut:
@@ -147,7 +147,7 @@ async def profile(ctx: Context, tenant_id: int, member_id: int, conn=None) -> Me
 async def update_profile(
     uow: UnitOfWork,
     tenant_id: int,
-    member_id: int,  # type: ignore[no-untyped-def]
+    member_id: int,
     nickname: str | None,
     avatar_url: str | None,
 ) -> MemberOut:
@@ -162,7 +162,7 @@ async def find_many(
     conn: asyncpg.Connection, tenant_id: int, external_ids: list[str]
 ) -> dict[str, int]:
     """Public: member ids for the brand's externalIds; unknown ones are absent."""
-    return await repo.ids_by_external(conn, tenant_id, external_ids)  # type: ignore[no-any-return]
+    return await repo.ids_by_external(conn, tenant_id, external_ids)
 
 
 async def resolve_many(uow: UnitOfWork, tenant_id: int, external_ids: list[str]) -> dict[str, int]:

@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         servers.stop()
 
 
-def add_bench(bench: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_bench(bench: argparse._SubParsersAction) -> None:
     b = bench.add_parser("ledger", help="HTTP point credits vs pgbench of the same transaction")
     b.add_argument("--seconds", type=int, default=10)
     b.add_argument("--connections", type=int, default=16)

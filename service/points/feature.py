@@ -18,7 +18,7 @@ async def review_job(ctx: Context) -> None:
     await service.review_levels(ctx)
 
 
-def _cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _cli(sub: argparse._SubParsersAction) -> None:
     from service.runtime import run_with_context
 
     def expire(args: argparse.Namespace) -> int:

@@ -914,7 +914,7 @@ async def claim(
     )
     log.info("prize claimed", award=award_id, contact=rules.mask_contact(msgspec.to_builtins(data)))
     row = await repo.lock_award(conn, tenant_id, award_id)
-    return award_out(row)  # type: ignore[arg-type]
+    return award_out(row)
 
 
 async def wheel_awards(
@@ -953,4 +953,4 @@ async def ship(uow: UnitOfWork, tenant_id: int, key: str, award_id: int, data: S
         occurred_at=now,
     )
     row = await repo.lock_award(conn, tenant_id, award_id)
-    return award_out(row)  # type: ignore[arg-type]
+    return award_out(row)
