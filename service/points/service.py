@@ -108,6 +108,8 @@ async def _load_policy(conn: asyncpg.Connection, tenant_id: int) -> Policy:
 async def put_policy(uow: UnitOfWork, tenant_id: int, raw: dict) -> dict:
     ctx, conn = uow.ctx, uow.conn
     await update_tenant_settings(conn, tenant_id, {"points": raw})
+    for name in (POLICY_CACHE, LADDER_CACHE):  # this transaction reads the new policy too
+        ctx.caches.get(name, _CACHE_TTL).drop(tenant_id)
     uow.after_commit(functools.partial(invalidate_caches, ctx, tenant_id))
     return raw
 

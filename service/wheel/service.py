@@ -361,19 +361,14 @@ async def spin(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> Spi
     # The member's row lock serializes this member's spins until commit: the spin number,
     # caps, free spins and pity count below are exact however many requests race.
     m = await repo.lock_member(conn, tenant_id, rt.id, member_id, now)
-    same_day = m["day"] == today
-    spins_day = m["spins_day"] if same_day else 0
-    free_used = m["free_used_day"] if same_day else 0
-    cap_day, cap_all = cfg.get("maxSpinsPerDay"), cfg.get("maxSpinsPerCampaign")
-    if cap_day is not None and spins_day >= cap_day:
-        raise DomainError("WHEEL_CAP_REACHED", details={"cap": "day", "limit": cap_day})
-    if cap_all is not None and m["spins"] >= cap_all:
-        raise DomainError("WHEEL_CAP_REACHED", details={"cap": "campaign", "limit": cap_all})
-    free = free_used < int(cfg.get("freeSpinsPerDay", 0))
-    cost = 0 if free else int(cfg.get("costPoints", 0))
-    if not free and cost <= 0:
-        raise DomainError("WHEEL_NO_SPINS_LEFT")
-    spin_no = m["spins"] + 1
+    try:
+        plan = rules.plan_spin(
+            cfg, rules.MemberSpins(m["spins"], m["day"], m["spins_day"], m["free_used_day"]), today
+        )
+    except rules.SpinRefused as refusal:
+        raise DomainError(refusal.code, details=refusal.details) from None
+    spin_no, free, cost = plan.spin_no, plan.free, plan.cost
+    spins_day, free_used = plan.spins_day, plan.free_used
     spin_id = uuid.uuid4()
     source_ref = f"wheel:{key}:{spin_id}"
     if cost:
@@ -490,11 +485,6 @@ async def spin(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> Spi
         },
         occurred_at=now,
     )
-    free_left = max(0, int(cfg.get("freeSpinsPerDay", 0)) - free_used - (1 if free else 0))
-    spins_left = None if cap_day is None else max(0, cap_day - spins_day - 1)
-    if cap_all is not None:
-        left_all = max(0, cap_all - spin_no)
-        spins_left = left_all if spins_left is None else min(spins_left, left_all)
     return SpinOut(
         str(spin_id),
         spin_no,
@@ -514,8 +504,8 @@ async def spin(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> Spi
         free,
         cost,
         drawn.forced,
-        free_left,
-        spins_left,
+        plan.free_left,
+        plan.spins_left,
     )
 
 
