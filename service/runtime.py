@@ -39,40 +39,37 @@ from service.members.wechat import WechatVerifier
 
 
 class Servers:
-    """Resolves the database and Redis URLs, starting embedded servers when they are empty."""
+    """Resolves the database and Redis URLs, starting embedded servers when they are empty
+    (or using those of the live `engage serve` that owns the data folder). ``stop()`` stops
+    what was started here. See service.core.ownership."""
 
-    def __init__(self, settings: Settings, *, need_redis: bool) -> None:
+    def __init__(self, settings: Settings, *, need_redis: bool, command: str = "") -> None:
+        from service.core.ownership import open_servers
+
         self.settings = settings
-        self.embedded = None
-        db_url, redis_url = settings.database_url, settings.redis_url
-        need_pg = not db_url
-        need_rd = need_redis and not redis_url
-        if need_pg or need_rd:
-            from service.core.embedded import start_embedded
-
-            self.embedded = start_embedded(settings.data_dir, need_pg=need_pg, need_redis=need_rd)
-            db_url = db_url or self.embedded.database_url
-            redis_url = redis_url or self.embedded.redis_url
-        self.database_url = db_url
-        self.redis_url = redis_url
-        self.mode = (
-            "external"
-            if not (need_pg or need_rd)
-            else "embedded"
-            if (need_pg and (need_rd or not need_redis))
-            else "mixed"
+        self._set = open_servers(
+            settings, need_redis=need_redis, command=command or _command_name()
         )
+        self.embedded = self._set.embedded
+        self.database_url = self._set.database_url
+        self.redis_url = self._set.redis_url
+        self.mode = self._set.mode
 
     def stop(self) -> None:
-        if self.embedded is not None:
-            self.embedded.stop()
+        self._set.stop()
+        self.embedded = None
+
+
+def _command_name() -> str:
+    words = [a for a in sys.argv[1:3] if not a.startswith("-")]
+    return " ".join(words) or "engage"
 
 
 def settings_or_exit() -> Settings:
     try:
         return load_settings()
     except SettingsError as exc:
-        print(f"engage: {exc}", flush=True)
+        print(f"engage: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
 
 
@@ -159,8 +156,12 @@ def run_with_context(fn: Callable[[Context], Awaitable[Any]], *, need_redis: boo
     """Run ``fn(ctx)`` with a full Context (pools, clients) against the configured servers,
     starting the embedded ones when no URL is set. Feature CLI commands use this."""
     from service.core.migrate import migrate
+    from service.core.ownership import StartupError, startup_errors
 
-    settings = settings_or_exit()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise StartupError(str(exc), code=2) from exc
     servers = Servers(settings, need_redis=need_redis)
     try:
         resolved = load_settings(
@@ -168,7 +169,8 @@ def run_with_context(fn: Callable[[Context], Awaitable[Any]], *, need_redis: boo
         )
 
         async def go() -> Any:
-            await migrate(servers.database_url)
+            with startup_errors():
+                await migrate(servers.database_url)
             async with open_context(resolved) as ctx:
                 return await fn(ctx)
 

@@ -28,6 +28,7 @@ from service.challenges.schemas import (
     SettlementOut,
 )
 from service.checkins import service as checkins
+from service.core.constraints import validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.uow import UnitOfWork, unit_of_work
@@ -98,7 +99,7 @@ def _admin_out(row: Any, now: datetime) -> ChallengeAdminOut:
 async def put_challenge(
     uow: UnitOfWork, tenant_id: int, key: str, data: ChallengeIn
 ) -> ChallengeAdminOut:
-    """Validate as a whole (422 CONFIG_INVALID with every problem); cancelling refunds all
+    """Validate as a whole (422 VALIDATION_FAILED with every problem); cancelling refunds all
     stakes in this same transaction."""
     ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
@@ -115,11 +116,7 @@ async def put_challenge(
         problems.append(
             {"path": "required", "code": "REQUIRED_TOO_HIGH", "problem": "more than days"}
         )
-    if data.join_opens_at.tzinfo is None or data.join_closes_at.tzinfo is None:
-        problems.append(
-            {"path": "joinOpensAt", "code": "OFFSET_MISSING", "problem": "give an offset"}
-        )
-    elif data.join_closes_at <= data.join_opens_at:
+    if data.join_closes_at <= data.join_opens_at:
         problems.append(
             {"path": "joinClosesAt", "code": "WINDOW_EMPTY", "problem": "must follow joinOpensAt"}
         )
@@ -150,7 +147,7 @@ async def put_challenge(
                 {"path": "state", "code": "TERMS_LOCKED", "problem": "members joined already"}
             )
     if problems:
-        raise DomainError("CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     assert tz_name is not None
     tz = ZoneInfo(tz_name)
     row = await repo.upsert(

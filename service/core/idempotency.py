@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from service.core.constraints import problem, validation_failed
 from service.core.errors import DomainError
 from service.core.uow import UnitOfWork, unit_of_work
 
@@ -55,7 +56,17 @@ def validate_key(key: str | None) -> str | None:
     if len(key) >= 2 and key[0] == key[-1] == '"':
         key = key[1:-1]
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise DomainError("IDEMPOTENCY_KEY_INVALID")
+        # A malformed header is a validation mistake like any other: one code, one shape.
+        raise validation_failed(
+            [
+                problem(
+                    "header",
+                    "Idempotency-Key",
+                    "FORMAT_INVALID",
+                    f"1-{MAX_KEY_LENGTH} printable characters",
+                )
+            ]
+        )
     return key
 
 
