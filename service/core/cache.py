@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -171,29 +171,32 @@ class Caches:
                     self._drop_local(name, key)
         self._seen = version
 
-    async def watch(self, interval_s: float = POLL_S) -> None:
-        """Background task: poll for other processes' changes forever."""
-        while True:
+    async def watch(self, stop: asyncio.Event, interval_s: float = POLL_S) -> None:
+        """Poll for other processes' changes until ``stop`` is set. Never cancelled in the
+        middle of a Redis call: the loop only ends between polls."""
+        while not stop.is_set():
             try:
                 await self.poll_once()
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 log.warning("cache poll failed", error=repr(exc))
-            await asyncio.sleep(interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
 
     @contextlib.asynccontextmanager
-    async def watching(self, interval_s: float = POLL_S):  # type: ignore[no-untyped-def]
+    async def watching(self, interval_s: float = POLL_S) -> AsyncIterator[Caches]:
         """Run ``watch`` for the duration of the block."""
-        with contextlib.suppress(Exception):
-            await self.poll_once()
-        task = asyncio.create_task(self.watch(interval_s))
+        stop = asyncio.Event()
+        task = asyncio.create_task(self.watch(stop, interval_s))
         try:
             yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+            stop.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 5.0)
+            except BaseException:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
 
 
 def _hashable(key: Any) -> Any:

@@ -119,7 +119,8 @@ async def emit(
     return eid
 
 
-def _is_outage(exc: BaseException) -> bool:
+def is_outage(exc: BaseException) -> bool:
+    """True when ``exc`` means a dependency did not answer (retry later), not a bug."""
     return isinstance(exc, (DependencyUnavailable, *DEPENDENCY_ERRORS, OSError))
 
 
@@ -251,7 +252,7 @@ class Dispatcher:
                 await handler(ctx, [ev])
                 passed = i
             except Exception as exc:
-                if _is_outage(exc):
+                if is_outage(exc):
                     # Redis or PostgreSQL is away: not the event's fault. Stop here and retry
                     # at the next pass, without counting towards dead-lettering.
                     log.warning(

@@ -413,7 +413,7 @@ async def on_events(ctx: Context, events: list[Event], only: int | None = None) 
             spec = _spec(row)
             hits = _hits(spec, by_tenant[row["tenant_id"]])
         except Exception as exc:
-            if only is not None or outbox._is_outage(exc):
+            if only is not None or outbox.is_outage(exc):
                 raise
             await _park(ctx, row["tenant_id"], row["id"], row["key"], exc, events)
             continue
@@ -424,14 +424,14 @@ async def on_events(ctx: Context, events: list[Event], only: int | None = None) 
     try:
         await _apply_hits(ctx, [h for _, hs in per_board.values() for h in hs])
     except Exception as exc:
-        if only is not None or outbox._is_outage(exc) or len(per_board) == 1:
+        if only is not None or outbox.is_outage(exc) or len(per_board) == 1:
             raise
         failed = []
         for spec, hs in per_board.values():
             try:
                 await _apply_hits(ctx, hs)
             except Exception as one:
-                if outbox._is_outage(one):
+                if outbox.is_outage(one):
                     raise
                 failed.append((spec, one))
         if len(failed) == len(per_board):
