@@ -7,12 +7,14 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
+from service.core.apidoc import errors
 from service.core.http import RequestUnit, get_ctx, operator_principal, operator_work
 from service.core.tenancy import Operator
 from service.events import service
 from service.events.schemas import EventBatch, EventIn, IngestOut, RuleIn, RuleKey, RuleOut
 
 
+@errors("MEMBER_NOT_FOUND", "EVENT_IN_FUTURE", "ORIGINAL_EVENT_UNKNOWN", idempotent=True)
 @post(
     "/events",
     status_code=200,
@@ -35,6 +37,7 @@ async def post_events(
     return await work.respond(service.ingest, operator.tenant_id, data)
 
 
+@errors(idempotent=True)
 @put(
     "/rules/{key:str}",
     opt={"scope": "config"},
@@ -55,6 +58,7 @@ async def put_rule(
     return await work.respond(service.put_rule, operator.tenant_id, key, data)
 
 
+@errors("RULE_NOT_FOUND")
 @get("/rules/{key:str}", opt={"scope": "config"}, tags=["events"], summary="An event rule")
 async def get_rule(key: RuleKey, operator: NamedDependency[Operator], state: State) -> RuleOut:
     ctx = get_ctx(state)
@@ -62,6 +66,7 @@ async def get_rule(key: RuleKey, operator: NamedDependency[Operator], state: Sta
         return await service.get_rule(conn, operator.tenant_id, key)
 
 
+@errors()
 @get("/rules", opt={"scope": "config"}, tags=["events"], summary="All event rules")
 async def list_rules(operator: NamedDependency[Operator], state: State) -> list[RuleOut]:
     ctx = get_ctx(state)

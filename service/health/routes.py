@@ -14,6 +14,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 from msgspec import Meta
 
+from service.core.apidoc import errors
 from service.core.constraints import AwareDatetime, problem, validation_failed
 from service.core.errors import DomainError
 from service.core.http import get_ctx, json_response, operator_principal
@@ -33,12 +34,14 @@ class Ready(msgspec.Struct):
 _LIVE = msgspec.json.encode(Live("ok"))
 
 
+@errors(dependencies=False)
 @get("/health/live", summary="Liveness", tags=["service"])
 async def live() -> Response[Live]:
     # Pre-encoded once: the body is Live's JSON, documented by the return annotation.
     return Response(content=_LIVE, media_type="application/json")  # type: ignore[arg-type]
 
 
+@errors()
 @get(
     "/health/ready",
     summary="Readiness: PostgreSQL and Redis reachable",

@@ -9,6 +9,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
 from service.core import cursors
+from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.constraints import (
     Cursor,
@@ -76,6 +77,7 @@ async def _page(
     )
 
 
+@errors()
 @get("/me/ledger", summary="My points and growth history, newest first", tags=["points"])
 async def my_ledger(
     member: NamedDependency[Member],
@@ -87,6 +89,7 @@ async def my_ledger(
     return await _page(state, member.tenant_id, member.member_id, currency, cursor, limit)
 
 
+@errors("MEMBER_NOT_FOUND", "INSUFFICIENT_POINTS", "GROWTH_NOT_SPENDABLE", idempotent=True)
 @post(
     "/members/{externalId:str}/points",
     status_code=200,
@@ -115,6 +118,9 @@ async def adjust(
     )
 
 
+@errors(
+    "MEMBER_NOT_FOUND", "ENTRY_NOT_FOUND", "NOT_REVERSIBLE", "REVERSAL_SHORTFALL", idempotent=True
+)
 @post(
     "/members/{externalId:str}/points/reversals",
     status_code=200,
@@ -131,6 +137,7 @@ async def reverse(
     return await work.respond(operator_ops.reverse, operator.tenant_id, externalId, data)
 
 
+@errors("MEMBER_NOT_FOUND")
 @get(
     "/members/{externalId:str}/ledger",
     opt={"scope": "reports"},
@@ -180,6 +187,7 @@ def ladder_problems(data: LadderIn) -> list[dict]:
 register_check(LadderIn, ladder_problems)
 
 
+@errors(idempotent=True)
 @put(
     "/levels",
     opt={"scope": "config"},
@@ -199,6 +207,7 @@ async def put_levels(
     return await work.respond(operator_ops.put_ladder, operator.tenant_id, data)
 
 
+@errors("LEVELS_NOT_CONFIGURED")
 @get("/levels", opt={"scope": "config"}, tags=["levels"], summary="The level ladder")
 async def get_levels(operator: NamedDependency[Operator], state: State) -> LadderOut:
     ctx = get_ctx(state)
@@ -210,6 +219,7 @@ async def get_levels(operator: NamedDependency[Operator], state: State) -> Ladde
     return LadderOut(row["version"], ladder.levels, ladder.validity, row["updated_at"])
 
 
+@errors()
 @put(
     "/points/policy",
     opt={"scope": "config"},
@@ -229,6 +239,7 @@ async def put_policy(
     return data
 
 
+@errors()
 @get("/points/policy", opt={"scope": "config"}, tags=["points"], summary="The points policy")
 async def get_policy(operator: NamedDependency[Operator], state: State) -> PolicyIn:
     ctx = get_ctx(state)
