@@ -543,7 +543,7 @@ async def test_a_broken_pk_is_parked_and_the_other_keeps_counting(client, tenant
     _, h = await tenant.member("a0")
     good = (await client.get("/v1/pks/good", headers=h)).json()
     assert good["teams"][0]["total"] == 12
-    pks.clear_caches()
+    ctx.caches.clear()
     r = await client.get("/v1/pks/broken", headers=h)
     assert r.status_code == 409 and r.json()["error"]["code"] == "PK_PARKED"
     admin = (await client.get("/admin/v1/pks/broken", headers=tenant.admin)).json()
@@ -553,7 +553,7 @@ async def test_a_broken_pk_is_parked_and_the_other_keeps_counting(client, tenant
         client, tenant, "broken", name="b", teams=["east", "west"], metric="points", **window(5)
     )
     await deliver(ctx)
-    pks.clear_caches()
+    ctx.caches.clear()
     fixed = (await client.get("/v1/pks/broken", headers=h)).json()
     assert fixed["teams"][0]["total"] == 12
 

@@ -22,6 +22,7 @@ from service import benchkit
 async def _subscriber_vs_ingestion(ctx, batches: int, batch: int, members: int) -> dict:  # type: ignore[no-untyped-def]
     from service.core import tenancy
     from service.core.outbox import Event
+    from service.core.uow import unit_of_work
     from service.events import service as events
     from service.events.schemas import EventIn, RuleIn
     from service.pks import service as pks
@@ -30,8 +31,8 @@ async def _subscriber_vs_ingestion(ctx, batches: int, batch: int, members: int) 
     from service.teams.schemas import MembershipIn, TeamIn
 
     now = ctx.clock.now()
-    async with ctx.db.transaction() as conn:
-        t = await tenancy.create_tenant(conn, "pkbench-" + secrets.token_hex(4), "bench", now)
+    async with unit_of_work(ctx) as uow:
+        t = await tenancy.create_tenant(uow.conn, "pkbench-" + secrets.token_hex(4), "bench", now)
         rule = msgspec.convert(
             {
                 "eventType": "order.paid",
@@ -39,7 +40,7 @@ async def _subscriber_vs_ingestion(ctx, batches: int, batch: int, members: int) 
             },
             RuleIn,
         )
-        await events.put_rule(ctx, conn, t.id, "orders", rule)
+        await events.put_rule(uow, t.id, "orders", rule)
     run = secrets.token_hex(3)
 
     def make(n: int) -> list[EventIn]:
@@ -55,34 +56,30 @@ async def _subscriber_vs_ingestion(ctx, batches: int, batch: int, members: int) 
         ]
 
     for n in range(max(1, members // batch)):
-        async with ctx.db.transaction() as conn:
-            await events.ingest(ctx, conn, t.id, make(10**6 + n))
+        async with unit_of_work(ctx) as uow:
+            await events.ingest(uow, t.id, make(10**6 + n))
     async with ctx.db.connection() as conn:
         start = await conn.fetchval("SELECT coalesce(max(id), 0) FROM outbox")
     t0 = time.perf_counter()
     for n in range(batches):
-        async with ctx.db.transaction() as conn:
-            await events.ingest(ctx, conn, t.id, make(n))
+        async with unit_of_work(ctx) as uow:
+            await events.ingest(uow, t.id, make(n))
     ingest_s = time.perf_counter() - t0
     ingested = batches * batch
 
     half = members // 2
-    async with ctx.db.transaction() as conn:
+    async with unit_of_work(ctx) as uow:
         for key, ids in (("red", range(half)), ("blue", range(half, members))):
-            await teams.put_team(
-                ctx, conn, t.id, key, TeamIn(name=key, kind="store", team_set="stores")
-            )
+            await teams.put_team(uow, t.id, key, TeamIn(name=key, kind="store", team_set="stores"))
             await teams.set_members(
-                ctx,
-                conn,
+                uow,
                 t.id,
                 key,
                 MembershipIn(add=[f"m-{i}" for i in ids]),
             )
-    async with ctx.db.transaction() as conn:
+    async with unit_of_work(ctx) as uow:
         await pks.put_pk(
-            ctx,
-            conn,
+            uow,
             t.id,
             "bench",
             PkIn(

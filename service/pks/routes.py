@@ -11,7 +11,7 @@ from litestar.params import JSONBody, Parameter
 
 from service.core.apidoc import errors
 from service.core.auth import Member
-from service.core.http import get_ctx, idempotent, member_principal, operator_principal
+from service.core.http import RequestUnit, get_ctx, member_principal, operator_principal
 from service.core.tenancy import Operator
 from service.pks import service
 from service.pks.schemas import PkBoard, PkIn, PkKey, PkList, PkOut, SettlementOut
@@ -41,11 +41,8 @@ async def put_pk(
     request: Request,
 ) -> Response[PkOut]:
     ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.put_pk(ctx, conn, operator.tenant_id, key, data),
+    return await RequestUnit(request, ctx, operator).respond(
+        service.put_pk, operator.tenant_id, key, data
     )
 
 
@@ -79,13 +76,8 @@ async def settle_pk(
     key: Key, operator: NamedDependency[Operator], state: State, request: Request
 ) -> Response[SettlementOut]:
     ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.settle(
-            ctx, conn, operator.tenant_id, key, f"operator:{operator.key_id}"
-        ),
+    return await RequestUnit(request, ctx, operator).respond(
+        service.settle, operator.tenant_id, key, f"operator:{operator.key_id}"
     )
 
 

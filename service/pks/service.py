@@ -9,7 +9,6 @@ leaderboards (the metric rules and the rank encoding), points (the ledger's cred
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,10 +17,12 @@ import msgspec
 import structlog
 
 from service.core import outbox, parking
+from service.core.cache import Cache
 from service.core.constraints import validation_failed
 from service.core.context import Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
 from service.core.outbox import Event
+from service.core.uow import UnitOfWork, unit_of_work
 from service.leaderboards import service as boards
 from service.members import service as members
 from service.pks import repository as repo
@@ -70,18 +71,28 @@ CONFIG_TTL_S = 5.0
 MEMBER_TTL_S = 10.0  # "my team" follows a team change within this
 HEADCOUNT_TTL_S = 5.0
 GRACE = timedelta(days=7)  # Redis views outlive the end by this (reads go to PostgreSQL after)
-_spec_cache = boards.TtlCache(CONFIG_TTL_S)
-_member_cache = boards.TtlCache(MEMBER_TTL_S, max_entries=200_000)
-_headcount_cache = boards.TtlCache(HEADCOUNT_TTL_S)
-_display: dict[tuple[int, int], tuple[float, Shown]] = {}
+SPEC_CACHE = "pks.spec"
+DISPLAY_TTL_S = 30.0
 
 
-def clear_caches() -> None:
-    _spec_cache.clear()
-    _member_cache.clear()
-    _headcount_cache.clear()
-    _team_cache.clear()
-    _display.clear()
+def _spec_cache(ctx: Context) -> Cache[tuple[int, str], Any]:
+    return ctx.caches.get(SPEC_CACHE, CONFIG_TTL_S)
+
+
+def _member_cache(ctx: Context) -> Cache[tuple[int, int], int | None]:
+    return ctx.caches.get("pks.my-team", MEMBER_TTL_S, max_entries=200_000)
+
+
+def _headcount_cache(ctx: Context) -> Cache[int, dict[int, int]]:
+    return ctx.caches.get("pks.headcounts", HEADCOUNT_TTL_S)
+
+
+def _team_cache(ctx: Context) -> Cache[Any, dict[int, Any]]:
+    return ctx.caches.get("pks.teams", CONFIG_TTL_S)
+
+
+def _display_cache(ctx: Context) -> Cache[tuple[int, int], Shown]:
+    return ctx.caches.get("pks.display", DISPLAY_TTL_S, max_entries=200_000)
 
 
 class Spec(msgspec.Struct, frozen=True):
@@ -196,10 +207,11 @@ async def _cursor(ctx: Context) -> tuple[int, int]:
 IDENTITY = ("metric", "eventType", "campaign", "valueScale", "startsAt")
 
 
-async def put_pk(ctx: Context, conn: Any, tenant_id: int, key: str, data: PkIn) -> PkOut:
+async def put_pk(uow: UnitOfWork, tenant_id: int, key: str, data: PkIn) -> PkOut:
     """Create or change a PK. Every problem at once (422 VALIDATION_FAILED), nothing changed:
     fewer than two teams, unknown teams, teams of different sets, an empty window, a bad
     metric, an overlap with another PK of the same teams when either forbids overlaps."""
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     doc = msgspec.to_builtins(data)
     named = await teams.teams_by_keys(conn, tenant_id, data.teams)
@@ -255,7 +267,7 @@ async def put_pk(ctx: Context, conn: Any, tenant_id: int, key: str, data: PkIn) 
         # The end may have moved: the view is rebuilt on its next read with the new expiry.
         await store.drop(ctx, tenant_id, row["id"], row["team_ids"])
     await repo.ensure_team_rows(conn, row["id"], team_ids)
-    _spec_cache.pop((tenant_id, key))
+    await ctx.caches.changed(SPEC_CACHE, (tenant_id, key))
     return await _out(conn, row, await parking.state_of(conn, FEATURE, row["id"]), now)
 
 
@@ -295,7 +307,7 @@ async def spec_of(ctx: Context, tenant_id: int, key: str) -> Spec:
             await parking.park(ctx, FEATURE, tenant_id, row["id"], exc, [], await _cursor(ctx))
             return row, None, parking.Parked("parked", parking.reason_of(exc), ctx.clock.now())
 
-    row, spec, parked = await _spec_cache.get((tenant_id, key), load)
+    row, spec, parked = await _spec_cache(ctx).get((tenant_id, key), load)
     if row is None:
         raise DomainError("PK_NOT_FOUND", details={"key": key})
     if spec is None or (parked is not None and parked.state == "parked" and not spec.settled):
@@ -380,7 +392,7 @@ async def on_events(ctx: Context, events: list[Event], only: int | None = None) 
 
 async def _park(ctx: Context, row: Any, exc: BaseException, events: list[Event]) -> None:
     await parking.park(ctx, FEATURE, row["tenant_id"], row["id"], exc, events)
-    _spec_cache.pop((row["tenant_id"], row["key"]))
+    await ctx.caches.changed(SPEC_CACHE, (row["tenant_id"], row["key"]))
 
 
 async def catch_up(ctx: Context, events: list[Event], pk_id: int) -> None:
@@ -536,7 +548,7 @@ async def _my_team(ctx: Context, spec: Spec, member_id: int) -> int | None:
             got = await teams.teams_at(conn, spec.tenant_id, spec.team_ids, [(member_id, at)])
         return next(iter(got.values()), None)
 
-    return await _member_cache.get((spec.id, member_id), load)  # type: ignore[no-any-return]
+    return await _member_cache(ctx).get((spec.id, member_id), load)
 
 
 async def _headcounts(ctx: Context, spec: Spec) -> dict[int, int]:
@@ -548,10 +560,7 @@ async def _headcounts(ctx: Context, spec: Spec) -> dict[int, int]:
         async with ctx.db.connection() as conn:
             return await teams.headcounts(conn, spec.team_ids, spec.start, end)
 
-    return await _headcount_cache.get(spec.id, load)  # type: ignore[no-any-return]
-
-
-_team_cache = boards.TtlCache(CONFIG_TTL_S)
+    return await _headcount_cache(ctx).get(spec.id, load)
 
 
 async def _team_info(ctx: Context, spec: Spec) -> dict[int, Any]:
@@ -562,28 +571,26 @@ async def _team_info(ctx: Context, spec: Spec) -> dict[int, Any]:
         async with ctx.db.connection() as conn:
             return await teams.teams_by_ids(conn, spec.tenant_id, spec.team_ids)
 
-    return await _team_cache.get((spec.id, spec.team_ids), load)  # type: ignore[no-any-return]
+    return await _team_cache(ctx).get((spec.id, spec.team_ids), load)
 
 
 async def _shown(ctx: Context, tenant_id: int, member_ids: list[int]) -> dict[int, Shown]:
-    now = time.monotonic()
+    cache = _display_cache(ctx)
     out: dict[int, Shown] = {}
     missing = []
     for m in member_ids:
-        hit = _display.get((tenant_id, m))
-        if hit is not None and hit[0] > now:
-            out[m] = hit[1]
+        hit = cache.peek((tenant_id, m))
+        if hit is not None:
+            out[m] = hit
         else:
             missing.append(m)
     if missing:
         async with ctx.db.connection() as conn:
             found = await members.display_info(conn, tenant_id, missing)
-        if len(_display) > 200_000:
-            _display.clear()
         for m in missing:
             d = found.get(m)
             out[m] = Shown(d.masked_nickname, d.avatar_url) if d else Shown(members.ANONYMOUS, "")
-            _display[(tenant_id, m)] = (now + 30.0, out[m])
+            cache.put((tenant_id, m), out[m])
     return out
 
 
@@ -764,13 +771,14 @@ def _settlement_out(
     )
 
 
-async def settle(ctx: Context, conn: Any, tenant_id: int, key: str, by: str) -> SettlementOut:
+async def settle(uow: UnitOfWork, tenant_id: int, key: str, by: str) -> SettlementOut:
     """Settle a PK exactly once: freeze the final standings in PostgreSQL, decide the winner
     (pure rules), reward each member of the winning team and each team's MVP through the
     ledger (one idempotency key per member and reward), emit ``pk.settled``, a ``pk.won`` per
     winning member (ceremonies and badges follow it) and ``pk.mvp``. The PK row lock makes a
     concurrent second settlement (the job and an operator at once) wait and then answer the
     first result. Before the end: 409 PK_NOT_ENDED."""
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     row = await repo.lock_pk(conn, tenant_id, key)
     if row is None:
@@ -862,7 +870,7 @@ async def settle(ctx: Context, conn: Any, tenant_id: int, key: str, by: str) -> 
                     )
                 )
     if credits:
-        await points.apply_credits(ctx, conn, tenant_id, credits)
+        await points.apply_credits(uow, tenant_id, credits)
     win_key = info[win].key if win is not None and win in info else None
     payload_results = [
         {
@@ -941,9 +949,10 @@ async def settle(ctx: Context, conn: Any, tenant_id: int, key: str, by: str) -> 
         for t, best in mvps.items()
         if best is not None and t in info
     ]
-    await outbox.emit_many(conn, events)
+    for tid, type_, member_id, payload, at in events:
+        uow.emit(tenant_id=tid, type=type_, member_id=member_id, payload=payload, occurred_at=at)
     await repo.mark_settled(conn, spec.id, now, by)
-    _spec_cache.pop((tenant_id, key))
+    await ctx.caches.changed(SPEC_CACHE, (tenant_id, key))
     row = await repo.get_pk_by_id(conn, spec.id)
     log.info("pk settled", pk=spec.id, winner=win_key, rewarded=len(winners))
     return _settlement_out(spec, row, await repo.results(conn, spec.id), info, len(winners))
@@ -960,8 +969,8 @@ async def settle_due(ctx: Context) -> int:
         if now < d["ends_at"] + delay:
             continue
         try:
-            async with ctx.db.transaction() as conn:
-                await settle(ctx, conn, d["tenant_id"], d["key"], "job")
+            async with unit_of_work(ctx) as uow:
+                await settle(uow, d["tenant_id"], d["key"], "job")
             done += 1
         except Exception:
             log.exception("pk settlement failed", pk=d["id"])

@@ -12,7 +12,7 @@ from litestar.params import JSONBody, Parameter
 from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.constraints import KEY_PATTERN
-from service.core.http import get_ctx, idempotent, member_principal, operator_principal
+from service.core.http import RequestUnit, get_ctx, member_principal, operator_principal
 from service.core.tenancy import Operator
 from service.teams import service
 from service.teams.schemas import (
@@ -51,11 +51,8 @@ async def put_team(
     request: Request,
 ) -> Response[TeamOut]:
     ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.put_team(ctx, conn, operator.tenant_id, key, data),
+    return await RequestUnit(request, ctx, operator).respond(
+        service.put_team, operator.tenant_id, key, data
     )
 
 
@@ -100,11 +97,8 @@ async def set_members(
     request: Request,
 ) -> Response[MembershipOut]:
     ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.set_members(ctx, conn, operator.tenant_id, key, data),
+    return await RequestUnit(request, ctx, operator).respond(
+        service.set_members, operator.tenant_id, key, data
     )
 
 
@@ -144,11 +138,8 @@ async def join_team(
     request: Request,
 ) -> Response[MyTeam]:
     ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        member,
-        lambda conn: service.join(ctx, conn, member.tenant_id, member.member_id, key, data),
+    return await RequestUnit(request, ctx, member).respond(
+        service.join, member.tenant_id, member.member_id, key, data
     )
 
 
@@ -164,11 +155,8 @@ async def leave_team(
     key: Key, member: NamedDependency[Member], state: State, request: Request
 ) -> Response[LeaveOut]:
     ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        member,
-        lambda conn: service.leave(ctx, conn, member.tenant_id, member.member_id, key),
+    return await RequestUnit(request, ctx, member).respond(
+        service.leave, member.tenant_id, member.member_id, key
     )
 
 

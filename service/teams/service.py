@@ -11,9 +11,9 @@ from typing import Any
 
 import asyncpg
 
-from service.core import outbox
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
+from service.core.uow import UnitOfWork
 from service.members import service as members
 from service.teams import repository as repo
 from service.teams import rules
@@ -88,19 +88,28 @@ def _out(row: Any, count: int | None = None) -> TeamOut:
     )
 
 
+def _emit_all(
+    uow: UnitOfWork, rows: list[tuple[int, str, int | None, dict[str, Any], datetime]]
+) -> None:
+    """Queue events (tenant, type, member, payload, occurred_at) in the unit of work."""
+    for tenant_id, type_, member_id, payload, at in rows:
+        uow.emit(
+            tenant_id=tenant_id, type=type_, member_id=member_id, payload=payload, occurred_at=at
+        )
+
+
 # ---------------------------------------------------------------- operators
 
 
-async def put_team(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, data: TeamIn
-) -> TeamOut:
+async def put_team(uow: UnitOfWork, tenant_id: int, key: str, data: TeamIn) -> TeamOut:
     """Create or change a team (versioned). 409 TEAM_SET_FIXED when the set would change
     under members."""
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     existing = await repo.lock_team(conn, tenant_id, key)
     captain_id = None
     if data.captain is not None:
-        found = await members.resolve_many(ctx, conn, tenant_id, [data.captain], create=True)
+        found = await members.resolve_many(uow, tenant_id, [data.captain])
         captain_id = found[data.captain]
     doc = {
         "team_set": data.team_set,
@@ -140,8 +149,7 @@ async def list_teams(ctx: Context, tenant_id: int, team_set: str | None) -> Team
 
 
 async def _join(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     team: Any,
     member_ids: list[int],
@@ -151,6 +159,7 @@ async def _join(
 ) -> tuple[list[int], list[int]]:
     """Members into a locked team: (joined, moved). 409 TEAM_SET_TAKEN when one is in another
     team of the set (unless ``move``), 409 TEAM_FULL past capacity; all or nothing."""
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     stays = await repo.open_stays(conn, tenant_id, team["team_set"], member_ids)
     here = {s["member_id"] for s in stays if s["team_id"] == team["id"]}
@@ -173,8 +182,8 @@ async def _join(
     moved = [s["member_id"] for s in elsewhere]
     if elsewhere:
         await repo.end_stays(conn, [s["id"] for s in elsewhere], now)
-        await outbox.emit_many(
-            conn,
+        _emit_all(
+            uow,
             [
                 (tenant_id, "team.left", s["member_id"], {"team": s["key"], "via": via}, now)
                 for s in elsewhere
@@ -187,8 +196,8 @@ async def _join(
             "TEAM_SET_TAKEN",
             details={"teamSet": team["team_set"], "memberIds": sorted(set(adding) - set(joined))},
         )
-    await outbox.emit_many(
-        conn,
+    _emit_all(
+        uow,
         [
             (
                 tenant_id,
@@ -204,19 +213,19 @@ async def _join(
 
 
 async def _leave(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     team: Any,
     member_ids: list[int],
     via: str,
 ) -> list[int]:
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     stays = await repo.open_stays(conn, tenant_id, team["team_set"], member_ids)
     mine = [s for s in stays if s["team_id"] == team["id"]]
     await repo.end_stays(conn, [s["id"] for s in mine], now)
-    await outbox.emit_many(
-        conn,
+    _emit_all(
+        uow,
         [
             (tenant_id, "team.left", s["member_id"], {"team": team["key"], "via": via}, now)
             for s in mine
@@ -226,20 +235,19 @@ async def _leave(
 
 
 async def set_members(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, data: MembershipIn
+    uow: UnitOfWork, tenant_id: int, key: str, data: MembershipIn
 ) -> MembershipOut:
     """Operator bulk membership by externalId: removes first, then adds (members are created
     on first use). All or nothing."""
+    conn = uow.conn
     team = await repo.lock_team(conn, tenant_id, key)
     if team is None:
         raise DomainError("TEAM_NOT_FOUND", details={"key": key})
-    ids = await members.resolve_many(
-        ctx, conn, tenant_id, sorted(set(data.add) | set(data.remove)), create=True
-    )
+    ids = await members.resolve_many(uow, tenant_id, sorted(set(data.add) | set(data.remove)))
     by_id = {v: k for k, v in ids.items()}
-    removed = await _leave(ctx, conn, tenant_id, team, [ids[e] for e in data.remove], "operator")
+    removed = await _leave(uow, tenant_id, team, [ids[e] for e in data.remove], "operator")
     joined, moved = await _join(
-        ctx, conn, tenant_id, team, [ids[e] for e in data.add], move=data.move, via="operator"
+        uow, tenant_id, team, [ids[e] for e in data.add], move=data.move, via="operator"
     )
     return MembershipOut(
         key,
@@ -264,27 +272,25 @@ async def team_members(ctx: Context, tenant_id: int, key: str, history: bool) ->
 # ---------------------------------------------------------------- members
 
 
-async def join(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, key: str, data: JoinIn
-) -> MyTeam:
+async def join(uow: UnitOfWork, tenant_id: int, member_id: int, key: str, data: JoinIn) -> MyTeam:
     """A member joins with the team's code (open teams need none). Already in: the same
     answer, nothing changes."""
+    conn = uow.conn
     team = await repo.lock_team(conn, tenant_id, key)
     if team is None:
         raise DomainError("TEAM_NOT_FOUND", details={"key": key})
     if not rules.may_join(team["open"], data.join_code, team["join_code"]):
         raise DomainError("TEAM_JOIN_CODE_INVALID", details={"key": key})
-    await _join(ctx, conn, tenant_id, team, [member_id], move=False, via="code")
+    await _join(uow, tenant_id, team, [member_id], move=False, via="code")
     return next(t for t in await _my(conn, tenant_id, member_id) if t.key == key)
 
 
-async def leave(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, key: str
-) -> LeaveOut:
+async def leave(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> LeaveOut:
+    conn = uow.conn
     team = await repo.lock_team(conn, tenant_id, key)
     if team is None:
         raise DomainError("TEAM_NOT_FOUND", details={"key": key})
-    left = await _leave(ctx, conn, tenant_id, team, [member_id], "member")
+    left = await _leave(uow, tenant_id, team, [member_id], "member")
     return LeaveOut(key, bool(left))
 
 
