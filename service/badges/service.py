@@ -416,16 +416,20 @@ async def backfill(ctx: Context, tenant_id: int, key: str) -> BackfillOut:
 
 async def backfill_due(ctx: Context) -> int:
     """Periodic job: backfill every definition created or whose criteria changed."""
-    async with ctx.db.connection() as conn:
-        due = await repo.due_backfills(conn, 20)
-    for row in due:
-        try:
-            await backfill(ctx, row["tenant_id"], row["key"])
-        except Exception as exc:
-            if _is_outage(exc):
-                raise
-            await _park(ctx, row, exc)
-    return len(due)
+    done = 0
+    while True:
+        async with ctx.db.connection() as conn:
+            due = await repo.due_backfills(conn, 20)
+        if not due:
+            return done
+        for row in due:
+            try:
+                await backfill(ctx, row["tenant_id"], row["key"])
+            except Exception as exc:
+                if _is_outage(exc):
+                    raise
+                await _park(ctx, row, exc)  # parked ones are not due
+            done += 1
 
 
 # ---------------------------------------------------------------- manual award and revoke
