@@ -486,3 +486,65 @@ async def test_tenants_never_see_each_others_badges(ctx, client, tenant, other_t
 
 
 _ = CAMPAIGN
+
+
+async def test_first_on_last_weeks_board_holds_a_title_until_the_week_ends(
+    ctx, client, clock, tenant
+):
+    r = await client.put(
+        "/admin/v1/leaderboards/weekly-points",
+        json={"metric": "points", "period": "weekly"},
+        headers=tenant.admin,
+    )
+    assert r.status_code == 200, r.text
+    r = await client.put(
+        "/admin/v1/red-black/weekly-rb",
+        json={"boardKey": "weekly-points", "redSize": 3},
+        headers=tenant.admin,
+    )
+    assert r.status_code == 200, r.text
+    body = {
+        "name": "周冠军",
+        "repeat": "weekly",
+        "criteria": [{"kind": "boardRank", "board": "weekly-points", "top": 1}],
+        "reward": {"title": "周冠军", "titleUntil": "periodEnd"},
+    }
+    bad = await client.put(
+        "/admin/v1/badges/champ", json={**body, "repeat": "once"}, headers=tenant.admin
+    )
+    assert_error(bad, 422, "BADGE_CONFIG_INVALID")
+    await put_badge(client, tenant, "champ", **body)
+    a, _ = await tenant.member("first")
+    b, _ = await tenant.member("second")
+
+    async def publish(red: list[int]) -> None:
+        async with ctx.db.transaction() as conn:
+            await outbox.emit(
+                conn,
+                tenant_id=tenant.id,
+                type="red-black.published",
+                payload={
+                    "key": "weekly-rb",
+                    "boardKey": "weekly-points",
+                    "revision": 1,
+                    "red": red,
+                },
+                occurred_at=ctx.clock.now(),
+            )
+        await deliver(ctx)
+
+    clock.set(sh(2026, 11, 30, 0, 5))  # Monday: last week's board closed
+    await publish([a, b])
+    _, ha = await tenant.member("first")
+    _, hb = await tenant.member("second")
+    assert (await client.get("/v1/me", headers=ha)).json()["titles"] == ["周冠军"]
+    assert (await client.get("/v1/me", headers=hb)).json()["titles"] == []
+    clock.set(sh(2026, 12, 7, 0, 5))  # a week later: the title has lapsed, b won this time
+    await publish([b, a])
+    _, ha = await tenant.member("first")
+    _, hb = await tenant.member("second")
+    assert (await client.get("/v1/me", headers=ha)).json()["titles"] == []
+    assert (await client.get("/v1/me", headers=hb)).json()["titles"] == ["周冠军"]
+    assert (
+        await count(ctx, "SELECT count(*) FROM member_badges WHERE tenant_id = $1", tenant.id) == 2
+    )

@@ -130,6 +130,13 @@ class RewardIn(Plain):
     title_days: Annotated[
         int | None, Meta(description="Days the title is held; absent: for good.")
     ] = None
+    title_until: Annotated[
+        Literal["periodEnd"] | None,
+        Meta(
+            description="periodEnd: a repeatable badge's title is held until its period ends "
+            "(first on last week's board holds it until this week's is decided)."
+        ),
+    ] = None
 
 
 class BadgeIn(Plain):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -267,7 +267,7 @@ async def _reward(
         await points.apply_credits(ctx, conn, spec.tenant_id, credits)
     gained: set[int] = set()
     if spec.reward_title:
-        expires = now + timedelta(days=spec.title_days) if spec.title_days else None
+        expires = rules.title_expiry(spec, now)
         rows = await repo.grant_titles(
             conn,
             spec.tenant_id,
