@@ -82,7 +82,7 @@ async def open_context(
         clock=the_clock,
         rng=rng or system_rng(),
         dispatcher=dispatcher,
-        limiter=RateLimiter(redis, scripts, settings.redis_prefix),
+        limiter=RateLimiter(redis, scripts, settings.redis_prefix, the_clock),
     )
     ctx.extras.update(
         tokens=TokenService(

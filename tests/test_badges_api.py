@@ -423,15 +423,26 @@ async def test_a_failing_definition_is_parked_and_the_others_keep_earning(ctx, c
     listed = {b["key"]: b for b in r.json()["items"]}
     assert listed["broken"]["status"] == "parked" and listed["broken"]["parkedReason"]
     assert listed["good"]["status"] == "active"
-    assert (
-        await count(
-            ctx,
-            "SELECT count(*) FROM member_badges mb JOIN badge_definitions d ON d.id = mb.badge_id "
-            "WHERE d.tenant_id = $1 AND d.key = 'good'",
-            tenant.id,
-        )
-        == 1
+    earned_sql = (
+        "SELECT count(*) FROM member_badges mb JOIN badge_definitions d ON d.id = mb.badge_id "
+        "WHERE d.tenant_id = $1 AND d.key = $2"
     )
+    assert await count(ctx, earned_sql, tenant.id, "good") == 1
+    assert await count(ctx, earned_sql, tenant.id, "broken") == 0
+    await tenant.member("second")  # joins while the badge is parked
+    await deliver(ctx)
+    assert await count(ctx, earned_sql, tenant.id, "broken") == 0
+    # The operator corrects it: it resumes and catches up on what it missed, once.
+    fixed = await put_badge(
+        client, tenant, "broken", name="坏", criteria=[{"kind": "memberJoined"}]
+    )
+    assert fixed["status"] == "resuming"
+    await deliver(ctx)
+    await deliver(ctx)
+    got = (await client.get("/admin/v1/badges/broken", headers=tenant.admin)).json()
+    assert got["status"] == "active", got
+    assert await count(ctx, earned_sql, tenant.id, "broken") == 2
+    assert await count(ctx, earned_sql, tenant.id, "good") == 2
 
 
 async def test_hidden_badges_are_masked_until_earned(ctx, client, tenant):

@@ -13,6 +13,7 @@ from service.core.outbox import Dispatcher
 
 def subscribe(dispatcher: Dispatcher) -> None:
     dispatcher.subscribe(service.SUBSCRIBER, service.on_events, types=service.EVENT_TYPES)
+    dispatcher.on_catch_up(service.FEATURE, service.catch_up)
 
 
 async def backfill_job(ctx: Context) -> None:

@@ -165,9 +165,14 @@ class BadgeOut(msgspec.Struct, rename="camel"):
     key: str
     version: int
     status: Annotated[
-        str, Meta(description="active, or parked: the subscriber failed on it (see reason).")
+        str,
+        Meta(
+            description="active; parked: the subscriber failed on it (see parkedReason), it "
+            "counts nothing until a corrected PUT; resuming: catching up on missed events."
+        ),
     ]
     parked_reason: str
+    parked_at: datetime | None
     definition: Annotated[
         BadgeIn | None, Meta(description="null if the stored document no longer reads (parked)")
     ]

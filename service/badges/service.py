@@ -38,7 +38,7 @@ from service.badges.schemas import (
     ShownTitleOut,
     TitleOut,
 )
-from service.core import outbox
+from service.core import outbox, parking
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.outbox import Event
@@ -59,6 +59,7 @@ register_codes(
 )
 
 SUBSCRIBER = "badges"
+FEATURE = "badges"  # the name of its definitions in core parking
 # Every event type some criterion kind can count; the subscriber asks for these only.
 EVENT_TYPES = sorted(
     rules.DOMAIN_EVENT_TYPES | {"member.event", "red-black.published", "badge.earned"}
@@ -74,7 +75,7 @@ def _spec(row: Any, tz: str = "Asia/Shanghai") -> BadgeSpec:
     return rules.spec_from(row["id"], row["tenant_id"], row["key"], row["config"], tz)
 
 
-def _out(row: Any) -> BadgeOut:
+def _out(row: Any, parked: parking.Parked | None = None) -> BadgeOut:
     cfg = dict(row["config"])
     cfg.pop("timezone", None)
     try:
@@ -84,8 +85,9 @@ def _out(row: Any) -> BadgeOut:
     return BadgeOut(
         row["key"],
         row["version"],
-        row["status"],
-        row["parked_reason"],
+        parked.state if parked else "active",
+        parked.reason if parked else "",
+        parked.parked_at if parked else None,
         definition,
         row["backfilled_at"],
         row["created_at"],
@@ -165,20 +167,28 @@ async def put_definition(
         existing["config"].get(f) != config.get(f) for f in ("criteria", "repeat", "window")
     )
     row = await repo.put_definition(conn, tenant_id, key, config, reset, ctx.clock.now())
-    return _out(row)
+    parked = None
+    # A parked badge resumes: the dispatcher replays the events it missed, then it counts.
+    if await parking.resume(conn, FEATURE, row["id"]):
+        parked = await parking.state_of(conn, FEATURE, row["id"])
+        ctx.dispatcher.wake()
+    return _out(row, parked)
 
 
 async def get_definition(ctx: Context, tenant_id: int, key: str) -> BadgeOut:
     async with ctx.db.connection() as conn:
         row = await repo.get_definition(conn, tenant_id, key)
-    if row is None:
-        raise DomainError("BADGE_NOT_FOUND", details={"key": key})
-    return _out(row)
+        if row is None:
+            raise DomainError("BADGE_NOT_FOUND", details={"key": key})
+        parked = await parking.state_of(conn, FEATURE, row["id"])
+    return _out(row, parked)
 
 
 async def list_definitions(ctx: Context, tenant_id: int) -> BadgeList:
     async with ctx.db.connection() as conn:
-        return BadgeList([_out(r) for r in await repo.list_definitions(conn, tenant_id)])
+        rows = await repo.list_definitions(conn, tenant_id)
+        states = await parking.states_of(conn, FEATURE, [r["id"] for r in rows])
+    return BadgeList([_out(r, states.get(r["id"])) for r in rows])
 
 
 # ---------------------------------------------------------------- progress and earning
@@ -328,25 +338,34 @@ def _is_outage(exc: BaseException) -> bool:
     )
 
 
-async def on_events(ctx: Context, events: list[Event]) -> None:
-    """Outbox subscriber: progress every active definition of the events' tenants.
+async def on_events(ctx: Context, events: list[Event], only: int | None = None) -> None:
+    """Outbox subscriber: progress every definition of the events' tenants (``only``: one
+    definition, for the catch-up of a resumed one).
 
     One transaction per tenant and batch, one savepoint per definition: a definition that
     fails (anything but an outage or a deadlock) is rolled back to its savepoint and parked
-    with its reason after commit; the others commit. An outage or deadlock raises, and the
-    dispatcher retries the batch (events already counted are skipped per definition)."""
+    (core parking) after commit, with its reason and the events it missed; the others commit.
+    Parked definitions are skipped until a correcting PUT resumes them. An outage or deadlock
+    raises, and the dispatcher retries the batch (events already counted are skipped)."""
     by_tenant: dict[int, list[Event]] = defaultdict(list)
     for e in events:
         by_tenant[e.tenant_id].append(e)
     async with ctx.db.connection() as conn:
-        defs = await repo.active_definitions(conn, sorted(by_tenant))
+        if only is not None:
+            one = await repo.definition_by_id(conn, only)
+            defs = [one] if one is not None else []
+        else:
+            defs = await repo.tenant_definitions(conn, sorted(by_tenant))
+            skip = await parking.parked_ids(conn, FEATURE, [r["id"] for r in defs])
+            defs = [r for r in defs if r["id"] not in skip]
     per_tenant: dict[int, list[Any]] = defaultdict(list)
     for row in defs:
         per_tenant[row["tenant_id"]].append(row)
-    failed: list[tuple[Any, BaseException]] = []
+    failed: list[tuple[Any, BaseException, list[Event]]] = []
     for tenant_id, rows in per_tenant.items():
         async with ctx.db.transaction() as conn:
             for row in rows:
+                mine: list[Event] = []
                 try:
                     spec = _spec(row)
                     types = rules.spec_event_types(spec)
@@ -356,18 +375,17 @@ async def on_events(ctx: Context, events: list[Event]) -> None:
                     async with conn.transaction():  # a savepoint: this definition alone
                         await apply(ctx, conn, spec, row["config"], mine)
                 except Exception as exc:
-                    if _is_outage(exc):
-                        raise
-                    failed.append((row, exc))
-    for row, exc in failed:
-        await _park(ctx, row, exc)
+                    if _is_outage(exc) or only is not None:
+                        raise  # a failed catch-up is parked again by core parking
+                    failed.append((row, exc, mine or by_tenant[tenant_id]))
+    for row, exc, missed in failed:
+        await parking.park(ctx, FEATURE, row["tenant_id"], row["id"], exc, missed)
     ctx.dispatcher.wake()
 
 
-async def _park(ctx: Context, row: Any, exc: BaseException) -> None:
-    log.error("badge definition parked", badge=row["key"], tenant=row["tenant_id"], exc_info=exc)
-    async with ctx.db.connection() as conn:
-        await repo.park(conn, row["id"], f"{type(exc).__name__}: {exc}", ctx.clock.now())
+async def catch_up(ctx: Context, events: list[Event], badge_id: int) -> None:
+    """Replay missed events to one corrected badge (dispatcher catch-up, see core parking)."""
+    await on_events(ctx, events, only=badge_id)
 
 
 # ---------------------------------------------------------------- backfill
@@ -415,20 +433,27 @@ async def backfill(ctx: Context, tenant_id: int, key: str) -> BackfillOut:
 
 
 async def backfill_due(ctx: Context) -> int:
-    """Periodic job: backfill every definition created or whose criteria changed."""
+    """Periodic job: backfill every definition created or whose criteria changed (parked
+    ones wait for their correction)."""
     done = 0
+    skipped: set[int] = set()
     while True:
         async with ctx.db.connection() as conn:
-            due = await repo.due_backfills(conn, 20)
+            due = await repo.due_backfills(conn, 20, sorted(skipped))
+            parked = await parking.parked_ids(conn, FEATURE, [r["id"] for r in due])
         if not due:
             return done
+        skipped |= parked
         for row in due:
+            if row["id"] in parked:
+                continue
             try:
                 await backfill(ctx, row["tenant_id"], row["key"])
             except Exception as exc:
                 if _is_outage(exc):
                     raise
-                await _park(ctx, row, exc)  # parked ones are not due
+                await parking.park(ctx, FEATURE, row["tenant_id"], row["id"], exc, [], (0, 0))
+                skipped.add(row["id"])
             done += 1
 
 

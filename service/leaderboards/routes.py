@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Request, Response, Router, get, post, put
+from litestar import Request, Response, Router, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
@@ -19,6 +19,7 @@ from service.leaderboards.schemas import (
     EntriesPage,
     FriendsIn,
     LeaderboardIn,
+    LeaderboardList,
     LeaderboardOut,
     PreferenceIn,
     PreferenceOut,
@@ -51,8 +52,11 @@ Key = Annotated[BoardKey, Parameter(description="The board's key.")]
     tags=["leaderboards"],
     description=(
         "Versioned: each PUT bumps `version`. Invalid: 422 LEADERBOARD_CONFIG_INVALID with "
-        "every problem in `details.problems`, nothing changed. Metric, period, time zone and "
-        "window cannot change under a key: 409 LEADERBOARD_KEY_CLASH."
+        "every problem in `details.problems`, nothing changed. A board that never counted "
+        "anything can be corrected in place; once it counted, metric, period, time zone and "
+        "window cannot change under its key: 409 LEADERBOARD_KEY_CLASH (archive it, use a new "
+        "key). A parked board resumes on a correcting PUT and catches up the events it missed. "
+        "Archived: 409 LEADERBOARD_ARCHIVED."
     ),
 )
 async def put_board(
@@ -74,11 +78,68 @@ async def put_board(
 @get(
     "/leaderboards/{key:str}",
     opt={"scope": "config"},
-    summary="A leaderboard definition",
+    summary="A leaderboard definition and its state (active, parked with why, archived)",
     tags=["leaderboards"],
 )
 async def get_board(key: Key, operator: NamedDependency[Operator], state: State) -> LeaderboardOut:
     return await service.get_board(get_ctx(state), operator.tenant_id, key)
+
+
+@get(
+    "/leaderboards",
+    opt={"scope": "config"},
+    summary="Every leaderboard of the tenant with its state, archived ones too",
+    tags=["leaderboards"],
+)
+async def list_boards(operator: NamedDependency[Operator], state: State) -> LeaderboardList:
+    return await service.list_boards(get_ctx(state), operator.tenant_id)
+
+
+ARCHIVE_DOC = (
+    "Retires the board: it counts nothing more, members get 409 LEADERBOARD_ARCHIVED, "
+    "operators still read its definition and `/entries`. The key stays taken (a PUT answers "
+    "409 LEADERBOARD_ARCHIVED), so nothing new is shown under an old board's name. Idempotent."
+)
+
+
+@post(
+    "/leaderboards/{key:str}/archive",
+    opt={"scope": "config"},
+    summary="Archive a leaderboard",
+    tags=["leaderboards"],
+    description=ARCHIVE_DOC,
+    status_code=200,
+)
+async def archive_board(
+    key: Key, operator: NamedDependency[Operator], state: State, request: Request
+) -> Response[LeaderboardOut]:
+    ctx = get_ctx(state)
+    return await idempotent(
+        request,
+        ctx,
+        operator,
+        lambda conn: service.archive_board(ctx, conn, operator.tenant_id, key),
+    )
+
+
+@delete(
+    "/leaderboards/{key:str}",
+    opt={"scope": "config"},
+    summary="Archive a leaderboard (same as POST .../archive)",
+    tags=["leaderboards"],
+    description=ARCHIVE_DOC,
+    status_code=200,
+)
+async def delete_board(
+    key: Key, operator: NamedDependency[Operator], state: State, request: Request
+) -> Response[LeaderboardOut]:
+    ctx = get_ctx(state)
+    return await idempotent(
+        request,
+        ctx,
+        operator,
+        lambda conn: service.archive_board(ctx, conn, operator.tenant_id, key),
+    )
 
 
 @get(
@@ -276,6 +337,9 @@ admin_router = Router(
     route_handlers=[
         put_board,
         get_board,
+        list_boards,
+        archive_board,
+        delete_board,
         board_entries,
         put_red_black,
         get_red_black,

@@ -47,6 +47,13 @@ class LeaderboardIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     close_delay_seconds: Annotated[int, Meta(ge=0, le=86400)] = 300
 
 
+class ParkedOut(msgspec.Struct, rename="camel"):
+    """Why and since when a board is set aside (it failed while counting events)."""
+
+    reason: str
+    parked_at: datetime
+
+
 class LeaderboardOut(msgspec.Struct, rename="camel"):
     key: str
     version: int
@@ -54,6 +61,22 @@ class LeaderboardOut(msgspec.Struct, rename="camel"):
     red_black: str | None
     created_at: datetime
     updated_at: datetime
+    state: Annotated[
+        str,
+        Meta(
+            description="active: counting. parked: it failed while counting events and is set "
+            "aside (see `parked`; every other board keeps counting); a corrected PUT resumes "
+            "it and replays the events it missed. resuming: catching up after a correction. "
+            "archived: retired by the operator; it counts nothing more, its history stays "
+            "readable here and in `/entries`, and its key stays taken."
+        ),
+    ] = "active"
+    parked: ParkedOut | None = None
+    archived_at: datetime | None = None
+
+
+class LeaderboardList(msgspec.Struct, rename="camel"):
+    items: list[LeaderboardOut]
 
 
 class MemberShown(msgspec.Struct, rename="camel"):

@@ -240,7 +240,9 @@ async def apply_credits(
             )
         )
         fresh.append(i)
-    ids = (
+    # The statement writes the expiry of these members' lots past their date first, so each
+    # credit's balance_after is the balance at ``now`` (see repository.DUE_LOTS).
+    written = (
         await repo.write_credits(
             conn,
             tenant_id,
@@ -259,9 +261,9 @@ async def apply_credits(
             earned = {m: accounts[(m, "growth")][1] + totals[(m, "growth")] for m in growth_members}
             await _levels_after_growth(ctx, conn, tenant_id, earned, now, allow_down=False)
     by_index: dict[int, Entry] = {}
-    for i, r, eid in zip(fresh, rows, ids, strict=True):
+    for i, r, (eid, after) in zip(fresh, rows, written, strict=True):
         by_index[i] = Entry(
-            eid, r[0], r[1], "credit", r[3], r[4], r[5], r[6], r[7], None, 0, r[11], now
+            eid, r[0], r[1], "credit", r[3], after, r[5], r[6], r[7], None, 0, r[11], now
         )
     out: list[Entry] = []
     new_by_key = {
@@ -352,6 +354,7 @@ async def debit(
         if idempotency_key in found:
             return _entry(found[idempotency_key], replayed=True)
     lots = await repo.open_lots(conn, tenant_id, member_id, currency)
+    # repository.DUE_LOTS, evaluated on the locked lots: due ones expire before the spend.
     due = [r for r in lots if r["expires_at"] is not None and r["expires_at"] <= now]
     live = [rules.Lot(r["id"], r["remaining"], r["expires_at"]) for r in lots if r not in due]
     if due:
@@ -446,6 +449,10 @@ async def reverse(
     already = await repo.reversal_of(conn, entry_id)
     if already is not None:
         return _entry(already, replayed=True)
+    # Lots past their date are gone whether or not the job wrote it: write it now, so the
+    # reversal takes back only what is left and answers the balance at ``now``.
+    due = await repo.due_lots(conn, tenant_id, member_id, currency, now)
+    balance = await _expire_locked(ctx, conn, tenant_id, member_id, currency, due, balance, now)
     lots = await repo.lots_of_entry(conn, entry_id)
     clawback = sum(r["remaining"] for r in lots)
     shortfall = credit_row["delta"] - clawback
@@ -522,8 +529,7 @@ async def expire_member(
     now = ctx.clock.now()
     accounts = await repo.lock_accounts(conn, tenant_id, [(member_id, currency)], now)
     balance = accounts[(member_id, currency)][0]
-    lots = await repo.open_lots(conn, tenant_id, member_id, currency)
-    due = [r for r in lots if r["expires_at"] is not None and r["expires_at"] <= now]
+    due = await repo.due_lots(conn, tenant_id, member_id, currency, now)
     after = await _expire_locked(ctx, conn, tenant_id, member_id, currency, due, balance, now)
     return balance - after
 
