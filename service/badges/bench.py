@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         servers.stop()
 
 
-def add_parser(bench: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(bench: argparse._SubParsersAction) -> None:
     b = bench.add_parser(
         "badges",
         help="events/s through the badge subscriber (20 badges) vs ingestion; pending vs live",

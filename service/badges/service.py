@@ -378,8 +378,8 @@ async def on_events(ctx: Context, events: list[Event], only: int | None = None) 
                     if _is_outage(exc) or only is not None:
                         raise  # a failed catch-up is parked again by core parking
                     failed.append((row, exc, mine or by_tenant[tenant_id]))
-    for row, exc, missed in failed:
-        await parking.park(ctx, FEATURE, row["tenant_id"], row["id"], exc, missed)
+    for row, error, missed in failed:
+        await parking.park(ctx, FEATURE, row["tenant_id"], row["id"], error, missed)
     ctx.dispatcher.wake()
 
 

@@ -182,7 +182,7 @@ def honours(
     return []
 
 
-class _Blank(dict):  # type: ignore[type-arg]
+class _Blank(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return ""
 
