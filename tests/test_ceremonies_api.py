@@ -296,3 +296,27 @@ async def test_badge_earned_by_a_member_joining(ctx, client, tenant):
 
 
 _ = timedelta
+
+
+async def test_a_level_up_from_a_badge_reward_plays_with_the_badge(ctx, client, tenant):
+    r = await client.put(
+        "/admin/v1/levels",
+        json={"levels": [{"name": "普通", "threshold": 0}, {"name": "银卡", "threshold": 10}]},
+        headers=tenant.admin,
+    )
+    assert r.status_code == 200, r.text
+    await put_badge(
+        client,
+        tenant,
+        "spinner",
+        name="转盘新手",
+        criteria=[{"kind": "firstTime", "eventType": "wheel.spun"}],
+        reward={"growth": 10, "title": "幸运星"},
+    )
+    me, headers = await tenant.member("spinner")
+    await honour(ctx, tenant.id, me, "wheel.spun", wheelKey="w")
+    await deliver(ctx)
+    body = await pending(client, headers)
+    [group] = [g for g in body["groups"] if any(c["kind"] == "badge" for c in g["ceremonies"])]
+    assert sorted(c["kind"] for c in group["ceremonies"]) == ["badge", "level", "title"]
+    assert group["ceremonies"][0]["kind"] == "level"  # most important first

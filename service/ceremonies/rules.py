@@ -100,10 +100,15 @@ class Honour:
 
 
 def honours(
-    type_: str, event_id: str, member_id: int | None, payload: Mapping[str, Any]
+    type_: str,
+    event_id: str,
+    member_id: int | None,
+    payload: Mapping[str, Any],
+    source: str | None = None,
 ) -> list[Honour]:
-    """The honours one domain event brings (none for most events)."""
-    source = str(payload.get("sourceEventId") or event_id)
+    """The honours one domain event brings (none for most events). ``source``: the business
+    event it follows from when the payload does not say (see ``sources``); it groups them."""
+    source = str(payload.get("sourceEventId") or source or event_id)
 
     def one(kind: str, facts: dict[str, Any], icon: str = "", bonus: int = 0) -> list[Honour]:
         if member_id is None:
@@ -228,4 +233,16 @@ def group(rows: list[Any]) -> list[list[Any]]:
         groups.setdefault(r["group_key"], []).append(r)
     out = [sorted(g, key=lambda r: (-r["priority"], r["id"])) for g in groups.values()]
     out.sort(key=lambda g: (-g[0]["priority"], min(r["id"] for r in g)))
+    return out
+
+
+def sources(events: list[Any]) -> dict[tuple[int, int | None], str]:
+    """(transaction, member) -> the business event behind the badges earned in it. A level up
+    or title the badge's reward brought is written in the same transaction without saying
+    why; it joins the badge's group through this."""
+    out: dict[tuple[int, int | None], str] = {}
+    for e in events:
+        src = e.payload.get("sourceEventId") if e.type == "badge.earned" else None
+        if src and e.txid:
+            out.setdefault((e.txid, e.member_id), str(src))
     return out

@@ -91,8 +91,13 @@ async def on_events(ctx: Context, events: list[Event]) -> None:
     """Outbox subscriber: one ceremony per honour per member, exactly once (unique key);
     emits ``ceremony.created`` for each new one and refreshes the honour wall's cache."""
     found: dict[int, list[rules.Honour]] = defaultdict(list)
+    origin = rules.sources(events)
     for e in events:
-        found[e.tenant_id].extend(rules.honours(e.type, str(e.event_id), e.member_id, e.payload))
+        found[e.tenant_id].extend(
+            rules.honours(
+                e.type, str(e.event_id), e.member_id, e.payload, origin.get((e.txid, e.member_id))
+            )
+        )
     if not found:
         return
     now = ctx.clock.now()
