@@ -517,8 +517,8 @@ async def test_bad_input_is_refused_and_changes_nothing(ctx, client, tenant):
     )
     assert r.status_code == 422
     err = r.json()["error"]
-    assert err["code"] == "LEADERBOARD_CONFIG_INVALID"
-    assert {p["field"] for p in err["details"]["problems"]} == {"metric", "period", "timezone"}
+    assert err["code"] == "VALIDATION_FAILED"
+    assert {p["path"] for p in err["details"]["problems"]} == {"metric", "period", "timezone"}
     r = await client.get("/admin/v1/leaderboards/bad", headers=tenant.admin)
     assert r.status_code == 404
     await put_board(client, tenant, "good", title="v1")
@@ -545,13 +545,13 @@ async def test_bad_input_is_refused_and_changes_nothing(ctx, client, tenant):
     )
     _, h = await member(client, tenant, "bad-input")
     cases = [
-        ("/v1/leaderboards/good?limit=101", 400, "LEADERBOARD_LIMIT_OUT_OF_RANGE"),
-        ("/v1/leaderboards/good?limit=0", 400, "LEADERBOARD_LIMIT_OUT_OF_RANGE"),
-        ("/v1/leaderboards/good/around-me?radius=26", 400, "LEADERBOARD_LIMIT_OUT_OF_RANGE"),
+        ("/v1/leaderboards/good?limit=101", 422, "VALIDATION_FAILED"),
+        ("/v1/leaderboards/good?limit=0", 422, "VALIDATION_FAILED"),
+        ("/v1/leaderboards/good/around-me?radius=26", 422, "VALIDATION_FAILED"),
         ("/v1/leaderboards/good?period=2026-13", 404, "LEADERBOARD_PERIOD_NOT_FOUND"),
         ("/v1/leaderboards/good?period=2031-W02", 404, "LEADERBOARD_PERIOD_NOT_FOUND"),
         ("/v1/leaderboards/good?period=2026-11-23", 404, "LEADERBOARD_PERIOD_NOT_FOUND"),
-        ("/v1/leaderboards/good?cursor=abc", 400, "LEADERBOARD_CURSOR_INVALID"),
+        ("/v1/leaderboards/good?cursor=abc", 422, "VALIDATION_FAILED"),
         ("/v1/leaderboards/nope", 404, "LEADERBOARD_NOT_FOUND"),
         ("/v1/boards/good/red-black", 404, "RED_BLACK_NOT_FOUND"),
     ]
@@ -561,14 +561,14 @@ async def test_bad_input_is_refused_and_changes_nothing(ctx, client, tenant):
     r = await client.post(
         "/v1/leaderboards/good/friends", json={"memberIds": list(range(1, 202))}, headers=h
     )
-    assert r.status_code == 400
+    assert r.status_code == 422
     r = await client.put(
         "/admin/v1/red-black/rb1",
         json={"boardKey": "nope", "redSize": 0, "blackEnabled": True},
         headers=tenant.admin,
     )
     assert r.status_code == 422
-    assert {p["field"] for p in r.json()["error"]["details"]["problems"]} == {
+    assert {p["path"] for p in r.json()["error"]["details"]["problems"]} == {
         "redSize",
         "blackSize",
         "boardKey",

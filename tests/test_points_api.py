@@ -129,15 +129,15 @@ async def test_bad_input_changes_nothing(tenant, client, ctx):
     mid, _ = await tenant.member("m-bad")
     await adjust(client, tenant, "m-bad", 50)
     assert_error(
-        await adjust(client, tenant, "m-bad", 10, currency="gold"), 400, "VALIDATION_FAILED"
+        await adjust(client, tenant, "m-bad", 10, currency="gold"), 422, "VALIDATION_FAILED"
     )
-    assert_error(await adjust(client, tenant, "m-bad", 0), 400, "VALIDATION_FAILED")
+    assert_error(await adjust(client, tenant, "m-bad", 0), 422, "VALIDATION_FAILED")
     r = await client.post(
         "/admin/v1/members/m-bad/points",
         headers=tenant.admin,
         json={"currency": "points", "amount": 1.5, "reason": "x"},
     )
-    assert_error(r, 400, "VALIDATION_FAILED")
+    assert_error(r, 422, "VALIDATION_FAILED")
     err = assert_error(await adjust(client, tenant, "m-bad", -51), 409, "INSUFFICIENT_POINTS")
     assert err["details"] == {"balance": 50, "requested": 51}
     assert_error(
@@ -180,7 +180,7 @@ async def test_history_pagination_and_currency_filter(tenant, client):
     ).json()
     assert [e["delta"] for e in p3["items"]] == [1] and p3["nextCursor"] is None
     assert_error(
-        await client.get("/v1/me/ledger?cursor=zzz", headers=headers), 400, "VALIDATION_FAILED"
+        await client.get("/v1/me/ledger?cursor=zzz", headers=headers), 422, "VALIDATION_FAILED"
     )
     admin = (
         await client.get("/admin/v1/members/m-hist/ledger?currency=growth", headers=tenant.admin)
@@ -208,7 +208,9 @@ async def test_levels_config_validation_lists_every_problem(tenant, client):
         "validity": {"mode": "rolling"},
     }
     err = assert_error(
-        await client.put("/admin/v1/levels", headers=tenant.admin, json=bad), 422, "CONFIG_INVALID"
+        await client.put("/admin/v1/levels", headers=tenant.admin, json=bad),
+        422,
+        "VALIDATION_FAILED",
     )
     paths = {p["path"] for p in err["details"]["problems"]}
     assert paths == {
@@ -223,7 +225,7 @@ async def test_levels_config_validation_lists_every_problem(tenant, client):
     unknown = {"levels": [{"name": "A", "threshold": 0, "colour": "red"}]}
     assert_error(
         await client.put("/admin/v1/levels", headers=tenant.admin, json=unknown),
-        400,
+        422,
         "VALIDATION_FAILED",
     )
 

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
 from service.core.auth import Member
+from service.core.constraints import Cursor, OperatorPageSize, PageSize
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
 from service.leaderboards import rules, service
@@ -36,10 +37,7 @@ PERIOD_DOC = (
     "are read from the archive. Unknown: 404 LEADERBOARD_PERIOD_NOT_FOUND."
 )
 Period = Annotated[str, Parameter(description=PERIOD_DOC, max_length=32)]
-Cursor = Annotated[
-    str | None, Parameter(description="`nextCursor` of the previous page.", max_length=8)
-]
-Key = Annotated[BoardKey, Parameter(description="The board's key.")]
+Key = BoardKey
 
 
 # ---------------------------------------------------------------- operators
@@ -51,7 +49,7 @@ Key = Annotated[BoardKey, Parameter(description="The board's key.")]
     summary="Create or change a leaderboard",
     tags=["leaderboards"],
     description=(
-        "Versioned: each PUT bumps `version`. Invalid: 422 LEADERBOARD_CONFIG_INVALID with "
+        "Versioned: each PUT bumps `version`. Invalid: 422 VALIDATION_FAILED with "
         "every problem in `details.problems`, nothing changed. A board that never counted "
         "anything can be corrected in place; once it counted, metric, period, time zone and "
         "window cannot change under its key: 409 LEADERBOARD_KEY_CLASH (archive it, use a new "
@@ -153,7 +151,7 @@ async def board_entries(
     operator: NamedDependency[Operator],
     state: State,
     period: Period = "current",
-    limit: Annotated[int, Parameter(description=f"1..{rules.MAX_EXPORT_LIMIT}, default 100")] = 100,
+    limit: OperatorPageSize = 100,
     cursor: Cursor = None,
 ) -> EntriesPage:
     return await service.entries(get_ctx(state), operator.tenant_id, key, period, limit, cursor)
@@ -250,7 +248,7 @@ async def read_board(
     member: NamedDependency[Member],
     state: State,
     period: Period = "current",
-    limit: Annotated[int, Parameter(description=f"1..{rules.MAX_LIMIT}, default 20")] = 20,
+    limit: PageSize = 20,
     cursor: Cursor = None,
 ) -> BoardPage:
     return await service.read_board(
@@ -269,7 +267,10 @@ async def around_me(
     state: State,
     period: Period = "current",
     radius: Annotated[
-        int, Parameter(description=f"Members each side, 1..{rules.MAX_RADIUS}, default 5")
+        int,
+        Parameter(
+            ge=1, le=rules.MAX_RADIUS, description=f"Members each side, 1-{rules.MAX_RADIUS}."
+        ),
     ] = 5,
 ) -> BoardPage:
     return await service.around_me(

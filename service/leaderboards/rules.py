@@ -107,11 +107,11 @@ class BoardSpec:
 
 
 def validate_board(doc: dict[str, Any]) -> list[dict[str, str]]:
-    """Every problem of a board document, as ``{field, problem}``; empty when valid."""
+    """Every problem of a board document, as ``{source, path, code, problem}``; empty when valid."""
     problems: list[dict[str, str]] = []
 
     def bad(field: str, problem: str) -> None:
-        problems.append({"field": field, "problem": problem})
+        problems.append({"source": "body", "path": field, "code": "INVALID", "problem": problem})
 
     metric = doc.get("metric")
     if metric not in METRICS:
@@ -168,13 +168,31 @@ def validate_red_black(doc: dict[str, Any]) -> list[dict[str, str]]:
     problems: list[dict[str, str]] = []
     red, black = doc.get("redSize", 10), doc.get("blackSize", 0)
     if not 1 <= red <= 100:
-        problems.append({"field": "redSize", "problem": "must be 1..100"})
+        problems.append(
+            {"source": "body", "path": "redSize", "code": "INVALID", "problem": "must be 1..100"}
+        )
     if not 0 <= black <= 100:
-        problems.append({"field": "blackSize", "problem": "must be 0..100"})
+        problems.append(
+            {"source": "body", "path": "blackSize", "code": "INVALID", "problem": "must be 0..100"}
+        )
     if doc.get("blackEnabled") and black < 1:
-        problems.append({"field": "blackSize", "problem": "blackEnabled needs blackSize >= 1"})
+        problems.append(
+            {
+                "source": "body",
+                "path": "blackSize",
+                "code": "INVALID",
+                "problem": "blackEnabled needs blackSize >= 1",
+            }
+        )
     if doc.get("minActivity", 1) < 1:
-        problems.append({"field": "minActivity", "problem": "must be at least 1"})
+        problems.append(
+            {
+                "source": "body",
+                "path": "minActivity",
+                "code": "INVALID",
+                "problem": "must be at least 1",
+            }
+        )
     return problems
 
 

@@ -8,9 +8,9 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from service.members.schemas import ExternalId
+from service.core.constraints import AwareDatetime, ExternalId, Key
 
-BoardKey = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
+BoardKey = Key
 PeriodParam = Annotated[
     str,
     Meta(
@@ -38,8 +38,8 @@ class LeaderboardIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     value_scale: Annotated[
         float, Meta(description="eventValue: score = round(value * valueScale)")
     ] = 1.0
-    window_start: datetime | None = None
-    window_end: datetime | None = None
+    window_start: AwareDatetime | None = None
+    window_end: AwareDatetime | None = None
     min_score: Annotated[int, Meta(description="Minimum score to appear on the board.")] = 1
     display: Annotated[str, Meta(description="masked (default) | full | anonymous")] = "masked"
     show_avatar: bool = True

@@ -14,6 +14,13 @@ import msgspec
 import structlog
 
 from service.core import outbox, parking
+from service.core.constraints import (
+    cursor_invalid,
+    out_of_range,
+    problem,
+    register_check,
+    validation_failed,
+)
 from service.core.context import Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
 from service.core.outbox import Event
@@ -49,11 +56,6 @@ log = structlog.get_logger("engage.leaderboards")
 register_codes(
     {
         "LEADERBOARD_NOT_FOUND": (404, "排行榜不存在", "No such leaderboard."),
-        "LEADERBOARD_CONFIG_INVALID": (
-            422,
-            "排行榜配置有误",
-            "The leaderboard definition is invalid; see details.problems.",
-        ),
         "LEADERBOARD_KEY_CLASH": (
             409,
             "该排行榜标识已被占用",
@@ -72,18 +74,7 @@ register_codes(
             "排行榜已归档",
             "The board is archived: it counts nothing more and its key stays taken.",
         ),
-        "LEADERBOARD_LIMIT_OUT_OF_RANGE": (
-            400,
-            "请求条数超出范围",
-            "The limit or radius is outside the allowed range; see details.",
-        ),
-        "LEADERBOARD_CURSOR_INVALID": (400, "分页游标无效", "The cursor is not valid."),
         "RED_BLACK_NOT_FOUND": (404, "红黑榜不存在", "No such red/black board."),
-        "RED_BLACK_CONFIG_INVALID": (
-            422,
-            "红黑榜配置有误",
-            "The red/black board definition is invalid; see details.problems.",
-        ),
         "RED_BLACK_BOARD_TAKEN": (
             409,
             "该排行榜已挂载其他红黑榜",
@@ -232,18 +223,25 @@ def _board_out(
     )
 
 
+def board_problems(data: LeaderboardIn) -> list[dict]:
+    """Every rule problem of a board definition (times stay datetimes for the checks)."""
+    doc = msgspec.to_builtins(data)
+    return rules.validate_board(dict(doc, windowStart=data.window_start, windowEnd=data.window_end))
+
+
+register_check(LeaderboardIn, board_problems)
+
+
 async def put_board(ctx: Context, conn: Any, tenant_id: int, key: str, data: LeaderboardIn) -> Any:
     """Create or change a board. Every problem is reported at once (422) and nothing changes."""
     if not rules.KEY_RE.match(key):
-        raise DomainError(
-            "LEADERBOARD_CONFIG_INVALID",
-            details={"problems": [{"field": "key", "problem": "lowercase a-z, 0-9, _ or -"}]},
+        raise validation_failed(
+            [problem("path", "key", "FORMAT_INVALID", "lowercase a-z, 0-9, _ or -")]
         )
     doc = msgspec.to_builtins(data)
-    check = dict(doc, windowStart=data.window_start, windowEnd=data.window_end)
-    problems = rules.validate_board(check)
+    problems = board_problems(data)
     if problems:
-        raise DomainError("LEADERBOARD_CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     now = ctx.clock.now()
     existing = await repo.lock_board(conn, tenant_id, key)
     parked = None
@@ -646,16 +644,14 @@ async def _resolve_period(ctx: Context, spec: BoardSpec, wanted: str) -> tuple[P
 
 def _check_limit(name: str, value: int, lo: int, hi: int) -> None:
     if not lo <= value <= hi:
-        raise DomainError(
-            "LEADERBOARD_LIMIT_OUT_OF_RANGE", details={name: value, "min": lo, "max": hi}
-        )
+        raise out_of_range(name, value, lo, hi)
 
 
 def _offset(cursor: str | None) -> int:
     if cursor is None or cursor == "":
         return 0
     if not cursor.isdigit() or int(cursor) > MAX_OFFSET:
-        raise DomainError("LEADERBOARD_CURSOR_INVALID")
+        raise cursor_invalid()
     return int(cursor)
 
 
@@ -993,12 +989,26 @@ async def put_red_black(
     doc = msgspec.to_builtins(data)
     problems = rules.validate_red_black(doc)
     if not rules.KEY_RE.match(key):
-        problems.append({"field": "key", "problem": "lowercase a-z, 0-9, _ or -"})
+        problems.append(
+            {
+                "source": "path",
+                "path": "key",
+                "code": "FORMAT_INVALID",
+                "problem": "lowercase a-z, 0-9, _ or -",
+            }
+        )
     board = await repo.get_board(conn, tenant_id, data.board_key)
     if board is None:
-        problems.append({"field": "boardKey", "problem": f"no board {data.board_key!r}"})
+        problems.append(
+            {
+                "source": "body",
+                "path": "boardKey",
+                "code": "NOT_FOUND",
+                "problem": f"no board {data.board_key!r}",
+            }
+        )
     if problems:
-        raise DomainError("RED_BLACK_CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     taken = await repo.red_black_for_board(conn, board["id"])
     if taken is not None and taken["key"] != key:
         raise DomainError("RED_BLACK_BOARD_TAKEN", details={"attached": taken["key"]})

@@ -8,6 +8,10 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from service.core.constraints import ExternalId
+
+__all__ = ["ExternalId"]
+
 AppId = Annotated[
     str,
     Meta(
@@ -15,7 +19,6 @@ AppId = Annotated[
     ),
 ]
 LoginCode = Annotated[str, Meta(min_length=1, max_length=256, examples=["dev:openid-alice"])]
-ExternalId = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
 
 
 class WechatLoginIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):

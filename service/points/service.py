@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from service.core import outbox
+from service.core.constraints import problem, validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.tenancy import get_tenant, update_tenant_settings
@@ -34,7 +35,6 @@ register_codes(
             "The credited points were already spent.",
         ),
         "GROWTH_NOT_SPENDABLE": (422, "成长值不能扣减", "Growth cannot be spent or debited."),
-        "CONFIG_INVALID": (422, "配置有误", "The configuration has problems; see details."),
         "LEVELS_NOT_CONFIGURED": (404, "尚未配置会员等级", "No level ladder is configured."),
         "RULE_NOT_FOUND": (404, "规则不存在", "No such rule."),
         "EVENT_IN_FUTURE": (
@@ -42,7 +42,6 @@ register_codes(
             "事件时间不能晚于当前时间",
             "The event's occurredAt is in the future.",
         ),
-        "UNKNOWN_CURRENCY": (400, "未知的积分类型", "Currency must be points or growth."),
     }
 )
 
@@ -168,7 +167,9 @@ class Credit:
 
 def _check_currency(currency: str) -> None:
     if currency not in rules.CURRENCIES:
-        raise DomainError("UNKNOWN_CURRENCY", details={"currency": currency})
+        raise validation_failed(
+            [problem("body", "currency", "NOT_ALLOWED", "one of 'points', 'growth'")]
+        )
 
 
 async def credit(
@@ -201,7 +202,7 @@ async def apply_credits(
     for c in credits:
         _check_currency(c.currency)
         if c.amount <= 0:
-            raise DomainError("VALIDATION_FAILED", details={"problem": "amount must be positive"})
+            raise validation_failed([problem("body", "amount", "OUT_OF_RANGE", "must be positive")])
     now = ctx.clock.now()
     policy = await policy_of(ctx, conn, tenant_id)
     accounts = await repo.lock_accounts(
@@ -345,7 +346,7 @@ async def debit(
     if currency == "growth":
         raise DomainError("GROWTH_NOT_SPENDABLE")
     if amount <= 0:
-        raise DomainError("VALIDATION_FAILED", details={"problem": "amount must be positive"})
+        raise validation_failed([problem("body", "amount", "OUT_OF_RANGE", "must be positive")])
     now = ctx.clock.now()
     accounts = await repo.lock_accounts(conn, tenant_id, [(member_id, currency)], now)
     balance = accounts[(member_id, currency)][0]
