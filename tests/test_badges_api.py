@@ -172,7 +172,8 @@ async def test_bad_definitions_list_every_problem_and_save_nothing(ctx, client, 
         json={"name": "x", "criteria": [{"kind": "memberJoined"}], "colour": "red"},
         headers=tenant.admin,
     )
-    assert r.status_code == 400
+    err = assert_error(r, 422, "VALIDATION_FAILED")
+    assert err["details"]["problems"][0]["code"] == "UNKNOWN_FIELD"
 
 
 async def test_reward_cycles_are_refused(ctx, client, tenant):
@@ -349,7 +350,7 @@ async def test_manual_award_and_revoke_are_audited(ctx, client, tenant):
     await tenant.member("helper")
     path = "/admin/v1/members/helper/badges/hero"
     assert_error(
-        await client.post(path + "/award", json={}, headers=tenant.admin), 400, "VALIDATION_FAILED"
+        await client.post(path + "/award", json={}, headers=tenant.admin), 422, "VALIDATION_FAILED"
     )
     assert_error(
         await client.post(

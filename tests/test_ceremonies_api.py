@@ -66,7 +66,7 @@ async def test_queue_lifecycle_pending_ack_replay_and_owner_only(ctx, client, cl
     assert len(one["groups"]) == 1 and one["more"] == 1
     assert_error(
         await client.get("/v1/ceremonies/pending", headers=headers, params={"limit": 0}),
-        400,
+        422,
         "VALIDATION_FAILED",
     )
     # Someone else's ceremony: 404 for ack and replay, nothing changes.
@@ -257,7 +257,7 @@ async def test_honour_wall_pages_with_a_cursor_and_filters_by_kind(ctx, client, 
     assert len(seen) == 7 and seen == sorted(seen, reverse=True)
     assert_error(
         await client.get("/v1/honour-wall", headers=headers, params={"cursor": "zzz"}),
-        400,
+        422,
         "VALIDATION_FAILED",
     )
 

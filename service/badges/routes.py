@@ -3,12 +3,10 @@ my badges and my shown title (members)."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Request, Response, Router, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody
 
 from service.badges import service
 from service.badges.schemas import (
@@ -17,20 +15,20 @@ from service.badges.schemas import (
     BackfillOut,
     BadgeCatalogue,
     BadgeIn,
-    BadgeKey,
     BadgeList,
     BadgeOut,
     MyBadges,
     ShownTitleOut,
     TitleIn,
 )
+from service.core import constraints
 from service.core.auth import Member
 from service.core.errors import pick_language
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
 
-Key = Annotated[BadgeKey, Parameter(description="The badge's key.")]
-ExternalId = Annotated[str, Parameter(description="The brand's member id.", max_length=128)]
+Key = constraints.Key
+ExternalId = constraints.ExternalId
 
 # ---------------------------------------------------------------- operators
 

@@ -25,21 +25,22 @@ from service.ceremonies.schemas import (
     WallPreferenceIn,
     WallPreferenceOut,
 )
+from service.core import constraints
 from service.core.auth import Member
 from service.core.errors import pick_language
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
 
 Id = Annotated[int, Parameter(description="The ceremony's id.", ge=1, le=2**62)]
-Cursor = Annotated[
-    str | None, Parameter(description="`nextCursor` of the previous page.", max_length=32)
-]
+Cursor = constraints.Cursor
 
 
-PendingLimit = Annotated[int, Parameter(description="Groups at most, 1..20.")]
-PageLimit = Annotated[int, Parameter(description="1..50.")]
+PendingLimit = Annotated[int, Parameter(ge=1, le=20, description="Groups at most, 1..20.")]
+PageLimit = Annotated[int, Parameter(ge=1, le=50, description="Page size, 1..50.")]
 KindFilter = Annotated[Kind | None, Parameter(description="Only honours of this kind.")]
-KindPath = Annotated[str, Parameter(description="A ceremony kind.", max_length=16)]
+KindPath = Annotated[
+    str, Parameter(description="A ceremony kind.", max_length=16, pattern=r"^[A-Za-z]{1,16}$")
+]
 
 
 def _lang(request: Request) -> str:
