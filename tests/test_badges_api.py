@@ -374,9 +374,17 @@ async def test_manual_award_and_revoke_are_audited(ctx, client, tenant):
     )
     assert all(r.status_code in (200, 409) for r in results), [r.text for r in results]
     assert sum(r.json().get("changed", False) for r in results if r.status_code == 200) == 1
+    await deliver(ctx)
+    _, headers = await tenant.member("helper")
+    wall = (await client.get("/v1/honour-wall", headers=headers)).json()["items"]
+    assert sorted(e["kind"] for e in wall) == ["badge", "title"]
     r = await client.post(path + "/revoke", json={"reason": "误发"}, headers=tenant.admin)
     assert r.status_code == 200 and r.json()["changed"] is True
     await deliver(ctx)
+    wall = (await client.get("/v1/honour-wall", headers=headers)).json()["items"]
+    assert wall == []  # neither the badge nor the title it gave
+    pending = (await client.get("/v1/ceremonies/pending", headers=headers)).json()
+    assert pending["groups"] == []
     assert (
         await count(
             ctx,

@@ -524,6 +524,19 @@ async def revoke(
         await repo.set_revoked(conn, held[0]["id"], now)
         if len(held) == 1:
             await repo.drop_title(conn, tenant_id, member_id, f"badge:{key}")
+        await outbox.emit(
+            conn,
+            tenant_id=tenant_id,
+            type="badge.revoked",
+            member_id=member_id,
+            payload={
+                "key": key,
+                "period": period,
+                "memberBadgeId": held[0]["id"],
+                "titleDropped": len(held) == 1,
+            },
+            occurred_at=now,
+        )
     await repo.audit(conn, tenant_id, row["id"], member_id, "revoke", reason, actor, now)
     return AwardOut(key, member_id, period, len(held) > 1, bool(held))
 

@@ -128,7 +128,7 @@ async def honour_wall(
 
 @put(
     "/me/honour-wall",
-    summary="Opt out of (or back into) the honour wall and public boards",
+    summary="Opt out of (or back into) the honour wall",
     tags=["honour-wall"],
 )
 async def put_wall_preference(

@@ -50,6 +50,7 @@ EVENT_TYPES = (
     "challenge.won",
     "prize.won",
     "ritual.completed",
+    "badge.revoked",
 )
 # Prize kinds that count as a grand prize ("many small prizes, a few big ones").
 GRAND_PRIZE_KINDS = frozenset({"physical"})

@@ -89,7 +89,8 @@ def _template(settings: dict[str, dict], kind: str, lang: str) -> tuple[str, str
 
 async def on_events(ctx: Context, events: list[Event]) -> None:
     """Outbox subscriber: one ceremony per honour per member, exactly once (unique key);
-    emits ``ceremony.created`` for each new one and refreshes the honour wall's cache."""
+    emits ``ceremony.created`` for each new one and refreshes the honour wall's cache. A
+    ``badge.revoked`` withdraws the badge's ceremony (no longer pending, off the wall)."""
     found: dict[int, list[rules.Honour]] = defaultdict(list)
     origin = rules.sources(events)
     for e in events:
@@ -98,6 +99,19 @@ async def on_events(ctx: Context, events: list[Event]) -> None:
                 e.type, str(e.event_id), e.member_id, e.payload, origin.get((e.txid, e.member_id))
             )
         )
+    revoked = [e for e in events if e.type == "badge.revoked" and e.member_id is not None]
+    for e in revoked:
+        async with ctx.db.transaction() as conn:
+            n = await repo.withdraw_badge(
+                conn,
+                e.tenant_id,
+                e.member_id,
+                str(e.payload.get("key")),
+                str(e.payload.get("period") or ""),
+                bool(e.payload.get("titleDropped")),
+            )
+        if n:
+            await store.wall_bump(ctx, e.tenant_id)
     if not found:
         return
     now = ctx.clock.now()
