@@ -11,7 +11,7 @@ import pytest
 from service.badges import service as badges
 from service.core import outbox
 from tests.badge_helpers import count, deliver, put_badge
-from tests.test_checkins_api import CAMPAIGN, put_campaign, sh
+from tests.test_checkins_api import put_campaign, sh
 from tests.test_foundation_api import assert_error
 
 pytestmark = pytest.mark.asyncio
@@ -503,9 +503,6 @@ async def test_tenants_never_see_each_others_badges(ctx, client, tenant, other_t
         404,
         "BADGE_NOT_FOUND",
     )
-
-
-_ = CAMPAIGN
 
 
 async def test_first_on_last_weeks_board_holds_a_title_until_the_week_ends(

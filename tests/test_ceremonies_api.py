@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -293,9 +292,6 @@ async def test_badge_earned_by_a_member_joining(ctx, client, tenant):
     await deliver(ctx)
     body = await pending(client, headers)
     assert [c["facts"]["badge"] for g in body["groups"] for c in g["ceremonies"]] == ["welcome"]
-
-
-_ = timedelta
 
 
 async def test_a_level_up_from_a_badge_reward_plays_with_the_badge(ctx, client, tenant):
