@@ -108,7 +108,7 @@ async def test_seven_day_streak_badge_from_definition_to_honour_wall(ctx, client
     badge_entry = next(e for e in wall if e["kind"] == "badge")
     assert badge_entry["member"] == {
         "maskedNickname": "张*丰",
-        "avatar": "",
+        "avatarUrl": "",
         "title": "签到达人",
     }
     assert await ledger_badge_credits(ctx, tenant.id, member_id) == [77]
