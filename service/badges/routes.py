@@ -22,6 +22,7 @@ from service.badges.schemas import (
     TitleIn,
 )
 from service.core import constraints
+from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.errors import pick_language
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
@@ -33,6 +34,7 @@ ExternalId = constraints.ExternalId
 # ---------------------------------------------------------------- operators
 
 
+@errors("BADGE_CONFIG_INVALID", idempotent=True)
 @put(
     "/badges/{key:str}",
     opt={"scope": "config"},
@@ -64,11 +66,13 @@ async def put_badge(
     )
 
 
+@errors("BADGE_NOT_FOUND")
 @get("/badges/{key:str}", opt={"scope": "config"}, summary="A badge definition", tags=["badges"])
 async def get_badge(key: Key, operator: NamedDependency[Operator], state: State) -> BadgeOut:
     return await service.get_definition(get_ctx(state), operator.tenant_id, key)
 
 
+@errors()
 @get(
     "/badges",
     opt={"scope": "config"},
@@ -79,6 +83,7 @@ async def list_badges(operator: NamedDependency[Operator], state: State) -> Badg
     return await service.list_definitions(get_ctx(state), operator.tenant_id)
 
 
+@errors("BADGE_NOT_FOUND")
 @post(
     "/badges/{key:str}/backfill",
     opt={"scope": "config"},
@@ -92,6 +97,7 @@ async def backfill_badge(
     return await service.backfill(get_ctx(state), operator.tenant_id, key)
 
 
+@errors("BADGE_NOT_FOUND", "MEMBER_NOT_FOUND", idempotent=True)
 @post(
     "/members/{externalId:str}/badges/{key:str}/award",
     opt={"scope": "admin"},
@@ -119,6 +125,7 @@ async def award_badge(
     )
 
 
+@errors("BADGE_NOT_FOUND", "MEMBER_NOT_FOUND", idempotent=True)
 @post(
     "/members/{externalId:str}/badges/{key:str}/revoke",
     opt={"scope": "admin"},
@@ -148,6 +155,7 @@ async def revoke_badge(
 # ---------------------------------------------------------------- members
 
 
+@errors()
 @get(
     "/badges",
     summary="The badge wall: every badge with my progress {current, target}",
@@ -160,11 +168,13 @@ async def badge_wall(
     return await service.catalogue(get_ctx(state), member.tenant_id, member.member_id, lang)
 
 
+@errors()
 @get("/me/badges", summary="My badges and titles, newest first", tags=["badges"])
 async def my_badges(member: NamedDependency[Member], state: State) -> MyBadges:
     return await service.my_badges(get_ctx(state), member.tenant_id, member.member_id)
 
 
+@errors("TITLE_NOT_HELD", idempotent=True)
 @put(
     "/me/title",
     summary="Choose the title (头衔) I show, or none",

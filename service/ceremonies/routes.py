@@ -26,6 +26,7 @@ from service.ceremonies.schemas import (
     WallPreferenceOut,
 )
 from service.core import constraints
+from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.errors import pick_language
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
@@ -47,6 +48,7 @@ def _lang(request: Request) -> str:
     return pick_language(request.headers.get("accept-language"))
 
 
+@errors()
 @get(
     "/ceremonies/pending",
     summary="Honours to play on launch, most important first",
@@ -65,6 +67,7 @@ async def pending(
     )
 
 
+@errors("CEREMONY_NOT_FOUND", idempotent=True)
 @post(
     "/ceremonies/{id:int}/ack",
     status_code=200,
@@ -84,6 +87,7 @@ async def ack(
     )
 
 
+@errors()
 @get("/ceremonies/played", summary="My played ceremonies, newest first", tags=["ceremonies"])
 async def played(
     member: NamedDependency[Member],
@@ -97,6 +101,7 @@ async def played(
     )
 
 
+@errors("CEREMONY_NOT_FOUND")
 @get("/ceremonies/{id:int}", summary="One of my ceremonies, to replay it", tags=["ceremonies"])
 async def replay(
     id: Id, member: NamedDependency[Member], state: State, request: Request
@@ -106,6 +111,7 @@ async def replay(
     )
 
 
+@errors("CEREMONY_KIND_UNKNOWN")
 @get(
     "/honour-wall",
     summary="Recent honours across the brand (喜报)",
@@ -126,6 +132,7 @@ async def honour_wall(
     return await service.wall(get_ctx(state), member.tenant_id, kind, cursor, limit, _lang(request))
 
 
+@errors(idempotent=True)
 @put(
     "/me/honour-wall",
     summary="Opt out of (or back into) the honour wall",
@@ -153,6 +160,7 @@ async def put_wall_preference(
 # ---------------------------------------------------------------- operators
 
 
+@errors("CEREMONY_KIND_UNKNOWN", "CEREMONY_CONFIG_INVALID", idempotent=True)
 @put(
     "/ceremonies/{kind:str}",
     opt={"scope": "config"},
@@ -179,6 +187,7 @@ async def put_settings(
     )
 
 
+@errors("CEREMONY_KIND_UNKNOWN")
 @get(
     "/ceremonies/{kind:str}",
     opt={"scope": "config"},
@@ -191,6 +200,7 @@ async def get_settings(
     return await service.get_settings(get_ctx(state), operator.tenant_id, kind)
 
 
+@errors("HONOUR_NOT_FOUND", idempotent=True)
 @put(
     "/honour-wall/{id:int}",
     opt={"scope": "admin"},
