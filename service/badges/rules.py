@@ -468,10 +468,12 @@ def problems(
                 "periodEnd needs a repeatable badge (daily, weekly or monthly)",
             )
         )
-    for field in ("points", "growth", "titleDays"):
+    for field, lo, hi in (("points", 0, 10**9), ("growth", 0, 10**9), ("titleDays", 1, 3660)):
         v = reward.get(field)
-        if v is not None and (not isinstance(v, int) or v < (1 if field == "titleDays" else 0)):
-            out.append(problem(f"reward.{field}", "COUNT_INVALID", f"{field} must not be negative"))
+        if v is not None and (not isinstance(v, int) or not lo <= v <= hi):
+            out.append(
+                problem(f"reward.{field}", "COUNT_INVALID", f"{field} must be from {lo} to {hi}")
+            )
     return out
 
 

@@ -203,9 +203,20 @@ def render(template: str, facts: Mapping[str, Any]) -> str:
 def template_problems(kind: str, lang: str, text: str, path: str) -> list[dict[str, str]]:
     """Placeholders a kind does not know, or a template that does not parse."""
     try:
-        names = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+        parts = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(text)]
     except ValueError as exc:
         return [{"source": "body", "path": path, "code": "TEMPLATE_INVALID", "problem": str(exc)}]
+    if any(f is not None and (spec or conv) for f, spec, conv in parts):
+        # A format spec or conversion could fail (or blow up) when rendered: plain names only.
+        return [
+            {
+                "source": "body",
+                "path": path,
+                "code": "TEMPLATE_INVALID",
+                "problem": "use plain {name} placeholders, without :format or !conversion",
+            }
+        ]
+    names = [f for f, _, _ in parts if f is not None]
     unknown = [n for n in names if n not in FIELDS[kind]]
     return [
         {
