@@ -30,9 +30,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(env: dict[str, str], workers: int = 2) -> Iterator[str]:
-    """Run `engage serve` on a free loopback port; yields its base URL, stops it after."""
-    port = free_port()
+def server(env: dict[str, str], workers: int = 2, port: int | None = None) -> Iterator[str]:
+    """Run `engage serve` on a loopback port (a free one unless given); yields its base URL,
+    stops it after."""
+    port = port or free_port()
     full_env = {**os.environ, **env, "ENGAGE_LOG_LEVEL": "warning"}
     proc = subprocess.Popen(
         [

@@ -107,6 +107,9 @@ CONFIG_CACHE = "leaderboards.config"
 DISPLAY_CACHE = "leaderboards.display"
 
 
+Shown = tuple[members.MemberDisplay | None, str | None]  # display info, shown title
+
+
 def top_cache(ctx: Context) -> Cache[Any, tuple[list[BoardItem], datetime | None]]:
     """Board pages, per process, single-flight: a stale page lags at most TOP_CACHE_TTL_S
     (never a wrong "my rank", which is read live)."""
@@ -126,7 +129,7 @@ def _config_cache(
     return ctx.caches.get(CONFIG_CACHE, CONFIG_CACHE_TTL_S)
 
 
-def _display_cache(ctx: Context) -> Cache[tuple[int, int], members.MemberDisplay | None]:
+def _display_cache(ctx: Context) -> Cache[tuple[int, int], Shown]:
     return ctx.caches.get(DISPLAY_CACHE, DISPLAY_CACHE_TTL_S, max_entries=200_000)
 
 
@@ -627,11 +630,13 @@ def _offset(cursor: str | None) -> int:
     return int(cursor)
 
 
-async def _displays(
-    ctx: Context, tenant_id: int, member_ids: list[int]
-) -> dict[int, members.MemberDisplay | None]:
+async def _displays(ctx: Context, tenant_id: int, member_ids: list[int]) -> dict[int, Shown]:
+    """Display info and the title each member shows (asked of the badges feature), cached
+    per process for DISPLAY_CACHE_TTL_S."""
+    from service.badges import service as badges
+
     cache = _display_cache(ctx)
-    out: dict[int, members.MemberDisplay | None] = {}
+    out: dict[int, Shown] = {}
     missing = []
     for m in member_ids:
         hit = cache.peek((tenant_id, m))
@@ -642,17 +647,19 @@ async def _displays(
     if missing:
         async with ctx.db.connection() as conn:
             found = await members.display_info(conn, tenant_id, missing)
+            titles = await badges.shown_titles(ctx, conn, tenant_id, missing)
         for m in missing:
-            out[m] = found.get(m)
+            out[m] = (found.get(m), titles.get(m))
             cache.put((tenant_id, m), out[m])
     return out
 
 
-def _shown(spec: BoardSpec, d: members.MemberDisplay | None) -> MemberShown:
+def _shown(spec: BoardSpec, shown: Shown) -> MemberShown:
+    d, title = shown
     if d is None or spec.display == "anonymous":
         return MemberShown(members.ANONYMOUS, "")
     name = d.nickname if spec.display == "full" and d.nickname else d.masked_nickname
-    return MemberShown(name, d.avatar_url if spec.show_avatar else "")
+    return MemberShown(name, d.avatar_url if spec.show_avatar else "", title)
 
 
 async def _items(
