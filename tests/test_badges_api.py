@@ -149,7 +149,7 @@ async def test_bad_definitions_list_every_problem_and_save_nothing(ctx, client, 
         "reward": {"points": -5},
     }
     r = await client.put("/admin/v1/badges/bad", json=bad, headers=tenant.admin)
-    body = {"error": assert_error(r, 422, "BADGE_CONFIG_INVALID")}
+    body = {"error": assert_error(r, 422, "VALIDATION_FAILED")}
     codes = {(p["path"], p["code"]) for p in body["error"]["details"]["problems"]}
     assert codes >= {
         ("criteria[0].count", "COUNT_INVALID"),
@@ -188,7 +188,7 @@ async def test_reward_cycles_are_refused(ctx, client, tenant):
         },
         headers=tenant.admin,
     )
-    body = {"error": assert_error(r, 422, "BADGE_CONFIG_INVALID")}
+    body = {"error": assert_error(r, 422, "VALIDATION_FAILED")}
     assert [p["code"] for p in body["error"]["details"]["problems"]] == ["REWARD_CYCLE"]
     # Through another badge: a needs b, b needs a.
     await put_badge(client, tenant, "a", name="A", criteria=[{"kind": "memberJoined"}])
@@ -198,7 +198,7 @@ async def test_reward_cycles_are_refused(ctx, client, tenant):
         json={"name": "A", "criteria": [{"kind": "badgeEarned", "badge": "b"}]},
         headers=tenant.admin,
     )
-    assert_error(r, 422, "BADGE_CONFIG_INVALID")
+    assert_error(r, 422, "VALIDATION_FAILED")
     assert (await client.get("/admin/v1/badges/a", headers=tenant.admin)).json()["version"] == 1
 
 
@@ -531,7 +531,7 @@ async def test_first_on_last_weeks_board_holds_a_title_until_the_week_ends(
     bad = await client.put(
         "/admin/v1/badges/champ", json={**body, "repeat": "once"}, headers=tenant.admin
     )
-    assert_error(bad, 422, "BADGE_CONFIG_INVALID")
+    assert_error(bad, 422, "VALIDATION_FAILED")
     await put_badge(client, tenant, "champ", **body)
     a, _ = await tenant.member("first")
     b, _ = await tenant.member("second")

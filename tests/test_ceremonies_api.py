@@ -163,7 +163,7 @@ async def test_templates_default_english_and_tenant_override(ctx, client, tenant
         json={"zh": {"headline": "{nope} {rank}"}, "en": {"headline": "{name", "copy": ""}},
         headers=tenant.admin,
     )
-    err = assert_error(bad, 422, "CEREMONY_CONFIG_INVALID")
+    err = assert_error(bad, 422, "VALIDATION_FAILED")
     assert {p["path"] for p in err["details"]["problems"]} == {"zh.headline", "en.headline"}
     assert len(err["details"]["problems"]) == 3
     assert_error(

@@ -34,7 +34,7 @@ ExternalId = constraints.ExternalId
 # ---------------------------------------------------------------- operators
 
 
-@errors("BADGE_CONFIG_INVALID", idempotent=True)
+@errors(idempotent=True)
 @put(
     "/badges/{key:str}",
     opt={"scope": "config"},
@@ -44,7 +44,7 @@ ExternalId = constraints.ExternalId
         "Criteria are declared, never code: eventCount, valueSum, firstTime, checkinStreak, "
         "levelReached, totalEarned, boardRank, challengeFinished, memberJoined, "
         "ritualCompleted, badgeEarned, manual (all must be met in one period). Invalid: 422 "
-        "BADGE_CONFIG_INVALID listing every problem (unknown event type, board, level or "
+        "VALIDATION_FAILED listing every problem (unknown event type, board, level or "
         "campaign, a window without offsets, counts below 1, a reward cycle), nothing saved. "
         "A new or changed badge is backfilled from history by a job within a minute "
         "(or `POST .../backfill`)."

@@ -12,7 +12,7 @@ BadgeKey = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][
 Title = Annotated[str, Meta(min_length=1, max_length=32)]
 Url = Annotated[str, Meta(max_length=512)]
 # Counts are plain integers on purpose: a negative or zero count is reported with every other
-# problem of the definition (422 BADGE_CONFIG_INVALID), not as the first of many 400s.
+# problem of the definition (422 VALIDATION_FAILED), not as the first of many 400s.
 Count = Annotated[int, Meta(description="A whole number >= 1 (checked on save).")]
 EventType = Annotated[str, Meta(min_length=1, max_length=64)]
 

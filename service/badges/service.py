@@ -39,6 +39,7 @@ from service.badges.schemas import (
     TitleOut,
 )
 from service.core import outbox, parking
+from service.core.constraints import validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.outbox import Event
@@ -50,11 +51,6 @@ log = structlog.get_logger("engage.badges")
 register_codes(
     {
         "BADGE_NOT_FOUND": (404, "徽章不存在", "No such badge."),
-        "BADGE_CONFIG_INVALID": (
-            422,
-            "徽章配置有误",
-            "The badge definition is invalid; see details.problems.",
-        ),
         "TITLE_NOT_HELD": (422, "尚未获得该头衔", "You do not hold this title."),
     }
 )
@@ -138,7 +134,7 @@ async def _known(
 async def put_definition(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, data: BadgeIn
 ) -> BadgeOut:
-    """Create or change a badge. Every problem at once as 422 BADGE_CONFIG_INVALID
+    """Create or change a badge. Every problem at once as 422 VALIDATION_FAILED
     (``details.problems``), nothing saved. A change of criteria, repeat or window rebuilds
     progress from history (the backfill job); earned badges stay earned."""
     config = msgspec.to_builtins(data)
@@ -162,7 +158,7 @@ async def put_definition(
                 )
             )
     if problems:
-        raise DomainError("BADGE_CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     config["timezone"] = tz
     reset = existing is None or any(
         existing["config"].get(f) != config.get(f) for f in ("criteria", "repeat", "window")

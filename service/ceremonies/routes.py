@@ -160,7 +160,7 @@ async def put_wall_preference(
 # ---------------------------------------------------------------- operators
 
 
-@errors("CEREMONY_KIND_UNKNOWN", "CEREMONY_CONFIG_INVALID", idempotent=True)
+@errors("CEREMONY_KIND_UNKNOWN", idempotent=True)
 @put(
     "/ceremonies/{kind:str}",
     opt={"scope": "config"},
@@ -168,7 +168,7 @@ async def put_wall_preference(
     tags=["ceremonies"],
     description=(
         f"Kinds: {', '.join(rules.KINDS)}. Templates use the kind's facts as {{placeholders}}; "
-        "an unknown one is 422 CEREMONY_CONFIG_INVALID."
+        "an unknown one is 422 VALIDATION_FAILED."
     ),
 )
 async def put_settings(

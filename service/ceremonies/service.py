@@ -41,6 +41,7 @@ from service.ceremonies.schemas import (
     WallPreferenceOut,
 )
 from service.core import cursors, outbox
+from service.core.constraints import validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.outbox import Event
@@ -49,11 +50,6 @@ register_codes(
     {
         "CEREMONY_NOT_FOUND": (404, "仪式不存在", "No such ceremony for this member."),
         "CEREMONY_KIND_UNKNOWN": (404, "未知的仪式类型", "No such ceremony kind."),
-        "CEREMONY_CONFIG_INVALID": (
-            422,
-            "仪式配置有误",
-            "The ceremony settings are invalid; see details.problems.",
-        ),
         "HONOUR_NOT_FOUND": (404, "喜报不存在", "No such honour wall entry."),
     }
 )
@@ -339,7 +335,7 @@ async def put_settings(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int, kind: str, data: CeremonySettingsIn
 ) -> CeremonySettingsOut:
     """Override a kind's templates and expiry for the tenant. Unknown {placeholders}: 422
-    CEREMONY_CONFIG_INVALID with every problem, nothing saved."""
+    VALIDATION_FAILED with every problem, nothing saved."""
     _check_kind(kind)
     problems = []
     for lang in ("zh", "en"):
@@ -349,7 +345,7 @@ async def put_settings(
         problems += rules.template_problems(kind, lang, t.headline, f"{lang}.headline")
         problems += rules.template_problems(kind, lang, t.copy, f"{lang}.copy")
     if problems:
-        raise DomainError("CEREMONY_CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     config = {k: v for k, v in msgspec.to_builtins(data).items() if v is not None}
     await repo.put_settings(conn, tenant_id, kind, config, ctx.clock.now())
     _settings_cache.pop(tenant_id, None)
