@@ -20,11 +20,11 @@ APP_REGISTRY = AppRegistry(
         "service.challenges.piccolo_app",
         "service.leaderboards.piccolo_app",
         "service.wheel.piccolo_app",
+        "service.webhooks.piccolo_app",
+        "service.reminders.piccolo_app",
         "service.badges.piccolo_app",
         "service.ceremonies.piccolo_app",
         "service.teams.piccolo_app",
         "service.pks.piccolo_app",
-        "service.webhooks.piccolo_app",
-        "service.reminders.piccolo_app",
     ]
 )

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from service import benchkit
+from service.core.uow import UnitOfWork, unit_of_work
 
 
 def _definitions() -> list[tuple[str, dict[str, Any]]]:
@@ -59,7 +60,7 @@ async def _subscriber_vs_ingestion(ctx: Any, batches: int, batch: int, members: 
             },
             RuleIn,
         )
-        await events.put_rule(ctx, conn, t.id, "orders", rule)
+        await events.put_rule(UnitOfWork(ctx, conn), t.id, "orders", rule)
     run = secrets.token_hex(3)
 
     def make(n: int) -> list[EventIn]:
@@ -76,14 +77,14 @@ async def _subscriber_vs_ingestion(ctx: Any, batches: int, batch: int, members: 
 
     # Members exist before timing (their creation is not what is measured).
     for n in range(max(1, members // batch)):
-        async with ctx.db.transaction() as conn:
-            await events.ingest(ctx, conn, t.id, make(10**6 + n))
+        async with unit_of_work(ctx) as uow:
+            await events.ingest(uow, t.id, make(10**6 + n))
     async with ctx.db.connection() as conn:
         start = await conn.fetchval("SELECT coalesce(max(id), 0) FROM outbox")
     t0 = time.perf_counter()
     for n in range(batches):
-        async with ctx.db.transaction() as conn:
-            await events.ingest(ctx, conn, t.id, make(n))
+        async with unit_of_work(ctx) as uow:
+            await events.ingest(uow, t.id, make(n))
     ingest_s = time.perf_counter() - t0
     ingested = batches * batch
 
@@ -205,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
         servers.stop()
 
 
-def add_parser(bench: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(bench: argparse._SubParsersAction) -> None:
     b = bench.add_parser(
         "badges",
         help="events/s through the badge subscriber (20 badges) vs ingestion; pending vs live",

@@ -110,13 +110,13 @@ CONFIG_CACHE = "leaderboards.config"
 DISPLAY_CACHE = "leaderboards.display"
 
 
+Shown = tuple[members.MemberDisplay | None, str | None]  # display info, shown title
+
+
 def top_cache(ctx: Context) -> Cache[Any, tuple[list[BoardItem], datetime | None]]:
     """Board pages, per process, single-flight: a stale page lags at most TOP_CACHE_TTL_S
     (never a wrong "my rank", which is read live)."""
     return ctx.caches.get(TOP_CACHE, TOP_CACHE_TTL_S)
-
-
-Shown = tuple[members.MemberDisplay | None, str | None]  # display info, shown title
 
 
 def _wake(ctx: Context) -> Callable[[], Awaitable[None]]:

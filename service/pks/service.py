@@ -362,7 +362,7 @@ async def on_events(ctx: Context, events: list[Event], only: int | None = None) 
         try:
             hs = hits_of(_spec(row), by_tenant[row["tenant_id"]])
         except Exception as exc:
-            if only is not None or outbox._is_outage(exc):
+            if only is not None or outbox.is_outage(exc):
                 raise
             await _park(ctx, row, exc, events)
             continue
@@ -373,14 +373,14 @@ async def on_events(ctx: Context, events: list[Event], only: int | None = None) 
     try:
         await _apply(ctx, [h for hs in per_pk.values() for h in hs])
     except Exception as exc:
-        if only is not None or outbox._is_outage(exc) or len(per_pk) == 1:
+        if only is not None or outbox.is_outage(exc) or len(per_pk) == 1:
             raise
         failed = []
         for pk_id, hs in per_pk.items():
             try:
                 await _apply(ctx, hs)
             except Exception as one:
-                if outbox._is_outage(one):
+                if outbox.is_outage(one):
                     raise
                 failed.append((pk_id, one))
         if len(failed) == len(per_pk):
