@@ -9,6 +9,7 @@ leaderboards (the metric rules and the rank encoding), points (the ledger's cred
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -267,7 +268,8 @@ async def put_pk(uow: UnitOfWork, tenant_id: int, key: str, data: PkIn) -> PkOut
         # The end may have moved: the view is rebuilt on its next read with the new expiry.
         await store.drop(ctx, tenant_id, row["id"], row["team_ids"])
     await repo.ensure_team_rows(conn, row["id"], team_ids)
-    await ctx.caches.changed(SPEC_CACHE, (tenant_id, key))
+    # Every process drops its copy once the change is committed.
+    uow.after_commit(functools.partial(ctx.caches.changed, SPEC_CACHE, (tenant_id, key)))
     return await _out(conn, row, await parking.state_of(conn, FEATURE, row["id"]), now)
 
 
@@ -952,7 +954,8 @@ async def settle(uow: UnitOfWork, tenant_id: int, key: str, by: str) -> Settleme
     for tid, type_, member_id, payload, at in events:
         uow.emit(tenant_id=tid, type=type_, member_id=member_id, payload=payload, occurred_at=at)
     await repo.mark_settled(conn, spec.id, now, by)
-    await ctx.caches.changed(SPEC_CACHE, (tenant_id, key))
+    # Every process drops its copy once the change is committed.
+    uow.after_commit(functools.partial(ctx.caches.changed, SPEC_CACHE, (tenant_id, key)))
     row = await repo.get_pk_by_id(conn, spec.id)
     log.info("pk settled", pk=spec.id, winner=win_key, rewarded=len(winners))
     return _settlement_out(spec, row, await repo.results(conn, spec.id), info, len(winners))
