@@ -458,7 +458,9 @@ async def _to_teams(ctx: Context, per_board: dict[int, tuple[BoardSpec, list[Any
     async with ctx.db.connection() as conn:
         for b in team_boards:
             spec, hits = per_board[b]
-            ids = [t.id for t in await teams.teams_in_set(conn, spec.tenant_id, spec.team_set)]
+            ids = [
+                t.id for t in await teams.teams_in_set(conn, spec.tenant_id, spec.team_set or "")
+            ]
             got = await teams.teams_at(
                 conn, spec.tenant_id, ids, [(e.member_id, e.occurred_at) for _, _, e, _ in hits]
             )
@@ -706,7 +708,7 @@ async def _entry_of(ctx: Context, spec: BoardSpec, member_id: int) -> int | None
     if spec.scope != "team":
         return member_id
     async with ctx.db.connection() as conn:
-        ids = [t.id for t in await teams.teams_in_set(conn, spec.tenant_id, spec.team_set)]
+        ids = [t.id for t in await teams.teams_in_set(conn, spec.tenant_id, spec.team_set or "")]
         now = ctx.clock.now()
         got = await teams.teams_at(conn, spec.tenant_id, ids, [(member_id, now)])
     return got.get((member_id, now))

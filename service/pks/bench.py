@@ -100,7 +100,7 @@ async def _subscriber_vs_ingestion(ctx, batches: int, batch: int, members: int) 
         )
     # The counted events happen after the memberships began (they were ingested before).
     later = ctx.clock.now() + timedelta(seconds=1)
-    evs = [Event(*r[:6], later) for r in rows]
+    evs = [Event(r[0], r[1], r[2], r[3], r[4], r[5], later) for r in rows]
     t0 = time.perf_counter()
     for i in range(0, len(evs), batch):
         await pks.on_events(ctx, evs[i : i + batch])
@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
         servers.stop()
 
 
-def add_parser(bench: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(bench: argparse._SubParsersAction) -> None:
     b = bench.add_parser(
         "pk", help="events/s through the PK subscriber vs ingestion; GET /v1/pks vs live"
     )

@@ -388,8 +388,8 @@ async def on_events(ctx: Context, events: list[Event], only: int | None = None) 
         if len(failed) == len(per_pk):
             raise
         by_id = {r["id"]: r for r in rows}
-        for pk_id, one in failed:
-            await _park(ctx, by_id[pk_id], one, events)
+        for pk_id, exc in failed:
+            await _park(ctx, by_id[pk_id], exc, events)
 
 
 async def _park(ctx: Context, row: Any, exc: BaseException, events: list[Event]) -> None:
@@ -422,13 +422,15 @@ async def _apply(ctx: Context, hits: list[Hit]) -> None:
                 conn,
                 spec.tenant_id,
                 spec.team_ids,
-                [(e.member_id, e.occurred_at) for _, e, _ in hs],
+                [(e.member_id, e.occurred_at) for _, e, _ in hs if e.member_id is not None],
             )
             for (m, at), t in got.items():
                 team_of[(spec.id, m, at)] = t
         adds: dict[tuple[int, int, int], list[Any]] = {}
         specs: dict[int, Spec] = {}
         for spec, e, delta in hits:
+            if e.member_id is None:
+                continue  # PK metrics count members' events only
             team = team_of.get((spec.id, e.member_id, e.occurred_at))
             if team is None:
                 continue  # not in any of the PK's teams when it happened
@@ -826,8 +828,8 @@ async def settle(uow: UnitOfWork, tenant_id: int, key: str, by: str) -> Settleme
             "headcount": r.headcount,
             "score": str(rules.shown(r.score)),
             "reached_at": r.reached_at,
-            "mvp_member_id": mvps[r.team_id][0] if mvps.get(r.team_id) else None,
-            "mvp_score": mvps[r.team_id][1] if mvps.get(r.team_id) else None,
+            "mvp_member_id": mv[0] if (mv := mvps.get(r.team_id)) else None,
+            "mvp_score": mv[1] if mv else None,
             "winner": int(r.team_id == win),
         }
         for r in ranked
