@@ -20,6 +20,7 @@ FEATURE_MODULES: tuple[str, ...] = (
     "wheel",
     "badges",
     "ceremonies",
+    "rituals",
 )
 
 

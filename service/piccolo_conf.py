@@ -22,5 +22,6 @@ APP_REGISTRY = AppRegistry(
         "service.wheel.piccolo_app",
         "service.badges.piccolo_app",
         "service.ceremonies.piccolo_app",
+        "service.rituals.piccolo_app",
     ]
 )

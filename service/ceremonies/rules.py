@@ -56,7 +56,7 @@ GRAND_PRIZE_KINDS = frozenset({"physical"})
 
 # Facts each kind's templates may use as {placeholders}.
 FIELDS: dict[str, frozenset[str]] = {
-    "ritual": frozenset({"memberNo"}),
+    "ritual": frozenset({"memberNo", "memberNumber"}),
     "grandPrize": frozenset({"prize"}),
     "level": frozenset({"level", "levelName"}),
     "badge": frozenset({"badge", "name", "tier", "series"}),
@@ -157,7 +157,10 @@ def honours(
             "grandPrize", {"prize": payload.get("name"), "prizeKey": payload.get("prizeKey")}
         )
     if type_ == "ritual.completed":
-        return one("ritual", {"memberNo": payload.get("memberNo")})
+        return one(
+            "ritual",
+            {"memberNo": payload.get("memberNo"), "memberNumber": payload.get("memberNumber")},
+        )
     if type_ == "red-black.published":
         if int(payload.get("revision") or 1) > 1:
             return []  # a republication is not a new honour

@@ -39,7 +39,7 @@ async def wechat_login(data: JSONBody[WechatLoginIn], state: State, request: Req
     await ctx.limiter.hit(
         ctx.settings.rate_ip_per_min, "ip", client_ip(request, ctx.extras["trusted_proxies"])
     )
-    return await service.login_wechat(ctx, data.app_id, data.code)
+    return await service.login_wechat(ctx, data.app_id, data.code, data.invite_code)
 
 
 @post(
@@ -77,7 +77,13 @@ async def mint_token(
         ctx,
         operator,
         lambda conn: service.mint_for_external_id(
-            ctx, conn, operator.tenant_id, externalId, body.nickname, body.avatar_url
+            ctx,
+            conn,
+            operator.tenant_id,
+            externalId,
+            body.nickname,
+            body.avatar_url,
+            body.invite_code,
         ),
     )
 

@@ -8,6 +8,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from service.core.http import ErrorBody
+
 AppId = Annotated[
     str,
     Meta(
@@ -18,9 +20,29 @@ LoginCode = Annotated[str, Meta(min_length=1, max_length=256, examples=["dev:ope
 ExternalId = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
 
 
+InviteCode = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=32,
+        description="An invite code from a link or a mini-program scene (`inv=K7Q2M9XA`).",
+    ),
+]
+
+
 class WechatLoginIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     app_id: AppId
     code: LoginCode
+    invite_code: InviteCode | None = None
+
+
+class InviteOutcome(msgspec.Struct, rename="camel"):
+    """What happened to an invite code given at login or in the ritual: `recorded` (or
+    `alreadyRecorded`), else `rejected` with the error a client may show
+    (INVITE_CODE_INVALID). A rejected code never fails the login or the step."""
+
+    status: Annotated[str, Meta(description="recorded, alreadyRecorded or rejected")]
+    error: ErrorBody | None = None
 
 
 class RefreshIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -43,6 +65,7 @@ class LoginOut(msgspec.Struct, rename="camel"):
     refresh_expires_in: int
     member: MemberOut
     is_new_member: bool
+    invitation: InviteOutcome | None = None
 
 
 class TokenOut(msgspec.Struct, rename="camel"):
@@ -57,6 +80,7 @@ class MintTokenIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
 
     nickname: Annotated[str, Meta(max_length=64)] | None = None
     avatar_url: Annotated[str, Meta(max_length=512)] | None = None
+    invite_code: InviteCode | None = None
 
 
 class ProfileIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
