@@ -200,7 +200,7 @@ async def test_daily_limit_per_inviter_and_first_order_trigger(tenant, client, c
         },
     )
     assert r.status_code == 200
-    host_id, host = await tenant.member("host-ext")
+    _, host = await tenant.member("host-ext")
     code = (await client.get("/v1/me/invitations", headers=host)).json()["code"]
     for ext in ("g1", "g2"):
         r = await client.post(
