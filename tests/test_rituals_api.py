@@ -71,7 +71,15 @@ async def test_done_when_two_members_one_invited(tenant, client, ctx):
     assert inv["invitees"][0]["state"] == "joined"
     assert inv["invitees"][0]["maskedNickname"] == "小*"
     me = (await client.get("/v1/me", headers=bob)).json()
-    assert me["memberNo"] == 2
+    assert (me["memberNo"], me["memberNumber"]) == (2, "NO.000002")
+    # One launch call shows it all.
+    for who, no, points in ((alice, 1, 150), (bob, 2, 100)):
+        s = (await client.get("/v1/me/summary", headers=who)).json()
+        assert s["member"]["memberNo"] == no
+        assert s["member"]["memberNumber"] == f"NO.00000{no}"
+        assert s["balances"]["points"] == points
+        assert s["ritual"] == {"status": "completed", "next": None}
+        assert s["pendingCeremonies"] == 1
 
 
 async def test_bad_input(tenant, client, ctx):

@@ -890,3 +890,18 @@ async def set_preference(
 ) -> PreferenceOut:
     await repo.set_preference(conn, tenant_id, member_id, hide, ctx.clock.now())
     return PreferenceOut(hide)
+
+
+async def live_keys(ctx: Context, conn: Any, tenant_id: int) -> list[str]:
+    """Public (the launch summary): keys of the tenant's boards that are live now (a window
+    board between its start and end; every other board always), in one statement."""
+    now = ctx.clock.now()
+    out = []
+    for r in await repo.board_keys(conn, tenant_id):
+        cfg = r["config"]
+        if cfg.get("period") == "window":
+            start, end = _dt(cfg.get("windowStart")), _dt(cfg.get("windowEnd"))
+            if (start and now < start) or (end and now >= end):
+                continue
+        out.append(r["key"])
+    return out
