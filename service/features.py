@@ -21,6 +21,7 @@ FEATURE_MODULES: tuple[str, ...] = (
     "badges",
     "ceremonies",
     "rituals",
+    "privacy",
 )
 
 

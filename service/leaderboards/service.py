@@ -905,3 +905,19 @@ async def live_keys(ctx: Context, conn: Any, tenant_id: int) -> list[str]:
                 continue
         out.append(r["key"])
     return out
+
+
+async def forget_member(ctx: Context, conn: Any, tenant_id: int, member_id: int) -> int:
+    """Public (privacy erasure): the member leaves every board of the tenant, open periods
+    and archives, in the caller's transaction. After commit, call ``boards_changed``."""
+    return await repo.forget_member(conn, tenant_id, member_id)
+
+
+async def boards_changed(ctx: Context, tenant_id: int) -> None:
+    """After a member was forgotten: rebuild the tenant's Redis boards from PostgreSQL and
+    drop the cached pages."""
+    async with ctx.db.connection() as conn:
+        rows = await repo.boards_for_tenants(conn, [tenant_id])
+    for row in rows:
+        await rebuild_board(ctx, _spec(row))
+    clear_caches()

@@ -854,3 +854,11 @@ async def on_events(ctx: Context, events: list[Event]) -> None:
             await _referral_joined(
                 ctx, conn, e.tenant_id, e.member_id, referral, e.occurred_at, "firstOrder"
             )
+
+
+async def invite_counts(
+    conn: asyncpg.Connection, tenant_id: int, member_id: int
+) -> tuple[int, int]:
+    """Public (support card): (members invited, of whom joined)."""
+    t = await repo.invite_totals(conn, tenant_id, member_id)
+    return int(t["invited"]), int(t["joined"])

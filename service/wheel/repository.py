@@ -465,3 +465,14 @@ async def wheels_with_member(
         tenant_id,
         member_id,
     )
+
+
+async def erase_contacts(conn: asyncpg.Connection, tenant_id: int, member_id: int) -> int:
+    """Remove the shipping contacts of a member's prizes (names, phones, addresses)."""
+    status = await conn.execute(
+        "UPDATE wheel_awards SET contact = NULL WHERE tenant_id = $1 AND member_id = $2 "
+        "AND contact IS NOT NULL",
+        tenant_id,
+        member_id,
+    )
+    return int(status.split()[-1])

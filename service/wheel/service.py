@@ -1003,3 +1003,9 @@ async def live_for_member(
             }
         )
     return out
+
+
+async def erase_contacts(conn: asyncpg.Connection, tenant_id: int, member_id: int) -> int:
+    """Public (privacy erasure): the contacts given to claim prizes are removed; the awards,
+    draws and audit stay."""
+    return await repo.erase_contacts(conn, tenant_id, member_id)
