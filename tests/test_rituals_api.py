@@ -19,6 +19,12 @@ async def test_done_when_two_members_one_invited(tenant, client, ctx):
     await put_ritual(client, tenant)
     r = await client.put("/admin/v1/rules/invite-bonus", headers=tenant.admin, json=INVITER_RULE)
     assert r.status_code == 200, r.text
+    r = await client.put(
+        "/admin/v1/leaderboards/inviters",
+        headers=tenant.admin,
+        json={"metric": "invites", "period": "allTime", "title": "推荐人数"},
+    )
+    assert r.status_code == 200, r.text
 
     alice = await tenant.login("alice")
     view = (await client.get("/v1/ritual", headers=alice)).json()
@@ -66,6 +72,8 @@ async def test_done_when_two_members_one_invited(tenant, client, ctx):
         )
         == 2
     )
+    board = (await client.get("/v1/leaderboards/inviters", headers=bob)).json()
+    assert [(i["score"], i["member"]["maskedNickname"]) for i in board["items"]] == [(1, "小*")]
     inv = (await client.get("/v1/me/invitations", headers=alice)).json()
     assert (inv["invited"], inv["joined"], inv["rewardsPoints"]) == (1, 1, 50)
     assert inv["invitees"][0]["state"] == "joined"
@@ -147,3 +155,96 @@ async def test_bad_input(tenant, client, ctx):
     assert r.json()["status"] == "inProgress"
     # Nothing was granted on the way.
     assert await balance(client, m) == 0
+
+
+async def test_reserved_numbers_and_manual_assignment(tenant, client, ctx):
+    await put_ritual(client, tenant, ritual(steps=[ritual()["steps"][0]]))
+    post = "/admin/v1/member-numbers/reservations"
+    r = await client.post(post, json={"from": 1, "to": 3, "note": "founders"}, headers=tenant.admin)
+    assert r.status_code == 201, r.text
+    r = await client.post(post, json={"from": 8888}, headers=tenant.admin)
+    assert r.status_code == 201
+    r = await client.post(post, json={"from": 3, "to": 5}, headers=tenant.admin)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "RESERVATION_CONFLICT"
+    r = await client.post(post, json={"from": 9, "to": 7}, headers=tenant.admin)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "RESERVATION_INVALID"
+    r = await client.post(post, json={"from": 0}, headers=tenant.admin)
+    assert r.status_code == 400
+
+    _, founder = await tenant.member("founder")
+    await tenant.member("late")
+    assign = "/admin/v1/members/{}/member-number"
+    r = await client.post(assign.format("founder"), json={"number": 2}, headers=tenant.admin)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"externalId": "founder", "memberNo": 2, "memberNumber": "NO.000002"}
+    # A reserved number requested twice: 409, whoever asks.
+    for ext in ("late", "founder"):
+        r = await client.post(assign.format(ext), json={"number": 2}, headers=tenant.admin)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "MEMBER_NUMBER_TAKEN"
+    r = await client.post(assign.format("late"), json={"number": 4}, headers=tenant.admin)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "MEMBER_NUMBER_NOT_RESERVED"
+    r = await client.post(assign.format("founder"), json={"number": 8888}, headers=tenant.admin)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "MEMBER_ALREADY_NUMBERED"
+    r = await client.post(assign.format("ghost"), json={"number": 1}, headers=tenant.admin)
+    assert r.status_code == 404
+
+    # The founder keeps No. 2 through the ritual; the next member gets 4 (1-3 reserved).
+    done = await complete(client, founder, ("covenant",))
+    assert done["memberNo"] == 2
+    newcomer = await tenant.login("newcomer")
+    assert (await complete(client, newcomer, ("covenant",)))["memberNo"] == 4
+    listing = (await client.get(post, headers=tenant.admin)).json()
+    assert listing["nextNumber"] == 5
+    assert [(i["from"], i["to"], i["assigned"]) for i in listing["items"]] == [
+        (1, 3, 1),
+        (8888, 8888, 0),
+    ]
+
+
+async def test_versions_never_reask_unless_the_covenant_changes_and_the_operator_says_so(
+    tenant, client, ctx
+):
+    first = await put_ritual(client, tenant)
+    m = await tenant.login("ver-1")
+    await complete(client, m)
+    # A new step and a new gift: members who completed are not asked again.
+    doc = ritual()
+    doc["steps"] = [*doc["steps"], {"kind": "custom", "key": "story", "title": "品牌故事"}]
+    doc["gift"] = {"points": 500}
+    second = await put_ritual(client, tenant, doc)
+    assert second["version"] == first["version"] + 1
+    same = await put_ritual(client, tenant, doc)
+    assert same["version"] == second["version"]  # an identical document is no new version
+    view = (await client.get("/v1/ritual", headers=m)).json()
+    assert view["status"] == "completed" and view["next"] == "story"
+    # The covenant changes without reaskOnCovenantChange: still completed.
+    doc["steps"][0] = {**doc["steps"][0], "version": "v2", "text": "新公约"}
+    await put_ritual(client, tenant, doc)
+    assert (await client.get("/v1/ritual", headers=m)).json()["status"] == "completed"
+    # With it: the member accepts the covenant again; no second gift, the same number.
+    await put_ritual(client, tenant, {**doc, "reaskOnCovenantChange": True})
+    view = (await client.get("/v1/ritual", headers=m)).json()
+    assert (view["status"], view["next"]) == ("reacceptRequired", "covenant")
+    r = await client.post(
+        "/v1/ritual/steps/covenant", json={"accept": True, "covenantVersion": "v2"}, headers=m
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["memberNo"], r.json()["justCompleted"]) == (
+        "completed",
+        1,
+        False,
+    )
+    assert await balance(client, m) == 100
+    # A newcomer gets the current version's gift.
+    n = await tenant.login("ver-2")
+    for key, body in (
+        ("covenant", {"accept": True, "covenantVersion": "v2"}),
+        ("profile", {"nickname": "新人"}),
+        ("privileges", {}),
+    ):
+        r = await client.post(f"/v1/ritual/steps/{key}", json=body, headers=n)
+        assert r.status_code == 200, r.text
+    assert r.json()["status"] == "inProgress" and r.json()["next"] == "story"
+    r = await client.post("/v1/ritual/steps/story", json={}, headers=n)
+    assert r.json()["justCompleted"] is True and r.json()["memberNo"] == 2
+    assert await balance(client, n) == 500

@@ -41,7 +41,7 @@ MAX_MEMBER_ID = (1 << (8 * MEMBER_BYTES)) - 1
 ALL_TIME_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 ALL_TIME_UNIT = 256
 
-METRICS = ("points", "growth", "checkins", "eventValue", "eventCount")
+METRICS = ("points", "growth", "checkins", "eventValue", "eventCount", "invites")
 PERIODS = ("allTime", "daily", "weekly", "monthly", "window")
 DISPLAYS = ("masked", "full", "anonymous")
 MAX_LIMIT = 100
@@ -296,6 +296,9 @@ def contribution(spec: BoardSpec, type_: str, payload: dict[str, Any]) -> int:
         if type_ == "points.reversed" and payload.get("reverses", "credit") == "credit":
             return -abs(amount)
         return 0
+    if m == "invites":
+        # 推荐人数: one per invitee who joined (``referral.joined`` is the inviter's event).
+        return 1 if type_ == "referral.joined" else 0
     if m == "checkins":
         if type_ != "checkin.done":
             return 0
@@ -318,6 +321,7 @@ EVENT_TYPES = (
     "points.reversed",
     "checkin.done",
     "member.event",
+    "referral.joined",
 )
 
 
