@@ -248,3 +248,20 @@ async def test_versions_never_reask_unless_the_covenant_changes_and_the_operator
     r = await client.post("/v1/ritual/steps/story", json={}, headers=n)
     assert r.json()["justCompleted"] is True and r.json()["memberNo"] == 2
     assert await balance(client, n) == 500
+
+
+async def test_tenants_are_walled_off(tenant, other_tenant, client, ctx):
+    await put_ritual(client, tenant)
+    await put_ritual(client, other_tenant, ritual(steps=[ritual()["steps"][0]]))
+    a = await tenant.login("wall-a")
+    b = await other_tenant.login("wall-b")
+    assert (await complete(client, a))["memberNo"] == 1
+    assert (await complete(client, b, ("covenant",)))["memberNo"] == 1  # numbers per tenant
+    code_a = (await client.get("/v1/me/invitations", headers=a)).json()["code"]
+    c = await other_tenant.login("wall-c")
+    r = await client.post("/v1/me/inviter", json={"code": code_a}, headers=c)
+    assert r.status_code == 422 and r.json()["error"]["details"]["reason"] == "unknown"
+    got = (await client.get("/admin/v1/rituals", headers=other_tenant.admin)).json()
+    assert [s["key"] for s in got["ritual"]["steps"]] == ["covenant"]
+    r = await client.get("/admin/v1/members/wall-a", headers=other_tenant.admin)
+    assert r.status_code == 404

@@ -101,16 +101,16 @@ async def save_progress(
     )
 
 
-async def completed_members(
-    conn: asyncpg.Connection, tenant_id: int, member_ids: list[int]
-) -> set[int]:
-    rows = await conn.fetch(
-        "SELECT member_id FROM ritual_progress WHERE tenant_id = $1 "
-        "AND member_id = ANY($2::bigint[]) AND completed_at IS NOT NULL",
+async def lock_completed(conn: asyncpg.Connection, tenant_id: int, member_id: int) -> bool:
+    """Whether the member completed the ritual, locking its progress row (if any) so that a
+    completion running now waits for this transaction, or this one for it."""
+    done = await conn.fetchval(
+        "SELECT completed_at IS NOT NULL FROM ritual_progress WHERE tenant_id = $1 "
+        "AND member_id = $2 FOR UPDATE",
         tenant_id,
-        member_ids,
+        member_id,
     )
-    return {r["member_id"] for r in rows}
+    return bool(done)
 
 
 async def erase_progress(conn: asyncpg.Connection, tenant_id: int, member_id: int) -> None:

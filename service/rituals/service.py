@@ -406,9 +406,14 @@ async def complete_step(
         (definition["version"], now) if finishing else None,
         now,
     )
-    if finishing:
-        await _complete(ctx, conn, tenant_id, member_id, definition, now)
-    return await answer(finishing)
+    if not finishing:
+        return await answer()
+    await _complete(ctx, conn, tenant_id, member_id, definition, now)
+    out = await answer(True)
+    # The number last: the tenant's counter row stays locked from here to the commit, so
+    # everything that can run before it does.
+    out.member_no, out.member_number = await _join(ctx, conn, tenant_id, member_id, definition, now)
+    return out
 
 
 async def _complete(
@@ -419,8 +424,8 @@ async def _complete(
     definition: Any,
     now: datetime,
 ) -> None:
-    """The member joins: gift, invitation, number, events; inside the step's transaction.
-    The counter row is locked last, so the tenant-wide lock is held for the shortest time."""
+    """The member joins (inside the step's transaction): the gift, the badge, the
+    invitation's reward, the invite code. The number and the events follow (``_join``)."""
     cfg = definition["config"]
     gift = cfg.get("gift") or {}
     for currency in ("points", "growth"):
@@ -452,27 +457,32 @@ async def _complete(
     if referral.get("trigger", "ritual") == "ritual":
         await _referral_joined(ctx, conn, tenant_id, member_id, referral, now, "ritual")
     await ensure_code(ctx, conn, tenant_id, member_id)
+
+
+async def _join(
+    ctx: Context,
+    conn: asyncpg.Connection,
+    tenant_id: int,
+    member_id: int,
+    definition: Any,
+    now: datetime,
+) -> tuple[int, str | None]:
+    """The member number, then ``ritual.completed`` (the entry ceremony) and ``member.joined``
+    in one outbox statement."""
+    cfg = definition["config"]
     number = await _number_for(ctx, conn, tenant_id, member_id, now)
     fmt = cfg.get("memberNumber") or {}
     shown = rules.format_number(number, fmt.get("prefix", "NO."), int(fmt.get("padding", 6)))
     payload = {"memberNo": number, "memberNumber": shown, "version": definition["version"]}
-    await outbox.emit(
+    await outbox.emit_many(
         conn,
-        tenant_id=tenant_id,
-        type="ritual.completed",
-        member_id=member_id,
-        payload=payload,
-        occurred_at=now,
-    )
-    await outbox.emit(
-        conn,
-        tenant_id=tenant_id,
-        type="member.joined",
-        member_id=member_id,
-        payload={"via": "ritual", **payload},
-        occurred_at=now,
+        [
+            (tenant_id, "ritual.completed", member_id, payload, now),
+            (tenant_id, "member.joined", member_id, {"via": "ritual", **payload}, now),
+        ],
     )
     log.info("member joined", tenant=tenant_id, member=member_id, member_no=number)
+    return number, shown
 
 
 # ---------------------------------------------------------------- member numbers
@@ -626,10 +636,12 @@ async def accept_invite(
     code = rules.normalize_code(raw)
     if code is None:
         raise DomainError("INVITE_CODE_INVALID", details={"reason": "unknown"})
+    # Lock order: the member's progress row, then the tenant's referral lock (as a step that
+    # carries an invite code does), so a completion and a code never cross unseen.
+    is_member = await repo.lock_completed(conn, tenant_id, member_id)
     await repo.lock_referrals(conn, tenant_id)
     inviter = await repo.member_of_code(conn, tenant_id, code)
     existing = await repo.referral_of(conn, tenant_id, member_id)
-    is_member = bool(await repo.completed_members(conn, tenant_id, [member_id]))
     chain = (
         await repo.inviter_chain(conn, tenant_id, inviter)
         if inviter is not None and existing is None and inviter != member_id
