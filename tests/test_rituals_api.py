@@ -265,3 +265,31 @@ async def test_tenants_are_walled_off(tenant, other_tenant, client, ctx):
     assert [s["key"] for s in got["ritual"]["steps"]] == ["covenant"]
     r = await client.get("/admin/v1/members/wall-a", headers=other_tenant.admin)
     assert r.status_code == 404
+
+
+async def test_welcome_badge_is_awarded_once_with_the_gift(tenant, client, ctx):
+    from tests.badge_helpers import put_badge
+
+    await put_badge(
+        client, tenant, "newcomer", name="新会员", criteria=[{"kind": "manual"}], reward={}
+    )
+    await put_ritual(client, tenant, ritual(gift={"points": 100, "badge": "newcomer"}))
+    m = await tenant.login("badge-1")
+    await complete(client, m)
+    await complete(client, m)  # again: nothing more
+    await deliver(ctx)
+    mine = (await client.get("/v1/me/badges", headers=m)).json()
+    assert [b["key"] for b in mine["badges"]] == ["newcomer"]
+    assert (
+        await count(
+            ctx,
+            "SELECT count(*) FROM badge_audit WHERE tenant_id = $1 AND actor = 'ritual'",
+            tenant.id,
+        )
+        == 1
+    )
+    p = (await client.get("/v1/ceremonies/pending", headers=m)).json()
+    kinds = sorted(c["kind"] for g in p["groups"] for c in g["ceremonies"])
+    assert kinds == ["badge", "ritual"]
+    ritual_ceremony = next(c for g in p["groups"] for c in g["ceremonies"] if c["kind"] == "ritual")
+    assert ritual_ceremony["facts"]["memberNumber"] == "NO.000001"
