@@ -23,6 +23,7 @@ from service.config import Settings, load_settings
 from service.core import idempotency
 from service.core.auth import TokenService
 from service.core.clock import Clock, SystemClock
+from service.core.constraints import strict_request
 from service.core.context import Context
 from service.core.db import Database, create_pool
 from service.core.http import exception_to_response
@@ -82,7 +83,7 @@ async def open_context(
         clock=the_clock,
         rng=rng or system_rng(),
         dispatcher=dispatcher,
-        limiter=RateLimiter(redis, scripts, settings.redis_prefix),
+        limiter=RateLimiter(redis, scripts, settings.redis_prefix, the_clock),
     )
     ctx.extras.update(
         tokens=TokenService(
@@ -158,6 +159,14 @@ def create_app(
         if isinstance(ctx.clock, SystemClock):
             ctx.clock.offset = timedelta(seconds=float(raw)) if raw else timedelta(0)
 
+    follow_dev_clock = settings.dev_clock_enabled and clock is None
+
+    async def before_request(request: Request) -> None:
+        if follow_dev_clock:
+            await dev_clock_sync(request)
+        # Every body, path, query and header parameter is checked strictly before the handler.
+        await strict_request(request)
+
     prometheus = PrometheusConfig(
         app_name="engage",
         prefix="engage",
@@ -196,7 +205,7 @@ def create_app(
         middleware=[RequestLogMiddleware, prometheus.middleware],
         openapi_config=openapi,
         request_max_body_size=settings.max_body_bytes,
-        before_request=dev_clock_sync if (settings.dev_clock_enabled and clock is None) else None,
+        before_request=before_request,
         debug=False,
         logging_config=None,
     )

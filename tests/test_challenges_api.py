@@ -237,11 +237,11 @@ async def test_bad_challenge_config(tenant, client):
         "joinClosesAt": "2026-11-19T00:00:00+08:00",
     }
     r = await client.put("/admin/v1/challenges/bad", headers=tenant.admin, json=bad)
-    codes = {p["code"] for p in assert_error(r, 422, "CONFIG_INVALID")["details"]["problems"]}
+    codes = {p["code"] for p in assert_error(r, 422, "VALIDATION_FAILED")["details"]["problems"]}
     assert codes == {"CAMPAIGN_NOT_FOUND", "REQUIRED_TOO_HIGH", "WINDOW_EMPTY"}
     late = {**CHALLENGE, "joinClosesAt": "2026-11-25T00:00:00+08:00"}
     r = await client.put("/admin/v1/challenges/bad", headers=tenant.admin, json=late)
-    codes = {p["code"] for p in assert_error(r, 422, "CONFIG_INVALID")["details"]["problems"]}
+    codes = {p["code"] for p in assert_error(r, 422, "VALIDATION_FAILED")["details"]["problems"]}
     assert codes == {"JOIN_AFTER_START"}
     assert_error(
         await client.get("/admin/v1/challenges/bad", headers=tenant.admin),
@@ -256,7 +256,7 @@ async def test_terms_lock_once_joined(tenant, client):
     r = await client.put(
         "/admin/v1/challenges/c3", headers=tenant.admin, json={**CHALLENGE, "stake": 1}
     )
-    codes = {p["code"] for p in assert_error(r, 422, "CONFIG_INVALID")["details"]["problems"]}
+    codes = {p["code"] for p in assert_error(r, 422, "VALIDATION_FAILED")["details"]["problems"]}
     assert codes == {"TERMS_LOCKED"}
     assert (await put_challenge(client, tenant, title="renamed"))["version"] == 2
 

@@ -200,7 +200,7 @@ async def test_month_and_year_edges(tenant, client, clock):
     assert len(nov["calendar"]) == 30 and nov["calendar"][-1]["checked"] is True
     _, headers = await tenant.member("c-edge")
     bad = await client.get("/v1/checkins/daily", headers=headers, params={"month": "2026-13"})
-    assert_error(bad, 400, "MONTH_INVALID")
+    assert_error(bad, 422, "VALIDATION_FAILED")
 
 
 async def test_fifty_concurrent_checkins_make_one(tenant, client, ctx):
@@ -330,20 +330,20 @@ async def test_bad_config_is_422_with_every_problem_and_writes_nothing(tenant, c
         "endsAt": "2026-10-01T00:00:00+08:00",
     }
     r = await client.put("/admin/v1/checkin-campaigns/bad", headers=tenant.admin, json=bad)
-    err = assert_error(r, 422, "CONFIG_INVALID")
+    err = assert_error(r, 422, "VALIDATION_FAILED")
     codes = {p["code"] for p in err["details"]["problems"]}
     assert codes == {"TIMEZONE_UNKNOWN", "STREAK_LADDER_INVALID", "WINDOW_EMPTY"}
     r = await client.get("/admin/v1/checkin-campaigns/bad", headers=tenant.admin)
     assert_error(r, 404, "CAMPAIGN_NOT_FOUND")
     ladder = {**CAMPAIGN, "cycle": {"mode": "ladder", "days": 5}}
     r = await client.put("/admin/v1/checkin-campaigns/bad", headers=tenant.admin, json=ladder)
-    assert {p["code"] for p in assert_error(r, 422, "CONFIG_INVALID")["details"]["problems"]} == {
-        "STREAK_LADDER_INVALID"
-    }
+    assert {
+        p["code"] for p in assert_error(r, 422, "VALIDATION_FAILED")["details"]["problems"]
+    } == {"STREAK_LADDER_INVALID"}
     r = await client.put(
         "/admin/v1/checkin-campaigns/bad", headers=tenant.admin, json={**CAMPAIGN, "x": 1}
     )
-    assert_error(r, 400, "VALIDATION_FAILED")
+    assert_error(r, 422, "VALIDATION_FAILED")
     # A valid save bumps the version.
     assert (await put_campaign(client, tenant, "bad"))["version"] == 1
     assert (await put_campaign(client, tenant, "bad"))["version"] == 2

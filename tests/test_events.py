@@ -195,19 +195,19 @@ async def test_rule_validation(tenant, client):
     err = assert_error(
         await client.put("/admin/v1/rules/bad", headers=tenant.admin, json=impossible),
         422,
-        "CONFIG_INVALID",
+        "VALIDATION_FAILED",
     )
     assert len(err["details"]["problems"]) == 2
     unknown = {**ORDER_RULE, "bonus": 5}
     assert_error(
         await client.put("/admin/v1/rules/bad", headers=tenant.admin, json=unknown),
-        400,
+        422,
         "VALIDATION_FAILED",
     )
     bad_effect = {**ORDER_RULE, "effect": {"kind": "credit", "currency": "gold"}}
     assert_error(
         await client.put("/admin/v1/rules/bad", headers=tenant.admin, json=bad_effect),
-        400,
+        422,
         "VALIDATION_FAILED",
     )
     assert_error(

@@ -121,10 +121,10 @@ async def test_error_shape_for_every_failure_kind(tenant, client):
     )
     err = assert_error(
         await client.post("/v1/auth/wechat", json={"appId": 5, "code": "x"}),
-        400,
+        422,
         "VALIDATION_FAILED",
     )
-    assert err["details"]["problems"][0]["field"]
+    assert err["details"]["problems"][0]["path"] == "appId"
     assert_error(
         await client.post("/v1/auth/wechat", json={"appId": "wxnope", "code": "dev:x"}),
         400,
@@ -139,7 +139,7 @@ async def test_error_shape_for_every_failure_kind(tenant, client):
         await client.post(
             "/admin/v1/members/x/token", headers=tenant.admin, json={"nickname": "n", "evil": 1}
         ),
-        400,
+        422,
         "VALIDATION_FAILED",
     )
     assert "evil" in str(err["details"])

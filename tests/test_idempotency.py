@@ -95,7 +95,10 @@ async def test_http_replay_and_mismatch(tenant, client):
     bad = await client.patch(
         "/v1/me", json={"nickname": "C"}, headers={**headers, "Idempotency-Key": "x" * 300}
     )
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "IDEMPOTENCY_KEY_INVALID"
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "VALIDATION_FAILED"
+    assert [(p["source"], p["path"]) for p in bad.json()["error"]["details"]["problems"]] == [
+        ("header", "Idempotency-Key")
+    ]
 
 
 async def test_records_are_kept_at_least_a_day_then_purged(ctx, tenant, clock):

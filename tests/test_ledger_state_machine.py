@@ -3,7 +3,10 @@
 Invariants after every step: balance = sum of entries = sum of lot remainders; never negative;
 after expiry runs, only unexpired lots hold anything; each spend drew from lots in FIFO order
 (checked against a plain Python model); a reversal takes back exactly what was left of the
-credit's own lots; the level equals the model's.
+credit's own lots; the level equals the model's. Between expiry-job runs (the clock moves by
+hours, the job runs only when drawn), every balance anyone is shown - the card, and the
+balance_after of each credit, spend and reversal - is the model's spendable balance at that
+instant: the unexpired lots.
 """
 
 from __future__ import annotations
@@ -92,9 +95,12 @@ class LedgerMachine(RuleBasedStateMachine):
                 lot = await conn.fetchval("SELECT id FROM point_lots WHERE entry_id=$1", e.id)
             return e, lot
 
+        # The credit writes the expiry of the member's due lots first.
+        self._expire_model()
         e, lot = self.run(go())
         self.lots[lot] = [amount, amount, e.expires_at, e.id]
         self.credits[e.id] = 1
+        assert e.balance_after == self._spendable()
 
     @rule(amount=st.integers(1, 150))
     def earn_growth(self, amount: int) -> None:
@@ -108,6 +114,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.credits[e.id] = 0
         self.growth += amount
         self.level = max(self.level, self._index(self.growth))
+
+    def _spendable(self) -> int:
+        return sum(lot.remaining for lot in self._live())
 
     @staticmethod
     def _index(growth: int) -> int:
@@ -144,11 +153,12 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         # The debit expires due lots first (model: they drop out of `live` already).
         self._expire_model()
-        _, allocs = self.run(go())
+        e, allocs = self.run(go())
         expected = sorted(prules.allocate(live, amount))
         assert sorted((r["lot_id"], r["amount"]) for r in allocs) == expected
         for lot_id, take in expected:
             self.lots[lot_id][1] -= take
+        assert e.balance_after == self._spendable()
 
     def _expire_model(self) -> None:
         now = self.clock.now()
@@ -156,9 +166,9 @@ class LedgerMachine(RuleBasedStateMachine):
             if v[2] is not None and v[2] <= now:
                 v[1] = 0
 
-    @rule(days=st.integers(1, 40))
-    def advance(self, days: int) -> None:
-        self.clock.advance(days=days)
+    @rule(hours=st.integers(1, 40 * 24))
+    def advance(self, hours: int) -> None:
+        self.clock.advance(hours=hours)
 
     @rule()
     def expire(self) -> None:
@@ -184,6 +194,8 @@ class LedgerMachine(RuleBasedStateMachine):
             async with self.ctx.db.transaction() as conn:  # type: ignore[union-attr]
                 return await points.reverse(self.ctx, conn, self.tenant_id, entry_id)
 
+        if self.credits[entry_id]:
+            self._expire_model()  # a points reversal writes due expiries first
         rev = self.run(go())
         self.reversed.add(entry_id)
         if self.credits[entry_id]:
@@ -193,11 +205,16 @@ class LedgerMachine(RuleBasedStateMachine):
             for v in self.lots.values():
                 if v[3] == entry_id:
                     v[1] = 0
+            assert rev.balance_after == self._spendable()
         else:
             self.growth += rev.delta
             self.level = self._index(self.growth)
 
     # ------------------------------------------------------------------ invariants
+
+    async def _card(self):  # type: ignore[no-untyped-def]
+        async with self.ctx.db.connection() as conn:  # type: ignore[union-attr]
+            return await points.member_card(self.ctx, conn, self.tenant_id, self.member_id)
 
     @invariant()
     def books_balance(self) -> None:
@@ -217,6 +234,9 @@ class LedgerMachine(RuleBasedStateMachine):
                 )
 
         row = self.run(go())
+        # What the member is shown now, whether or not the expiry job has run.
+        card = self.run(self._card())
+        assert card.points == self._spendable()
         bal = row["bal"] or 0
         assert bal == row["entries"] == row["lots"] >= 0
         assert bal == sum(v[1] for v in self.lots.values())

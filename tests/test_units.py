@@ -246,7 +246,8 @@ def test_validate_key_accepts(raw, expected):
 def test_validate_key_rejects(raw):
     with pytest.raises(DomainError) as info:
         idempotency.validate_key(raw)
-    assert info.value.code == "IDEMPOTENCY_KEY_INVALID" and info.value.status == 400
+    assert info.value.code == "VALIDATION_FAILED" and info.value.status == 422
+    assert info.value.details["problems"][0]["source"] == "header"
 
 
 # ---------------------------------------------------------------- client IP
@@ -318,7 +319,7 @@ def test_codes_the_client_api_promises_exist_with_their_status():
         "DEPENDENCY_UNAVAILABLE": 503,
         "INTERNAL_ERROR": 500,
         "NOT_FOUND": 404,
-        "VALIDATION_FAILED": 400,
+        "VALIDATION_FAILED": 422,
     }
     assert {c: CATALOGUE[c][0] for c in expected} == expected
 

@@ -57,7 +57,7 @@ async def join(
     opt={"scope": "config"},
     tags=["challenges"],
     summary="Create or replace a wager challenge",
-    description="Validated as a whole (422 CONFIG_INVALID lists every problem). Once members "
+    description="Validated as a whole (422 VALIDATION_FAILED lists every problem). Once members "
     "joined, the terms are locked. `state: cancelled` refunds every stake at once.",
 )
 async def put_challenge(

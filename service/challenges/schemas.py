@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-Key = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
+from service.core.constraints import AwareDatetime
+from service.core.constraints import Key as Key
 
 
 class Strict(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -26,9 +27,9 @@ class ChallengeIn(Strict):
     start_date: Annotated[date, Meta(description="First day, in the campaign's time zone.")]
     days: Annotated[int, Meta(ge=1, le=366)]
     required: Annotated[int, Meta(ge=1, le=366, description="Check-ins needed to finish.")]
-    join_opens_at: datetime
+    join_opens_at: AwareDatetime
     join_closes_at: Annotated[
-        datetime, Meta(description="At the latest when the first day begins.")
+        AwareDatetime, Meta(description="At the latest when the first day begins.")
     ]
     state: Literal["draft", "live", "cancelled"] = "draft"
     title: Annotated[str, Meta(max_length=64)] = ""

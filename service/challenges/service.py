@@ -30,6 +30,7 @@ from service.challenges.schemas import (
 )
 from service.checkins import service as checkins
 from service.core import outbox
+from service.core.constraints import validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.points import service as points
@@ -99,7 +100,7 @@ def _admin_out(row: Any, now: datetime) -> ChallengeAdminOut:
 async def put_challenge(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, data: ChallengeIn
 ) -> ChallengeAdminOut:
-    """Validate as a whole (422 CONFIG_INVALID with every problem); cancelling refunds all
+    """Validate as a whole (422 VALIDATION_FAILED with every problem); cancelling refunds all
     stakes in this same transaction."""
     now = ctx.clock.now()
     current = await repo.get(conn, tenant_id, key, lock=True)
@@ -115,11 +116,7 @@ async def put_challenge(
         problems.append(
             {"path": "required", "code": "REQUIRED_TOO_HIGH", "problem": "more than days"}
         )
-    if data.join_opens_at.tzinfo is None or data.join_closes_at.tzinfo is None:
-        problems.append(
-            {"path": "joinOpensAt", "code": "OFFSET_MISSING", "problem": "give an offset"}
-        )
-    elif data.join_closes_at <= data.join_opens_at:
+    if data.join_closes_at <= data.join_opens_at:
         problems.append(
             {"path": "joinClosesAt", "code": "WINDOW_EMPTY", "problem": "must follow joinOpensAt"}
         )
@@ -150,7 +147,7 @@ async def put_challenge(
                 {"path": "state", "code": "TERMS_LOCKED", "problem": "members joined already"}
             )
     if problems:
-        raise DomainError("CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     assert tz_name is not None
     tz = ZoneInfo(tz_name)
     row = await repo.upsert(

@@ -114,7 +114,7 @@ def _campaign_out(c: service.Campaign, now) -> CampaignOut:  # type: ignore[no-u
     opt={"scope": "config"},
     tags=["checkins"],
     summary="Create or replace a check-in campaign",
-    description="Validated as a whole: 422 CONFIG_INVALID lists every problem (each with a "
+    description="Validated as a whole: 422 VALIDATION_FAILED lists every problem (each with a "
     "code: TIMEZONE_UNKNOWN, STREAK_LADDER_INVALID, ...) and changes nothing. Each save bumps "
     "the version.",
 )

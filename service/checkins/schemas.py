@@ -8,9 +8,13 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-Key = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
+from service.core.constraints import AwareDatetime, constrained
+from service.core.constraints import Key as Key
+
 Amount = Annotated[int, Meta(ge=0, le=1_000_000)]
-MonthParam = Annotated[str, Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
+MonthParam = constrained(
+    str, "A month, YYYY-MM.", examples=["2026-11"], pattern=r"^\d{4}-(0[1-9]|1[0-2])$"
+)
 
 
 class Strict(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -58,8 +62,8 @@ class MakeupIn(Strict):
 class CampaignIn(Strict):
     """A check-in campaign. Validated as a whole; each save bumps the version."""
 
-    starts_at: datetime
-    ends_at: datetime | None = None
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None = None
     state: Literal["draft", "live", "ended"] = "draft"
     title: Annotated[str, Meta(max_length=64)] = ""
     rules_text: Annotated[

@@ -30,6 +30,7 @@ from service.checkins.schemas import (
     RewardOut,
 )
 from service.core import outbox
+from service.core.constraints import problem, register_check, validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.http import DEPENDENCY_ERRORS
@@ -66,7 +67,6 @@ register_codes(
         ),
         "MAKEUP_QUOTA_USED": (409, "本月补签次数已用完", "No make-ups left for that month."),
         "MAKEUP_DAY_CHECKED": (409, "该日期已签到，无需补签", "That day is already checked in."),
-        "MONTH_INVALID": (400, "月份格式有误", "The month must look like 2026-11."),
     }
 )
 
@@ -193,11 +193,8 @@ def config_problems(data: CampaignIn) -> list[dict[str, str]]:
         problems.append(
             {"path": "timezone", "code": "TIMEZONE_UNKNOWN", "problem": "no such time zone"}
         )
-    if data.starts_at.tzinfo is None or (data.ends_at and data.ends_at.tzinfo is None):
-        problems.append(
-            {"path": "startsAt", "code": "OFFSET_MISSING", "problem": "give times with an offset"}
-        )
-    elif data.ends_at is not None and data.ends_at <= data.starts_at:
+    # Offsets are required by the decoder (AwareDatetime): no naive time reaches this point.
+    if data.ends_at is not None and data.ends_at <= data.starts_at:
         problems.append(
             {"path": "endsAt", "code": "WINDOW_EMPTY", "problem": "endsAt must follow startsAt"}
         )
@@ -237,12 +234,15 @@ def config_problems(data: CampaignIn) -> list[dict[str, str]]:
     return problems
 
 
+register_check(CampaignIn, config_problems)
+
+
 async def put_campaign(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, data: CampaignIn
 ) -> Campaign:
     problems = config_problems(data)
     if problems:
-        raise DomainError("CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     row = await repo.put_campaign(
         conn,
         tenant_id,
@@ -599,7 +599,9 @@ def _parse_month(month: str | None, today: date) -> date:
         y, m = month.split("-")
         return date(int(y), int(m), 1)
     except ValueError as exc:
-        raise DomainError("MONTH_INVALID", details={"month": month}) from exc
+        raise validation_failed(
+            [problem("query", "month", "FORMAT_INVALID", "a month such as 2026-11")]
+        ) from exc
 
 
 async def member_state(

@@ -1,10 +1,10 @@
-"""Opaque page cursors: a kind letter and an id, base64url; anything else is a clear 400."""
+"""Opaque page cursors: a kind letter and an id, base64url; anything else is a CURSOR_INVALID."""
 
 from __future__ import annotations
 
 import base64
 
-from service.core.errors import DomainError
+from service.core.constraints import cursor_invalid
 
 
 def encode(kind: str, row_id: int) -> str:
@@ -21,11 +21,4 @@ def decode(kind: str, cursor: str | None) -> int | None:
             raise ValueError
         return int(raw[len(kind) :])
     except ValueError as exc:
-        raise DomainError(
-            "VALIDATION_FAILED",
-            details={
-                "problems": [
-                    {"field": "cursor", "source": "query", "problem": "not a cursor we issued"}
-                ]
-            },
-        ) from exc
+        raise cursor_invalid() from exc

@@ -8,7 +8,11 @@ from typing import Any, ClassVar
 # English. frontend-api-spec/README.md lists the same table; a test keeps the two in step.
 CATALOGUE: dict[str, tuple[int, str, str]] = {
     "MALFORMED_REQUEST": (400, "请求格式有误", "The request could not be parsed."),
-    "VALIDATION_FAILED": (400, "请求参数有误", "Some fields are missing or invalid."),
+    "VALIDATION_FAILED": (
+        422,
+        "请求参数有误",
+        "Some fields are missing or invalid; every problem is in details.problems.",
+    ),
     "PAYLOAD_TOO_LARGE": (413, "请求内容过大", "The request body is too large."),
     "UNSUPPORTED_MEDIA_TYPE": (415, "不支持的内容类型", "Send the body as application/json."),
     "UNAUTHENTICATED": (401, "请先登录", "Authentication is required."),
@@ -47,11 +51,6 @@ CATALOGUE: dict[str, tuple[int, str, str]] = {
         409,
         "请求正在处理中，请稍候",
         "A request with this Idempotency-Key is still running.",
-    ),
-    "IDEMPOTENCY_KEY_INVALID": (
-        400,
-        "Idempotency-Key 格式有误",
-        "The Idempotency-Key header is malformed.",
     ),
     "RATE_LIMITED": (429, "操作太频繁，请稍后再试", "Too many requests; slow down."),
     "CONFLICT": (409, "操作冲突，请重试", "The request conflicts with the current state."),

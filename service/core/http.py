@@ -16,6 +16,7 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 
 from service.core import idempotency
 from service.core.auth import Member, TokenService
+from service.core.constraints import code_of_message, normalize_problems, problem
 from service.core.context import Context
 from service.core.errors import CATALOGUE, DomainError, pick_language
 from service.core.tenancy import ApiKeyCache, Operator
@@ -40,6 +41,9 @@ class ErrorEnvelope(msgspec.Struct):
 
 def error_response(request: Request | None, err: DomainError) -> Response:
     lang = pick_language(request.headers.get("accept-language") if request else None)
+    if isinstance(err.details.get("problems"), list):
+        # Whatever layer raised it, every problem item leaves in the one agreed shape.
+        err.details["problems"] = normalize_problems(err.details["problems"])
     body = ErrorEnvelope(ErrorBody(err.code, err.localized_message(lang), err.details))
     return Response(
         content=encoder.encode(body),
@@ -76,18 +80,20 @@ DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def _validation_details(exc: ValidationException) -> dict[str, Any]:
+    """Litestar's path/query/header failures, in the agreed problem shape."""
     problems = []
     extra = exc.extra if isinstance(exc.extra, list) else ([exc.extra] if exc.extra else [])
     for item in extra:
         if isinstance(item, dict):
-            problems.append(
-                {
-                    "field": item.get("key"),
-                    "source": item.get("source"),
-                    "problem": item.get("message"),
-                }
-            )
-    return {"problems": problems} if problems else {"problem": exc.detail}
+            message = str(item.get("message") or "")
+            source = str(item.get("source") or "body")
+            path = str(item.get("key") or "")
+            if source == "body" and path == "data":
+                path = ""
+            problems.append(problem(source, path, code_of_message(message), message))
+    if not problems:
+        problems.append(problem("body", "", "INVALID", str(exc.detail or "")))
+    return {"problems": problems}
 
 
 def _is_decode_failure(exc: BaseException) -> bool:
@@ -113,18 +119,21 @@ def exception_to_response(request: Request, exc: Exception) -> Response:
         if code is None:
             code = "INTERNAL_ERROR" if exc.status_code >= 500 else "VALIDATION_FAILED"
         details: dict[str, Any] = {}
+        status = exc.status_code if code != "INTERNAL_ERROR" else 500
         if exc.status_code == 400:
             detail = str(exc.detail or "")
             if _is_decode_failure(exc):
                 code = "MALFORMED_REQUEST"
-                details = {"problem": detail}
+                details = {"problems": [problem("body", "", "JSON_INVALID", detail)]}
             elif isinstance(exc, ValidationException):
                 details = _validation_details(exc)
+                status = CATALOGUE["VALIDATION_FAILED"][0]
             else:
-                details = {"problem": detail}
+                details = {"problems": [problem("body", "", "INVALID", detail)]}
+                status = CATALOGUE["VALIDATION_FAILED"][0]
         err = DomainError(
             code,
-            status=exc.status_code if code != "INTERNAL_ERROR" else 500,
+            status=status,
             details=details,
             headers=dict(exc.headers or {}),
         )
@@ -145,7 +154,10 @@ def exception_to_response(request: Request, exc: Exception) -> Response:
         log.warning("value out of range", request_id=request_id, error=repr(exc))
         return error_response(
             request,
-            DomainError("VALIDATION_FAILED", status=422, details={"problem": "value out of range"}),
+            DomainError(
+                "VALIDATION_FAILED",
+                details={"problems": [problem("body", "", "OUT_OF_RANGE", "value out of range")]},
+            ),
         )
     if isinstance(exc, (DEPENDENCY_ERRORS, OSError)):
         log.warning("dependency unavailable", request_id=request_id, error=repr(exc))
@@ -265,9 +277,25 @@ async def idempotent(
     )
     ctx.dispatcher.wake()
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
-    return Response(
-        content=outcome.body, status_code=outcome.status, media_type=JSON, headers=headers
-    )
+    content = outcome.body
+    if outcome.replayed:
+        content = _mark_replayed(content)
+    return Response(content=content, status_code=outcome.status, media_type=JSON, headers=headers)
+
+
+def _mark_replayed(body: bytes) -> bytes:
+    """A replayed answer says so in its body too: a top-level ``replayed`` field becomes true,
+    so the body and the Idempotent-Replayed header never disagree."""
+    if b'"replayed":false' not in body:
+        return body
+    try:
+        doc = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return body
+    if isinstance(doc, dict) and doc.get("replayed") is False:
+        doc["replayed"] = True
+        return encoder.encode(doc)
+    return body
 
 
 def json_response(value: Any, status_code: int = 200) -> Response:

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import asyncpg
 
+from service.core.constraints import problem, validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError
 
@@ -51,7 +52,17 @@ def validate_key(key: str | None) -> str | None:
     if len(key) >= 2 and key[0] == key[-1] == '"':
         key = key[1:-1]
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise DomainError("IDEMPOTENCY_KEY_INVALID")
+        # A malformed header is a validation mistake like any other: one code, one shape.
+        raise validation_failed(
+            [
+                problem(
+                    "header",
+                    "Idempotency-Key",
+                    "FORMAT_INVALID",
+                    f"1-{MAX_KEY_LENGTH} printable characters",
+                )
+            ]
+        )
     return key
 
 

@@ -7,6 +7,11 @@ event whose transaction commits late is never skipped. Each subscriber has a cur
 PostgreSQL, advanced after its handler succeeds; a restart resumes from there. Handlers must be
 idempotent per ``event_id`` (delivery is at least once). One process at a time dispatches
 (a session advisory lock), so adding app processes does not multiply deliveries.
+
+A subscriber that applies events to many operator definitions (boards, badges, team PKs)
+isolates them with ``service.core.parking``: a definition that raises is parked alone instead
+of holding back or dead-lettering everyone's events; the dispatcher runs each feature's
+catch-up (``on_catch_up``) for corrected definitions before every pass.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import structlog
+
+from service.core import parking
 
 if TYPE_CHECKING:
     from service.core.context import Context
@@ -40,6 +47,22 @@ class Event:
     member_id: int | None
     payload: dict[str, Any]
     occurred_at: datetime
+    txid: int = 0  # the outbox position is (txid, id)
+
+
+def event_of(r: Any) -> Event:
+    """An Event from an outbox row (id, txid, event_id, tenant_id, type, member_id, payload,
+    occurred_at)."""
+    return Event(
+        r["id"],
+        r["event_id"],
+        r["tenant_id"],
+        r["type"],
+        r["member_id"],
+        r["payload"],
+        r["occurred_at"],
+        r["txid"],
+    )
 
 
 Handler = Callable[["Context", list[Event]], Awaitable[None]]
@@ -101,6 +124,12 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._attempts: dict[tuple[str, int], int] = {}
         self._drain_lock = asyncio.Lock()
+        self.catch_ups: dict[str, parking.CatchUp] = {}
+
+    def on_catch_up(self, feature: str, fn: parking.CatchUp) -> None:
+        """Register how a feature replays missed events to one corrected definition
+        (see service.core.parking); the dispatcher runs it before each pass."""
+        self.catch_ups[feature] = fn
 
     def subscribe(self, name: str, handler: Handler, types: Iterable[str] | None = None) -> None:
         """Register a subscriber; ``types`` limits it to some event types (all when None)."""
@@ -122,6 +151,8 @@ class Dispatcher:
         async with self._drain_lock:
             total = 0
             while True:
+                for feature, fn in self.catch_ups.items():
+                    total += await parking.catch_up(ctx, feature, fn)
                 for name in self.handlers:
                     while True:
                         n, more = await self._step(ctx, name)
@@ -172,18 +203,7 @@ class Dispatcher:
             )
         if not rows:
             return 0, False
-        events = [
-            Event(
-                r["id"],
-                r["event_id"],
-                r["tenant_id"],
-                r["type"],
-                r["member_id"],
-                r["payload"],
-                r["occurred_at"],
-            )
-            for r in rows
-        ]
+        events = [event_of(r) for r in rows]
         wanted = [e for e in events if types is None or e.type in types]
         if wanted:
             try:

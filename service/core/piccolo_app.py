@@ -19,6 +19,7 @@ APP_CONFIG = AppConfig(
         tables.OutboxCursor,
         tables.OutboxDeadLetter,
         tables.IdempotencyRecord,
+        tables.ParkedDefinition,
     ],
     migration_dependencies=[],
     commands=[],

@@ -100,3 +100,21 @@ class IdempotencyRecord(Table, tablename="idempotency_keys"):
     body = Bytea()
     created_at = Timestamptz()
     unique_key = Unique(["tenant_id", "caller", "key"])
+
+
+class ParkedDefinition(Table, tablename="parked_definitions"):
+    """An operator definition (a board, later a badge or a team PK) that failed while applying
+    events: its subscriber skips it (``state`` parked) so every other definition keeps
+    counting, until a correction sets it ``resuming`` and the dispatcher replays the events it
+    missed, from outbox position (``from_txid``, ``from_id``), then deletes the row."""
+
+    feature = Varchar(length=32)
+    definition_id = BigInt()
+    tenant_id = Integer()
+    state = Varchar(length=16, default="parked")
+    reason = Text()
+    parked_at = Timestamptz()
+    from_txid = BigInt()
+    from_id = BigInt()
+
+    parked_definitions_key = Unique(["feature", "definition_id"])

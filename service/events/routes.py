@@ -54,7 +54,7 @@ async def post_events(
     description=(
         "Conditions are declarative comparisons on the event's attributes; a rule whose "
         "conditions can never hold, or with unknown fields, is refused with every problem "
-        "listed (422 CONFIG_INVALID / 400) and nothing changes."
+        "listed (422 VALIDATION_FAILED) and nothing changes."
     ),
 )
 async def put_rule(

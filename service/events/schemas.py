@@ -8,13 +8,19 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from service.core.constraints import EVENT_BATCH_MAX, AwareDatetime, ExternalId, constrained
 from service.core.http import ErrorBody
-from service.members.schemas import ExternalId
 
 EventType = Annotated[
     str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.\-]*$", examples=["order.paid"])
 ]
-RuleKey = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.\-]*$")]
+RuleKey = constrained(
+    str,
+    "A rule key: 1-64 of a-z 0-9 _ . -",
+    min_length=1,
+    max_length=64,
+    pattern=r"^[a-z0-9][a-z0-9_.\-]*$",
+)
 AttrName = Annotated[str, Meta(min_length=1, max_length=64)]
 
 
@@ -33,12 +39,15 @@ class EventIn(Strict):
     ]
     external_id: ExternalId
     type: EventType
-    occurred_at: Annotated[datetime, Meta(tz=True)]
+    occurred_at: AwareDatetime
     value: Annotated[float, Meta(ge=0, le=1e12)] | None = None
     attributes: Annotated[dict[AttrName, Any], Meta(max_length=50)] = {}
 
 
-EventBatch = Annotated[list[EventIn], Meta(min_length=1, max_length=1000)]
+EventBatch = Annotated[
+    list[EventIn],
+    Meta(min_length=1, max_length=EVENT_BATCH_MAX, description="1 to 1,000 events."),
+]
 
 
 class EffectOut(msgspec.Struct, rename="camel"):
@@ -91,8 +100,8 @@ class RuleIn(Strict):
     effect: CreditEffect | ReverseEffect
     conditions: Annotated[list[ConditionIn], Meta(max_length=20)] = []
     cap_per_member_per_day: Annotated[int, Meta(ge=1)] | None = None
-    starts_at: Annotated[datetime, Meta(tz=True)] | None = None
-    ends_at: Annotated[datetime, Meta(tz=True)] | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
     state: Literal["live", "paused"] = "live"
     description: Annotated[str, Meta(max_length=500)] = ""
 

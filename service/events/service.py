@@ -15,6 +15,7 @@ import asyncpg
 import msgspec
 
 from service.core import outbox
+from service.core.constraints import register_check, validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.http import ErrorBody
@@ -60,12 +61,15 @@ def rule_problems(rule: RuleIn) -> list[dict]:
     return problems
 
 
+register_check(RuleIn, rule_problems)
+
+
 async def put_rule(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, rule: RuleIn
 ) -> RuleOut:
     problems = rule_problems(rule)
     if problems:
-        raise DomainError("CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     version = await repo.put_rule(
         conn, tenant_id, key, rule.event_type, msgspec.to_builtins(rule), ctx.clock.now()
     )

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
 import msgspec
 from litestar import Response, Router, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
+from msgspec import Meta
 
+from service.core.constraints import AwareDatetime, problem, validation_failed
 from service.core.errors import DomainError
 from service.core.http import get_ctx, json_response, operator_principal
 from service.core.tenancy import Operator
@@ -70,11 +73,24 @@ async def ready(state: State) -> Response[Ready]:
     return json_response(Ready("ok", pg, rd))
 
 
+MAX_SHIFT_S = 100 * 366 * 86400
+
+
 class ClockIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     """Shift the service clock: set ``now`` (ISO 8601) or ``advanceSeconds``; empty resets."""
 
-    now: datetime | None = None
-    advance_seconds: int | None = None
+    now: AwareDatetime | None = None
+    advance_seconds: (
+        Annotated[
+            int,
+            Meta(
+                ge=-MAX_SHIFT_S,
+                le=MAX_SHIFT_S,
+                description="Seconds to move the clock by; at most 100 years either way.",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class ClockOut(msgspec.Struct, rename="camel"):
@@ -103,12 +119,24 @@ async def set_clock(
     current = getattr(clock, "offset", timedelta(0))
     real_now = datetime.now(UTC)
     if data.now is not None:
-        target = data.now if data.now.tzinfo else data.now.replace(tzinfo=UTC)
-        offset = target - real_now
+        offset = data.now - real_now
     elif data.advance_seconds is not None:
         offset = current + timedelta(seconds=data.advance_seconds)
     else:
         offset = timedelta(0)
+    try:
+        real_now + offset
+    except OverflowError:
+        raise validation_failed(
+            [
+                problem(
+                    "body",
+                    "advanceSeconds",
+                    "OUT_OF_RANGE",
+                    "the shifted clock would leave the years 1-9999",
+                )
+            ]
+        ) from None
     await ctx.redis.set(ctx.keys.global_(DEV_CLOCK_KEY), str(offset.total_seconds()))
     clock.offset = offset  # type: ignore[attr-defined]
     return ClockOut(ctx.clock.now(), offset.total_seconds())

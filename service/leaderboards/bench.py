@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from service.leaderboards import rules
+from service.leaderboards import rules, store
 
 TARGETS = {"top100+me": 0.35, "around-me": 0.25}
 SYNTHETIC_BASE = 10**12  # synthetic member ids, far above real ones
@@ -84,8 +84,9 @@ async def _load(ctx: Any, key: str, n: int, real: list[int], deadline: float) ->
     tick = rules.TIME_SPAN - 1
     for start in range(0, n, chunk):
         batch = {
-            rules.member_bytes(SYNTHETIC_BASE + i): rnd.randint(1, 100_000) * rules.TIME_SPAN
-            + rnd.randint(0, tick)
+            rules.member_bytes(SYNTHETIC_BASE + i): rules.key_to_double(
+                (rnd.randint(1, 100_000) << rules.TIME_BITS) + rnd.randint(0, tick)
+            )
             for i in range(start, min(n, start + chunk))
         }
         pipe.zadd(key, batch)
@@ -94,8 +95,10 @@ async def _load(ctx: Any, key: str, n: int, real: list[int], deadline: float) ->
             await pipe.execute()
             if time.monotonic() > deadline:
                 break
+    pipe.zadd(key, {store.BUILT: float("-inf")})  # the loaded set is the board as built
     for m in real:
-        pipe.zadd(key, {rules.member_bytes(m): rnd.randint(1, 100_000) * rules.TIME_SPAN})
+        score = rules.key_to_double(rnd.randint(1, 100_000) << rules.TIME_BITS)
+        pipe.zadd(key, {rules.member_bytes(m): score})
     await pipe.execute()
     return loaded + len(real)
 
@@ -186,7 +189,7 @@ async def _drive(
 
 
 async def _bench(ctx: Any, args: argparse.Namespace) -> int:
-    from service.leaderboards import service, store
+    from service.leaderboards import service
 
     started = time.monotonic()
     tenant_id, _, members = await _setup(ctx, args.url)

@@ -11,6 +11,7 @@ from service.leaderboards import routes, rules, service
 
 def subscribe(dispatcher: Dispatcher) -> None:
     dispatcher.subscribe(service.SUBSCRIBER, service.on_events, types=rules.EVENT_TYPES)
+    dispatcher.on_catch_up(service.FEATURE, service.catch_up)
 
 
 def bench(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

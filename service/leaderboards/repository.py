@@ -11,7 +11,7 @@ import asyncpg
 
 from service.leaderboards.rules import MAX_SCORE, TIME_SPAN
 
-BOARD_COLUMNS = "id, tenant_id, key, version, config, created_at, updated_at"
+BOARD_COLUMNS = "id, tenant_id, key, version, config, created_at, updated_at, archived_at"
 
 
 # ---------------------------------------------------------------- definitions
@@ -68,13 +68,42 @@ async def boards_for_tenants(
     conn: asyncpg.Connection, tenant_ids: Sequence[int]
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
-        f"SELECT {BOARD_COLUMNS} FROM leaderboards WHERE tenant_id = ANY($1::int[]) ORDER BY id",
+        f"SELECT {BOARD_COLUMNS} FROM leaderboards WHERE tenant_id = ANY($1::int[]) "
+        "AND archived_at IS NULL ORDER BY id",
         list(tenant_ids),
     )
 
 
 async def all_boards(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await conn.fetch(f"SELECT {BOARD_COLUMNS} FROM leaderboards ORDER BY id")
+    return await conn.fetch(
+        f"SELECT {BOARD_COLUMNS} FROM leaderboards WHERE archived_at IS NULL ORDER BY id"
+    )
+
+
+async def tenant_boards(conn: asyncpg.Connection, tenant_id: int) -> list[asyncpg.Record]:
+    """Every board of a tenant, archived ones too (the operator's list)."""
+    return await conn.fetch(
+        f"SELECT {BOARD_COLUMNS} FROM leaderboards WHERE tenant_id = $1 ORDER BY key", tenant_id
+    )
+
+
+async def has_counted(conn: asyncpg.Connection, board_id: int) -> bool:
+    """True once any event counted on the board (a period got a score)."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM board_periods WHERE board_id = $1)", board_id
+        )
+    )
+
+
+async def archive_board(conn: asyncpg.Connection, board_id: int, now: datetime) -> asyncpg.Record:
+    return await conn.fetchrow(
+        "UPDATE leaderboards SET updated_at = CASE WHEN archived_at IS NULL THEN $2 "
+        "ELSE updated_at END, archived_at = COALESCE(archived_at, $2) "
+        f"WHERE id = $1 RETURNING {BOARD_COLUMNS}",
+        board_id,
+        now,
+    )
 
 
 # ---------------------------------------------------------------- scoring
@@ -83,9 +112,10 @@ async def all_boards(conn: asyncpg.Connection) -> list[asyncpg.Record]:
 async def ensure_periods(
     conn: asyncpg.Connection,
     rows: Sequence[tuple[int, int, str, datetime, datetime | None]],
-) -> dict[tuple[int, str], str]:
-    """Create the periods that get scores; returns each one's status. The no-op update locks the
-    row, so scoring a period waits for (and then sees) a close running at the same time."""
+) -> dict[tuple[int, str], tuple[str, bool]]:
+    """Create the periods that get scores; returns each one's (status, created now). The no-op
+    update locks the row, so scoring a period waits for (and then sees) a close running at the
+    same time."""
     if not rows:
         return {}
     ordered = sorted(set(rows), key=lambda r: (r[1], r[2]))
@@ -94,14 +124,14 @@ async def ensure_periods(
         "entries) SELECT t, b, p, s, e, 'open', 0 FROM unnest($1::int[], $2::bigint[], "
         "$3::text[], $4::timestamptz[], $5::timestamptz[]) AS u(t, b, p, s, e) "
         "ON CONFLICT (board_id, period_id) DO UPDATE SET entries = board_periods.entries "
-        "RETURNING board_id, period_id, status",
+        "RETURNING board_id, period_id, status, (xmax = 0) AS inserted",
         [r[0] for r in ordered],
         [r[1] for r in ordered],
         [r[2] for r in ordered],
         [r[3] for r in ordered],
         [r[4] for r in ordered],
     )
-    return {(r["board_id"], r["period_id"]): r["status"] for r in got}
+    return {(r["board_id"], r["period_id"]): (r["status"], r["inserted"]) for r in got}
 
 
 async def mark_applied(
@@ -193,10 +223,12 @@ async def periods_ended_by(conn: asyncpg.Connection, now: datetime) -> list[asyn
 
 
 # The board order in SQL; it mirrors rules.encode / rules.sort_key (score clamped to MAX_SCORE,
-# reach time in ticks of the period's unit, then member id). The archive test checks they agree.
+# reach time in ticks of the period's unit in microseconds, then member id). The archive
+# test checks they agree.
 ARCHIVE_ORDER = (
     f"LEAST(score, {MAX_SCORE}) DESC, "
-    f"LEAST(GREATEST(floor(extract(epoch FROM (reached_at - $3::timestamptz)) / $4::int), 0), "
+    f"LEAST(GREATEST(floor((extract(epoch FROM reached_at) - extract(epoch FROM $3::timestamptz))"
+    f" * 1000000 / $4::bigint), 0), "
     f"{TIME_SPAN - 1}) ASC, member_id ASC"
 )
 

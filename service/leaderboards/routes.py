@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Request, Response, Router, get, post, put
+from litestar import Request, Response, Router, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
 from service.core.auth import Member
+from service.core.constraints import Cursor, OperatorPageSize, PageSize
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
 from service.leaderboards import rules, service
@@ -19,6 +20,7 @@ from service.leaderboards.schemas import (
     EntriesPage,
     FriendsIn,
     LeaderboardIn,
+    LeaderboardList,
     LeaderboardOut,
     PreferenceIn,
     PreferenceOut,
@@ -35,10 +37,7 @@ PERIOD_DOC = (
     "are read from the archive. Unknown: 404 LEADERBOARD_PERIOD_NOT_FOUND."
 )
 Period = Annotated[str, Parameter(description=PERIOD_DOC, max_length=32)]
-Cursor = Annotated[
-    str | None, Parameter(description="`nextCursor` of the previous page.", max_length=8)
-]
-Key = Annotated[BoardKey, Parameter(description="The board's key.")]
+Key = BoardKey
 
 
 # ---------------------------------------------------------------- operators
@@ -50,9 +49,12 @@ Key = Annotated[BoardKey, Parameter(description="The board's key.")]
     summary="Create or change a leaderboard",
     tags=["leaderboards"],
     description=(
-        "Versioned: each PUT bumps `version`. Invalid: 422 LEADERBOARD_CONFIG_INVALID with "
-        "every problem in `details.problems`, nothing changed. Metric, period, time zone and "
-        "window cannot change under a key: 409 LEADERBOARD_KEY_CLASH."
+        "Versioned: each PUT bumps `version`. Invalid: 422 VALIDATION_FAILED with "
+        "every problem in `details.problems`, nothing changed. A board that never counted "
+        "anything can be corrected in place; once it counted, metric, period, time zone and "
+        "window cannot change under its key: 409 LEADERBOARD_KEY_CLASH (archive it, use a new "
+        "key). A parked board resumes on a correcting PUT and catches up the events it missed. "
+        "Archived: 409 LEADERBOARD_ARCHIVED."
     ),
 )
 async def put_board(
@@ -74,11 +76,68 @@ async def put_board(
 @get(
     "/leaderboards/{key:str}",
     opt={"scope": "config"},
-    summary="A leaderboard definition",
+    summary="A leaderboard definition and its state (active, parked with why, archived)",
     tags=["leaderboards"],
 )
 async def get_board(key: Key, operator: NamedDependency[Operator], state: State) -> LeaderboardOut:
     return await service.get_board(get_ctx(state), operator.tenant_id, key)
+
+
+@get(
+    "/leaderboards",
+    opt={"scope": "config"},
+    summary="Every leaderboard of the tenant with its state, archived ones too",
+    tags=["leaderboards"],
+)
+async def list_boards(operator: NamedDependency[Operator], state: State) -> LeaderboardList:
+    return await service.list_boards(get_ctx(state), operator.tenant_id)
+
+
+ARCHIVE_DOC = (
+    "Retires the board: it counts nothing more, members get 409 LEADERBOARD_ARCHIVED, "
+    "operators still read its definition and `/entries`. The key stays taken (a PUT answers "
+    "409 LEADERBOARD_ARCHIVED), so nothing new is shown under an old board's name. Idempotent."
+)
+
+
+@post(
+    "/leaderboards/{key:str}/archive",
+    opt={"scope": "config"},
+    summary="Archive a leaderboard",
+    tags=["leaderboards"],
+    description=ARCHIVE_DOC,
+    status_code=200,
+)
+async def archive_board(
+    key: Key, operator: NamedDependency[Operator], state: State, request: Request
+) -> Response[LeaderboardOut]:
+    ctx = get_ctx(state)
+    return await idempotent(
+        request,
+        ctx,
+        operator,
+        lambda conn: service.archive_board(ctx, conn, operator.tenant_id, key),
+    )
+
+
+@delete(
+    "/leaderboards/{key:str}",
+    opt={"scope": "config"},
+    summary="Archive a leaderboard (same as POST .../archive)",
+    tags=["leaderboards"],
+    description=ARCHIVE_DOC,
+    status_code=200,
+)
+async def delete_board(
+    key: Key, operator: NamedDependency[Operator], state: State, request: Request
+) -> Response[LeaderboardOut]:
+    ctx = get_ctx(state)
+    return await idempotent(
+        request,
+        ctx,
+        operator,
+        lambda conn: service.archive_board(ctx, conn, operator.tenant_id, key),
+    )
 
 
 @get(
@@ -92,7 +151,7 @@ async def board_entries(
     operator: NamedDependency[Operator],
     state: State,
     period: Period = "current",
-    limit: Annotated[int, Parameter(description=f"1..{rules.MAX_EXPORT_LIMIT}, default 100")] = 100,
+    limit: OperatorPageSize = 100,
     cursor: Cursor = None,
 ) -> EntriesPage:
     return await service.entries(get_ctx(state), operator.tenant_id, key, period, limit, cursor)
@@ -189,7 +248,7 @@ async def read_board(
     member: NamedDependency[Member],
     state: State,
     period: Period = "current",
-    limit: Annotated[int, Parameter(description=f"1..{rules.MAX_LIMIT}, default 20")] = 20,
+    limit: PageSize = 20,
     cursor: Cursor = None,
 ) -> BoardPage:
     return await service.read_board(
@@ -208,7 +267,10 @@ async def around_me(
     state: State,
     period: Period = "current",
     radius: Annotated[
-        int, Parameter(description=f"Members each side, 1..{rules.MAX_RADIUS}, default 5")
+        int,
+        Parameter(
+            ge=1, le=rules.MAX_RADIUS, description=f"Members each side, 1-{rules.MAX_RADIUS}."
+        ),
     ] = 5,
 ) -> BoardPage:
     return await service.around_me(
@@ -276,6 +338,9 @@ admin_router = Router(
     route_handlers=[
         put_board,
         get_board,
+        list_boards,
+        archive_board,
+        delete_board,
         board_entries,
         put_red_black,
         get_red_black,

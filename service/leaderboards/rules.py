@@ -2,22 +2,30 @@
 
 The score encoding (what the Redis sorted set stores)
 ------------------------------------------------------
-A sorted-set score is a double, exact for integers up to 2**53. We pack two numbers in it:
+Ranks are exact on ties: among equal scores, whoever reached the score first ranks higher, on
+every board kind. We pack three things in the order key
 
-    encoded = score * 2**22 + (2**22 - 1 - tick)
+    key = score * 2**31 + (2**31 - 1 - tick)          (a 62-bit integer)
 
 - ``score`` is the member's score in the period, clamped to ``0 .. MAX_SCORE`` (2**31 - 1 =
-  2,147,483,647): 31 bits. A brand's points, growth, check-ins or order totals per period stay
-  far below it; a score past it is shown as MAX_SCORE (PostgreSQL keeps the exact sum).
+  2,147,483,647): 31 bits. A score past it is shown as MAX_SCORE (PostgreSQL keeps the sum).
 - ``tick`` is when the member reached that score (the latest business time ``occurred_at`` of
-  the events making it), counted in ``unit`` seconds from the period start: 22 bits. The
-  complement makes an earlier reach sort higher. Daily, weekly and monthly periods use 1 s
-  ticks (2**22 s = 48.5 days covers a month); the all-time period counts 256 s ticks from
-  2020-01-01 (34 years); a custom window uses the smallest whole-second tick that fits.
+  the events making it) in ``unit`` microseconds from the period start: 31 bits. The
+  complement makes an earlier reach sort higher. The unit is the smallest whole number of
+  microseconds that spans the period in 2**31 ticks: 41 us for a day, 282 us for a week,
+  1,248 us for a month, 1 s for all-time (from 2020-01-01 to 2088-01-19; later reaches share
+  the last tick), and per window likewise.
 - Still equal (same score, same tick): the smaller member id ranks first. Members are stored
   as 6 bytes big-endian of ``2**48 - 1 - member_id``; Redis orders equal scores by member in
   reverse byte order, which puts the smaller member id first. 6 bytes also keep a 1M-member
   set compact (see ``engage bench leaderboard``).
+
+A sorted-set score is a double, and a double holds only 53 bits of integer exactly. But the
+IEEE-754 bit patterns of positive, finite doubles are in the same order as their values, so
+the key is stored as the double whose bit pattern is ``key + 2**52`` (the offset skips the
+subnormals): 62 bits, exact, ordered, and the same 8 bytes per member as before. Redis prints
+scores with 17 significant digits and Python's ``repr`` is the shortest round-trip form, so the
+double crosses the wire unchanged both ways (``encode`` / ``decode_key``).
 
 The order is therefore (score desc, tick asc, member id asc) everywhere: Redis, the archive
 SQL (``repository.ARCHIVE_ORDER``) and ``sort_key`` below, which the tests compare.
@@ -27,19 +35,21 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-TIME_BITS = 22
+TIME_BITS = 31
 TIME_SPAN = 1 << TIME_BITS
 SCORE_BITS = 31
 MAX_SCORE = (1 << SCORE_BITS) - 1
 MEMBER_BYTES = 6
 MAX_MEMBER_ID = (1 << (8 * MEMBER_BYTES)) - 1
 ALL_TIME_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
-ALL_TIME_UNIT = 256
+ALL_TIME_UNIT = 1_000_000  # microseconds: 2**31 s from 2020 reaches 2088
+_NORMAL = 1 << 52  # bit pattern of the smallest positive normal double
 
 METRICS = ("points", "growth", "checkins", "eventValue", "eventCount", "invites")
 PERIODS = ("allTime", "daily", "weekly", "monthly", "window")
@@ -56,7 +66,7 @@ class Period:
     id: str
     start: datetime
     end: datetime | None  # None: never ends (all-time)
-    unit: int  # seconds per tie tick
+    unit: int  # microseconds per tie tick
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +107,11 @@ class BoardSpec:
 
 
 def validate_board(doc: dict[str, Any]) -> list[dict[str, str]]:
-    """Every problem of a board document, as ``{field, problem}``; empty when valid."""
+    """Every problem of a board document, as ``{source, path, code, problem}``; empty when valid."""
     problems: list[dict[str, str]] = []
 
     def bad(field: str, problem: str) -> None:
-        problems.append({"field": field, "problem": problem})
+        problems.append({"source": "body", "path": field, "code": "INVALID", "problem": problem})
 
     metric = doc.get("metric")
     if metric not in METRICS:
@@ -158,13 +168,31 @@ def validate_red_black(doc: dict[str, Any]) -> list[dict[str, str]]:
     problems: list[dict[str, str]] = []
     red, black = doc.get("redSize", 10), doc.get("blackSize", 0)
     if not 1 <= red <= 100:
-        problems.append({"field": "redSize", "problem": "must be 1..100"})
+        problems.append(
+            {"source": "body", "path": "redSize", "code": "INVALID", "problem": "must be 1..100"}
+        )
     if not 0 <= black <= 100:
-        problems.append({"field": "blackSize", "problem": "must be 0..100"})
+        problems.append(
+            {"source": "body", "path": "blackSize", "code": "INVALID", "problem": "must be 0..100"}
+        )
     if doc.get("blackEnabled") and black < 1:
-        problems.append({"field": "blackSize", "problem": "blackEnabled needs blackSize >= 1"})
+        problems.append(
+            {
+                "source": "body",
+                "path": "blackSize",
+                "code": "INVALID",
+                "problem": "blackEnabled needs blackSize >= 1",
+            }
+        )
     if doc.get("minActivity", 1) < 1:
-        problems.append({"field": "minActivity", "problem": "must be at least 1"})
+        problems.append(
+            {
+                "source": "body",
+                "path": "minActivity",
+                "code": "INVALID",
+                "problem": "must be at least 1",
+            }
+        )
     return problems
 
 
@@ -175,8 +203,9 @@ def _local_midnight(tz: ZoneInfo, d: date) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=tz).astimezone(UTC)
 
 
-def _window_unit(start: datetime, end: datetime) -> int:
-    return max(1, math.ceil((end - start).total_seconds() / TIME_SPAN))
+def _unit(start: datetime, end: datetime) -> int:
+    """Microseconds per tick so that the period fits in TIME_SPAN ticks."""
+    return max(1, -(-((end - start) // timedelta(microseconds=1)) // TIME_SPAN))
 
 
 def _month_after(d: date) -> date:
@@ -192,7 +221,7 @@ def period_for(spec: BoardSpec, at: datetime) -> Period | None:
         assert spec.window_start is not None and spec.window_end is not None
         if not spec.window_start <= at < spec.window_end:
             return None
-        unit = _window_unit(spec.window_start, spec.window_end)
+        unit = _unit(spec.window_start, spec.window_end)
         return Period("window", spec.window_start, spec.window_end, unit)
     tz = spec.tz
     local = at.astimezone(tz).date()
@@ -201,7 +230,7 @@ def period_for(spec: BoardSpec, at: datetime) -> Period | None:
             local.isoformat(),
             _local_midnight(tz, local),
             _local_midnight(tz, local + timedelta(days=1)),
-            1,
+            _unit(_local_midnight(tz, local), _local_midnight(tz, local + timedelta(days=1))),
         )
     if spec.period == "weekly":
         monday = local - timedelta(days=local.weekday())
@@ -210,14 +239,14 @@ def period_for(spec: BoardSpec, at: datetime) -> Period | None:
             f"{year}-W{week:02d}",
             _local_midnight(tz, monday),
             _local_midnight(tz, monday + timedelta(days=7)),
-            1,
+            _unit(_local_midnight(tz, monday), _local_midnight(tz, monday + timedelta(days=7))),
         )
     first = local.replace(day=1)
     return Period(
         f"{first.year}-{first.month:02d}",
         _local_midnight(tz, first),
         _local_midnight(tz, _month_after(first)),
-        1,
+        _unit(_local_midnight(tz, first), _local_midnight(tz, _month_after(first))),
     )
 
 
@@ -332,17 +361,36 @@ def clamp_score(score: int) -> int:
 def tick_of(period: Period, reached_at: datetime) -> int:
     # Whole microseconds avoid float drift at the tick edges.
     delta = reached_at - period.start
-    ticks = delta // timedelta(seconds=period.unit)
+    ticks = delta // timedelta(microseconds=period.unit)
     return max(0, min(int(ticks), TIME_SPAN - 1))
 
 
-def encode(score: int, reached_at: datetime, period: Period) -> int:
-    """The sorted-set score (an integer < 2**53, so exact as a double)."""
-    return clamp_score(score) * TIME_SPAN + (TIME_SPAN - 1 - tick_of(period, reached_at))
+def order_key(score: int, reached_at: datetime, period: Period) -> int:
+    """The 62-bit order key: higher ranks first (see the module doc)."""
+    return (clamp_score(score) << TIME_BITS) | (TIME_SPAN - 1 - tick_of(period, reached_at))
+
+
+def key_to_double(key: int) -> float:
+    """The double whose bit pattern is ``key + 2**52``: same order, exact both ways."""
+    return float(struct.unpack("<d", struct.pack("<q", key + _NORMAL))[0])
+
+
+def decode_key(encoded: float) -> int:
+    return int(struct.unpack("<q", struct.pack("<d", float(encoded)))[0]) - _NORMAL
+
+
+def encode(score: int, reached_at: datetime, period: Period) -> float:
+    """The sorted-set score: the order key as an order-preserving double."""
+    return key_to_double(order_key(score, reached_at, period))
+
+
+def min_encoded(min_score: int) -> float:
+    """The lowest sorted-set score of a member with at least ``min_score``."""
+    return key_to_double(clamp_score(min_score) << TIME_BITS)
 
 
 def decode_score(encoded: float) -> int:
-    return int(encoded) >> TIME_BITS
+    return decode_key(encoded) >> TIME_BITS
 
 
 def member_bytes(member_id: int) -> bytes:

@@ -8,9 +8,9 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from service.members.schemas import ExternalId
+from service.core.constraints import AwareDatetime, ExternalId, Key
 
-BoardKey = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
+BoardKey = Key
 PeriodParam = Annotated[
     str,
     Meta(
@@ -41,13 +41,20 @@ class LeaderboardIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     value_scale: Annotated[
         float, Meta(description="eventValue: score = round(value * valueScale)")
     ] = 1.0
-    window_start: datetime | None = None
-    window_end: datetime | None = None
+    window_start: AwareDatetime | None = None
+    window_end: AwareDatetime | None = None
     min_score: Annotated[int, Meta(description="Minimum score to appear on the board.")] = 1
     display: Annotated[str, Meta(description="masked (default) | full | anonymous")] = "masked"
     show_avatar: bool = True
     grace_days: Annotated[int, Meta(ge=1, le=366)] = 7
     close_delay_seconds: Annotated[int, Meta(ge=0, le=86400)] = 300
+
+
+class ParkedOut(msgspec.Struct, rename="camel"):
+    """Why and since when a board is set aside (it failed while counting events)."""
+
+    reason: str
+    parked_at: datetime
 
 
 class LeaderboardOut(msgspec.Struct, rename="camel"):
@@ -57,6 +64,22 @@ class LeaderboardOut(msgspec.Struct, rename="camel"):
     red_black: str | None
     created_at: datetime
     updated_at: datetime
+    state: Annotated[
+        str,
+        Meta(
+            description="active: counting. parked: it failed while counting events and is set "
+            "aside (see `parked`; every other board keeps counting); a corrected PUT resumes "
+            "it and replays the events it missed. resuming: catching up after a correction. "
+            "archived: retired by the operator; it counts nothing more, its history stays "
+            "readable here and in `/entries`, and its key stays taken."
+        ),
+    ] = "active"
+    parked: ParkedOut | None = None
+    archived_at: datetime | None = None
+
+
+class LeaderboardList(msgspec.Struct, rename="camel"):
+    items: list[LeaderboardOut]
 
 
 class MemberShown(msgspec.Struct, rename="camel"):

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import structlog
 
-from service.core import outbox
+from service.core import outbox, parking
+from service.core.constraints import (
+    cursor_invalid,
+    out_of_range,
+    problem,
+    register_check,
+    validation_failed,
+)
 from service.core.context import Context
-from service.core.errors import DomainError, register_codes
+from service.core.errors import DependencyUnavailable, DomainError, register_codes
 from service.core.outbox import Event
 from service.leaderboards import repository as repo
 from service.leaderboards import rules, store
@@ -26,10 +34,12 @@ from service.leaderboards.schemas import (
     EntryOut,
     FriendsIn,
     LeaderboardIn,
+    LeaderboardList,
     LeaderboardOut,
     MemberShown,
     MeOnBoard,
     NoteIn,
+    ParkedOut,
     PeriodOut,
     PreferenceOut,
     PublicationOut,
@@ -46,29 +56,25 @@ log = structlog.get_logger("engage.leaderboards")
 register_codes(
     {
         "LEADERBOARD_NOT_FOUND": (404, "排行榜不存在", "No such leaderboard."),
-        "LEADERBOARD_CONFIG_INVALID": (
-            422,
-            "排行榜配置有误",
-            "The leaderboard definition is invalid; see details.problems.",
-        ),
         "LEADERBOARD_KEY_CLASH": (
             409,
             "该排行榜标识已被占用",
-            "This key belongs to a board with another metric, period or time zone; use a new key.",
+            "This key belongs to a board that has counted with another metric, period or time "
+            "zone; archive it and use a new key.",
         ),
         "LEADERBOARD_PERIOD_NOT_FOUND": (404, "该周期不存在", "No such period on this board."),
-        "LEADERBOARD_LIMIT_OUT_OF_RANGE": (
-            400,
-            "请求条数超出范围",
-            "The limit or radius is outside the allowed range; see details.",
+        "LEADERBOARD_PARKED": (
+            409,
+            "排行榜暂停计分，等待运营修正",
+            "The board failed while counting events and is set aside until an operator "
+            "corrects it; details give its state, reason and since when.",
         ),
-        "LEADERBOARD_CURSOR_INVALID": (400, "分页游标无效", "The cursor is not valid."),
+        "LEADERBOARD_ARCHIVED": (
+            409,
+            "排行榜已归档",
+            "The board is archived: it counts nothing more and its key stays taken.",
+        ),
         "RED_BLACK_NOT_FOUND": (404, "红黑榜不存在", "No such red/black board."),
-        "RED_BLACK_CONFIG_INVALID": (
-            422,
-            "红黑榜配置有误",
-            "The red/black board definition is invalid; see details.problems.",
-        ),
         "RED_BLACK_BOARD_TAKEN": (
             409,
             "该排行榜已挂载其他红黑榜",
@@ -84,6 +90,7 @@ register_codes(
 )
 
 SUBSCRIBER = "leaderboards"
+FEATURE = "leaderboards"  # the feature name of its parked definitions
 TOP_CACHE_TTL_S = 1.0
 CONFIG_CACHE_TTL_S = 5.0
 DISPLAY_CACHE_TTL_S = 30.0
@@ -181,37 +188,78 @@ def _dt(v: Any) -> datetime | None:
     return None if v is None else msgspec.convert(v, datetime)
 
 
-def _board_out(row: Any, red_black: str | None) -> LeaderboardOut:
+_FIELD_AT = re.compile(r"at `\$\.(\w+)")
+
+
+def _stored_config(config: dict[str, Any]) -> LeaderboardIn:
+    """The stored document; a field that no longer decodes (written by an older version, or
+    by hand) is left out rather than failing the operator's read of a parked board."""
+    doc = dict(config)
+    for _ in range(len(doc) + 1):
+        try:
+            return msgspec.convert(doc, LeaderboardIn)
+        except msgspec.ValidationError as exc:
+            m = _FIELD_AT.search(str(exc))
+            if m is None or m[1] not in doc:
+                break
+            doc.pop(m[1])
+    return LeaderboardIn(metric=str(config.get("metric", "")), period=str(config.get("period", "")))
+
+
+def _board_out(
+    row: Any, red_black: str | None, parked: parking.Parked | None = None
+) -> LeaderboardOut:
+    state = "archived" if row["archived_at"] else parked.state if parked else "active"
     return LeaderboardOut(
         key=row["key"],
         version=row["version"],
-        config=msgspec.convert(row["config"], LeaderboardIn),
+        config=_stored_config(row["config"]),
         red_black=red_black,
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        state=state,
+        parked=ParkedOut(parked.reason, parked.parked_at) if parked else None,
+        archived_at=row["archived_at"],
     )
+
+
+def board_problems(data: LeaderboardIn) -> list[dict]:
+    """Every rule problem of a board definition (times stay datetimes for the checks)."""
+    doc = msgspec.to_builtins(data)
+    return rules.validate_board(dict(doc, windowStart=data.window_start, windowEnd=data.window_end))
+
+
+register_check(LeaderboardIn, board_problems)
 
 
 async def put_board(ctx: Context, conn: Any, tenant_id: int, key: str, data: LeaderboardIn) -> Any:
     """Create or change a board. Every problem is reported at once (422) and nothing changes."""
     if not rules.KEY_RE.match(key):
-        raise DomainError(
-            "LEADERBOARD_CONFIG_INVALID",
-            details={"problems": [{"field": "key", "problem": "lowercase a-z, 0-9, _ or -"}]},
+        raise validation_failed(
+            [problem("path", "key", "FORMAT_INVALID", "lowercase a-z, 0-9, _ or -")]
         )
     doc = msgspec.to_builtins(data)
-    check = dict(doc, windowStart=data.window_start, windowEnd=data.window_end)
-    problems = rules.validate_board(check)
+    problems = board_problems(data)
     if problems:
-        raise DomainError("LEADERBOARD_CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     now = ctx.clock.now()
     existing = await repo.lock_board(conn, tenant_id, key)
+    parked = None
     if existing is None:
         row = await repo.insert_board(conn, tenant_id, key, doc, now)
         if row is None:
             raise DomainError("CONFLICT")
     else:
-        if rules.identity_of(existing["config"]) != rules.identity_of(doc):
+        if existing["archived_at"] is not None:
+            raise DomainError(
+                "LEADERBOARD_ARCHIVED",
+                details={"key": key, "state": "archived", "archivedAt": existing["archived_at"]},
+            )
+        # A board that never counted anything holds no scores the change could mislabel: it
+        # is corrected in place. Once it counted, its identity is fixed.
+        if rules.identity_of(existing["config"]) != rules.identity_of(
+            doc
+        ) and await repo.has_counted(conn, existing["id"]):
             raise DomainError(
                 "LEADERBOARD_KEY_CLASH",
                 details={
@@ -229,9 +277,40 @@ async def put_board(ctx: Context, conn: Any, tenant_id: int, key: str, data: Lea
                 },
             )
         row = await repo.update_board(conn, existing["id"], doc, now)
+        # A parked board resumes: the dispatcher replays the events it missed, then it counts.
+        if await parking.resume(conn, FEATURE, row["id"]):
+            parked = await parking.state_of(conn, FEATURE, row["id"])
+            ctx.dispatcher.wake()
+    _config_cache.pop((tenant_id, key))
+    rb = await repo.red_black_for_board(conn, row["id"])
+    return _board_out(row, rb["key"] if rb else None, parked)
+
+
+async def archive_board(ctx: Context, conn: Any, tenant_id: int, key: str) -> LeaderboardOut:
+    """Retire a board: it counts nothing more (its subscriber skips it), members get 409
+    LEADERBOARD_ARCHIVED, and operators still read its definition and entries. The key stays
+    taken, so nothing new is ever shown under an archived board's name. Idempotent."""
+    existing = await repo.lock_board(conn, tenant_id, key)
+    if existing is None:
+        raise DomainError("LEADERBOARD_NOT_FOUND", details={"key": key})
+    row = await repo.archive_board(conn, existing["id"], ctx.clock.now())
+    await parking.forget(conn, FEATURE, row["id"])
     _config_cache.pop((tenant_id, key))
     rb = await repo.red_black_for_board(conn, row["id"])
     return _board_out(row, rb["key"] if rb else None)
+
+
+async def list_boards(ctx: Context, tenant_id: int) -> LeaderboardList:
+    async with ctx.db.connection() as conn:
+        rows = await repo.tenant_boards(conn, tenant_id)
+        states = await parking.states_of(conn, FEATURE, [r["id"] for r in rows])
+        rbs = {r["id"]: await repo.red_black_for_board(conn, r["id"]) for r in rows}
+    return LeaderboardList(
+        [
+            _board_out(r, rbs[r["id"]]["key"] if rbs[r["id"]] else None, states.get(r["id"]))
+            for r in rows
+        ]
+    )
 
 
 async def get_board(ctx: Context, tenant_id: int, key: str) -> LeaderboardOut:
@@ -240,19 +319,69 @@ async def get_board(ctx: Context, tenant_id: int, key: str) -> LeaderboardOut:
         if row is None:
             raise DomainError("LEADERBOARD_NOT_FOUND", details={"key": key})
         rb = await repo.red_black_for_board(conn, row["id"])
-    return _board_out(row, rb["key"] if rb else None)
+        parked = await parking.state_of(conn, FEATURE, row["id"])
+    return _board_out(row, rb["key"] if rb else None, parked)
 
 
-async def board_spec(ctx: Context, tenant_id: int, key: str) -> BoardSpec:
-    async def load() -> BoardSpec | None:
+async def board_spec(
+    ctx: Context, tenant_id: int, key: str, *, operator: bool = False
+) -> BoardSpec:
+    """The board's rules, cached CONFIG_CACHE_TTL_S. States are answered as states: archived
+    (members only) and parked are 409s. A definition whose rules raise is parked here too,
+    so a read never turns into a 500."""
+
+    async def load() -> tuple[Any, parking.Parked | None, BoardSpec | None] | None:
         async with ctx.db.connection() as conn:
             row = await repo.get_board(conn, tenant_id, key)
-        return _spec(row) if row else None
+            if row is None:
+                return None
+            parked = await parking.state_of(conn, FEATURE, row["id"])
+        if parked is not None and parked.state == "parked":
+            return row, parked, None
+        try:
+            spec = _spec(row)
+            now = ctx.clock.now()
+            rules.period_for(spec, now)
+            rules.current_period(spec, now)
+            rules.previous_period(spec, now)
+        except Exception as exc:
+            await parking.park(ctx, FEATURE, tenant_id, row["id"], exc, [], await _cursor(ctx))
+            return row, parking.Parked("parked", parking.reason_of(exc), ctx.clock.now()), None
+        return row, parked, spec
 
-    spec = await _config_cache.get((tenant_id, key), load)
-    if spec is None:
+    got = await _config_cache.get((tenant_id, key), load)
+    if got is None:
         raise DomainError("LEADERBOARD_NOT_FOUND", details={"key": key})
+    row, parked, spec = got
+    if row["archived_at"] is not None and not operator:
+        raise DomainError(
+            "LEADERBOARD_ARCHIVED",
+            details={"key": key, "state": "archived", "archivedAt": row["archived_at"]},
+        )
+    if spec is None:
+        raise _parked_error(key, parked)
     return spec  # type: ignore[no-any-return]
+
+
+def _parked_error(key: str, parked: parking.Parked) -> DomainError:
+    return DomainError(
+        "LEADERBOARD_PARKED",
+        details={
+            "key": key,
+            "state": parked.state,
+            "reason": parked.reason,
+            "parkedAt": parked.parked_at,
+        },
+    )
+
+
+async def _cursor(ctx: Context) -> tuple[int, int]:
+    """The first outbox position the boards subscriber has not passed yet."""
+    async with ctx.db.connection() as conn:
+        cur = await conn.fetchrow(
+            "SELECT last_txid, last_id FROM outbox_cursors WHERE subscriber = $1", SUBSCRIBER
+        )
+    return (cur["last_txid"], cur["last_id"] + 1) if cur else (0, 0)
 
 
 # ---------------------------------------------------------------- scoring
@@ -267,40 +396,103 @@ def _expire_ts(spec: BoardSpec, period: Period) -> int:
     return 0 if at is None else int(at.timestamp())
 
 
-async def on_events(ctx: Context, events: list[Event]) -> None:
+def _hits(spec: BoardSpec, events: list[Event]) -> list[tuple[BoardSpec, Period, Event, int]]:
+    """What each event adds to each period of one board (pure; raises on a broken board)."""
+    hits = []
+    for e in events:
+        if spec.starts_at is not None and e.occurred_at < spec.starts_at:
+            continue
+        delta = rules.contribution(spec, e.type, e.payload)
+        if delta == 0:
+            continue
+        period = rules.period_for(spec, e.occurred_at)
+        if period is not None:
+            hits.append((spec, period, e, delta))
+    return hits
+
+
+async def on_events(ctx: Context, events: list[Event], only: int | None = None) -> None:
     """Outbox subscriber: add each event to every period of every board it feeds.
 
-    One PostgreSQL transaction per batch: the periods (locked against a concurrent close), the
-    dedup rows (at-least-once delivery counts once), the score upserts, then the totals read
-    under row locks and written to Redis in one round trip before commit. Writing absolute
-    totals while holding the row locks means no later writer can be overtaken by an earlier
-    one, and a redelivered batch only re-sets the same values.
+    Each board is isolated (service.core.parking): a board whose rules raise on these events
+    is parked with the reason, and the others count them. If the batch then fails as a whole
+    (not an outage), every board is applied alone and the ones that still fail are parked;
+    when all fail, the fault is the events', and the dispatcher's retry handles it.
+    ``only``: apply to that one board (the catch-up of a corrected board), failures raise.
     """
     scored = [e for e in events if e.member_id is not None]
     if not scored:
         return
+    by_tenant: dict[int, list[Event]] = defaultdict(list)
+    for e in scored:
+        by_tenant[e.tenant_id].append(e)
+    async with ctx.db.connection() as conn:
+        rows = await repo.boards_for_tenants(conn, sorted(by_tenant))
+        if only is not None:
+            rows = [r for r in rows if r["id"] == only]
+            skip: set[int] = set()
+        else:
+            skip = await parking.parked_ids(conn, FEATURE, [r["id"] for r in rows])
+    per_board: dict[int, tuple[BoardSpec, list[Any]]] = {}
+    for row in rows:
+        if row["id"] in skip:
+            continue
+        try:
+            spec = _spec(row)
+            hits = _hits(spec, by_tenant[row["tenant_id"]])
+        except Exception as exc:
+            if only is not None or outbox._is_outage(exc):
+                raise
+            await _park(ctx, row["tenant_id"], row["id"], row["key"], exc, events)
+            continue
+        if hits:
+            per_board[spec.id] = (spec, hits)
+    if not per_board:
+        return
+    try:
+        await _apply_hits(ctx, [h for _, hs in per_board.values() for h in hs])
+    except Exception as exc:
+        if only is not None or outbox._is_outage(exc) or len(per_board) == 1:
+            raise
+        failed = []
+        for spec, hs in per_board.values():
+            try:
+                await _apply_hits(ctx, hs)
+            except Exception as one:
+                if outbox._is_outage(one):
+                    raise
+                failed.append((spec, one))
+        if len(failed) == len(per_board):
+            raise
+        for spec, one in failed:
+            await _park(ctx, spec.tenant_id, spec.id, spec.key, one, events)
+
+
+async def _park(
+    ctx: Context, tenant_id: int, board_id: int, key: str, exc: BaseException, events: list[Event]
+) -> None:
+    await parking.park(ctx, FEATURE, tenant_id, board_id, exc, events)
+    _config_cache.pop((tenant_id, key))
+
+
+async def catch_up(ctx: Context, events: list[Event], board_id: int) -> None:
+    """Replay missed events to one corrected board (dispatcher catch-up, see parking)."""
+    await on_events(ctx, events, only=board_id)
+
+
+async def _apply_hits(ctx: Context, hits: list[tuple[BoardSpec, Period, Event, int]]) -> None:
+    """One PostgreSQL transaction: the periods (locked against a concurrent close), the
+    dedup rows (at-least-once delivery counts once), the score upserts, then the totals read
+    under row locks and written to Redis in one round trip before commit. Writing absolute
+    totals while holding the row locks means no later writer can be overtaken by an earlier
+    one, and a redelivered batch only re-sets the same values."""
     async with ctx.db.transaction() as conn:
-        rows = await repo.boards_for_tenants(conn, sorted({e.tenant_id for e in scored}))
-        boards: dict[int, list[BoardSpec]] = defaultdict(list)
-        for row in rows:
-            boards[row["tenant_id"]].append(_spec(row))
-        hits: list[tuple[BoardSpec, Period, Event, int]] = []
-        for e in scored:
-            for spec in boards.get(e.tenant_id, ()):
-                if spec.starts_at is not None and e.occurred_at < spec.starts_at:
-                    continue
-                delta = rules.contribution(spec, e.type, e.payload)
-                if delta == 0:
-                    continue
-                period = rules.period_for(spec, e.occurred_at)
-                if period is not None:
-                    hits.append((spec, period, e, delta))
         if not hits:
             return
         status = await repo.ensure_periods(
             conn, [(s.tenant_id, s.id, p.id, p.start, p.end) for s, p, _, _ in hits]
         )
-        hits = [h for h in hits if status.get((h[0].id, h[1].id)) == "open"]
+        hits = [h for h in hits if status.get((h[0].id, h[1].id), ("",))[0] == "open"]
         fresh = await repo.mark_applied(conn, [(s.id, p.id, e.event_id) for s, p, e, _ in hits])
         adds: dict[tuple[int, str, int], list[Any]] = {}
         for spec, period, e, delta in hits:
@@ -318,24 +510,100 @@ async def on_events(ctx: Context, events: list[Event]) -> None:
         # Totals of everything the batch touched (replays too, so a lost Redis write heals).
         wanted = {(s.id, p.id, e.member_id): (s, p) for s, p, e, _ in hits}
         totals = await repo.lock_scores(conn, list(wanted))  # type: ignore[arg-type]
-        groups: dict[tuple[int, str], dict[str, tuple[int, list[store.Update]]]] = defaultdict(dict)
+        groups: dict[tuple[int, str], dict[str, tuple[int, bool, list[store.Update]]]] = (
+            defaultdict(dict)
+        )
         for t in totals:
             spec, period = wanted[(t["board_id"], t["period_id"], t["member_id"])]
             key = _key(ctx, spec, period.id)
             slot = groups[(spec.tenant_id, spec.source)].setdefault(
-                key, (_expire_ts(spec, period), [])
+                key, (_expire_ts(spec, period), status[(spec.id, period.id)][1], [])
             )
             enc = rules.encode(t["score"], t["reached_at"], period)
             keep = rules.clamp_score(t["score"]) > 0
-            slot[1].append((rules.member_bytes(t["member_id"]), enc if keep else None))
-        await store.apply(
+            slot[2].append((rules.member_bytes(t["member_id"]), enc if keep else None))
+        skipped = await store.apply(
             ctx,
-            {g: [(k, exp, ups) for k, (exp, ups) in keys.items()] for g, keys in groups.items()},
+            {g: [(k, *rest) for k, rest in keys.items()] for g, keys in groups.items()},
             ctx.clock.now(),
         )
+        if skipped:
+            # Those sets were lost; PostgreSQL has the scores, the next read rebuilds them.
+            log.warning("board sets not built; left for the next read to rebuild", keys=skipped)
 
 
 # ---------------------------------------------------------------- reads
+
+_T = TypeVar("_T")
+_building: dict[str, asyncio.Lock] = {}
+rebuilt_on_read = 0  # sets rebuilt by a read in this process (tests check single flight)
+
+
+async def _built(
+    ctx: Context, spec: BoardSpec, period: Period, read: Callable[[], Awaitable[_T]]
+) -> _T:
+    """Run a read of an open period's set; when the set is not built (Redis lost it, or it
+    predates the encoding), rebuild the period from PostgreSQL first, then read again."""
+    for _ in range(3):
+        try:
+            return await read()
+        except store.NotBuilt:
+            await ensure_built(ctx, spec, period)
+    raise DependencyUnavailable(
+        details={"dependency": "redis", "problem": "the board could not be rebuilt"}
+    )
+
+
+async def ensure_built(ctx: Context, spec: BoardSpec, period: Period) -> bool:
+    """Rebuild one period set from PostgreSQL unless it is built; True when it rebuilt.
+
+    Single flight: one rebuild per set per process (a lock per key), and across processes the
+    period row lock (the second one finds the set built and stops). Scoring of the period
+    waits on the same row lock, so no event falls between the read and the swap."""
+    key = _key(ctx, spec, period.id)
+    if len(_building) > 10_000:
+        _building.clear()
+    async with _building.setdefault(key, asyncio.Lock()):
+        if await store.is_built(ctx, key):
+            return False
+        async with ctx.db.transaction() as conn:
+            prow = await repo.get_period(conn, spec.id, period.id, lock=True)
+            if await store.is_built(ctx, key):
+                return False
+            if prow is None:
+                await store.build_empty(ctx, key, _rebuilt_expiry(ctx, spec, period))
+            else:
+                await _replace_period(ctx, conn, spec, period)
+        global rebuilt_on_read
+        rebuilt_on_read += 1
+        log.info("board set rebuilt from PostgreSQL", board=spec.id, period=period.id)
+        _top_cache.clear()
+        return True
+
+
+def _rebuilt_expiry(ctx: Context, spec: BoardSpec, period: Period) -> int:
+    """A rebuilt set must outlive the read that asked for it, even past its grace time (the
+    close job archives it soon after)."""
+    at = _expire_ts(spec, period)
+    soon = int(ctx.clock.now().timestamp()) + 3600
+    return at if at == 0 or at > soon else soon
+
+
+async def _replace_period(ctx: Context, conn: Any, spec: BoardSpec, period: Period) -> int:
+    rows = await repo.period_scores(conn, spec.id, period.id)
+    return await store.replace(
+        ctx,
+        spec.tenant_id,
+        spec.source,
+        _key(ctx, spec, period.id),
+        (
+            (rules.member_bytes(r["member_id"]), rules.encode(r["score"], r["reached_at"], period))
+            for r in rows
+            if rules.clamp_score(r["score"]) > 0
+        ),
+        _rebuilt_expiry(ctx, spec, period),
+        ctx.clock.now(),
+    )
 
 
 def _period_out(period: Period, closed: bool) -> PeriodOut:
@@ -376,16 +644,14 @@ async def _resolve_period(ctx: Context, spec: BoardSpec, wanted: str) -> tuple[P
 
 def _check_limit(name: str, value: int, lo: int, hi: int) -> None:
     if not lo <= value <= hi:
-        raise DomainError(
-            "LEADERBOARD_LIMIT_OUT_OF_RANGE", details={name: value, "min": lo, "max": hi}
-        )
+        raise out_of_range(name, value, lo, hi)
 
 
 def _offset(cursor: str | None) -> int:
     if cursor is None or cursor == "":
         return 0
     if not cursor.isdigit() or int(cursor) > MAX_OFFSET:
-        raise DomainError("LEADERBOARD_CURSOR_INVALID")
+        raise cursor_invalid()
     return int(cursor)
 
 
@@ -449,9 +715,13 @@ async def _top_page(
             upd = prow["closed_at"] if prow else None
         else:
             key = _key(ctx, spec, period.id)
-            min_enc = spec.min_score * rules.TIME_SPAN
-            pairs = await store.top(ctx, key, offset, limit, min_enc)
-            upd = await store.updated_at(ctx, spec.tenant_id, spec.source, key)
+            min_enc = rules.min_encoded(spec.min_score)
+            pairs, upd = await _built(
+                ctx,
+                spec,
+                period,
+                lambda: store.top(ctx, spec.tenant_id, spec.source, key, offset, limit, min_enc),
+            )
             ranked = [
                 (offset + i + 1, rules.member_of(m), rules.decode_score(s))
                 for i, (m, s) in enumerate(pairs)
@@ -479,7 +749,8 @@ async def _my_place(
                 )
                 prev = above[0]["score"] - row["score"] if above else None
         return MeOnBoard(row["rank"], row["score"], prev)
-    got = await store.me(ctx, _key(ctx, spec, period.id), rules.member_bytes(member_id))
+    k = _key(ctx, spec, period.id)
+    got = await _built(ctx, spec, period, lambda: store.me(ctx, k, rules.member_bytes(member_id)))
     if got is None:
         return MeOnBoard(None, 0, None)
     rank, enc, prev = got
@@ -532,7 +803,9 @@ async def around_me(
             ranked = [(r["rank"], r["member_id"], r["score"]) for r in rows]
     else:
         k = _key(ctx, spec, period.id)
-        got = await store.around(ctx, k, rules.member_bytes(member_id), radius)
+        got = await _built(
+            ctx, spec, period, lambda: store.around(ctx, k, rules.member_bytes(member_id), radius)
+        )
         if got is not None:
             rank, start, pairs = got
             ranked = [
@@ -572,8 +845,12 @@ async def friends(
             rows = await repo.archive_members(conn, spec.id, period.id, ordered)
         scored = [(-r["rank"], r["member_id"]) for r in rows if r["score"] >= spec.min_score]
     else:
-        got = await store.scores_of(
-            ctx, _key(ctx, spec, period.id), [rules.member_bytes(m) for m in ordered]
+        k = _key(ctx, spec, period.id)
+        got = await _built(
+            ctx,
+            spec,
+            period,
+            lambda: store.scores_of(ctx, k, [rules.member_bytes(m) for m in ordered]),
         )
         scored = [
             (s, m)
@@ -602,7 +879,7 @@ async def entries(
     """Operator export: full member ids in board order, from PostgreSQL."""
     _check_limit("limit", limit, 1, rules.MAX_EXPORT_LIMIT)
     offset = _offset(cursor) if cursor else 0
-    spec = await board_spec(ctx, tenant_id, key)
+    spec = await board_spec(ctx, tenant_id, key, operator=True)
     period, closed = await _resolve_period(ctx, spec, period_param)
     async with ctx.db.connection() as conn:
         if closed:
@@ -682,23 +959,7 @@ async def rebuild_board(ctx: Context, spec: BoardSpec) -> dict[str, int]:
         async with ctx.db.transaction() as conn:
             if await repo.get_period(conn, spec.id, period.id, lock=True) is None:
                 continue
-            rows = await repo.period_scores(conn, spec.id, period.id)
-            out[period.id] = await store.replace(
-                ctx,
-                spec.tenant_id,
-                spec.source,
-                _key(ctx, spec, period.id),
-                (
-                    (
-                        rules.member_bytes(r["member_id"]),
-                        rules.encode(r["score"], r["reached_at"], period),
-                    )
-                    for r in rows
-                    if rules.clamp_score(r["score"]) > 0
-                ),
-                _expire_ts(spec, period),
-                ctx.clock.now(),
-            )
+            out[period.id] = await _replace_period(ctx, conn, spec, period)
     return out
 
 
@@ -728,12 +989,26 @@ async def put_red_black(
     doc = msgspec.to_builtins(data)
     problems = rules.validate_red_black(doc)
     if not rules.KEY_RE.match(key):
-        problems.append({"field": "key", "problem": "lowercase a-z, 0-9, _ or -"})
+        problems.append(
+            {
+                "source": "path",
+                "path": "key",
+                "code": "FORMAT_INVALID",
+                "problem": "lowercase a-z, 0-9, _ or -",
+            }
+        )
     board = await repo.get_board(conn, tenant_id, data.board_key)
     if board is None:
-        problems.append({"field": "boardKey", "problem": f"no board {data.board_key!r}"})
+        problems.append(
+            {
+                "source": "body",
+                "path": "boardKey",
+                "code": "NOT_FOUND",
+                "problem": f"no board {data.board_key!r}",
+            }
+        )
     if problems:
-        raise DomainError("RED_BLACK_CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     taken = await repo.red_black_for_board(conn, board["id"])
     if taken is not None and taken["key"] != key:
         raise DomainError("RED_BLACK_BOARD_TAKEN", details={"attached": taken["key"]})

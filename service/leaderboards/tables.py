@@ -30,6 +30,8 @@ class Leaderboard(Table, tablename="leaderboards"):
     config = JSONB(default="{}")
     created_at = Timestamptz()
     updated_at = Timestamptz()
+    # Set by the operator's archive: the board stops counting; its key and history stay.
+    archived_at = Timestamptz(null=True, default=None)
 
     leaderboards_key_key = Unique(["tenant_id", "key"])
 

@@ -1,24 +1,32 @@
--- Sliding-window counters (the algorithm of the `limits` library) for one or more limits,
--- checked and counted atomically: either every limit admits the request and all count it,
--- or none counts it.
--- KEYS: per limit, the counter of the current window then of the previous window. All keys
---       of one call carry the same hash tag (Redis Cluster safe).
--- ARGV[1]: window length in ms, ARGV[2]: ms elapsed in the current window,
--- ARGV[3..]: the per-window limit of each key pair, in KEYS order.
--- Returns {0, 0} when allowed, {i, retry_after_ms} when limit i (1-based) refused it.
-local window = tonumber(ARGV[1])
-local elapsed = tonumber(ARGV[2])
-local n = #KEYS / 2
-for i = 1, n do
-  local limit = tonumber(ARGV[2 + i])
-  local current = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
-  local previous = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
-  if math.floor(previous * (window - elapsed) / window) + current + 1 > limit then
-    return {i, window - elapsed}
+-- Exact sliding-window limits (a sliding log) for one or more limits, checked and counted
+-- atomically: either every limit admits the request and all record it, or none records it.
+-- Promise: for each key, at most its limit admissions fall in ANY half-open interval
+-- [t, t + window) of the caller's clock, wherever the interval starts.
+-- Memory: each key is a sorted set of the admissions of the last window (score = admission
+-- time in ms, member = a caller-unique id), so at most `limit` entries per key; refused
+-- requests store nothing. A key expires one window (plus a second) after its last admission.
+-- KEYS: one sorted set per limit. All keys of one call carry the same hash tag.
+-- ARGV[1]: now in ms (the caller's injected clock), ARGV[2]: window length in ms,
+-- ARGV[3]: an id unique to this request, ARGV[4..]: the limit of each key, in KEYS order.
+-- Returns {0, 0} when admitted, {i, retry_after_ms} when limit i (1-based) refused it.
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local id = ARGV[3]
+for i = 1, #KEYS do
+  local limit = tonumber(ARGV[3 + i])
+  -- Admissions at or before now - window are outside every window that holds now.
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  -- Admissions more than a window ahead can only come from a clock set back (dev clock).
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '(' .. (now + window), '+inf')
+  local n = redis.call('ZCARD', KEYS[i])
+  if n >= limit then
+    -- One more fits once the (n - limit + 1)-th oldest admission has left the window.
+    local edge = redis.call('ZRANGE', KEYS[i], n - limit, n - limit, 'WITHSCORES')
+    return {i, tonumber(edge[2]) + window - now}
   end
 end
-for i = 1, n do
-  redis.call('INCR', KEYS[2 * i - 1])
-  redis.call('PEXPIRE', KEYS[2 * i - 1], window * 2)
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], now, id)
+  redis.call('PEXPIRE', KEYS[i], window + 1000)
 end
 return {0, 0}

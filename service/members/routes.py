@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Request, Response, Router, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody
 
 from service.core.http import client_ip, get_ctx, idempotent, operator_principal
 from service.core.tenancy import Operator
@@ -64,7 +62,7 @@ async def refresh_tokens(data: JSONBody[RefreshIn], state: State) -> TokenOut:
     ),
 )
 async def mint_token(
-    externalId: Annotated[ExternalId, Parameter(description="The brand's id of the member.")],
+    externalId: ExternalId,
     operator: NamedDependency[Operator],
     state: State,
     request: Request,

@@ -8,7 +8,10 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from service.core.constraints import ExternalId
 from service.core.http import ErrorBody
+
+__all__ = ["ExternalId"]
 
 AppId = Annotated[
     str,
@@ -17,7 +20,6 @@ AppId = Annotated[
     ),
 ]
 LoginCode = Annotated[str, Meta(min_length=1, max_length=256, examples=["dev:openid-alice"])]
-ExternalId = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
 
 
 InviteCode = Annotated[

@@ -12,6 +12,14 @@ ENTRY_COLUMNS = (
     "reverses_entry_id, shortfall, expires_at, created_at"
 )
 
+# The one definition of a balance at an instant: the sum of the member's lots of that currency
+# that still hold something and are not past their date (``expires_at`` after the instant, or
+# none). The expiry job writes expiries some time after the date; until then the account row
+# still counts those lots. So every write first writes the expiry of that member's due lots
+# (lazily, in the same transaction, under the account lock) and every read subtracts the due
+# lots the job has not written yet: answers, checks and ``balance_after`` agree at any instant.
+DUE_LOTS = "remaining > 0 AND expires_at IS NOT NULL AND expires_at <= {now}"
+
 
 async def lock_accounts(
     conn: asyncpg.Connection, tenant_id: int, pairs: list[tuple[int, str]], now: datetime
@@ -184,24 +192,9 @@ async def lots_of_entry(conn: asyncpg.Connection, entry_id: int) -> list[asyncpg
 async def due_accounts(conn: asyncpg.Connection, now: datetime, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT DISTINCT tenant_id, member_id, currency FROM point_lots "
-        "WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= $1 LIMIT $2",
+        f"WHERE {DUE_LOTS.format(now='$1')} LIMIT $2",
         now,
         limit,
-    )
-
-
-async def balances(conn: asyncpg.Connection, tenant_id: int, member_id: int, now: datetime):  # type: ignore[no-untyped-def]
-    """Balances as the member should see them: lots already past expiry are not counted even
-    if the expiry job has not written their entries yet."""
-    return await conn.fetch(
-        "SELECT a.currency, a.balance, a.earned_total, COALESCE((SELECT sum(remaining) "
-        "FROM point_lots l WHERE l.tenant_id = a.tenant_id AND l.member_id = a.member_id "
-        "AND l.currency = a.currency AND l.remaining > 0 AND l.expires_at <= $3), 0)::bigint "
-        "AS due "
-        "FROM point_accounts a WHERE a.tenant_id = $1 AND a.member_id = $2",
-        tenant_id,
-        member_id,
-        now,
     )
 
 
@@ -345,40 +338,82 @@ async def due_reviews(conn: asyncpg.Connection, now: datetime, limit: int) -> li
 
 async def write_credits(
     conn: asyncpg.Connection, tenant_id: int, rows: list[tuple], now: datetime
-) -> list[int]:
-    """Credits in one statement: entries, their lots, the balances and the outbox events.
+) -> list[tuple[int, int]]:
+    """Credits in one statement: first the expiry of the credited members' lots already past
+    their date (``expire`` entries, allocations, lots emptied, ``points.expired`` events), then
+    the entries, their lots, the balances and the ``*.credited`` events.
 
-    rows: (member, currency, amount, balance_after, reason, note, source_ref,
-    idempotency_key, expires_at). Returns entry ids in row order. One round trip instead of
-    four matters: every check-in, prize and event pays through here.
+    rows: (member, currency, amount, balance_after before expiries, reason, note, source_ref,
+    idempotency_key, expires_at). Returns (entry id, balance_after) of the credits in row
+    order; balance_after is the balance at ``now`` (due lots not counted). The caller holds
+    the accounts' locks (``lock_accounts``), so this statement's snapshot sees every lot
+    change committed before. One round trip instead of many matters: every check-in, prize
+    and event pays through here.
     """
     cols = list(zip(*rows, strict=True))
+    due_lots = DUE_LOTS.format(now="$11")
     result = await conn.fetch(
-        "WITH e AS (INSERT INTO ledger_entries (tenant_id, member_id, currency, kind, delta, "
+        "WITH u AS (SELECT * FROM unnest($2::bigint[], $3::text[], $4::bigint[], "
+        "$5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[]) "
+        "WITH ORDINALITY AS u(m, c, d, b, r, n, s, i, x, ord)), "
+        "due AS (SELECT id, member_id, currency, remaining FROM point_lots "
+        "WHERE tenant_id = $1 AND (member_id, currency) IN (SELECT m, c FROM u) "
+        f"AND {due_lots}), "
+        "ds AS (SELECT member_id, currency, sum(remaining)::bigint AS amount FROM due "
+        "GROUP BY member_id, currency), "
+        "w AS (SELECT 0 AS g, ds.member_id AS m, ds.currency AS c, 'expire' AS k, "
+        "-ds.amount AS d, p.balance - ds.amount AS b, 'expiry' AS r, '' AS n, NULL::text AS s, "
+        "NULL::text AS i, NULL::timestamptz AS x, 0::bigint AS ord FROM ds "
+        "JOIN point_accounts p ON p.tenant_id = $1 AND p.member_id = ds.member_id "
+        "AND p.currency = ds.currency "
+        "UNION ALL SELECT 1, u.m, u.c, 'credit', u.d, u.b - COALESCE(ds.amount, 0), u.r, u.n, "
+        "u.s, u.i, u.x, u.ord FROM u LEFT JOIN ds ON ds.member_id = u.m AND ds.currency = u.c), "
+        "e AS (INSERT INTO ledger_entries (tenant_id, member_id, currency, kind, delta, "
         "balance_after, reason, note, source_ref, idempotency_key, reverses_entry_id, shortfall, "
-        "expires_at, created_at) SELECT $1, m, c, 'credit', d, b, r, n, s, i, NULL, 0, x, $11 "
-        "FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], "
-        "$7::text[], $8::text[], $9::text[], $10::timestamptz[]) WITH ORDINALITY "
-        "AS u(m, c, d, b, r, n, s, i, x, ord) ORDER BY ord "
-        "RETURNING id, member_id, currency, delta, balance_after, reason, expires_at), "
+        "expires_at, created_at) SELECT $1, m, c, k, d, b, r, n, s, i, NULL, 0, x, $11 "
+        "FROM w ORDER BY g, ord, m, c "
+        "RETURNING id, kind, member_id, currency, delta, balance_after, reason, expires_at), "
         "l AS (INSERT INTO point_lots (tenant_id, member_id, currency, entry_id, amount, "
         "remaining, expires_at, created_at) SELECT $1, member_id, currency, id, delta, delta, "
-        "expires_at, $11 FROM e), "
+        "expires_at, $11 FROM e WHERE kind = 'credit'), "
+        "al AS (INSERT INTO lot_allocations (entry_id, lot_id, amount) SELECT e.id, due.id, "
+        "due.remaining FROM e JOIN due ON e.kind = 'expire' AND due.member_id = e.member_id "
+        "AND due.currency = e.currency), "
+        "dl AS (UPDATE point_lots p SET remaining = p.remaining - due.remaining FROM due "
+        "WHERE p.id = due.id), "
         "a AS (UPDATE point_accounts p SET balance = p.balance + t.d, "
-        "earned_total = p.earned_total + t.d, updated_at = $11 FROM (SELECT member_id, currency, "
-        "sum(delta) AS d FROM e GROUP BY member_id, currency) t WHERE p.tenant_id = $1 "
+        "earned_total = p.earned_total + t.earned, updated_at = $11 FROM (SELECT member_id, "
+        "currency, sum(delta) AS d, COALESCE(sum(delta) FILTER (WHERE kind = 'credit'), 0) "
+        "AS earned FROM e GROUP BY member_id, currency) t WHERE p.tenant_id = $1 "
         "AND p.member_id = t.member_id AND p.currency = t.currency), "
         "o AS (INSERT INTO outbox (txid, tenant_id, event_id, type, member_id, payload, "
         "occurred_at) SELECT pg_current_xact_id()::text::bigint, $1, gen_random_uuid(), "
-        "e.currency || '.credited', e.member_id, jsonb_build_object('currency', e.currency, "
-        "'amount', e.delta, 'entryId', e.id, 'reason', e.reason, 'balance', e.balance_after), "
-        "$11 FROM e) "
-        "SELECT id FROM e",
+        "e.currency || CASE e.kind WHEN 'credit' THEN '.credited' ELSE '.expired' END, "
+        "e.member_id, CASE e.kind WHEN 'credit' THEN jsonb_build_object('currency', "
+        "e.currency, 'amount', e.delta, 'entryId', e.id, 'reason', e.reason, 'balance', "
+        "e.balance_after) ELSE jsonb_build_object('currency', e.currency, 'amount', -e.delta, "
+        "'entryId', e.id) END, $11 FROM e ORDER BY e.id) "
+        "SELECT id, balance_after FROM e WHERE kind = 'credit' ORDER BY id",
         tenant_id,
         *[list(c) for c in cols],
         now,
     )
-    return sorted(r["id"] for r in result)
+    return [(r["id"], r["balance_after"]) for r in result]
+
+
+async def due_lots(
+    conn: asyncpg.Connection, tenant_id: int, member_id: int, currency: str, now: datetime
+) -> list[asyncpg.Record]:
+    """The member's lots past their date that still hold something, locked."""
+    return await conn.fetch(
+        "SELECT id, remaining, expires_at FROM point_lots WHERE tenant_id = $1 "
+        f"AND member_id = $2 AND currency = $3 AND {DUE_LOTS.format(now='$4')} "
+        "ORDER BY id FOR UPDATE",
+        tenant_id,
+        member_id,
+        currency,
+        now,
+    )
 
 
 async def card_facts(
@@ -391,7 +426,7 @@ async def card_facts(
         "(SELECT balance FROM point_accounts WHERE tenant_id = $1 AND member_id = $2 "
         " AND currency = 'points') AS points, "
         "(SELECT COALESCE(sum(remaining), 0)::bigint FROM point_lots WHERE tenant_id = $1 "
-        " AND member_id = $2 AND currency = 'points' AND remaining > 0 AND expires_at <= $3) "
+        f" AND member_id = $2 AND currency = 'points' AND {DUE_LOTS.format(now='$3')}) "
         " AS points_due, "
         "(SELECT balance FROM point_accounts WHERE tenant_id = $1 AND member_id = $2 "
         " AND currency = 'growth') AS growth, "

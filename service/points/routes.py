@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
 from litestar import Request, Response, Router, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody
 
 from service.core import cursors
 from service.core.auth import Member
+from service.core.constraints import (
+    Cursor,
+    OperatorPageSize,
+    PageSize,
+    problem,
+    register_check,
+    validation_failed,
+)
 from service.core.errors import DomainError
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
@@ -29,8 +35,6 @@ from service.points.schemas import (
     PolicyIn,
     ReverseIn,
 )
-
-Limit = Annotated[int, Parameter(ge=1, le=100, description="Page size (max 100).")]
 
 
 def entry_out(e: service.Entry) -> EntryOut:
@@ -85,8 +89,8 @@ async def my_ledger(
     member: NamedDependency[Member],
     state: State,
     currency: Currency | None = None,
-    cursor: str | None = None,
-    limit: Limit = 20,
+    cursor: Cursor = None,
+    limit: PageSize = 20,
 ) -> LedgerPage:
     return await _page(state, member.tenant_id, member.member_id, currency, cursor, limit)
 
@@ -122,12 +126,7 @@ async def adjust(
 ) -> Response[AdjustOut]:
     ctx = get_ctx(state)
     if data.amount == 0:
-        raise DomainError(
-            "VALIDATION_FAILED",
-            details={
-                "problems": [{"field": "amount", "source": "body", "problem": "must not be zero"}]
-            },
-        )
+        raise validation_failed([problem("body", "amount", "OUT_OF_RANGE", "must not be zero")])
     header_key = request.headers.get("idempotency-key")
     ledger_key = f"manual:{operator.key_id}:{header_key}" if header_key else None
 
@@ -203,8 +202,8 @@ async def member_ledger(
     operator: NamedDependency[Operator],
     state: State,
     currency: Currency | None = None,
-    cursor: str | None = None,
-    limit: Limit = 20,
+    cursor: Cursor = None,
+    limit: OperatorPageSize = 20,
 ) -> LedgerPage:
     ctx = get_ctx(state)
     async with ctx.db.connection() as conn:
@@ -240,12 +239,15 @@ def ladder_problems(data: LadderIn) -> list[dict]:
     return problems
 
 
+register_check(LadderIn, ladder_problems)
+
+
 @put(
     "/levels",
     opt={"scope": "config"},
     tags=["levels"],
     summary="Set the level ladder",
-    description="Validated as a whole: 422 CONFIG_INVALID lists every problem and changes "
+    description="Validated as a whole: 422 VALIDATION_FAILED lists every problem and changes "
     "nothing. Each save bumps the version.",
 )
 async def put_levels(
@@ -254,7 +256,7 @@ async def put_levels(
     ctx = get_ctx(state)
     problems = ladder_problems(data)
     if problems:
-        raise DomainError("CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     config = msgspec.to_builtins(data)
 
     async def run(conn):  # type: ignore[no-untyped-def]
@@ -287,9 +289,8 @@ async def put_policy(
 ) -> PolicyIn:
     ctx = get_ctx(state)
     if data.expiry.mode == "days" and not data.expiry.days:
-        raise DomainError(
-            "CONFIG_INVALID",
-            details={"problems": [{"path": "expiry.days", "problem": "mode days needs days"}]},
+        raise validation_failed(
+            [problem("body", "expiry.days", "REQUIRED", "mode days needs days")]
         )
     async with ctx.db.transaction() as conn:
         await service.put_policy(ctx, conn, operator.tenant_id, msgspec.to_builtins(data))

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from service.core import outbox
+from service.core.constraints import problem, validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.tenancy import get_tenant, update_tenant_settings
@@ -34,7 +35,6 @@ register_codes(
             "The credited points were already spent.",
         ),
         "GROWTH_NOT_SPENDABLE": (422, "成长值不能扣减", "Growth cannot be spent or debited."),
-        "CONFIG_INVALID": (422, "配置有误", "The configuration has problems; see details."),
         "LEVELS_NOT_CONFIGURED": (404, "尚未配置会员等级", "No level ladder is configured."),
         "RULE_NOT_FOUND": (404, "规则不存在", "No such rule."),
         "EVENT_IN_FUTURE": (
@@ -42,7 +42,6 @@ register_codes(
             "事件时间不能晚于当前时间",
             "The event's occurredAt is in the future.",
         ),
-        "UNKNOWN_CURRENCY": (400, "未知的积分类型", "Currency must be points or growth."),
     }
 )
 
@@ -168,7 +167,9 @@ class Credit:
 
 def _check_currency(currency: str) -> None:
     if currency not in rules.CURRENCIES:
-        raise DomainError("UNKNOWN_CURRENCY", details={"currency": currency})
+        raise validation_failed(
+            [problem("body", "currency", "NOT_ALLOWED", "one of 'points', 'growth'")]
+        )
 
 
 async def credit(
@@ -201,7 +202,7 @@ async def apply_credits(
     for c in credits:
         _check_currency(c.currency)
         if c.amount <= 0:
-            raise DomainError("VALIDATION_FAILED", details={"problem": "amount must be positive"})
+            raise validation_failed([problem("body", "amount", "OUT_OF_RANGE", "must be positive")])
     now = ctx.clock.now()
     policy = await policy_of(ctx, conn, tenant_id)
     accounts = await repo.lock_accounts(
@@ -240,7 +241,9 @@ async def apply_credits(
             )
         )
         fresh.append(i)
-    ids = (
+    # The statement writes the expiry of these members' lots past their date first, so each
+    # credit's balance_after is the balance at ``now`` (see repository.DUE_LOTS).
+    written = (
         await repo.write_credits(
             conn,
             tenant_id,
@@ -259,9 +262,9 @@ async def apply_credits(
             earned = {m: accounts[(m, "growth")][1] + totals[(m, "growth")] for m in growth_members}
             await _levels_after_growth(ctx, conn, tenant_id, earned, now, allow_down=False)
     by_index: dict[int, Entry] = {}
-    for i, r, eid in zip(fresh, rows, ids, strict=True):
+    for i, r, (eid, after) in zip(fresh, rows, written, strict=True):
         by_index[i] = Entry(
-            eid, r[0], r[1], "credit", r[3], r[4], r[5], r[6], r[7], None, 0, r[11], now
+            eid, r[0], r[1], "credit", r[3], after, r[5], r[6], r[7], None, 0, r[11], now
         )
     out: list[Entry] = []
     new_by_key = {
@@ -343,7 +346,7 @@ async def debit(
     if currency == "growth":
         raise DomainError("GROWTH_NOT_SPENDABLE")
     if amount <= 0:
-        raise DomainError("VALIDATION_FAILED", details={"problem": "amount must be positive"})
+        raise validation_failed([problem("body", "amount", "OUT_OF_RANGE", "must be positive")])
     now = ctx.clock.now()
     accounts = await repo.lock_accounts(conn, tenant_id, [(member_id, currency)], now)
     balance = accounts[(member_id, currency)][0]
@@ -352,6 +355,7 @@ async def debit(
         if idempotency_key in found:
             return _entry(found[idempotency_key], replayed=True)
     lots = await repo.open_lots(conn, tenant_id, member_id, currency)
+    # repository.DUE_LOTS, evaluated on the locked lots: due ones expire before the spend.
     due = [r for r in lots if r["expires_at"] is not None and r["expires_at"] <= now]
     live = [rules.Lot(r["id"], r["remaining"], r["expires_at"]) for r in lots if r not in due]
     if due:
@@ -446,6 +450,10 @@ async def reverse(
     already = await repo.reversal_of(conn, entry_id)
     if already is not None:
         return _entry(already, replayed=True)
+    # Lots past their date are gone whether or not the job wrote it: write it now, so the
+    # reversal takes back only what is left and answers the balance at ``now``.
+    due = await repo.due_lots(conn, tenant_id, member_id, currency, now)
+    balance = await _expire_locked(ctx, conn, tenant_id, member_id, currency, due, balance, now)
     lots = await repo.lots_of_entry(conn, entry_id)
     clawback = sum(r["remaining"] for r in lots)
     shortfall = credit_row["delta"] - clawback
@@ -522,8 +530,7 @@ async def expire_member(
     now = ctx.clock.now()
     accounts = await repo.lock_accounts(conn, tenant_id, [(member_id, currency)], now)
     balance = accounts[(member_id, currency)][0]
-    lots = await repo.open_lots(conn, tenant_id, member_id, currency)
-    due = [r for r in lots if r["expires_at"] is not None and r["expires_at"] <= now]
+    due = await repo.due_lots(conn, tenant_id, member_id, currency, now)
     after = await _expire_locked(ctx, conn, tenant_id, member_id, currency, due, balance, now)
     return balance - after
 

@@ -11,6 +11,7 @@ from litestar.params import JSONBody, Parameter
 
 from service.core import cursors
 from service.core.auth import Member
+from service.core.constraints import Cursor, OperatorPageSize, PageSize
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
 from service.wheel import service
@@ -31,7 +32,6 @@ from service.wheel.schemas import (
     WheelView,
 )
 
-Limit = Annotated[int, Parameter(ge=1, le=1000, description="Page size (max 1000).")]
 AwardId = Annotated[int, Parameter(ge=1, le=2**62)]
 
 
@@ -89,8 +89,8 @@ async def spin(
 async def my_prizes(
     member: NamedDependency[Member],
     state: State,
-    cursor: str | None = None,
-    limit: Limit = 20,
+    cursor: Cursor = None,
+    limit: PageSize = 20,
 ) -> AwardsPage:
     ctx = get_ctx(state)
     items = await service.my_awards(
@@ -130,7 +130,7 @@ async def claim_prize(
     opt={"scope": "config"},
     tags=["wheel"],
     summary="Create or change a wheel",
-    description="Validated as a whole: 422 CONFIG_INVALID lists every problem and changes "
+    description="Validated as a whole: 422 VALIDATION_FAILED lists every problem and changes "
     "nothing. Each save bumps `version`; changing the slots bumps `layoutVersion`. The seed "
     "commitment is fixed at creation; an ended wheel cannot be reopened.",
 )
@@ -171,8 +171,8 @@ async def get_draws(
     key: Key,
     operator: NamedDependency[Operator],
     state: State,
-    cursor: str | None = None,
-    limit: Limit = 100,
+    cursor: Cursor = None,
+    limit: OperatorPageSize = 100,
 ) -> DrawsPage:
     ctx = get_ctx(state)
     rt, rows, tables = await service.draws(
@@ -238,8 +238,8 @@ async def list_awards(
     operator: NamedDependency[Operator],
     state: State,
     status: Literal["issued", "won", "claimed", "shipped"] | None = None,
-    cursor: str | None = None,
-    limit: Limit = 100,
+    cursor: Cursor = None,
+    limit: OperatorPageSize = 100,
 ) -> AwardsPage:
     ctx = get_ctx(state)
     items = await service.wheel_awards(

@@ -8,10 +8,18 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-Key = Annotated[
-    str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", examples=["iphone"])
-]
-AwareDatetime = Annotated[datetime, Meta(tz=True)]
+from service.core.constraints import AwareDatetime, constrained
+from service.wheel.rules import MAX_WEIGHT
+
+Key = constrained(
+    str,
+    "A wheel or prize key: 1-64 of A-Z a-z 0-9 _ . -",
+    examples=["iphone"],
+    min_length=1,
+    max_length=64,
+    pattern=r"^[A-Za-z0-9_.\-]+$",
+)
+STOCK_MAX = 1_000_000_000
 PrizeKind = Literal["points", "growth", "coupon", "physical", "nothing"]
 
 
@@ -20,8 +28,8 @@ class Strict(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
 
 
 class PrizeIn(Strict):
-    """One slot of the wheel. Numbers are checked by the whole-config validation (422 lists
-    every problem), not here, so one PUT reports them all."""
+    """One slot of the wheel. Limits here and the whole-config rules are reported together
+    (422 lists every problem of one PUT)."""
 
     key: Key
     name: Annotated[str, Meta(min_length=1, max_length=64)]
@@ -32,15 +40,24 @@ class PrizeIn(Strict):
             "prize's pool; physical: claimed with an address, then shipped; nothing: thank you."
         ),
     ]
-    weight: Annotated[int, Meta(description="Integer weight; odds are weight / total weight.")]
-    value: Annotated[int, Meta(description="Points or growth credited; 0 for other kinds.")] = 0
+    weight: Annotated[
+        int,
+        Meta(ge=0, le=MAX_WEIGHT, description="Integer weight; odds are weight / total weight."),
+    ]
+    value: Annotated[
+        int, Meta(ge=0, le=10_000_000, description="Points or growth credited; 0 for other kinds.")
+    ] = 0
     image_url: Annotated[str, Meta(max_length=512)] = ""
-    total_stock: Annotated[int | None, Meta(description="Absent: unlimited.")] = None
+    total_stock: Annotated[
+        Annotated[int, Meta(ge=0, le=STOCK_MAX)] | None, Meta(description="Absent: unlimited.")
+    ] = None
     daily_stock: Annotated[
-        int | None, Meta(description="Wins per campaign-local day; absent: no daily limit.")
+        Annotated[int, Meta(ge=0, le=STOCK_MAX)] | None,
+        Meta(description="Wins per campaign-local day; absent: no daily limit."),
     ] = None
     per_member_cap: Annotated[
-        int | None, Meta(description="Wins of this prize per member; absent: no cap.")
+        Annotated[int, Meta(ge=1, le=STOCK_MAX)] | None,
+        Meta(description="Wins of this prize per member; absent: no cap."),
     ] = None
 
 
@@ -48,7 +65,7 @@ class PityIn(Strict):
     """保底: after `afterSpins` spins without any of `prizeKeys`, the next spin gives one of
     them (drawn by their weights among those in stock)."""
 
-    after_spins: int
+    after_spins: Annotated[int, Meta(ge=1, le=1_000_000)]
     prize_keys: list[Key]
 
 
@@ -70,11 +87,15 @@ class WheelIn(Strict):
         Meta(description="draft: hidden; live: open within the window; ended: closed early."),
     ] = "draft"
     timezone: Annotated[str, Meta(max_length=64)] = "Asia/Shanghai"
-    min_level: Annotated[int, Meta(description="Lowest level index that may spin.")] = 0
-    cost_points: Annotated[int, Meta(description="Points per paid spin (0: no paid spins).")] = 0
-    free_spins_per_day: int = 0
-    max_spins_per_day: int | None = None
-    max_spins_per_campaign: int | None = None
+    min_level: Annotated[
+        int, Meta(ge=0, le=1000, description="Lowest level index that may spin.")
+    ] = 0
+    cost_points: Annotated[
+        int, Meta(ge=0, le=10_000_000, description="Points per paid spin (0: no paid spins).")
+    ] = 0
+    free_spins_per_day: Annotated[int, Meta(ge=0, le=1000)] = 0
+    max_spins_per_day: Annotated[int, Meta(ge=1, le=100_000)] | None = None
+    max_spins_per_campaign: Annotated[int, Meta(ge=1, le=10_000_000)] | None = None
     out_of_stock: Annotated[
         Literal["redraw", "consolation"],
         Meta(

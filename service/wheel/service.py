@@ -16,6 +16,7 @@ import msgspec
 import structlog
 
 from service.core import outbox
+from service.core.constraints import register_check, validation_failed
 from service.core.context import Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
 from service.points import service as points
@@ -62,7 +63,6 @@ register_codes(
             "This prize needs no claim or was claimed already.",
         ),
         "PRIZE_NOT_SHIPPABLE": (409, "该奖品尚未领取或已发货", "Not claimed yet, or shipped."),
-        "CONFIG_INVALID": (422, "配置有误", "The configuration has problems; see details."),
     }
 )
 
@@ -147,6 +147,9 @@ async def runtime(
 # ----------------------------------------------------------------------------- config
 
 
+register_check(WheelIn, lambda data: rules.config_problems(msgspec.to_builtins(data)))
+
+
 async def put_wheel(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, data: WheelIn
 ) -> WheelOut:
@@ -160,7 +163,7 @@ async def put_wheel(
         config, issued=issued, previous=existing["config"] if existing else None, now=now
     )
     if problems:
-        raise DomainError("CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     if existing is None:
         # The injected RNG is the CSPRNG in production; tests pin it.
         seed = ctx.rng.getrandbits(256).to_bytes(32, "big")
@@ -652,7 +655,8 @@ async def member_view(ctx: Context, tenant_id: int, member_id: int, key: str) ->
         rt = await runtime(ctx, conn, tenant_id, key)
         status = rt.status(now)
         if status == "draft":
-            raise DomainError("WHEEL_NOT_FOUND", details={"wheelKey": key})
+            # A wheel the operator paused (set back to draft) exists: say so, as a spin does.
+            raise DomainError("WHEEL_NOT_LIVE", details={"wheelKey": key, "status": status})
         m = await repo.get_member(conn, rt.id, member_id)
         min_level = int(rt.config.get("minLevel", 0))
         level = await points.member_level_index(ctx, conn, tenant_id, member_id) if min_level else 0

@@ -1,0 +1,623 @@
+"""Shared constraint types and the one strict decoder for every request body, path and query.
+
+Every feature's schemas build on the aliases here (``AwareDatetime``, ``ExternalId``, ``Key``,
+``PageSize``, ...), so a time, a member id or a page size means the same thing on every route
+and the OpenAPI file shows the same constraints.
+
+Bodies are decoded strictly (``strict_request``): no ``"10"`` -> 10, no ``0`` -> 1970-01-01, no
+offset-less times. When a body does not fit its type, ``problems_of`` walks the type (via
+``msgspec.inspect``) over the raw JSON and reports every problem at once, each in the agreed
+shape ``{"source", "path", "code", "problem"}``. The answer is 422 ``VALIDATION_FAILED``;
+an unparseable body is 400 ``MALFORMED_REQUEST``; a body that is not JSON is 415.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import re
+import types
+import typing
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar.params import Parameter
+from msgspec import Meta
+from msgspec import inspect as mi
+
+# ------------------------------------------------------------------ the shared aliases
+
+
+def constrained(
+    base: Any, description: str = "", examples: list | None = None, **limits: Any
+) -> Any:
+    """One constraint type for bodies and parameters alike: msgspec reads the ``Meta`` (body
+    fields), Litestar the ``Parameter`` (path, query; it ignores ``Meta`` there), and both put
+    the same limits in the OpenAPI file. The strict decoder checks both kinds of use."""
+    extra: dict[str, Any] = {"description": description} if description else {}
+    meta = Meta(**limits, **extra, **({"examples": examples} if examples else {}))
+    return Annotated[base, meta, Parameter(**limits, **extra)]
+
+
+AwareDatetime = Annotated[
+    datetime,
+    Meta(
+        tz=True,
+        description="RFC 3339 date-time with an offset (`Z` or `+08:00`); an offset is required.",
+        examples=["2026-11-11T00:00:00+08:00"],
+    ),
+]
+ExternalId = constrained(
+    str,
+    "The brand's member id: 1-128 of A-Z a-z 0-9 _ . : @ -",
+    min_length=1,
+    max_length=128,
+    pattern=r"^[A-Za-z0-9_.:@\-]+$",
+)
+KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
+Key = constrained(
+    str,
+    "A config key: 1-64 of a-z 0-9 _ -, starting with a letter or digit.",
+    min_length=1,
+    max_length=64,
+    pattern=KEY_PATTERN,
+)
+# Page sizes: a client page (/v1) holds 1-100 items, an operator list (/admin/v1) 1-1,000.
+# Too large or too small is 422 VALIDATION_FAILED with an OUT_OF_RANGE problem on `limit`.
+CLIENT_PAGE_MAX = 100
+OPERATOR_PAGE_MAX = 1000
+PageSize = Annotated[
+    int, Parameter(ge=1, le=CLIENT_PAGE_MAX, description=f"Page size, 1-{CLIENT_PAGE_MAX}.")
+]
+OperatorPageSize = Annotated[
+    int,
+    Parameter(ge=1, le=OPERATOR_PAGE_MAX, description=f"Page size, 1-{OPERATOR_PAGE_MAX}."),
+]
+CURSOR_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
+Cursor = Annotated[
+    str | None,
+    Parameter(
+        max_length=64,
+        pattern=CURSOR_PATTERN,
+        description="`nextCursor` of the previous page, as given. A cursor this list did not "
+        "issue is 422 VALIDATION_FAILED with a CURSOR_INVALID problem.",
+    ),
+]
+EVENT_BATCH_MAX = 1000
+
+# Codes a problem item may carry (besides feature codes such as TIMEZONE_UNKNOWN).
+PROBLEM_CODES: dict[str, str] = {
+    "REQUIRED": "A required field is missing.",
+    "UNKNOWN_FIELD": "The field is not part of this body.",
+    "WRONG_TYPE": "The value has the wrong JSON type (e.g. a string for a number).",
+    "OFFSET_MISSING": "A time has no offset; give `Z` or `+08:00`.",
+    "FORMAT_INVALID": "The text does not have the required format (pattern, date, time).",
+    "OUT_OF_RANGE": "The number is below the minimum or above the maximum.",
+    "LENGTH_OUT_OF_RANGE": "The text or list is too short or too long.",
+    "NOT_ALLOWED": "The value is not one of the allowed values.",
+    "CURSOR_INVALID": "The cursor was not issued by this list.",
+    "JSON_INVALID": "The body is not parseable JSON (with MALFORMED_REQUEST).",
+    "INVALID": "The value breaks a rule of this configuration; see problem.",
+}
+
+Source = Literal["body", "query", "path", "header"]
+
+
+def problem(source: str, path: str, code: str, text: str) -> dict[str, str]:
+    """One item of ``details.problems``: the agreed shape everywhere."""
+    return {"source": source, "path": path, "code": code, "problem": text}
+
+
+def normalize_problems(items: list[Any], default_source: str = "body") -> list[dict[str, str]]:
+    """Bring any problem item to ``{source, path, code, problem}`` (a safety net)."""
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            out.append(problem(default_source, "", "INVALID", str(item)))
+            continue
+        out.append(
+            problem(
+                str(item.get("source") or default_source),
+                str(item.get("path") or item.get("field") or ""),
+                str(item.get("code") or "INVALID"),
+                str(item.get("problem") or item.get("message") or ""),
+            )
+        )
+    return out
+
+
+# ------------------------------------------------------------------ the walker
+
+_JSON_NAMES = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
+
+
+def _json_name(value: Any) -> str:
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+def _join(path: str, part: str | int) -> str:
+    if isinstance(part, int):
+        return f"{path}[{part}]"
+    return f"{path}.{part}" if path else part
+
+
+def _length(t: Any, n: int, path: str, source: str, out: list) -> None:
+    lo, hi = getattr(t, "min_length", None), getattr(t, "max_length", None)
+    if lo is not None and n < lo:
+        out.append(problem(source, path, "LENGTH_OUT_OF_RANGE", f"at least {lo} needed, got {n}"))
+    elif hi is not None and n > hi:
+        out.append(problem(source, path, "LENGTH_OUT_OF_RANGE", f"at most {hi} allowed, got {n}"))
+
+
+def _number(t: Any, v: float, path: str, source: str, out: list) -> None:
+    if t.ge is not None and v < t.ge:
+        out.append(problem(source, path, "OUT_OF_RANGE", f"must be >= {t.ge}"))
+    elif t.le is not None and v > t.le:
+        out.append(problem(source, path, "OUT_OF_RANGE", f"must be <= {t.le}"))
+    elif t.gt is not None and v <= t.gt:
+        out.append(problem(source, path, "OUT_OF_RANGE", f"must be > {t.gt}"))
+    elif t.lt is not None and v >= t.lt:
+        out.append(problem(source, path, "OUT_OF_RANGE", f"must be < {t.lt}"))
+    elif t.multiple_of is not None and v % t.multiple_of:
+        out.append(problem(source, path, "OUT_OF_RANGE", f"must be a multiple of {t.multiple_of}"))
+
+
+def _matches(t: mi.Type, v: Any) -> bool:
+    """Whether ``v`` is of the JSON kind ``t`` expects (used to pick a union member)."""
+    if isinstance(t, mi.NoneType):
+        return v is None
+    if isinstance(t, mi.BoolType):
+        return isinstance(v, bool)
+    if isinstance(t, mi.IntType):
+        return isinstance(v, int) and not isinstance(v, bool)
+    if isinstance(t, mi.FloatType):
+        return isinstance(v, int | float) and not isinstance(v, bool)
+    if isinstance(t, mi.StrType | mi.DateTimeType | mi.DateType | mi.TimeType | mi.LiteralType):
+        return isinstance(v, str) if not isinstance(t, mi.LiteralType) else True
+    if isinstance(t, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
+        return isinstance(v, list)
+    if isinstance(t, mi.StructType | mi.DictType | mi.TypedDictType | mi.DataclassType):
+        return isinstance(v, dict)
+    return True
+
+
+def _walk(t: mi.Type, v: Any, path: str, source: str, out: list) -> None:
+    if isinstance(t, mi.AnyType):
+        return
+    if isinstance(t, mi.Metadata):
+        _walk(t.type, v, path, source, out)
+        return
+    if isinstance(t, mi.UnionType):
+        candidates = [m for m in t.types if _matches(m, v)]
+        structs = [m for m in candidates if isinstance(m, mi.StructType) and m.tag_field]
+        if structs and isinstance(v, dict):
+            tag_field = structs[0].tag_field
+            tags = {m.tag: m for m in structs}
+            tag = v.get(tag_field)
+            if tag not in tags:
+                allowed = ", ".join(repr(x) for x in tags)
+                out.append(
+                    problem(source, _join(path, tag_field), "NOT_ALLOWED", f"one of {allowed}")
+                )
+                return
+            _walk(tags[tag], v, path, source, out)
+            return
+        if not candidates:
+            names = " | ".join(_type_name(m) for m in t.types)
+            out.append(
+                problem(source, path, "WRONG_TYPE", f"expected {names}, got {_json_name(v)}")
+            )
+            return
+        # The first member of the right JSON kind decides (None is only None).
+        _walk(candidates[0], v, path, source, out)
+        return
+    if not _matches(t, v):
+        out.append(
+            problem(source, path, "WRONG_TYPE", f"expected {_type_name(t)}, got {_json_name(v)}")
+        )
+        return
+    if isinstance(t, mi.StructType):
+        _walk_struct(t, v, path, source, out)
+    elif isinstance(t, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
+        _length(t, len(v), path, source, out)
+        for i, item in enumerate(v):
+            _walk(t.item_type, item, _join(path, i), source, out)
+    elif isinstance(t, mi.DictType):
+        _length(t, len(v), path, source, out)
+        for k, item in v.items():
+            _walk(t.key_type, k, _join(path, str(k)), source, out)
+            _walk(t.value_type, item, _join(path, str(k)), source, out)
+    elif isinstance(t, mi.IntType | mi.FloatType):
+        _number(t, v, path, source, out)
+    elif isinstance(t, mi.StrType):
+        _length(t, len(v), path, source, out)
+        if t.pattern is not None and not re.search(t.pattern, v):
+            out.append(problem(source, path, "FORMAT_INVALID", f"must match {t.pattern}"))
+    elif isinstance(t, mi.LiteralType):
+        if v not in t.values:
+            allowed = ", ".join(repr(x) for x in t.values)
+            out.append(problem(source, path, "NOT_ALLOWED", f"one of {allowed}"))
+    elif isinstance(t, mi.DateTimeType):
+        _walk_datetime(t, v, path, source, out)
+    elif isinstance(t, mi.DateType):
+        try:
+            msgspec.convert(v, date)
+        except msgspec.ValidationError:
+            out.append(problem(source, path, "FORMAT_INVALID", "expected a date YYYY-MM-DD"))
+    else:
+        _fallback(t, v, path, source, out)
+
+
+def _walk_datetime(t: mi.DateTimeType, v: str, path: str, source: str, out: list) -> None:
+    try:
+        parsed = msgspec.convert(v, datetime)
+    except msgspec.ValidationError:
+        out.append(
+            problem(source, path, "FORMAT_INVALID", "expected an RFC 3339 date-time with offset")
+        )
+        return
+    if t.tz and parsed.tzinfo is None:
+        out.append(
+            problem(source, path, "OFFSET_MISSING", "give the time with an offset (Z or +08:00)")
+        )
+
+
+def _walk_struct(t: mi.StructType, v: dict, path: str, source: str, out: list) -> None:
+    by_name = {f.encode_name: f for f in t.fields}
+    for f in t.fields:
+        if f.encode_name in v:
+            _walk(f.type, v[f.encode_name], _join(path, f.encode_name), source, out)
+        elif f.required:
+            out.append(problem(source, _join(path, f.encode_name), "REQUIRED", "is required"))
+    if t.forbid_unknown_fields:
+        for name in v:
+            if name not in by_name and name != t.tag_field:
+                out.append(problem(source, _join(path, name), "UNKNOWN_FIELD", "is not a field"))
+
+
+def _fallback(t: Any, v: Any, path: str, source: str, out: list) -> None:
+    cls = getattr(t, "cls", None)
+    if cls is None:
+        return
+    try:
+        msgspec.convert(v, cls, strict=True)
+    except msgspec.ValidationError as exc:
+        out.append(problem(source, path, "WRONG_TYPE", str(exc)))
+
+
+def _type_name(t: mi.Type) -> str:
+    names = {
+        mi.IntType: "integer",
+        mi.FloatType: "number",
+        mi.StrType: "string",
+        mi.BoolType: "boolean",
+        mi.NoneType: "null",
+        mi.DateTimeType: "date-time",
+        mi.DateType: "date",
+        mi.ListType: "array",
+        mi.StructType: "object",
+        mi.DictType: "object",
+        mi.LiteralType: "string",
+    }
+    return names.get(type(t), type(t).__name__)
+
+
+def problems_of(type_: Any, value: Any, source: Source = "body", path: str = "") -> list[dict]:
+    """Every problem of ``value`` (raw JSON data) against ``type_``, in the agreed shape."""
+    out: list[dict] = []
+    _walk(mi.type_info(type_), value, path, source, out)
+    return out
+
+
+def convert_strict(type_: Any, value: Any, source: Source = "body") -> Any:
+    """Convert raw JSON data strictly; raise 422 VALIDATION_FAILED with every problem."""
+    try:
+        return msgspec.convert(value, type_, strict=True)
+    except msgspec.ValidationError as exc:
+        found = problems_of(type_, value, source) or [
+            problem(source, _msgspec_path(str(exc)), "INVALID", str(exc).split(" - ")[0])
+        ]
+        raise validation_failed(found) from exc
+
+
+def _msgspec_path(message: str) -> str:
+    m = re.search(r"at `\$\.?(.*)`$", message)
+    return m.group(1) if m else ""
+
+
+def validation_failed(problems: list[dict]) -> Exception:
+    """422 VALIDATION_FAILED listing ``problems`` (shape and rule problems alike)."""
+    from service.core.errors import DomainError
+
+    return DomainError("VALIDATION_FAILED", details={"problems": normalize_problems(problems)})
+
+
+def cursor_invalid(name: str = "cursor") -> Exception:
+    return validation_failed([problem("query", name, "CURSOR_INVALID", "not a cursor we issued")])
+
+
+def out_of_range(name: str, value: int, lo: int, hi: int, source: str = "query") -> Exception:
+    return validation_failed(
+        [problem(source, name, "OUT_OF_RANGE", f"{value} is not in {lo}-{hi}")]
+    )
+
+
+# ------------------------------------------------------------------ rule checks in the same pass
+
+_CHECKS: dict[Any, Callable[[Any], list[dict]]] = {}
+
+
+def register_check(type_: Any, check: Callable[[Any], list[dict]]) -> None:
+    """A feature's pure rule check of a body type (no I/O), run together with the shape
+    check: when some fields are malformed, the rules are still checked on the rest, so one
+    answer lists every problem. The service runs the same check again on a valid body."""
+    _CHECKS[type_] = check
+
+
+def rule_problems_of(type_: Any, raw: Any, shape: list[dict]) -> list[dict]:
+    """Rule problems of the well-formed part of ``raw``: each malformed field that may be left
+    out is left out (its default stands in), then the feature's rule check runs. Empty when
+    a malformed field is required, so the rules cannot be judged."""
+    check = _CHECKS.get(type_)
+    if check is None or not isinstance(raw, dict):
+        return []
+    info = mi.type_info(type_)
+    patched = copy.deepcopy(raw)
+    for p in shape:
+        if not p["path"] or not _drop(info, patched, _tokens(p["path"])):
+            return []
+    try:
+        value = msgspec.convert(patched, type_, strict=True)
+        found = normalize_problems(check(value))
+    except Exception:
+        return []
+    bad = [p["path"] for p in shape]
+    return [p for p in found if not any(_within(p["path"], b) for b in bad)]
+
+
+def _tokens(path: str) -> list[str | int]:
+    return [int(i) if i else n for n, i in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path)]
+
+
+def _within(path: str, outer: str) -> bool:
+    return path == outer or path.startswith((outer + ".", outer + "["))
+
+
+def _pick(t: Any, v: Any) -> Any:
+    """The member of a union (or the type under Metadata) that ``v`` is meant for."""
+    while True:
+        if isinstance(t, mi.Metadata):
+            t = t.type
+        elif isinstance(t, mi.UnionType):
+            tagged = [m for m in t.types if isinstance(m, mi.StructType) and m.tag_field]
+            if tagged and isinstance(v, dict):
+                t = next((m for m in tagged if v.get(m.tag_field) == m.tag), tagged[0])
+            else:
+                t = next((m for m in t.types if _matches(m, v)), t.types[0])
+        else:
+            return t
+
+
+def _drop(t: Any, v: Any, tokens: list[str | int]) -> bool:
+    """Leave out the malformed value at ``tokens`` (or the nearest optional field holding it);
+    False when only a required field could be left out."""
+    t = _pick(t, v)
+    head, rest = tokens[0], tokens[1:]
+    if isinstance(t, mi.StructType) and isinstance(v, dict) and isinstance(head, str):
+        field = next((f for f in t.fields if f.encode_name == head), None)
+        if field is None:
+            v.pop(head, None)  # an unknown field
+            return True
+        if rest and head in v and _drop(field.type, v[head], rest):
+            return True
+        if field.required:
+            return False
+        v.pop(head, None)
+        return True
+    if isinstance(t, mi.ListType) and isinstance(v, list) and isinstance(head, int) and rest:
+        return head < len(v) and _drop(t.item_type, v[head], rest)
+    return False
+
+
+# ------------------------------------------------------------------ request hook
+
+_BODY_TYPES: dict[Any, Any] = {}
+
+
+def body_type_of(route_handler: Any) -> Any:
+    """The declared type of a handler's ``data`` (with its Meta constraints), or None."""
+    key = id(route_handler)
+    if key not in _BODY_TYPES:
+        field = route_handler.parsed_data_field
+        if field is None:
+            _BODY_TYPES[key] = None
+        else:
+            raw = field.raw
+            # JSONBody[X] is Annotated[X, Body(...)]: keep X and any msgspec Meta on it.
+            metas = tuple(m for m in getattr(raw, "__metadata__", ()) if isinstance(m, Meta))
+            inner = getattr(raw, "__origin__", raw) if hasattr(raw, "__metadata__") else raw
+            _BODY_TYPES[key] = Annotated[(inner, *metas)] if metas else inner
+    return _BODY_TYPES[key]
+
+
+_MESSAGE_CODES = (
+    ("timezone", "OFFSET_MISSING"),
+    ("Missing required", "REQUIRED"),
+    ("matching regex", "FORMAT_INVALID"),
+    ("Invalid enum value", "NOT_ALLOWED"),
+    ("length", "LENGTH_OUT_OF_RANGE"),
+    (">=", "OUT_OF_RANGE"),
+    ("<=", "OUT_OF_RANGE"),
+    ("> ", "OUT_OF_RANGE"),
+    ("< ", "OUT_OF_RANGE"),
+    ("Invalid", "FORMAT_INVALID"),
+    ("Expected", "WRONG_TYPE"),
+)
+
+
+def code_of_message(message: str) -> str:
+    """The problem code of a msgspec (or Litestar) validation message."""
+    for needle, code in _MESSAGE_CODES:
+        if needle in message:
+            return code
+    return "INVALID"
+
+
+def _unwrap(t: Any) -> tuple[Any, list]:
+    """``Annotated[X | None, m1, ...]`` (nested any way) -> (X, [m1, ...])."""
+    metas: list = []
+    while True:
+        if hasattr(t, "__metadata__"):
+            metas.extend(t.__metadata__)
+            t = t.__origin__
+            continue
+        stripped = _without_none(t)
+        if stripped is t:
+            return t, metas
+        t = stripped
+
+
+def _without_none(t: Any) -> Any:
+    """``X | None`` -> ``X`` (a parameter that is absent is handled before conversion)."""
+    args = typing.get_args(t)
+    if type(None) in args and typing.get_origin(t) in (typing.Union, types.UnionType):
+        rest = tuple(a for a in args if a is not type(None))
+        return rest[0] if len(rest) == 1 else typing.Union[rest]  # noqa: UP007
+    return t
+
+
+_CONSTRAINTS = ("ge", "le", "gt", "lt", "min_length", "max_length", "pattern")
+_NOT_PARAMS = {"data", "state", "request", "scope", "headers", "cookies", "query", "body"}
+_PARAMS: dict[int, list[tuple[str, str, Any, bool]]] = {}
+
+
+def param_specs(route_handler: Any) -> list[tuple[str, str, Any, bool]]:
+    """(name, wire name, type with every constraint, required) of each path/query/header
+    parameter of a handler. Litestar drops msgspec ``Meta`` on parameters; this keeps it."""
+    from litestar.params import BodyKwarg, DependencyKwarg, ParameterKwarg
+
+    key = id(route_handler)
+    if key in _PARAMS:
+        return _PARAMS[key]
+    deps = set(route_handler.resolve_dependencies())
+    specs = []
+    for name, field in route_handler.parsed_fn_signature.parameters.items():
+        kd = field.kwarg_definition
+        if name in _NOT_PARAMS or name in deps or isinstance(kd, BodyKwarg | DependencyKwarg):
+            continue
+        wire = name
+        if isinstance(kd, ParameterKwarg):
+            if kd.cookie:
+                continue
+            wire = f"header:{kd.header}" if kd.header else (kd.query or name)
+        # One Meta with every limit, from the alias (e.g. ExternalId) and from Parameter(...).
+        limits: dict[str, Any] = {}
+        base, found = _unwrap(field.raw)
+        for m in found:
+            if isinstance(m, Meta):
+                limits.update({c: getattr(m, c) for c in _CONSTRAINTS if getattr(m, c) is not None})
+        if kd is not None:
+            limits.update(
+                {c: getattr(kd, c) for c in _CONSTRAINTS if getattr(kd, c, None) is not None}
+            )
+        metas = [Meta(**limits)] if limits else []
+        type_ = Annotated[(base, *metas)] if metas else base
+        required = not field.has_default and not field.is_optional
+        specs.append((name, wire, type_, required))
+    _PARAMS[key] = specs
+    return specs
+
+
+def params_problems(request: Any) -> list[dict]:
+    """Every problem of the path, query and header parameters of this request."""
+    out: list[dict] = []
+    path_params = request.scope.get("path_params") or {}
+    for name, wire, type_, required in param_specs(request.route_handler):
+        if name in path_params:
+            source, value = "path", path_params[name]
+        elif wire.startswith("header:"):
+            source, wire = "header", wire[len("header:") :]
+            value = request.headers.get(wire)
+        else:
+            source = "query"
+            values = request.query_params.getall(wire, [])
+            value = values[-1] if values else None
+            if isinstance(getattr(mi.type_info(type_), "item_type", None), mi.Type):
+                value = values or None
+        if value is None:
+            if required:
+                out.append(problem(source, wire, "REQUIRED", "is required"))
+            continue
+        try:
+            msgspec.convert(value, type_, strict=False)
+        except msgspec.ValidationError as exc:
+            text = str(exc).split(" - at ")[0]
+            out.append(problem(source, wire, code_of_message(text), text))
+    return out
+
+
+_PRINCIPALS = frozenset({"member", "operator"})
+_NEEDS_PRINCIPAL: dict[int, bool] = {}
+
+
+def _needs_principal(route_handler: Any) -> bool:
+    key = id(route_handler)
+    if key not in _NEEDS_PRINCIPAL:
+        _NEEDS_PRINCIPAL[key] = bool(_PRINCIPALS & set(route_handler.resolve_dependencies()))
+    return _NEEDS_PRINCIPAL[key]
+
+
+async def strict_request(request: Any) -> None:
+    """Before any handler runs: refuse a non-JSON body (415), unparseable JSON (400), and
+    path/query/header parameters and a body that do not fit their declared types strictly
+    (422, every problem of every source at once)."""
+    from service.core.errors import DomainError
+
+    if _needs_principal(request.route_handler) and not request.headers.get("authorization"):
+        return  # no credentials at all: the principal dependency answers 401 first
+    found = params_problems(request)
+    type_ = body_type_of(request.route_handler)
+    if type_ is None:
+        if found:
+            raise validation_failed(found)
+        return
+    body = await request.body()
+    if not body:
+        if found:
+            raise validation_failed(found)
+        return  # Litestar reports a missing required body as REQUIRED
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise DomainError(
+            "UNSUPPORTED_MEDIA_TYPE",
+            details={"contentType": media_type or None, "expected": "application/json"},
+        )
+    try:
+        raw = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise DomainError(
+            "MALFORMED_REQUEST",
+            details={"problems": [problem("body", "", "JSON_INVALID", str(exc))]},
+        ) from exc
+    with contextlib.suppress(AttributeError):
+        # Litestar reads the JSON once more for the handler: hand it the parsed value.
+        request._connection_state.json = raw
+    try:
+        msgspec.convert(raw, type_, strict=True)
+    except msgspec.ValidationError as exc:
+        shape = problems_of(type_, raw, "body") or [
+            problem("body", _msgspec_path(str(exc)), "INVALID", str(exc).split(" - ")[0])
+        ]
+        found += shape + rule_problems_of(type_, raw, shape)
+    if found:
+        raise validation_failed(found)
