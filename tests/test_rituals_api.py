@@ -116,7 +116,8 @@ async def test_bad_input(tenant, client, ctx):
     r = await client.put(
         "/admin/v1/rituals", json={**ritual(), "surprise": 1}, headers=tenant.admin
     )
-    assert r.status_code == 400
+    assert r.status_code == 422
+    assert r.json()["error"]["details"]["problems"][0]["code"] == "UNKNOWN_FIELD"
 
     await put_ritual(client, tenant)
     m = await tenant.login("eve")
@@ -169,7 +170,8 @@ async def test_reserved_numbers_and_manual_assignment(tenant, client, ctx):
     r = await client.post(post, json={"from": 9, "to": 7}, headers=tenant.admin)
     assert r.status_code == 422 and r.json()["error"]["code"] == "RESERVATION_INVALID"
     r = await client.post(post, json={"from": 0}, headers=tenant.admin)
-    assert r.status_code == 400
+    assert r.status_code == 422
+    assert r.json()["error"]["details"]["problems"][0]["code"] == "OUT_OF_RANGE"
 
     _, founder = await tenant.member("founder")
     await tenant.member("late")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody
 
 from service.core.http import get_ctx, idempotent, operator_principal
 from service.core.tenancy import Operator
@@ -15,7 +13,7 @@ from service.members.schemas import ExternalId
 from service.privacy import service
 from service.privacy.schemas import EraseIn, EraseOut, ExportOut, SupportCard
 
-External = Annotated[ExternalId, Parameter(description="The brand's id of the member.")]
+External = ExternalId
 
 
 @get(

@@ -11,6 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
 from service.core.auth import Member
+from service.core.constraints import Cursor, PageSize, constrained
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
 from service.members.schemas import ExternalId
@@ -28,14 +29,15 @@ from service.rituals.schemas import (
     RitualOut,
     RitualView,
     StepIn,
-    StepKey,
 )
 
-StepPath = Annotated[StepKey, Parameter(description="The step's key in the ritual definition.")]
-Cursor = Annotated[
-    str | None, Parameter(description="`nextCursor` of the previous page.", max_length=32)
-]
-PageLimit = Annotated[int, Parameter(description="1..50.", ge=1, le=50)]
+StepPath = constrained(
+    str,
+    "The step's key in the ritual definition.",
+    min_length=1,
+    max_length=32,
+    pattern=r"^[a-z0-9][a-z0-9_\-]*$",
+)
 ReservationId = Annotated[int, Parameter(description="The reservation's id.", ge=1, le=2**62)]
 
 
@@ -99,7 +101,7 @@ async def complete_step(
     ),
 )
 async def my_invitations(
-    member: NamedDependency[Member], state: State, cursor: Cursor = None, limit: PageLimit = 20
+    member: NamedDependency[Member], state: State, cursor: Cursor = None, limit: PageSize = 20
 ) -> InvitationsOut:
     return await service.invitations(
         get_ctx(state), member.tenant_id, member.member_id, cursor, limit
@@ -239,7 +241,7 @@ async def unreserve(
     ),
 )
 async def assign_number(
-    externalId: Annotated[ExternalId, Parameter(description="The brand's id of the member.")],
+    externalId: ExternalId,
     data: JSONBody[AssignNumberIn],
     operator: NamedDependency[Operator],
     state: State,

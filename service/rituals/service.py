@@ -111,7 +111,7 @@ register_codes(
 )
 
 SUBSCRIBER = "rituals"
-MAX_INVITEES_PAGE = 50
+MAX_INVITEES_PAGE = 100
 INVITE_CODE_DRAWS = 8
 
 
