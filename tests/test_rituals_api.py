@@ -162,9 +162,9 @@ async def test_reserved_numbers_and_manual_assignment(tenant, client, ctx):
     await put_ritual(client, tenant, ritual(steps=[ritual()["steps"][0]]))
     post = "/admin/v1/member-numbers/reservations"
     r = await client.post(post, json={"from": 1, "to": 3, "note": "founders"}, headers=tenant.admin)
-    assert r.status_code == 201, r.text
+    assert r.status_code == 200, r.text
     r = await client.post(post, json={"from": 8888}, headers=tenant.admin)
-    assert r.status_code == 201
+    assert r.status_code == 200
     r = await client.post(post, json={"from": 3, "to": 5}, headers=tenant.admin)
     assert r.status_code == 409 and r.json()["error"]["code"] == "RESERVATION_CONFLICT"
     r = await client.post(post, json={"from": 9, "to": 7}, headers=tenant.admin)

@@ -186,7 +186,7 @@ async def list_reservations(operator: NamedDependency[Operator], state: State) -
 
 @post(
     "/member-numbers/reservations",
-    status_code=201,
+    status_code=200,
     opt={"scope": "members"},
     summary="Reserve member numbers (a range or one number)",
     tags=["ritual"],
@@ -208,7 +208,6 @@ async def reserve(
         ctx,
         operator,
         lambda conn: service.reserve(ctx, conn, operator.tenant_id, data),
-        status_code=201,
     )
 
 
