@@ -236,3 +236,15 @@ async def tenant(ctx: Context, client: httpx.AsyncClient) -> TenantFixture:
 @pytest.fixture
 async def other_tenant(ctx: Context, client: httpx.AsyncClient) -> TenantFixture:
     return await new_tenant(ctx, client)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _error_answers_are_documented() -> Any:
+    """Every error answered during the run is one its route documents (service.core.apidoc)."""
+    from service.core import apidoc
+
+    yield
+    assert not apidoc.UNDOCUMENTED, (
+        "routes answered error codes their @errors(...) does not declare: "
+        f"{sorted(apidoc.UNDOCUMENTED)}"
+    )

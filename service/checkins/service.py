@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -647,7 +647,7 @@ async def member_state(
         state=effective,
         timezone=c.tz.key,
         today=today,
-        now=now.astimezone(c.tz),
+        now=now.astimezone(UTC),
         checked_in_today=checked_today,
         current_streak=alive,
         longest_streak=state.longest,

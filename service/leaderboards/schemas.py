@@ -84,7 +84,7 @@ class LeaderboardList(msgspec.Struct, rename="camel"):
 
 class MemberShown(msgspec.Struct, rename="camel"):
     masked_nickname: str
-    avatar: str
+    avatar_url: str
     title: Annotated[
         str | None, Meta(description="The title (头衔) the member chose to show, if any.")
     ] = None

@@ -7,6 +7,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
+from service.core.apidoc import errors
 from service.core.http import get_ctx, idempotent, operator_principal
 from service.core.tenancy import Operator
 from service.members.schemas import ExternalId
@@ -16,6 +17,7 @@ from service.privacy.schemas import EraseIn, EraseOut, ExportOut, SupportCard
 External = ExternalId
 
 
+@errors("MEMBER_NOT_FOUND")
 @get(
     "/members/{externalId:str}",
     opt={"scope": "members"},
@@ -29,6 +31,7 @@ async def card(
     return await service.support_card(get_ctx(state), operator.tenant_id, externalId)
 
 
+@errors("MEMBER_NOT_FOUND")
 @get(
     "/members/{externalId:str}/export",
     opt={"scope": "admin"},
@@ -45,6 +48,7 @@ async def export(
     return await service.export(get_ctx(state), operator.tenant_id, externalId)
 
 
+@errors("MEMBER_NOT_FOUND", idempotent=True)
 @post(
     "/members/{externalId:str}/erase",
     status_code=200,

@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
+from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.constraints import Cursor, PageSize, constrained
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
@@ -44,6 +45,7 @@ ReservationId = Annotated[int, Parameter(description="The reservation's id.", ge
 # ---------------------------------------------------------------- members
 
 
+@errors("RITUAL_NOT_CONFIGURED")
 @get(
     "/ritual",
     summary="The entry ritual: steps, my state, what is next",
@@ -57,6 +59,15 @@ async def ritual(member: NamedDependency[Member], state: State) -> RitualView:
     return await service.view(get_ctx(state), member.tenant_id, member.member_id)
 
 
+@errors(
+    "RITUAL_NOT_CONFIGURED",
+    "RITUAL_STEP_UNKNOWN",
+    "RITUAL_STEP_OUT_OF_ORDER",
+    "RITUAL_STEP_INVALID",
+    "PHONE_CONSENT_REQUIRED",
+    "PHONE_INVALID",
+    idempotent=True,
+)
 @post(
     "/ritual/steps/{stepKey:str}",
     status_code=200,
@@ -90,6 +101,7 @@ async def complete_step(
     )
 
 
+@errors("CONFLICT")
 @get(
     "/me/invitations",
     summary="My invite code, my invitees and the rewards they brought",
@@ -108,6 +120,7 @@ async def my_invitations(
     )
 
 
+@errors("INVITE_CODE_INVALID", idempotent=True)
 @post(
     "/me/inviter",
     status_code=200,
@@ -143,6 +156,7 @@ member_router = Router(
 # ---------------------------------------------------------------- operators
 
 
+@errors("RITUAL_CONFIG_INVALID", idempotent=True)
 @put(
     "/rituals",
     status_code=200,
@@ -169,11 +183,13 @@ async def put_ritual(
     )
 
 
+@errors("RITUAL_NOT_CONFIGURED")
 @get("/rituals", opt={"scope": "config"}, summary="The current entry ritual", tags=["ritual"])
 async def get_ritual(operator: NamedDependency[Operator], state: State) -> RitualOut:
     return await service.get_definition(get_ctx(state), operator.tenant_id)
 
 
+@errors()
 @get(
     "/member-numbers/reservations",
     opt={"scope": "members"},
@@ -184,6 +200,7 @@ async def list_reservations(operator: NamedDependency[Operator], state: State) -
     return await service.reservations(get_ctx(state), operator.tenant_id)
 
 
+@errors("RESERVATION_INVALID", "RESERVATION_CONFLICT", idempotent=True)
 @post(
     "/member-numbers/reservations",
     status_code=200,
@@ -211,6 +228,7 @@ async def reserve(
     )
 
 
+@errors("RESERVATION_NOT_FOUND", idempotent=True)
 @delete(
     "/member-numbers/reservations/{id:int}",
     status_code=200,
@@ -227,6 +245,13 @@ async def unreserve(
     )
 
 
+@errors(
+    "MEMBER_NOT_FOUND",
+    "MEMBER_NUMBER_TAKEN",
+    "MEMBER_NUMBER_NOT_RESERVED",
+    "MEMBER_ALREADY_NUMBERED",
+    idempotent=True,
+)
 @post(
     "/members/{externalId:str}/member-number",
     status_code=200,
