@@ -27,7 +27,7 @@ async def insert_definition(
 ) -> int:
     """A new version (the previous highest + 1); concurrent PUTs serialize on the lock."""
     await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", 0x72697475, tenant_id)
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    return await conn.fetchval(
         "INSERT INTO ritual_definitions (tenant_id, version, covenant_version, config, "
         "created_at) SELECT $1, COALESCE(max(version), 0) + 1, $2, $3, $4 "
         "FROM ritual_definitions WHERE tenant_id = $1 RETURNING version",
@@ -128,7 +128,7 @@ async def erase_progress(conn: asyncpg.Connection, tenant_id: int, member_id: in
 
 async def lock_counter(conn: asyncpg.Connection, tenant_id: int, now: datetime) -> int:
     """The tenant's next member number; the row stays locked until the transaction ends."""
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    return await conn.fetchval(
         "INSERT INTO member_number_counters (tenant_id, next_no, updated_at) VALUES ($1, 1, $2) "
         "ON CONFLICT (tenant_id) DO UPDATE SET updated_at = member_number_counters.updated_at "
         "RETURNING next_no",
@@ -200,7 +200,7 @@ async def delete_reservation(conn: asyncpg.Connection, tenant_id: int, rid: int)
 
 
 async def code_of(conn: asyncpg.Connection, tenant_id: int, member_id: int) -> str | None:
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    return await conn.fetchval(
         "SELECT code FROM invite_codes WHERE tenant_id = $1 AND member_id = $2",
         tenant_id,
         member_id,
@@ -221,12 +221,12 @@ async def insert_code(
         now,
     )
     if got is not None:
-        return got  # type: ignore[no-any-return]
+        return got
     return await code_of(conn, tenant_id, member_id)
 
 
 async def member_of_code(conn: asyncpg.Connection, tenant_id: int, code: str) -> int | None:
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    return await conn.fetchval(
         "SELECT member_id FROM invite_codes WHERE tenant_id = $1 AND code = $2", tenant_id, code
     )
 
@@ -290,7 +290,7 @@ async def take_pending(
     conn: asyncpg.Connection, tenant_id: int, invitee_id: int, now: datetime
 ) -> int | None:
     """Move the invitee's referral from pending to joined (once); the inviter's id."""
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    return await conn.fetchval(
         "UPDATE referrals SET state = 'joined', joined_at = $3 WHERE tenant_id = $1 "
         "AND invitee_id = $2 AND state = 'pending' RETURNING inviter_id",
         tenant_id,
@@ -372,7 +372,7 @@ async def record_erasure(
 
 
 async def erased_at(conn: asyncpg.Connection, tenant_id: int, member_id: int) -> datetime | None:
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    return await conn.fetchval(
         "SELECT max(erased_at) FROM member_erasures WHERE tenant_id = $1 AND member_id = $2",
         tenant_id,
         member_id,
