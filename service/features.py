@@ -22,6 +22,8 @@ FEATURE_MODULES: tuple[str, ...] = (
     "ceremonies",
     "rituals",
     "privacy",
+    "webhooks",
+    "reminders",
 )
 
 

@@ -23,5 +23,7 @@ APP_REGISTRY = AppRegistry(
         "service.badges.piccolo_app",
         "service.ceremonies.piccolo_app",
         "service.rituals.piccolo_app",
+        "service.webhooks.piccolo_app",
+        "service.reminders.piccolo_app",
     ]
 )

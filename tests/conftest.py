@@ -127,6 +127,8 @@ def make_settings(servers: dict[str, str], **overrides: Any) -> Settings:
         "rate_ip_per_min": 1_000_000,
         "db_pool_max": 25,
         "db_timeout_s": 10.0,
+        # Webhook and reminder tests use loopback receivers and fakes.
+        "webhook_allow_private": True,
     }
     base.update(overrides)
     return load_settings({}, **base)

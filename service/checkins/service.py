@@ -736,3 +736,12 @@ async def live_for_member(
             }
         )
     return out
+
+
+async def streaks_at_risk(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int, today: date, limit: int = 10_000
+) -> list[tuple[str, int, int]]:
+    """Public: (campaign key, member id, streak) of live streaks not yet extended ``today``
+    (their last check-in was the day before): they break at the end of today."""
+    rows = await repo.streaks_at_risk(conn, tenant_id, today, limit)
+    return [(r["key"], r["member_id"], r["current_streak"]) for r in rows]

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import msgspec
 
 from service.core import outbox
@@ -281,3 +282,12 @@ async def erase_personal(conn, tenant_id: int, member_id: int) -> None:  # type:
     id, externalId and number stay so that the ledger and audit still add up."""
     if not await repo.erase(conn, tenant_id, member_id):
         raise DomainError("MEMBER_NOT_FOUND")
+
+
+async def wechat_openid(
+    conn: asyncpg.Connection, tenant_id: int, member_id: int, app_id: str | None
+) -> tuple[str, str] | None:
+    """Public: (appId, openid) of the member's WeChat identity (under ``app_id`` when
+    given), for messages WeChat delivers by openid."""
+    row = await repo.wechat_identity(conn, tenant_id, member_id, app_id)
+    return (row["app_id"], row["subject"]) if row else None
