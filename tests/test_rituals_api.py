@@ -295,3 +295,31 @@ async def test_welcome_badge_is_awarded_once_with_the_gift(tenant, client, ctx):
     assert kinds == ["badge", "ritual"]
     ritual_ceremony = next(c for g in p["groups"] for c in g["ceremonies"] if c["kind"] == "ritual")
     assert ritual_ceremony["facts"]["memberNumber"] == "NO.000001"
+
+
+async def test_the_subscription_step_grants_reminder_messages(tenant, client, ctx):
+    sub = {
+        "kind": "subscription",
+        "key": "subscribe",
+        "title": "订阅提醒",
+        "templateIds": ["tmpl-streak", "tmpl-prize"],
+    }
+    await put_ritual(client, tenant, ritual(steps=[ritual()["steps"][0], sub]))
+    m = await tenant.login("sub-1")
+    await complete(client, m, ("covenant",))  # the subscription step is optional
+    r = await client.post(
+        "/v1/ritual/steps/subscribe",
+        json={"acceptedTemplateIds": ["tmpl-streak", "nope"]},
+        headers=m,
+    )
+    assert r.status_code == 422 and r.json()["error"]["code"] == "RITUAL_STEP_INVALID"
+    r = await client.post(
+        "/v1/ritual/steps/subscribe", json={"acceptedTemplateIds": ["tmpl-streak"]}, headers=m
+    )
+    assert r.status_code == 200, r.text
+    await client.post(
+        "/v1/ritual/steps/subscribe", json={"acceptedTemplateIds": ["tmpl-streak"]}, headers=m
+    )  # a repeat grants nothing more
+    subs = (await client.get("/v1/me/subscriptions", headers=m)).json()
+    granted = {t["templateId"]: t["available"] for t in subs["templates"]}
+    assert granted == {"tmpl-streak": 1}

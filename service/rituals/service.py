@@ -389,10 +389,22 @@ async def complete_step(
             profile_data["phone"] = data.phone
             consents["phone"] = {"granted": True, "at": stamp}
     elif step["kind"] == "subscription":
+        accepted = set(data.accepted_template_ids or [])
         consents["subscription"] = {
-            t: {"granted": t in set(data.accepted_template_ids or []), "at": stamp}
-            for t in step.get("templateIds", [])
+            t: {"granted": t in accepted, "at": stamp} for t in step.get("templateIds", [])
         }
+        if accepted:
+            # Each allowed template is one message the reminders feature may send.
+            from service.reminders import service as reminders
+            from service.reminders.schemas import SubscriptionsIn
+
+            await reminders.record_grants(
+                ctx,
+                conn,
+                tenant_id,
+                member_id,
+                SubscriptionsIn(dict.fromkeys(sorted(accepted), "accept")),
+            )
     done[key] = {"at": stamp, "version": definition["version"]}
     finishing = not completed and rules.is_complete(specs, done)
     await repo.save_progress(
