@@ -21,6 +21,9 @@ from service.core.embedded import pg_binary
 
 
 def free_port() -> int:
+    """ENGAGE_BENCH_PORT when set (a shared box hands out port ranges), else a free one."""
+    if os.environ.get("ENGAGE_BENCH_PORT"):
+        return int(os.environ["ENGAGE_BENCH_PORT"])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

@@ -18,12 +18,12 @@ FEATURE_MODULES: tuple[str, ...] = (
     "challenges",
     "leaderboards",
     "wheel",
+    "webhooks",
+    "reminders",
     "badges",
     "ceremonies",
     "rituals",
     "privacy",
-    "webhooks",
-    "reminders",
 )
 
 

@@ -20,10 +20,10 @@ APP_REGISTRY = AppRegistry(
         "service.challenges.piccolo_app",
         "service.leaderboards.piccolo_app",
         "service.wheel.piccolo_app",
+        "service.webhooks.piccolo_app",
+        "service.reminders.piccolo_app",
         "service.badges.piccolo_app",
         "service.ceremonies.piccolo_app",
         "service.rituals.piccolo_app",
-        "service.webhooks.piccolo_app",
-        "service.reminders.piccolo_app",
     ]
 )

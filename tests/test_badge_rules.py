@@ -102,6 +102,8 @@ def test_templates_render_facts_and_refuse_unknown_placeholders():
     assert p["code"] == "TEMPLATE_FIELD_UNKNOWN"
     [p] = crules.template_problems("badge", "en", "{name", "en.headline")
     assert p["code"] == "TEMPLATE_INVALID"
+    [p] = crules.template_problems("badge", "en", "{name:x}", "en.headline")
+    assert p["code"] == "TEMPLATE_INVALID"  # would fail when rendered
 
 
 def test_groups_play_the_most_important_first():

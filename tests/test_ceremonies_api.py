@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -66,7 +65,7 @@ async def test_queue_lifecycle_pending_ack_replay_and_owner_only(ctx, client, cl
     assert len(one["groups"]) == 1 and one["more"] == 1
     assert_error(
         await client.get("/v1/ceremonies/pending", headers=headers, params={"limit": 0}),
-        400,
+        422,
         "VALIDATION_FAILED",
     )
     # Someone else's ceremony: 404 for ack and replay, nothing changes.
@@ -164,7 +163,7 @@ async def test_templates_default_english_and_tenant_override(ctx, client, tenant
         json={"zh": {"headline": "{nope} {rank}"}, "en": {"headline": "{name", "copy": ""}},
         headers=tenant.admin,
     )
-    err = assert_error(bad, 422, "CEREMONY_CONFIG_INVALID")
+    err = assert_error(bad, 422, "VALIDATION_FAILED")
     assert {p["path"] for p in err["details"]["problems"]} == {"zh.headline", "en.headline"}
     assert len(err["details"]["problems"]) == 3
     assert_error(
@@ -257,7 +256,7 @@ async def test_honour_wall_pages_with_a_cursor_and_filters_by_kind(ctx, client, 
     assert len(seen) == 7 and seen == sorted(seen, reverse=True)
     assert_error(
         await client.get("/v1/honour-wall", headers=headers, params={"cursor": "zzz"}),
-        400,
+        422,
         "VALIDATION_FAILED",
     )
 
@@ -295,4 +294,25 @@ async def test_badge_earned_by_a_member_joining(ctx, client, tenant):
     assert [c["facts"]["badge"] for g in body["groups"] for c in g["ceremonies"]] == ["welcome"]
 
 
-_ = timedelta
+async def test_a_level_up_from_a_badge_reward_plays_with_the_badge(ctx, client, tenant):
+    r = await client.put(
+        "/admin/v1/levels",
+        json={"levels": [{"name": "普通", "threshold": 0}, {"name": "银卡", "threshold": 10}]},
+        headers=tenant.admin,
+    )
+    assert r.status_code == 200, r.text
+    await put_badge(
+        client,
+        tenant,
+        "spinner",
+        name="转盘新手",
+        criteria=[{"kind": "firstTime", "eventType": "wheel.spun"}],
+        reward={"growth": 10, "title": "幸运星"},
+    )
+    me, headers = await tenant.member("spinner")
+    await honour(ctx, tenant.id, me, "wheel.spun", wheelKey="w")
+    await deliver(ctx)
+    body = await pending(client, headers)
+    [group] = [g for g in body["groups"] if any(c["kind"] == "badge" for c in g["ceremonies"])]
+    assert sorted(c["kind"] for c in group["ceremonies"]) == ["badge", "level", "title"]
+    assert group["ceremonies"][0]["kind"] == "level"  # most important first

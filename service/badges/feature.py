@@ -13,13 +13,14 @@ from service.core.outbox import Dispatcher
 
 def subscribe(dispatcher: Dispatcher) -> None:
     dispatcher.subscribe(service.SUBSCRIBER, service.on_events, types=service.EVENT_TYPES)
+    dispatcher.on_catch_up(service.FEATURE, service.catch_up)
 
 
 async def backfill_job(ctx: Context) -> None:
     await service.backfill_due(ctx)
 
 
-def _cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _cli(sub: argparse._SubParsersAction) -> None:
     from service.cli import run_with_context
 
     def backfill(args: argparse.Namespace) -> int:
@@ -48,7 +49,7 @@ def _cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     bf.set_defaults(fn=backfill)
 
 
-def bench(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def bench(sub: argparse._SubParsersAction) -> None:
     from service.badges import bench as badge_bench
 
     badge_bench.add_parser(sub)

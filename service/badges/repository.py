@@ -18,12 +18,10 @@ async def put_definition(
     """Insert or bump a definition. ``reset``: the criteria changed, so progress is rebuilt
     from history (the backfill job) and the dedup guard is cleared with it."""
     row = await conn.fetchrow(
-        "INSERT INTO badge_definitions (tenant_id, key, version, config, status, parked_reason, "
-        "backfill_due, created_at, updated_at) VALUES ($1, $2, 1, $3, 'active', '', true, $4, $4) "
+        "INSERT INTO badge_definitions (tenant_id, key, version, config, backfill_due, "
+        "created_at, updated_at) VALUES ($1, $2, 1, $3, true, $4, $4) "
         "ON CONFLICT (tenant_id, key) DO UPDATE SET version = badge_definitions.version + 1, "
-        "config = EXCLUDED.config, status = 'active', parked_reason = '', "
-        "backfill_due = badge_definitions.backfill_due OR $5 "
-        "OR badge_definitions.status = 'parked', "
+        "config = EXCLUDED.config, backfill_due = badge_definitions.backfill_due OR $5, "
         "updated_at = EXCLUDED.updated_at "
         "RETURNING *",
         tenant_id,
@@ -55,31 +53,28 @@ async def list_definitions(conn: asyncpg.Connection, tenant_id: int) -> list[asy
     )
 
 
-async def active_definitions(
+async def tenant_definitions(
     conn: asyncpg.Connection, tenant_ids: Sequence[int]
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT * FROM badge_definitions WHERE tenant_id = ANY($1::int[]) AND status = 'active' "
-        "ORDER BY tenant_id, id",
+        "SELECT * FROM badge_definitions WHERE tenant_id = ANY($1::int[]) ORDER BY tenant_id, id",
         list(tenant_ids),
     )
 
 
-async def park(conn: asyncpg.Connection, badge_id: int, reason: str, now: datetime) -> None:
-    await conn.execute(
-        "UPDATE badge_definitions SET status = 'parked', parked_reason = $2, updated_at = $3 "
-        "WHERE id = $1",
-        badge_id,
-        reason[:2000],
-        now,
-    )
+async def definition_by_id(conn: asyncpg.Connection, badge_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM badge_definitions WHERE id = $1", badge_id)
 
 
-async def due_backfills(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+async def due_backfills(
+    conn: asyncpg.Connection, limit: int, skip: Sequence[int] = ()
+) -> list[asyncpg.Record]:
+    """Definitions waiting for a backfill, except ``skip`` (parked ones)."""
     return await conn.fetch(
-        "SELECT * FROM badge_definitions WHERE backfill_due AND status = 'active' "
+        "SELECT * FROM badge_definitions WHERE backfill_due AND NOT (id = ANY($2::bigint[])) "
         "ORDER BY updated_at LIMIT $1",
         limit,
+        list(skip),
     )
 
 

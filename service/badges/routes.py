@@ -3,12 +3,10 @@ my badges and my shown title (members)."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Request, Response, Router, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody
 
 from service.badges import service
 from service.badges.schemas import (
@@ -17,24 +15,26 @@ from service.badges.schemas import (
     BackfillOut,
     BadgeCatalogue,
     BadgeIn,
-    BadgeKey,
     BadgeList,
     BadgeOut,
     MyBadges,
     ShownTitleOut,
     TitleIn,
 )
+from service.core import constraints
+from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.errors import pick_language
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
 
-Key = Annotated[BadgeKey, Parameter(description="The badge's key.")]
-ExternalId = Annotated[str, Parameter(description="The brand's member id.", max_length=128)]
+Key = constraints.Key
+ExternalId = constraints.ExternalId
 
 # ---------------------------------------------------------------- operators
 
 
+@errors(idempotent=True)
 @put(
     "/badges/{key:str}",
     opt={"scope": "config"},
@@ -44,7 +44,7 @@ ExternalId = Annotated[str, Parameter(description="The brand's member id.", max_
         "Criteria are declared, never code: eventCount, valueSum, firstTime, checkinStreak, "
         "levelReached, totalEarned, boardRank, challengeFinished, memberJoined, "
         "ritualCompleted, badgeEarned, manual (all must be met in one period). Invalid: 422 "
-        "BADGE_CONFIG_INVALID listing every problem (unknown event type, board, level or "
+        "VALIDATION_FAILED listing every problem (unknown event type, board, level or "
         "campaign, a window without offsets, counts below 1, a reward cycle), nothing saved. "
         "A new or changed badge is backfilled from history by a job within a minute "
         "(or `POST .../backfill`)."
@@ -66,11 +66,13 @@ async def put_badge(
     )
 
 
+@errors("BADGE_NOT_FOUND")
 @get("/badges/{key:str}", opt={"scope": "config"}, summary="A badge definition", tags=["badges"])
 async def get_badge(key: Key, operator: NamedDependency[Operator], state: State) -> BadgeOut:
     return await service.get_definition(get_ctx(state), operator.tenant_id, key)
 
 
+@errors()
 @get(
     "/badges",
     opt={"scope": "config"},
@@ -81,6 +83,7 @@ async def list_badges(operator: NamedDependency[Operator], state: State) -> Badg
     return await service.list_definitions(get_ctx(state), operator.tenant_id)
 
 
+@errors("BADGE_NOT_FOUND")
 @post(
     "/badges/{key:str}/backfill",
     opt={"scope": "config"},
@@ -94,6 +97,7 @@ async def backfill_badge(
     return await service.backfill(get_ctx(state), operator.tenant_id, key)
 
 
+@errors("BADGE_NOT_FOUND", "MEMBER_NOT_FOUND", idempotent=True)
 @post(
     "/members/{externalId:str}/badges/{key:str}/award",
     opt={"scope": "admin"},
@@ -121,6 +125,7 @@ async def award_badge(
     )
 
 
+@errors("BADGE_NOT_FOUND", "MEMBER_NOT_FOUND", idempotent=True)
 @post(
     "/members/{externalId:str}/badges/{key:str}/revoke",
     opt={"scope": "admin"},
@@ -150,6 +155,7 @@ async def revoke_badge(
 # ---------------------------------------------------------------- members
 
 
+@errors()
 @get(
     "/badges",
     summary="The badge wall: every badge with my progress {current, target}",
@@ -162,11 +168,13 @@ async def badge_wall(
     return await service.catalogue(get_ctx(state), member.tenant_id, member.member_id, lang)
 
 
+@errors()
 @get("/me/badges", summary="My badges and titles, newest first", tags=["badges"])
 async def my_badges(member: NamedDependency[Member], state: State) -> MyBadges:
     return await service.my_badges(get_ctx(state), member.tenant_id, member.member_id)
 
 
+@errors("TITLE_NOT_HELD", idempotent=True)
 @put(
     "/me/title",
     summary="Choose the title (头衔) I show, or none",

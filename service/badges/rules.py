@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -89,6 +89,7 @@ class BadgeSpec:
     reward_growth: int = 0
     reward_title: str | None = None
     title_days: int | None = None
+    title_until_period_end: bool = False
 
     @property
     def manual_only(self) -> bool:
@@ -137,6 +138,7 @@ def spec_from(
         reward_growth=int(reward.get("growth", 0)),
         reward_title=reward.get("title") or None,
         title_days=reward.get("titleDays"),
+        title_until_period_end=reward.get("titleUntil") == "periodEnd",
     )
 
 
@@ -256,6 +258,32 @@ def period_id(spec: BadgeSpec, at: datetime) -> str | None:
         y, w, _ = local.isocalendar()
         return f"{y}-W{w:02d}"
     return f"{local.year}-{local.month:02d}"
+
+
+def period_end(spec: BadgeSpec, at: datetime) -> datetime | None:
+    """When the period containing ``at`` ends (None for once-only badges)."""
+    if spec.repeat == "once":
+        return None
+    tz = ZoneInfo(spec.timezone)
+    day = at.astimezone(tz).date()
+    if spec.repeat == "daily":
+        end = day + timedelta(days=1)
+    elif spec.repeat == "weekly":
+        end = day + timedelta(days=7 - day.weekday())
+    else:
+        end = (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+    return datetime(end.year, end.month, end.day, tzinfo=tz)
+
+
+def title_expiry(spec: BadgeSpec, now: datetime) -> datetime | None:
+    """Until when a title from this badge is held: for good, ``titleDays`` days, or (for a
+    repeatable badge, e.g. first on last week's board) until the current period ends, when
+    the next holder is decided."""
+    if spec.title_until_period_end:
+        return period_end(spec, now)
+    if spec.title_days:
+        return now + timedelta(days=spec.title_days)
+    return None
 
 
 def met(spec: BadgeSpec, currents: Mapping[int, int]) -> bool:
@@ -432,10 +460,20 @@ def problems(
         if ds and de and ds.tzinfo and de.tzinfo and de <= ds:
             out.append(problem("window.endsAt", "WINDOW_EMPTY", "endsAt must follow startsAt"))
     reward = config.get("reward") or {}
-    for field in ("points", "growth", "titleDays"):
+    if reward.get("titleUntil") == "periodEnd" and config.get("repeat", "once") == "once":
+        out.append(
+            problem(
+                "reward.titleUntil",
+                "TITLE_UNTIL_NEEDS_REPEAT",
+                "periodEnd needs a repeatable badge (daily, weekly or monthly)",
+            )
+        )
+    for field, lo, hi in (("points", 0, 10**9), ("growth", 0, 10**9), ("titleDays", 1, 3660)):
         v = reward.get(field)
-        if v is not None and (not isinstance(v, int) or v < (1 if field == "titleDays" else 0)):
-            out.append(problem(f"reward.{field}", "COUNT_INVALID", f"{field} must not be negative"))
+        if v is not None and (not isinstance(v, int) or not lo <= v <= hi):
+            out.append(
+                problem(f"reward.{field}", "COUNT_INVALID", f"{field} must be from {lo} to {hi}")
+            )
     return out
 
 

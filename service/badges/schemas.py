@@ -12,7 +12,7 @@ BadgeKey = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][
 Title = Annotated[str, Meta(min_length=1, max_length=32)]
 Url = Annotated[str, Meta(max_length=512)]
 # Counts are plain integers on purpose: a negative or zero count is reported with every other
-# problem of the definition (422 BADGE_CONFIG_INVALID), not as the first of many 400s.
+# problem of the definition (422 VALIDATION_FAILED), not as the first of many 400s.
 Count = Annotated[int, Meta(description="A whole number >= 1 (checked on save).")]
 EventType = Annotated[str, Meta(min_length=1, max_length=64)]
 
@@ -130,6 +130,13 @@ class RewardIn(Plain):
     title_days: Annotated[
         int | None, Meta(description="Days the title is held; absent: for good.")
     ] = None
+    title_until: Annotated[
+        Literal["periodEnd"] | None,
+        Meta(
+            description="periodEnd: a repeatable badge's title is held until its period ends "
+            "(first on last week's board holds it until this week's is decided)."
+        ),
+    ] = None
 
 
 class BadgeIn(Plain):
@@ -158,9 +165,14 @@ class BadgeOut(msgspec.Struct, rename="camel"):
     key: str
     version: int
     status: Annotated[
-        str, Meta(description="active, or parked: the subscriber failed on it (see reason).")
+        str,
+        Meta(
+            description="active; parked: the subscriber failed on it (see parkedReason), it "
+            "counts nothing until a corrected PUT; resuming: catching up on missed events."
+        ),
     ]
     parked_reason: str
+    parked_at: datetime | None
     definition: Annotated[
         BadgeIn | None, Meta(description="null if the stored document no longer reads (parked)")
     ]

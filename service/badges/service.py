@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -38,27 +38,25 @@ from service.badges.schemas import (
     ShownTitleOut,
     TitleOut,
 )
-from service.core import outbox
+from service.core import outbox, parking
+from service.core.constraints import validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.outbox import Event
 from service.core.tenancy import get_tenant
+from service.core.uow import UnitOfWork
 
 log = structlog.get_logger("engage.badges")
 
 register_codes(
     {
         "BADGE_NOT_FOUND": (404, "徽章不存在", "No such badge."),
-        "BADGE_CONFIG_INVALID": (
-            422,
-            "徽章配置有误",
-            "The badge definition is invalid; see details.problems.",
-        ),
         "TITLE_NOT_HELD": (422, "尚未获得该头衔", "You do not hold this title."),
     }
 )
 
 SUBSCRIBER = "badges"
+FEATURE = "badges"  # the name of its definitions in core parking
 # Every event type some criterion kind can count; the subscriber asks for these only.
 EVENT_TYPES = sorted(
     rules.DOMAIN_EVENT_TYPES | {"member.event", "red-black.published", "badge.earned"}
@@ -74,7 +72,7 @@ def _spec(row: Any, tz: str = "Asia/Shanghai") -> BadgeSpec:
     return rules.spec_from(row["id"], row["tenant_id"], row["key"], row["config"], tz)
 
 
-def _out(row: Any) -> BadgeOut:
+def _out(row: Any, parked: parking.Parked | None = None) -> BadgeOut:
     cfg = dict(row["config"])
     cfg.pop("timezone", None)
     try:
@@ -84,8 +82,9 @@ def _out(row: Any) -> BadgeOut:
     return BadgeOut(
         row["key"],
         row["version"],
-        row["status"],
-        row["parked_reason"],
+        parked.state if parked else "active",
+        parked.reason if parked else "",
+        parked.parked_at if parked else None,
         definition,
         row["backfilled_at"],
         row["created_at"],
@@ -135,7 +134,7 @@ async def _known(
 async def put_definition(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, data: BadgeIn
 ) -> BadgeOut:
-    """Create or change a badge. Every problem at once as 422 BADGE_CONFIG_INVALID
+    """Create or change a badge. Every problem at once as 422 VALIDATION_FAILED
     (``details.problems``), nothing saved. A change of criteria, repeat or window rebuilds
     progress from history (the backfill job); earned badges stay earned."""
     config = msgspec.to_builtins(data)
@@ -159,26 +158,34 @@ async def put_definition(
                 )
             )
     if problems:
-        raise DomainError("BADGE_CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     config["timezone"] = tz
     reset = existing is None or any(
         existing["config"].get(f) != config.get(f) for f in ("criteria", "repeat", "window")
     )
     row = await repo.put_definition(conn, tenant_id, key, config, reset, ctx.clock.now())
-    return _out(row)
+    parked = None
+    # A parked badge resumes: the dispatcher replays the events it missed, then it counts.
+    if await parking.resume(conn, FEATURE, row["id"]):
+        parked = await parking.state_of(conn, FEATURE, row["id"])
+        ctx.dispatcher.wake()
+    return _out(row, parked)
 
 
 async def get_definition(ctx: Context, tenant_id: int, key: str) -> BadgeOut:
     async with ctx.db.connection() as conn:
         row = await repo.get_definition(conn, tenant_id, key)
-    if row is None:
-        raise DomainError("BADGE_NOT_FOUND", details={"key": key})
-    return _out(row)
+        if row is None:
+            raise DomainError("BADGE_NOT_FOUND", details={"key": key})
+        parked = await parking.state_of(conn, FEATURE, row["id"])
+    return _out(row, parked)
 
 
 async def list_definitions(ctx: Context, tenant_id: int) -> BadgeList:
     async with ctx.db.connection() as conn:
-        return BadgeList([_out(r) for r in await repo.list_definitions(conn, tenant_id)])
+        rows = await repo.list_definitions(conn, tenant_id)
+        states = await parking.states_of(conn, FEATURE, [r["id"] for r in rows])
+    return BadgeList([_out(r, states.get(r["id"])) for r in rows])
 
 
 # ---------------------------------------------------------------- progress and earning
@@ -264,10 +271,14 @@ async def _reward(
         if amount > 0
     ]
     if credits:
-        await points.apply_credits(ctx, conn, spec.tenant_id, credits)
+        # The subscriber's transaction is already open: the ledger works in it, and its
+        # events are written before the caller commits.
+        uow = UnitOfWork(ctx, conn)
+        await points.apply_credits(uow, spec.tenant_id, credits)
+        await uow.flush()
     gained: set[int] = set()
     if spec.reward_title:
-        expires = now + timedelta(days=spec.title_days) if spec.title_days else None
+        expires = rules.title_expiry(spec, now)
         rows = await repo.grant_titles(
             conn,
             spec.tenant_id,
@@ -313,48 +324,71 @@ async def _reward(
                     now,
                 )
             )
-    await outbox.emit_many(conn, events)
+    await outbox.write(
+        conn, [outbox.OutboxRow(t, uuid.uuid4(), ty, m, p, o) for t, ty, m, p, o in events]
+    )
 
 
 def _is_outage(exc: BaseException) -> bool:
-    """Redis or PostgreSQL away: not the definition's fault, so it is retried, not parked."""
+    """Redis or PostgreSQL away, or a deadlock with a concurrent writer: not the definition's
+    fault, so the batch is retried, not the definition parked."""
     from service.core.errors import DependencyUnavailable
     from service.core.http import DEPENDENCY_ERRORS
 
-    return isinstance(exc, (DependencyUnavailable, *DEPENDENCY_ERRORS, OSError))
+    return isinstance(
+        exc,
+        (DependencyUnavailable, asyncpg.TransactionRollbackError, *DEPENDENCY_ERRORS, OSError),
+    )
 
 
-async def on_events(ctx: Context, events: list[Event]) -> None:
-    """Outbox subscriber: progress every active definition of the events' tenants.
+async def on_events(ctx: Context, events: list[Event], only: int | None = None) -> None:
+    """Outbox subscriber: progress every definition of the events' tenants (``only``: one
+    definition, for the catch-up of a resumed one).
 
-    One transaction per definition: a definition that fails (anything but an outage) is parked
-    with its reason and skipped from then on; the others commit. An outage raises, and the
-    dispatcher retries the batch (already counted events are skipped per definition)."""
+    One transaction per tenant and batch, one savepoint per definition: a definition that
+    fails (anything but an outage or a deadlock) is rolled back to its savepoint and parked
+    (core parking) after commit, with its reason and the events it missed; the others commit.
+    Parked definitions are skipped until a correcting PUT resumes them. An outage or deadlock
+    raises, and the dispatcher retries the batch (events already counted are skipped)."""
     by_tenant: dict[int, list[Event]] = defaultdict(list)
     for e in events:
         by_tenant[e.tenant_id].append(e)
     async with ctx.db.connection() as conn:
-        defs = await repo.active_definitions(conn, sorted(by_tenant))
+        if only is not None:
+            one = await repo.definition_by_id(conn, only)
+            defs = [one] if one is not None else []
+        else:
+            defs = await repo.tenant_definitions(conn, sorted(by_tenant))
+            skip = await parking.parked_ids(conn, FEATURE, [r["id"] for r in defs])
+            defs = [r for r in defs if r["id"] not in skip]
+    per_tenant: dict[int, list[Any]] = defaultdict(list)
     for row in defs:
-        try:
-            spec = _spec(row)
-            types = rules.spec_event_types(spec)
-            mine = [e for e in by_tenant[row["tenant_id"]] if e.type in types]
-            if not mine:
-                continue
-            async with ctx.db.transaction() as conn:
-                await apply(ctx, conn, spec, row["config"], mine)
-        except Exception as exc:
-            if _is_outage(exc):
-                raise
-            await _park(ctx, row, exc)
+        per_tenant[row["tenant_id"]].append(row)
+    failed: list[tuple[Any, BaseException, list[Event]]] = []
+    for tenant_id, rows in per_tenant.items():
+        async with ctx.db.transaction() as conn:
+            for row in rows:
+                mine: list[Event] = []
+                try:
+                    spec = _spec(row)
+                    types = rules.spec_event_types(spec)
+                    mine = [e for e in by_tenant[tenant_id] if e.type in types]
+                    if not mine:
+                        continue
+                    async with conn.transaction():  # a savepoint: this definition alone
+                        await apply(ctx, conn, spec, row["config"], mine)
+                except Exception as exc:
+                    if _is_outage(exc) or only is not None:
+                        raise  # a failed catch-up is parked again by core parking
+                    failed.append((row, exc, mine or by_tenant[tenant_id]))
+    for row, error, missed in failed:
+        await parking.park(ctx, FEATURE, row["tenant_id"], row["id"], error, missed)
     ctx.dispatcher.wake()
 
 
-async def _park(ctx: Context, row: Any, exc: BaseException) -> None:
-    log.error("badge definition parked", badge=row["key"], tenant=row["tenant_id"], exc_info=exc)
-    async with ctx.db.connection() as conn:
-        await repo.park(conn, row["id"], f"{type(exc).__name__}: {exc}", ctx.clock.now())
+async def catch_up(ctx: Context, events: list[Event], badge_id: int) -> None:
+    """Replay missed events to one corrected badge (dispatcher catch-up, see core parking)."""
+    await on_events(ctx, events, only=badge_id)
 
 
 # ---------------------------------------------------------------- backfill
@@ -402,17 +436,28 @@ async def backfill(ctx: Context, tenant_id: int, key: str) -> BackfillOut:
 
 
 async def backfill_due(ctx: Context) -> int:
-    """Periodic job: backfill every definition created or whose criteria changed."""
-    async with ctx.db.connection() as conn:
-        due = await repo.due_backfills(conn, 20)
-    for row in due:
-        try:
-            await backfill(ctx, row["tenant_id"], row["key"])
-        except Exception as exc:
-            if _is_outage(exc):
-                raise
-            await _park(ctx, row, exc)
-    return len(due)
+    """Periodic job: backfill every definition created or whose criteria changed (parked
+    ones wait for their correction)."""
+    done = 0
+    skipped: set[int] = set()
+    while True:
+        async with ctx.db.connection() as conn:
+            due = await repo.due_backfills(conn, 20, sorted(skipped))
+            parked = await parking.parked_ids(conn, FEATURE, [r["id"] for r in due])
+        if not due:
+            return done
+        skipped |= parked
+        for row in due:
+            if row["id"] in parked:
+                continue
+            try:
+                await backfill(ctx, row["tenant_id"], row["key"])
+            except Exception as exc:
+                if _is_outage(exc):
+                    raise
+                await parking.park(ctx, FEATURE, row["tenant_id"], row["id"], exc, [], (0, 0))
+                skipped.add(row["id"])
+            done += 1
 
 
 # ---------------------------------------------------------------- manual award and revoke
@@ -496,6 +541,19 @@ async def revoke(
         await repo.set_revoked(conn, held[0]["id"], now)
         if len(held) == 1:
             await repo.drop_title(conn, tenant_id, member_id, f"badge:{key}")
+        await outbox.emit(
+            conn,
+            tenant_id=tenant_id,
+            type="badge.revoked",
+            member_id=member_id,
+            payload={
+                "key": key,
+                "period": period,
+                "memberBadgeId": held[0]["id"],
+                "titleDropped": len(held) == 1,
+            },
+            occurred_at=now,
+        )
     await repo.audit(conn, tenant_id, row["id"], member_id, "revoke", reason, actor, now)
     return AwardOut(key, member_id, period, len(held) > 1, bool(held))
 

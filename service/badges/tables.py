@@ -13,16 +13,16 @@ from piccolo.columns import (
     Timestamptz,
     Varchar,
 )
-from piccolo.constraints import Check, Unique
+from piccolo.constraints import Unique
 from piccolo.table import Table
 
 
 class BadgeDefinition(Table, tablename="badge_definitions"):
     """A versioned badge definition; ``config`` is the operator's document as accepted.
 
-    ``status`` is ``active`` or ``parked`` (the subscriber failed on it; ``parked_reason``
-    says why, a new PUT makes it active again). ``backfill_due`` is set when the criteria
-    change and cleared by the backfill job once history was replayed.
+    ``backfill_due`` is set when the criteria change and cleared by the backfill job once
+    history was replayed. A definition the subscriber fails on is parked by core parking
+    (``parked_definitions``, feature ``badges``), not here.
     """
 
     id = BigSerial(primary_key=True)
@@ -30,14 +30,11 @@ class BadgeDefinition(Table, tablename="badge_definitions"):
     key = Varchar(length=64)
     version = Integer()
     config = JSONB()
-    status = Varchar(length=16, default="active")
-    parked_reason = Text(default="")
     backfill_due = Boolean(default=True)
     backfilled_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz()
     updated_at = Timestamptz()
     badge_definitions_unique_key = Unique(["tenant_id", "key"])
-    badge_definitions_status = Check("status IN ('active', 'parked')")
 
 
 class BadgeProgress(Table, tablename="badge_progress"):

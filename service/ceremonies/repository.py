@@ -177,3 +177,27 @@ async def put_settings(
 
 async def tenants_with_ceremonies(conn: asyncpg.Connection) -> list[int]:
     return [r["tenant_id"] for r in await conn.fetch("SELECT DISTINCT tenant_id FROM ceremonies")]
+
+
+async def withdraw_badge(
+    conn: asyncpg.Connection,
+    tenant_id: int,
+    member_id: int,
+    key: str,
+    period: str,
+    with_title: bool,
+) -> int:
+    """A revoked badge: its ceremony (and that of the title it gave, when the title went
+    with it) no longer plays or shows on the honour wall."""
+    status = await conn.execute(
+        "UPDATE ceremonies SET wall_hidden = true, expires_at = LEAST(expires_at, created_at) "
+        "WHERE tenant_id = $1 AND member_id = $2 AND ((kind = 'badge' "
+        "AND facts->>'badge' = $3 AND coalesce(facts->>'period', '') = $4) "
+        "OR ($5 AND kind = 'title' AND facts->>'source' = 'badge:' || $3))",
+        tenant_id,
+        member_id,
+        key,
+        period,
+        with_title,
+    )
+    return int(status.split()[-1])

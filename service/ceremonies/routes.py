@@ -25,27 +25,30 @@ from service.ceremonies.schemas import (
     WallPreferenceIn,
     WallPreferenceOut,
 )
+from service.core import constraints
+from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.errors import pick_language
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
 
 Id = Annotated[int, Parameter(description="The ceremony's id.", ge=1, le=2**62)]
-Cursor = Annotated[
-    str | None, Parameter(description="`nextCursor` of the previous page.", max_length=32)
-]
+Cursor = constraints.Cursor
 
 
-PendingLimit = Annotated[int, Parameter(description="Groups at most, 1..20.")]
-PageLimit = Annotated[int, Parameter(description="1..50.")]
+PendingLimit = Annotated[int, Parameter(ge=1, le=20, description="Groups at most, 1..20.")]
+PageLimit = Annotated[int, Parameter(ge=1, le=50, description="Page size, 1..50.")]
 KindFilter = Annotated[Kind | None, Parameter(description="Only honours of this kind.")]
-KindPath = Annotated[str, Parameter(description="A ceremony kind.", max_length=16)]
+KindPath = Annotated[
+    str, Parameter(description="A ceremony kind.", max_length=16, pattern=r"^[A-Za-z]{1,16}$")
+]
 
 
 def _lang(request: Request) -> str:
     return pick_language(request.headers.get("accept-language"))
 
 
+@errors()
 @get(
     "/ceremonies/pending",
     summary="Honours to play on launch, most important first",
@@ -64,6 +67,7 @@ async def pending(
     )
 
 
+@errors("CEREMONY_NOT_FOUND", idempotent=True)
 @post(
     "/ceremonies/{id:int}/ack",
     status_code=200,
@@ -83,6 +87,7 @@ async def ack(
     )
 
 
+@errors()
 @get("/ceremonies/played", summary="My played ceremonies, newest first", tags=["ceremonies"])
 async def played(
     member: NamedDependency[Member],
@@ -96,6 +101,7 @@ async def played(
     )
 
 
+@errors("CEREMONY_NOT_FOUND")
 @get("/ceremonies/{id:int}", summary="One of my ceremonies, to replay it", tags=["ceremonies"])
 async def replay(
     id: Id, member: NamedDependency[Member], state: State, request: Request
@@ -105,6 +111,7 @@ async def replay(
     )
 
 
+@errors("CEREMONY_KIND_UNKNOWN")
 @get(
     "/honour-wall",
     summary="Recent honours across the brand (喜报)",
@@ -125,9 +132,10 @@ async def honour_wall(
     return await service.wall(get_ctx(state), member.tenant_id, kind, cursor, limit, _lang(request))
 
 
+@errors(idempotent=True)
 @put(
     "/me/honour-wall",
-    summary="Opt out of (or back into) the honour wall and public boards",
+    summary="Opt out of (or back into) the honour wall",
     tags=["honour-wall"],
 )
 async def put_wall_preference(
@@ -152,6 +160,7 @@ async def put_wall_preference(
 # ---------------------------------------------------------------- operators
 
 
+@errors("CEREMONY_KIND_UNKNOWN", idempotent=True)
 @put(
     "/ceremonies/{kind:str}",
     opt={"scope": "config"},
@@ -159,7 +168,7 @@ async def put_wall_preference(
     tags=["ceremonies"],
     description=(
         f"Kinds: {', '.join(rules.KINDS)}. Templates use the kind's facts as {{placeholders}}; "
-        "an unknown one is 422 CEREMONY_CONFIG_INVALID."
+        "an unknown one is 422 VALIDATION_FAILED."
     ),
 )
 async def put_settings(
@@ -178,6 +187,7 @@ async def put_settings(
     )
 
 
+@errors("CEREMONY_KIND_UNKNOWN")
 @get(
     "/ceremonies/{kind:str}",
     opt={"scope": "config"},
@@ -190,6 +200,7 @@ async def get_settings(
     return await service.get_settings(get_ctx(state), operator.tenant_id, kind)
 
 
+@errors("HONOUR_NOT_FOUND", idempotent=True)
 @put(
     "/honour-wall/{id:int}",
     opt={"scope": "admin"},

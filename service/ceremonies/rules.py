@@ -50,6 +50,7 @@ EVENT_TYPES = (
     "challenge.won",
     "prize.won",
     "ritual.completed",
+    "badge.revoked",
 )
 # Prize kinds that count as a grand prize ("many small prizes, a few big ones").
 GRAND_PRIZE_KINDS = frozenset({"physical"})
@@ -100,10 +101,15 @@ class Honour:
 
 
 def honours(
-    type_: str, event_id: str, member_id: int | None, payload: Mapping[str, Any]
+    type_: str,
+    event_id: str,
+    member_id: int | None,
+    payload: Mapping[str, Any],
+    source: str | None = None,
 ) -> list[Honour]:
-    """The honours one domain event brings (none for most events)."""
-    source = str(payload.get("sourceEventId") or event_id)
+    """The honours one domain event brings (none for most events). ``source``: the business
+    event it follows from when the payload does not say (see ``sources``); it groups them."""
+    source = str(payload.get("sourceEventId") or source or event_id)
 
     def one(kind: str, facts: dict[str, Any], icon: str = "", bonus: int = 0) -> list[Honour]:
         if member_id is None:
@@ -185,7 +191,7 @@ def honours(
     return []
 
 
-class _Blank(dict):  # type: ignore[type-arg]
+class _Blank(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return ""
 
@@ -200,9 +206,20 @@ def render(template: str, facts: Mapping[str, Any]) -> str:
 def template_problems(kind: str, lang: str, text: str, path: str) -> list[dict[str, str]]:
     """Placeholders a kind does not know, or a template that does not parse."""
     try:
-        names = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+        parts = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(text)]
     except ValueError as exc:
         return [{"source": "body", "path": path, "code": "TEMPLATE_INVALID", "problem": str(exc)}]
+    if any(f is not None and (spec or conv) for f, spec, conv in parts):
+        # A format spec or conversion could fail (or blow up) when rendered: plain names only.
+        return [
+            {
+                "source": "body",
+                "path": path,
+                "code": "TEMPLATE_INVALID",
+                "problem": "use plain {name} placeholders, without :format or !conversion",
+            }
+        ]
+    names = [f for f, _, _ in parts if f is not None]
     unknown = [n for n in names if n not in FIELDS[kind]]
     return [
         {
@@ -231,4 +248,16 @@ def group(rows: list[Any]) -> list[list[Any]]:
         groups.setdefault(r["group_key"], []).append(r)
     out = [sorted(g, key=lambda r: (-r["priority"], r["id"])) for g in groups.values()]
     out.sort(key=lambda g: (-g[0]["priority"], min(r["id"] for r in g)))
+    return out
+
+
+def sources(events: list[Any]) -> dict[tuple[int, int | None], str]:
+    """(transaction, member) -> the business event behind the badges earned in it. A level up
+    or title the badge's reward brought is written in the same transaction without saying
+    why; it joins the badge's group through this."""
+    out: dict[tuple[int, int | None], str] = {}
+    for e in events:
+        src = e.payload.get("sourceEventId") if e.type == "badge.earned" else None
+        if src and e.txid:
+            out.setdefault((e.txid, e.member_id), str(src))
     return out

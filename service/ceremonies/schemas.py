@@ -87,7 +87,7 @@ class CeremonySettingsOut(msgspec.Struct, rename="camel"):
 
 class WallMember(msgspec.Struct, rename="camel"):
     masked_nickname: str
-    avatar: str
+    avatar_url: str
     title: str | None
 
 

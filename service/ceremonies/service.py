@@ -12,6 +12,7 @@ ceremonies already waiting.
 from __future__ import annotations
 
 import time
+import uuid
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
@@ -40,6 +41,7 @@ from service.ceremonies.schemas import (
     WallPreferenceOut,
 )
 from service.core import cursors, outbox
+from service.core.constraints import validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.outbox import Event
@@ -48,11 +50,6 @@ register_codes(
     {
         "CEREMONY_NOT_FOUND": (404, "仪式不存在", "No such ceremony for this member."),
         "CEREMONY_KIND_UNKNOWN": (404, "未知的仪式类型", "No such ceremony kind."),
-        "CEREMONY_CONFIG_INVALID": (
-            422,
-            "仪式配置有误",
-            "The ceremony settings are invalid; see details.problems.",
-        ),
         "HONOUR_NOT_FOUND": (404, "喜报不存在", "No such honour wall entry."),
     }
 )
@@ -89,10 +86,30 @@ def _template(settings: dict[str, dict], kind: str, lang: str) -> tuple[str, str
 
 async def on_events(ctx: Context, events: list[Event]) -> None:
     """Outbox subscriber: one ceremony per honour per member, exactly once (unique key);
-    emits ``ceremony.created`` for each new one and refreshes the honour wall's cache."""
+    emits ``ceremony.created`` for each new one and refreshes the honour wall's cache. A
+    ``badge.revoked`` withdraws the badge's ceremony (no longer pending, off the wall)."""
     found: dict[int, list[rules.Honour]] = defaultdict(list)
+    origin = rules.sources(events)
     for e in events:
-        found[e.tenant_id].extend(rules.honours(e.type, str(e.event_id), e.member_id, e.payload))
+        found[e.tenant_id].extend(
+            rules.honours(
+                e.type, str(e.event_id), e.member_id, e.payload, origin.get((e.txid, e.member_id))
+            )
+        )
+    revoked = [e for e in events if e.type == "badge.revoked" and e.member_id is not None]
+    for e in revoked:
+        assert e.member_id is not None
+        async with ctx.db.transaction() as conn:
+            n = await repo.withdraw_badge(
+                conn,
+                e.tenant_id,
+                e.member_id,
+                str(e.payload.get("key")),
+                str(e.payload.get("period") or ""),
+                bool(e.payload.get("titleDropped")),
+            )
+        if n:
+            await store.wall_bump(ctx, e.tenant_id)
     if not found:
         return
     now = ctx.clock.now()
@@ -119,11 +136,12 @@ async def on_events(ctx: Context, events: list[Event]) -> None:
                 ],
                 now,
             )
-            await outbox.emit_many(
+            await outbox.write(
                 conn,
                 [
-                    (
+                    outbox.OutboxRow(
                         tenant_id,
+                        uuid.uuid4(),
                         "ceremony.created",
                         r["member_id"],
                         {"ceremonyId": r["id"], "kind": r["kind"], "groupKey": r["group_key"]},
@@ -177,11 +195,20 @@ def _out(
     )
 
 
+_zones: dict[int, tuple[float, ZoneInfo]] = {}
+
+
 async def _zone(conn: asyncpg.Connection, tenant_id: int) -> ZoneInfo:
+    """The tenant's time zone (the share card's date), cached per process like settings."""
     from service.core.tenancy import get_tenant
 
+    hit = _zones.get(tenant_id)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
     t = await get_tenant(conn, tenant_id)
-    return ZoneInfo(t.timezone if t else "Asia/Shanghai")
+    zone = ZoneInfo(t.timezone if t else "Asia/Shanghai")
+    _zones[tenant_id] = (time.monotonic() + SETTINGS_TTL_S, zone)
+    return zone
 
 
 async def pending(
@@ -308,7 +335,7 @@ async def put_settings(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int, kind: str, data: CeremonySettingsIn
 ) -> CeremonySettingsOut:
     """Override a kind's templates and expiry for the tenant. Unknown {placeholders}: 422
-    CEREMONY_CONFIG_INVALID with every problem, nothing saved."""
+    VALIDATION_FAILED with every problem, nothing saved."""
     _check_kind(kind)
     problems = []
     for lang in ("zh", "en"):
@@ -318,7 +345,7 @@ async def put_settings(
         problems += rules.template_problems(kind, lang, t.headline, f"{lang}.headline")
         problems += rules.template_problems(kind, lang, t.copy, f"{lang}.copy")
     if problems:
-        raise DomainError("CEREMONY_CONFIG_INVALID", details={"problems": problems})
+        raise validation_failed(problems)
     config = {k: v for k, v in msgspec.to_builtins(data).items() if v is not None}
     await repo.put_settings(conn, tenant_id, kind, config, ctx.clock.now())
     _settings_cache.pop(tenant_id, None)
@@ -417,6 +444,7 @@ async def wall_changed(ctx: Context, tenant_id: int) -> None:
 
 def clear_caches() -> None:
     _settings_cache.clear()
+    _zones.clear()
 
 
 async def rebuild(ctx: Context) -> dict[str, Any]:

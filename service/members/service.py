@@ -11,11 +11,11 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from service.core import outbox
 from service.core.auth import TokenService
 from service.core.context import Context
 from service.core.errors import DomainError
 from service.core.tenancy import find_wechat_app
+from service.core.uow import UnitOfWork, unit_of_work
 from service.members import repository as repo
 from service.members.schemas import InviteOutcome, LoginOut, MemberOut, TokenOut, member_out
 from service.members.wechat import DevVerifier, Verifier
@@ -23,8 +23,8 @@ from service.members.wechat import DevVerifier, Verifier
 _PENDING = b"pending"
 
 # Who records an invite code given at login (the rituals feature registers itself, so that
-# members know nothing of invitations): (ctx, conn, tenant_id, member_id, code) -> outcome.
-InviteHook = Callable[[Context, Any, int, int, str], Awaitable[InviteOutcome]]
+# members know nothing of invitations): (uow, tenant_id, member_id, code) -> outcome.
+InviteHook = Callable[[UnitOfWork, int, int, str], Awaitable[InviteOutcome]]
 _invite_hooks: list[InviteHook] = []
 
 
@@ -34,24 +34,25 @@ def on_invite_code(hook: InviteHook) -> None:
         _invite_hooks.append(hook)
 
 
-async def _invite(ctx: Context, conn, tenant_id: int, member_id: int, code: str | None):  # type: ignore[no-untyped-def]
+async def _invite(
+    uow: UnitOfWork, tenant_id: int, member_id: int, code: str | None
+) -> InviteOutcome | None:
     if code is None or not _invite_hooks:
         return None
-    return await _invite_hooks[0](ctx, conn, tenant_id, member_id, code)
+    return await _invite_hooks[0](uow, tenant_id, member_id, code)
 
 
 def _tokens(ctx: Context) -> TokenService:
-    return ctx.extras["tokens"]
+    return ctx.tokens
 
 
-async def _emit_joined(conn, ctx: Context, tenant_id: int, member_id: int, via: str) -> None:  # type: ignore[no-untyped-def]
-    await outbox.emit(
-        conn,
+def _emit_joined(uow: UnitOfWork, tenant_id: int, member_id: int, via: str) -> None:
+    uow.emit(
         tenant_id=tenant_id,
         type="member.joined",
         member_id=member_id,
         payload={"via": via},
-        occurred_at=ctx.clock.now(),
+        occurred_at=uow.ctx.clock.now(),
     )
 
 
@@ -68,16 +69,16 @@ async def _login_once(
             raise DomainError("DEV_LOGIN_DISABLED")
         verifier = DevVerifier()
     else:
-        verifier = ctx.extras["wechat_verifier"]
+        verifier = ctx.wechat_verifier
     ident = await verifier.verify(app_id, app["app_secret"], code)
     tenant_id = app["tenant_id"]
-    async with ctx.db.transaction() as conn:
+    async with unit_of_work(ctx) as uow:
         row, created = await repo.get_or_create_by_identity(
-            conn, tenant_id, "wechat", app_id, ident.openid, ident.unionid, ctx.clock.now()
+            uow.conn, tenant_id, "wechat", app_id, ident.openid, ident.unionid, ctx.clock.now()
         )
         if created:
-            await _emit_joined(conn, ctx, tenant_id, row["id"], "wechat")
-        invitation = await _invite(ctx, conn, tenant_id, row["id"], invite_code)
+            _emit_joined(uow, tenant_id, row["id"], "wechat")
+        invitation = await _invite(uow, tenant_id, row["id"], invite_code)
     pair = _tokens(ctx).issue(tenant_id, row["id"])
     return LoginOut(
         pair.access_token,
@@ -125,22 +126,22 @@ async def refresh(ctx: Context, refresh_token: str) -> TokenOut:
 
 
 async def mint_for_external_id(
-    ctx: Context,
-    conn,
+    uow: UnitOfWork,
     tenant_id: int,
-    external_id: str,  # type: ignore[no-untyped-def]
+    external_id: str,
     nickname: str | None,
     avatar_url: str | None,
     invite_code: str | None = None,
 ) -> LoginOut:
+    ctx, conn = uow.ctx, uow.conn
     row, created = await repo.get_or_create_by_external_id(
         conn, tenant_id, external_id, ctx.clock.now()
     )
     if nickname is not None or avatar_url is not None:
         row = await repo.update_profile(conn, tenant_id, row["id"], nickname, avatar_url)
     if created:
-        await _emit_joined(conn, ctx, tenant_id, row["id"], "h5")
-    invitation = await _invite(ctx, conn, tenant_id, row["id"], invite_code)
+        _emit_joined(uow, tenant_id, row["id"], "h5")
+    invitation = await _invite(uow, tenant_id, row["id"], invite_code)
     pair = _tokens(ctx).issue(tenant_id, row["id"])
     return LoginOut(
         pair.access_token,
@@ -174,38 +175,43 @@ async def profile(ctx: Context, tenant_id: int, member_id: int, conn=None) -> Me
 
 
 async def update_profile(
-    ctx: Context,
-    conn,
+    uow: UnitOfWork,
     tenant_id: int,
-    member_id: int,  # type: ignore[no-untyped-def]
+    member_id: int,
     nickname: str | None,
     avatar_url: str | None,
 ) -> MemberOut:
+    conn = uow.conn
     row = await repo.update_profile(conn, tenant_id, member_id, nickname, avatar_url)
     if row is None:
         raise DomainError("TOKEN_INVALID")
     return member_out(row)
 
 
-async def resolve_many(
-    ctx: Context,
-    conn,
-    tenant_id: int,
-    external_ids: list[str],
-    *,
-    create: bool,  # type: ignore[no-untyped-def]
+async def find_many(
+    conn: asyncpg.Connection, tenant_id: int, external_ids: list[str]
 ) -> dict[str, int]:
-    """Public: member ids for the brand's externalIds, creating the missing ones when
-    ``create`` (emitting member.joined for each). Missing ones are absent from the result."""
+    """Public: member ids for the brand's externalIds; unknown ones are absent."""
+    return await repo.ids_by_external(conn, tenant_id, external_ids)
+
+
+async def resolve_many(uow: UnitOfWork, tenant_id: int, external_ids: list[str]) -> dict[str, int]:
+    """Public: member ids for the brand's externalIds, creating the missing ones (and queueing
+    member.joined for each) in the unit of work."""
+    ctx, conn = uow.ctx, uow.conn
     found = await repo.ids_by_external(conn, tenant_id, external_ids)
     missing = [e for e in set(external_ids) if e not in found]
-    if missing and create:
-        created = await repo.create_by_external(conn, tenant_id, missing, ctx.clock.now())
+    if missing:
         now = ctx.clock.now()
-        await outbox.emit_many(
-            conn,
-            [(tenant_id, "member.joined", mid, {"via": "event"}, now) for mid in created.values()],
-        )
+        created = await repo.create_by_external(conn, tenant_id, missing, now)
+        for mid in created.values():
+            uow.emit(
+                tenant_id=tenant_id,
+                type="member.joined",
+                member_id=mid,
+                payload={"via": "event"},
+                occurred_at=now,
+            )
         found.update(created)
         still = [e for e in missing if e not in found]
         if still:  # created concurrently by another request
@@ -255,29 +261,33 @@ async def resolve_member_ids(conn, tenant_id: int, external_ids: list[str]) -> d
     return await repo.ids_by_external(conn, tenant_id, sorted(set(external_ids)))
 
 
-async def set_member_no(conn, tenant_id: int, member_id: int, member_no: int) -> bool:  # type: ignore[no-untyped-def]
+async def set_member_no(
+    conn: asyncpg.Connection, tenant_id: int, member_id: int, member_no: int
+) -> bool:
     """Public (the ritual feature): give the member ``member_no`` if it has no number yet;
     False when it already had one. A number held by another member raises
     asyncpg.UniqueViolationError (the (tenant, member_no) key)."""
     return await repo.set_member_no(conn, tenant_id, member_id, member_no)
 
 
-async def member_with_no(conn, tenant_id: int, member_no: int) -> int | None:  # type: ignore[no-untyped-def]
+async def member_with_no(conn: asyncpg.Connection, tenant_id: int, member_no: int) -> int | None:
     """Public: the member holding a number, if any."""
     return await repo.member_with_no(conn, tenant_id, member_no)
 
 
-async def count_numbers_between(conn, tenant_id: int, lo: int, hi: int) -> int:  # type: ignore[no-untyped-def]
+async def count_numbers_between(conn: asyncpg.Connection, tenant_id: int, lo: int, hi: int) -> int:
     """Public: how many numbers in lo..hi are held."""
     return await repo.count_numbers_between(conn, tenant_id, lo, hi)
 
 
-async def identities(conn, tenant_id: int, member_id: int) -> list[dict]:  # type: ignore[no-untyped-def]
+async def identities(
+    conn: asyncpg.Connection, tenant_id: int, member_id: int
+) -> list[dict[str, Any]]:
     """Public (privacy export): the member's login identities."""
     return [dict(r) for r in await repo.identities_of(conn, tenant_id, member_id)]
 
 
-async def erase_personal(conn, tenant_id: int, member_id: int) -> None:  # type: ignore[no-untyped-def]
+async def erase_personal(conn: asyncpg.Connection, tenant_id: int, member_id: int) -> None:
     """Public (privacy erasure): nickname, avatar and login identities removed; the member's
     id, externalId and number stay so that the ledger and audit still add up."""
     if not await repo.erase(conn, tenant_id, member_id):

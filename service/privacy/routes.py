@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from litestar import Request, Response, Router, get, post
+from litestar import Response, Router, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
 from service.core.apidoc import errors
-from service.core.http import get_ctx, idempotent, operator_principal
+from service.core.http import RequestUnit, get_ctx, operator_principal, operator_work
 from service.core.tenancy import Operator
 from service.members.schemas import ExternalId
 from service.privacy import service
@@ -65,25 +65,16 @@ async def erase(
     externalId: External,
     data: JSONBody[EraseIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[EraseOut]:
-    ctx = get_ctx(state)
-    response = await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.erase(
-            ctx, conn, operator.tenant_id, externalId, data.reason, f"key:{operator.key_id}"
-        ),
+    return await work.respond(
+        service.erase, operator.tenant_id, externalId, data.reason, f"key:{operator.key_id}"
     )
-    await service.after_erase(ctx, operator.tenant_id)
-    return response
 
 
 admin_router = Router(
     path="/admin/v1",
     route_handlers=[card, export, erase],
-    dependencies={"operator": Provide(operator_principal)},
+    dependencies={"operator": Provide(operator_principal), "work": Provide(operator_work)},
     security=[{"apiKey": []}],
 )

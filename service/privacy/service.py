@@ -4,12 +4,15 @@ totals and every audit stay; boards and the honour wall no longer show the membe
 
 from __future__ import annotations
 
+import functools
+
 import asyncpg
 import msgspec
 
 from service.badges import service as badges
 from service.ceremonies import service as ceremonies
 from service.core.context import Context
+from service.core.uow import UnitOfWork
 from service.leaderboards import service as leaderboards
 from service.members import service as members
 from service.points import service as points
@@ -102,28 +105,25 @@ async def export(ctx: Context, tenant_id: int, external_id: str) -> ExportOut:
 
 
 async def erase(
-    ctx: Context,
-    conn: asyncpg.Connection,
-    tenant_id: int,
-    external_id: str,
-    reason: str,
-    actor: str,
+    uow: UnitOfWork, tenant_id: int, external_id: str, reason: str, actor: str
 ) -> EraseOut:
     """POST /admin/v1/members/{externalId}/erase, in one transaction: nickname, avatar, login
     identities, ritual profile data and consents, prize contacts removed; the member leaves
     every board and the honour wall. The ledger, balances, member number and every audit row
     stay (their totals must still add up). Audited; repeating it changes nothing more.
-    Redis boards and the wall cache are refreshed after commit by ``after_erase``."""
+    Redis boards and the wall cache are refreshed once the erasure committed."""
+    ctx, conn = uow.ctx, uow.conn
     member_id = await members.resolve_member_id(conn, tenant_id, external_id)
     await members.erase_personal(conn, tenant_id, member_id)
     await rituals.erase_personal(ctx, conn, tenant_id, member_id, actor, reason)
     contacts = await wheel.erase_contacts(conn, tenant_id, member_id)
     rows = await leaderboards.forget_member(ctx, conn, tenant_id, member_id)
     await ceremonies.set_wall_preference(ctx, conn, tenant_id, member_id, True)
+    uow.after_commit(functools.partial(_after_erase, ctx, tenant_id))
     return EraseOut(external_id, ctx.clock.now(), rows, contacts)
 
 
-async def after_erase(ctx: Context, tenant_id: int) -> None:
+async def _after_erase(ctx: Context, tenant_id: int) -> None:
     """Once the erasure committed: boards rebuilt from PostgreSQL, wall pages dropped."""
     await leaderboards.boards_changed(ctx, tenant_id)
     await ceremonies.wall_changed(ctx, tenant_id)

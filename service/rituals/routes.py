@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Request, Response, Router, delete, get, post, put
+from litestar import Response, Router, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
@@ -13,7 +13,14 @@ from litestar.params import JSONBody, Parameter
 from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.constraints import Cursor, PageSize, constrained
-from service.core.http import get_ctx, idempotent, member_principal, operator_principal
+from service.core.http import (
+    RequestUnit,
+    get_ctx,
+    member_principal,
+    member_work,
+    operator_principal,
+    operator_work,
+)
 from service.core.tenancy import Operator
 from service.members.schemas import ExternalId
 from service.rituals import service
@@ -87,17 +94,10 @@ async def complete_step(
     stepKey: StepPath,
     data: JSONBody[StepIn],
     member: NamedDependency[Member],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[RitualView]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        member,
-        lambda conn: service.complete_step(
-            ctx, conn, member.tenant_id, member.member_id, stepKey, data
-        ),
+    return await work.respond(
+        service.complete_step, member.tenant_id, member.member_id, stepKey, data
     )
 
 
@@ -132,23 +132,17 @@ async def my_invitations(
     ),
 )
 async def accept_invite(
-    data: JSONBody[InviteIn], member: NamedDependency[Member], state: State, request: Request
+    data: JSONBody[InviteIn], member: NamedDependency[Member], work: NamedDependency[RequestUnit]
 ) -> Response[InviteOutcome]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        member,
-        lambda conn: service.accept_invite(
-            ctx, conn, member.tenant_id, member.member_id, data.code, "api"
-        ),
+    return await work.respond(
+        service.accept_invite, member.tenant_id, member.member_id, data.code, "api"
     )
 
 
 member_router = Router(
     path="/v1",
     route_handlers=[ritual, complete_step, my_invitations, accept_invite],
-    dependencies={"member": Provide(member_principal)},
+    dependencies={"member": Provide(member_principal), "work": Provide(member_work)},
     security=[{"memberToken": []}],
 )
 
@@ -172,15 +166,11 @@ member_router = Router(
     ),
 )
 async def put_ritual(
-    data: JSONBody[RitualIn], operator: NamedDependency[Operator], state: State, request: Request
+    data: JSONBody[RitualIn],
+    operator: NamedDependency[Operator],
+    work: NamedDependency[RequestUnit],
 ) -> Response[RitualOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.put_definition(ctx, conn, operator.tenant_id, data),
-    )
+    return await work.respond(service.put_definition, operator.tenant_id, data)
 
 
 @errors("RITUAL_NOT_CONFIGURED")
@@ -216,16 +206,9 @@ async def list_reservations(operator: NamedDependency[Operator], state: State) -
 async def reserve(
     data: JSONBody[ReservationIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[ReservationOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.reserve(ctx, conn, operator.tenant_id, data),
-    )
+    return await work.respond(service.reserve, operator.tenant_id, data)
 
 
 @errors("RESERVATION_NOT_FOUND", idempotent=True)
@@ -237,12 +220,9 @@ async def reserve(
     tags=["ritual"],
 )
 async def unreserve(
-    id: ReservationId, operator: NamedDependency[Operator], state: State, request: Request
+    id: ReservationId, operator: NamedDependency[Operator], work: NamedDependency[RequestUnit]
 ) -> Response[ReservationList]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request, ctx, operator, lambda conn: service.unreserve(ctx, conn, operator.tenant_id, id)
-    )
+    return await work.respond(service.unreserve, operator.tenant_id, id)
 
 
 @errors(
@@ -268,21 +248,14 @@ async def assign_number(
     externalId: ExternalId,
     data: JSONBody[AssignNumberIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[MemberNumberOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.assign_number(ctx, conn, operator.tenant_id, externalId, data.number),
-    )
+    return await work.respond(service.assign_number, operator.tenant_id, externalId, data.number)
 
 
 admin_router = Router(
     path="/admin/v1",
     route_handlers=[put_ritual, get_ritual, list_reservations, reserve, unreserve, assign_number],
-    dependencies={"operator": Provide(operator_principal)},
+    dependencies={"operator": Provide(operator_principal), "work": Provide(operator_work)},
     security=[{"apiKey": []}],
 )

@@ -18,11 +18,12 @@ import asyncpg
 import msgspec
 import structlog
 
-from service.core import cursors, outbox
+from service.core import cursors
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.http import ErrorBody
 from service.core.outbox import Event
+from service.core.uow import UnitOfWork, unit_of_work
 from service.members import service as members
 from service.points import service as points
 from service.points.schemas import Privilege
@@ -122,11 +123,10 @@ def _invalid(problems: list[dict[str, str]], code: str = "RITUAL_CONFIG_INVALID"
 # ---------------------------------------------------------------- definitions
 
 
-async def put_definition(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, data: RitualIn
-) -> RitualOut:
+async def put_definition(uow: UnitOfWork, tenant_id: int, data: RitualIn) -> RitualOut:
     """Save a new version of the ritual (every problem at once: 422 RITUAL_CONFIG_INVALID,
     nothing saved). An identical document keeps the current version."""
+    ctx, conn = uow.ctx, uow.conn
     doc = msgspec.to_builtins(data)
     problems = rules.definition_problems(doc)
     if data.gift.badge is not None:
@@ -315,8 +315,7 @@ def _step_problems(step: dict, data: StepIn) -> tuple[str, list[dict[str, str]]]
 
 
 async def complete_step(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     member_id: int,
     key: str,
@@ -327,6 +326,7 @@ async def complete_step(
     409 RITUAL_STEP_OUT_OF_ORDER (details.next), 422 RITUAL_STEP_INVALID, PHONE_INVALID,
     PHONE_CONSENT_REQUIRED. An invite code given along is recorded if valid; its outcome is
     in ``invitation`` and never fails the step."""
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     definition = await _definition(conn, tenant_id)
     cfg = definition["config"]
@@ -351,9 +351,7 @@ async def complete_step(
     reaccept = status == "reacceptRequired" and step["kind"] == "covenant"
     invitation = None
     if data.invite_code is not None and not completed:
-        invitation = await _invite_quietly(
-            ctx, conn, tenant_id, member_id, data.invite_code, "ritual"
-        )
+        invitation = await _invite_quietly(uow, tenant_id, member_id, data.invite_code, "ritual")
 
     async def answer(just: bool = False) -> RitualView:
         fresh = await repo.get_progress(conn, tenant_id, member_id)
@@ -380,9 +378,7 @@ async def complete_step(
         consents.setdefault("covenant", []).append({"version": cov, "at": stamp})
     elif step["kind"] == "profile":
         if data.nickname is not None or data.avatar_url is not None:
-            await members.update_profile(
-                ctx, conn, tenant_id, member_id, data.nickname, data.avatar_url
-            )
+            await members.update_profile(uow, tenant_id, member_id, data.nickname, data.avatar_url)
         if data.birthday is not None:
             profile_data["birthday"] = data.birthday.isoformat()
         if data.phone is not None:
@@ -420,17 +416,16 @@ async def complete_step(
     )
     if not finishing:
         return await answer()
-    await _complete(ctx, conn, tenant_id, member_id, definition, now)
+    await _complete(uow, tenant_id, member_id, definition, now)
     out = await answer(True)
     # The number last: the tenant's counter row stays locked from here to the commit, so
     # everything that can run before it does.
-    out.member_no, out.member_number = await _join(ctx, conn, tenant_id, member_id, definition, now)
+    out.member_no, out.member_number = await _join(uow, tenant_id, member_id, definition, now)
     return out
 
 
 async def _complete(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     member_id: int,
     definition: Any,
@@ -438,14 +433,14 @@ async def _complete(
 ) -> None:
     """The member joins (inside the step's transaction): the gift, the badge, the
     invitation's reward, the invite code. The number and the events follow (``_join``)."""
+    ctx, conn = uow.ctx, uow.conn
     cfg = definition["config"]
     gift = cfg.get("gift") or {}
     for currency in ("points", "growth"):
         amount = int(gift.get(currency, 0))
         if amount > 0:
             await points.credit(
-                ctx,
-                conn,
+                uow,
                 tenant_id,
                 member_id,
                 currency,
@@ -459,7 +454,7 @@ async def _complete(
         from service.badges import service as badges
 
         try:
-            async with conn.transaction():  # a deleted badge must not stop the member joining
+            async with uow.savepoint():  # a deleted badge must not stop the member joining
                 await badges.award_member(
                     ctx, conn, tenant_id, member_id, gift["badge"], "ritual welcome gift", "ritual"
                 )
@@ -467,31 +462,37 @@ async def _complete(
             log.warning("welcome badge not awarded", tenant=tenant_id, error=exc.code)
     referral = cfg.get("referral") or {}
     if referral.get("trigger", "ritual") == "ritual":
-        await _referral_joined(ctx, conn, tenant_id, member_id, referral, now, "ritual")
+        await _referral_joined(uow, tenant_id, member_id, referral, now, "ritual")
     await ensure_code(ctx, conn, tenant_id, member_id)
 
 
 async def _join(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     member_id: int,
     definition: Any,
     now: datetime,
 ) -> tuple[int, str | None]:
     """The member number, then ``ritual.completed`` (the entry ceremony) and ``member.joined``
-    in one outbox statement."""
+    in the outbox."""
     cfg = definition["config"]
-    number = await _number_for(ctx, conn, tenant_id, member_id, now)
+    number = await _number_for(uow.ctx, uow.conn, tenant_id, member_id, now)
     fmt = cfg.get("memberNumber") or {}
     shown = rules.format_number(number, fmt.get("prefix", "NO."), int(fmt.get("padding", 6)))
     payload = {"memberNo": number, "memberNumber": shown, "version": definition["version"]}
-    await outbox.emit_many(
-        conn,
-        [
-            (tenant_id, "ritual.completed", member_id, payload, now),
-            (tenant_id, "member.joined", member_id, {"via": "ritual", **payload}, now),
-        ],
+    uow.emit(
+        tenant_id=tenant_id,
+        type="ritual.completed",
+        member_id=member_id,
+        payload=payload,
+        occurred_at=now,
+    )
+    uow.emit(
+        tenant_id=tenant_id,
+        type="member.joined",
+        member_id=member_id,
+        payload={"via": "ritual", **payload},
+        occurred_at=now,
     )
     log.info("member joined", tenant=tenant_id, member=member_id, member_no=number)
     return number, shown
@@ -539,11 +540,10 @@ def _reservation_out(r: Any, assigned: int) -> ReservationOut:
     )
 
 
-async def reserve(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, data: ReservationIn
-) -> ReservationOut:
+async def reserve(uow: UnitOfWork, tenant_id: int, data: ReservationIn) -> ReservationOut:
     """Reserve numbers the sequence will skip. 422 RESERVATION_INVALID (to < from);
     409 RESERVATION_CONFLICT when the range overlaps another reservation or a held number."""
+    ctx, conn = uow.ctx, uow.conn
     lo, hi = data.from_, data.to if data.to is not None else data.from_
     if hi < lo:
         raise _invalid(
@@ -583,10 +583,9 @@ async def reservations(ctx: Context, tenant_id: int) -> ReservationList:
     return ReservationList(items, nxt)
 
 
-async def unreserve(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, rid: int
-) -> ReservationList:
+async def unreserve(uow: UnitOfWork, tenant_id: int, rid: int) -> ReservationList:
     """Drop a reservation (numbers already assigned from it stay with their members)."""
+    ctx, conn = uow.ctx, uow.conn
     await repo.lock_counter(conn, tenant_id, ctx.clock.now())
     if not await repo.delete_reservation(conn, tenant_id, rid):
         raise DomainError("RESERVATION_NOT_FOUND", details={"id": rid})
@@ -600,10 +599,11 @@ async def unreserve(
 
 
 async def assign_number(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, external_id: str, number: int
+    uow: UnitOfWork, tenant_id: int, external_id: str, number: int
 ) -> MemberNumberOut:
     """Give a member a reserved number by hand. 422 MEMBER_NUMBER_NOT_RESERVED; 409
     MEMBER_NUMBER_TAKEN (held, also when requested again); 409 MEMBER_ALREADY_NUMBERED."""
+    ctx, conn = uow.ctx, uow.conn
     member_id = await members.resolve_member_id(conn, tenant_id, external_id)
     await repo.lock_counter(conn, tenant_id, ctx.clock.now())
     ranges = [(r["first_no"], r["last_no"]) for r in await repo.reservations(conn, tenant_id)]
@@ -641,10 +641,11 @@ async def ensure_code(
 
 
 async def accept_invite(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, raw: str, via: str
+    uow: UnitOfWork, tenant_id: int, member_id: int, raw: str, via: str
 ) -> InviteOutcome:
     """Record who invited the member: the first valid code only. 422 INVITE_CODE_INVALID with
     details.reason (unknown, self, alreadyReferred, alreadyMember, cycle)."""
+    ctx, conn = uow.ctx, uow.conn
     code = rules.normalize_code(raw)
     if code is None:
         raise DomainError("INVITE_CODE_INVALID", details={"reason": "unknown"})
@@ -676,11 +677,11 @@ async def accept_invite(
 
 
 async def _invite_quietly(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, raw: str, via: str
+    uow: UnitOfWork, tenant_id: int, member_id: int, raw: str, via: str
 ) -> InviteOutcome:
     try:
-        async with conn.transaction():
-            return await accept_invite(ctx, conn, tenant_id, member_id, raw, via)
+        async with uow.savepoint():
+            return await accept_invite(uow, tenant_id, member_id, raw, via)
     except DomainError as exc:
         return InviteOutcome(
             "rejected", ErrorBody(exc.code, exc.localized_message("en"), exc.details)
@@ -688,17 +689,16 @@ async def _invite_quietly(
 
 
 async def invite_at_login(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, raw: str
+    uow: UnitOfWork, tenant_id: int, member_id: int, raw: str
 ) -> InviteOutcome:
     """Login hook (registered with the members feature): record an invite code given at
     login, in the login's transaction; a bad code is reported in the outcome and never
     fails the login."""
-    return await _invite_quietly(ctx, conn, tenant_id, member_id, raw, "login")
+    return await _invite_quietly(uow, tenant_id, member_id, raw, "login")
 
 
 async def _referral_joined(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     invitee_id: int,
     referral: dict,
@@ -708,6 +708,7 @@ async def _referral_joined(
     """The invitee joined (or paid a first order): once per invitee, ``referral.joined``
     runs through the tenant's event rules for both sides (attribute ``role``: inviter or
     invitee) and is emitted for other subscribers (badges, boards)."""
+    conn = uow.conn
     inviter = await repo.take_pending(conn, tenant_id, invitee_id, now)
     if inviter is None:
         return
@@ -737,8 +738,7 @@ async def _referral_joined(
         )
 
     result = await events.apply_member_events(
-        ctx,
-        conn,
+        uow,
         tenant_id,
         [(inviter, event("inviter", invitee_id)), (invitee_id, event("invitee", inviter))],
     )
@@ -749,8 +749,7 @@ async def _referral_joined(
     await repo.set_referral_outcome(
         conn, tenant_id, invitee_id, "joined", earned["points"], earned["growth"]
     )
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=tenant_id,
         type="referral.joined",
         member_id=inviter,
@@ -869,14 +868,14 @@ async def on_events(ctx: Context, events: list[Event]) -> None:
         and e.payload.get("type") == "order.paid"
     ]
     for e in paid:
-        async with ctx.db.transaction() as conn:
-            row = await repo.current_definition(conn, e.tenant_id)
+        async with unit_of_work(ctx) as uow:
+            row = await repo.current_definition(uow.conn, e.tenant_id)
             referral = (row["config"].get("referral") or {}) if row else {}
             if referral.get("trigger") != "firstOrder":
                 continue
             assert e.member_id is not None
             await _referral_joined(
-                ctx, conn, e.tenant_id, e.member_id, referral, e.occurred_at, "firstOrder"
+                uow, e.tenant_id, e.member_id, referral, e.occurred_at, "firstOrder"
             )
 
 

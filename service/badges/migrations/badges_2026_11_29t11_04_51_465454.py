@@ -11,7 +11,6 @@ from piccolo.columns.column_types import Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.columns.defaults.uuid import UUID4
 from piccolo.columns.indexes import IndexMethod
-from piccolo.constraints import Check
 from piccolo.constraints import Unique
 
 ID = "2026-11-29T11:04:51:465454"
@@ -789,48 +788,7 @@ async def forwards():
         schema=None,
     )
 
-    manager.add_column(
-        table_class_name="BadgeDefinition",
-        tablename="badge_definitions",
-        column_name="status",
-        db_column_name="status",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 16,
-            "default": "active",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
 
-    manager.add_column(
-        table_class_name="BadgeDefinition",
-        tablename="badge_definitions",
-        column_name="parked_reason",
-        db_column_name="parked_reason",
-        column_class_name="Text",
-        column_class=Text,
-        params={
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
 
     manager.add_column(
         table_class_name="BadgeDefinition",
@@ -1201,14 +1159,6 @@ async def forwards():
         schema=None,
     )
 
-    manager.add_constraint(
-        table_class_name="BadgeDefinition",
-        tablename="badge_definitions",
-        constraint_name="badge_definitions_status",
-        constraint_class=Check,
-        params={"condition": "status IN ('active', 'parked')"},
-        schema=None,
-    )
 
     manager.add_constraint(
         table_class_name="BadgeEventApplied",
