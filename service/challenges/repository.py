@@ -204,7 +204,7 @@ async def cancel(conn: asyncpg.Connection, challenge_id: int, now: datetime) -> 
 
 async def challenge_rows(conn: Any, tenant_id: int) -> list[Any]:
     """Every challenge of a tenant with what its status needs (one statement)."""
-    return await conn.fetch(  # type: ignore[no-any-return]
+    return await conn.fetch(
         "SELECT key, state, settled_at, ends_at, join_opens_at, join_closes_at "
         "FROM challenges WHERE tenant_id = $1 ORDER BY key",
         tenant_id,

@@ -487,7 +487,7 @@ async def set_preference(
 
 async def board_keys(conn: Any, tenant_id: int) -> list[Any]:
     """Keys and configs of a tenant's boards (one statement)."""
-    return await conn.fetch(  # type: ignore[no-any-return]
+    return await conn.fetch(
         "SELECT key, config FROM leaderboards WHERE tenant_id = $1 ORDER BY key", tenant_id
     )
 

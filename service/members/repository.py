@@ -183,13 +183,13 @@ async def set_member_no(
 
 
 async def member_with_no(conn: asyncpg.Connection, tenant_id: int, member_no: int) -> int | None:
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    return await conn.fetchval(
         "SELECT id FROM members WHERE tenant_id = $1 AND member_no = $2", tenant_id, member_no
     )
 
 
 async def count_numbers_between(conn: asyncpg.Connection, tenant_id: int, lo: int, hi: int) -> int:
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    return await conn.fetchval(
         "SELECT count(*) FROM members WHERE tenant_id = $1 AND member_no BETWEEN $2 AND $3",
         tenant_id,
         lo,
