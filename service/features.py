@@ -24,6 +24,8 @@ FEATURE_MODULES: tuple[str, ...] = (
     "ceremonies",
     "teams",
     "pks",
+    "rituals",
+    "privacy",
 )
 
 

@@ -26,5 +26,6 @@ APP_REGISTRY = AppRegistry(
         "service.ceremonies.piccolo_app",
         "service.teams.piccolo_app",
         "service.pks.piccolo_app",
+        "service.rituals.piccolo_app",
     ]
 )

@@ -61,7 +61,7 @@ GRAND_PRIZE_KINDS = frozenset({"physical"})
 
 # Facts each kind's templates may use as {placeholders}.
 FIELDS: dict[str, frozenset[str]] = {
-    "ritual": frozenset({"memberNo"}),
+    "ritual": frozenset({"memberNo", "memberNumber"}),
     "grandPrize": frozenset({"prize"}),
     "level": frozenset({"level", "levelName"}),
     "badge": frozenset({"badge", "name", "tier", "series"}),
@@ -180,7 +180,10 @@ def honours(
             },
         )
     if type_ == "ritual.completed":
-        return one("ritual", {"memberNo": payload.get("memberNo")})
+        return one(
+            "ritual",
+            {"memberNo": payload.get("memberNo"), "memberNumber": payload.get("memberNumber")},
+        )
     if type_ == "red-black.published":
         if int(payload.get("revision") or 1) > 1:
             return []  # a republication is not a new honour

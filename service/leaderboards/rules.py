@@ -51,7 +51,7 @@ ALL_TIME_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 ALL_TIME_UNIT = 1_000_000  # microseconds: 2**31 s from 2020 reaches 2088
 _NORMAL = 1 << 52  # bit pattern of the smallest positive normal double
 
-METRICS = ("points", "growth", "checkins", "eventValue", "eventCount")
+METRICS = ("points", "growth", "checkins", "eventValue", "eventCount", "invites")
 PERIODS = ("allTime", "daily", "weekly", "monthly", "window")
 DISPLAYS = ("masked", "full", "anonymous")
 SCOPES = ("member", "team")
@@ -348,6 +348,9 @@ def contribution(spec: BoardSpec, type_: str, payload: dict[str, Any]) -> int:
         if type_ == "points.reversed" and payload.get("reverses", "credit") == "credit":
             return -abs(amount)
         return 0
+    if m == "invites":
+        # 推荐人数: one per invitee who joined (``referral.joined`` is the inviter's event).
+        return 1 if type_ == "referral.joined" else 0
     if m == "checkins":
         if type_ != "checkin.done":
             return 0
@@ -370,6 +373,7 @@ EVENT_TYPES = (
     "points.reversed",
     "checkin.done",
     "member.event",
+    "referral.joined",
 )
 
 

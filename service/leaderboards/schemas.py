@@ -28,7 +28,10 @@ class LeaderboardIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
 
     metric: Annotated[
         str,
-        Meta(description="points | growth | checkins | eventValue | eventCount"),
+        Meta(
+            description="points | growth | checkins | eventValue | eventCount | invites "
+            "(推荐人数: invitees who joined, counted for the inviter)"
+        ),
     ]
     period: Annotated[str, Meta(description="allTime | daily | weekly | monthly | window")]
     title: Annotated[str, Meta(max_length=100)] = ""

@@ -1295,3 +1295,36 @@ def entry_bytes(entry_id: int) -> bytes:
 
 def entry_of(raw: bytes) -> int:
     return rules.member_of(raw)
+
+
+async def live_keys(ctx: Context, conn: Any, tenant_id: int) -> list[str]:
+    """Public (the launch summary): keys of the tenant's boards that are live now (a window
+    board between its start and end; every other board always), in one statement."""
+    now = ctx.clock.now()
+    out = []
+    for r in await repo.board_keys(conn, tenant_id):
+        cfg = r["config"]
+        if cfg.get("period") == "window":
+            start, end = _dt(cfg.get("windowStart")), _dt(cfg.get("windowEnd"))
+            if (start and now < start) or (end and now >= end):
+                continue
+        out.append(r["key"])
+    return out
+
+
+async def forget_member(ctx: Context, conn: Any, tenant_id: int, member_id: int) -> int:
+    """Public (privacy erasure): the member leaves every board of the tenant, open periods
+    and archives, in the caller's transaction. After commit, call ``boards_changed``."""
+    return await repo.forget_member(conn, tenant_id, member_id)
+
+
+async def boards_changed(ctx: Context, tenant_id: int) -> None:
+    """After a member was forgotten: rebuild the tenant's Redis boards from PostgreSQL and
+    drop the cached pages."""
+    async with ctx.db.connection() as conn:
+        rows = await repo.boards_for_tenants(conn, [tenant_id])
+    for row in rows:
+        await rebuild_board(ctx, _spec(row))
+    # Cached top pages and display names, in every process.
+    await ctx.caches.changed(TOP_CACHE)
+    await ctx.caches.changed(DISPLAY_CACHE)
