@@ -108,7 +108,7 @@ async def test_bad_input(tenant, client, ctx):
     r = await client.put("/admin/v1/rituals", json=bad, headers=tenant.admin)
     assert r.status_code == 422, r.text
     body = r.json()["error"]
-    assert body["code"] == "RITUAL_CONFIG_INVALID"
+    assert body["code"] == "VALIDATION_FAILED"
     codes = sorted(p["code"] for p in body["details"]["problems"])
     assert codes == ["BADGE_UNKNOWN", "DUPLICATE_KEY", "FIELD_NOT_ASKED"]
     r = await client.get("/admin/v1/rituals", headers=tenant.admin)
@@ -168,7 +168,7 @@ async def test_reserved_numbers_and_manual_assignment(tenant, client, ctx):
     r = await client.post(post, json={"from": 3, "to": 5}, headers=tenant.admin)
     assert r.status_code == 409 and r.json()["error"]["code"] == "RESERVATION_CONFLICT"
     r = await client.post(post, json={"from": 9, "to": 7}, headers=tenant.admin)
-    assert r.status_code == 422 and r.json()["error"]["code"] == "RESERVATION_INVALID"
+    assert r.status_code == 422 and r.json()["error"]["code"] == "VALIDATION_FAILED"
     r = await client.post(post, json={"from": 0}, headers=tenant.admin)
     assert r.status_code == 422
     assert r.json()["error"]["details"]["problems"][0]["code"] == "OUT_OF_RANGE"

@@ -150,7 +150,7 @@ member_router = Router(
 # ---------------------------------------------------------------- operators
 
 
-@errors("RITUAL_CONFIG_INVALID", idempotent=True)
+@errors(idempotent=True)
 @put(
     "/rituals",
     status_code=200,
@@ -160,7 +160,7 @@ member_router = Router(
     description=(
         "Ordered steps (covenant, profile, privileges, subscription, custom), the welcome "
         "gift, the member number format and the invitation settings. Every problem at once: "
-        "422 RITUAL_CONFIG_INVALID, nothing saved. Members who completed an earlier version "
+        "422 VALIDATION_FAILED, nothing saved. Members who completed an earlier version "
         "are never asked again, unless `reaskOnCovenantChange` and the covenant's `version` "
         "changed (they accept the covenant again; no second gift or number)."
     ),
@@ -190,7 +190,7 @@ async def list_reservations(operator: NamedDependency[Operator], state: State) -
     return await service.reservations(get_ctx(state), operator.tenant_id)
 
 
-@errors("RESERVATION_INVALID", "RESERVATION_CONFLICT", idempotent=True)
+@errors("RESERVATION_CONFLICT", idempotent=True)
 @post(
     "/member-numbers/reservations",
     status_code=200,

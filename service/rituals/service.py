@@ -54,11 +54,6 @@ register_codes(
             "入会仪式尚未配置",
             "This brand has not configured an entry ritual yet.",
         ),
-        "RITUAL_CONFIG_INVALID": (
-            422,
-            "入会仪式配置有误",
-            "The ritual definition is invalid; see details.problems.",
-        ),
         "RITUAL_STEP_UNKNOWN": (404, "没有这个仪式步骤", "The ritual has no such step."),
         "RITUAL_STEP_OUT_OF_ORDER": (
             409,
@@ -97,11 +92,6 @@ register_codes(
             "该会员已有编号",
             "The member already has a number; numbers are never reassigned.",
         ),
-        "RESERVATION_INVALID": (
-            422,
-            "预留编号有误",
-            "The reservation is invalid; see details.problems.",
-        ),
         "RESERVATION_CONFLICT": (
             409,
             "预留编号与已有编号冲突",
@@ -116,7 +106,8 @@ MAX_INVITEES_PAGE = 100
 INVITE_CODE_DRAWS = 8
 
 
-def _invalid(problems: list[dict[str, str]], code: str = "RITUAL_CONFIG_INVALID") -> DomainError:
+def _invalid(problems: list[dict[str, str]], code: str = "VALIDATION_FAILED") -> DomainError:
+    """422 VALIDATION_FAILED (the one code of refused input), every problem listed."""
     return DomainError(code, details={"problems": problems})
 
 
@@ -124,7 +115,7 @@ def _invalid(problems: list[dict[str, str]], code: str = "RITUAL_CONFIG_INVALID"
 
 
 async def put_definition(uow: UnitOfWork, tenant_id: int, data: RitualIn) -> RitualOut:
-    """Save a new version of the ritual (every problem at once: 422 RITUAL_CONFIG_INVALID,
+    """Save a new version of the ritual (every problem at once: 422 VALIDATION_FAILED,
     nothing saved). An identical document keeps the current version."""
     ctx, conn = uow.ctx, uow.conn
     doc = msgspec.to_builtins(data)
@@ -541,18 +532,18 @@ def _reservation_out(r: Any, assigned: int) -> ReservationOut:
 
 
 async def reserve(uow: UnitOfWork, tenant_id: int, data: ReservationIn) -> ReservationOut:
-    """Reserve numbers the sequence will skip. 422 RESERVATION_INVALID (to < from);
+    """Reserve numbers the sequence will skip. 422 VALIDATION_FAILED (to < from);
     409 RESERVATION_CONFLICT when the range overlaps another reservation or a held number."""
     ctx, conn = uow.ctx, uow.conn
     lo, hi = data.from_, data.to if data.to is not None else data.from_
     if hi < lo:
         raise _invalid(
-            [rules.problem("to", "RANGE_REVERSED", "to must be >= from")], "RESERVATION_INVALID"
+            [rules.problem("to", "RANGE_REVERSED", "to must be >= from")], "VALIDATION_FAILED"
         )
     if hi - lo >= 1_000_000:
         raise _invalid(
             [rules.problem("to", "RANGE_TOO_LARGE", "at most 1,000,000 numbers")],
-            "RESERVATION_INVALID",
+            "VALIDATION_FAILED",
         )
     now = ctx.clock.now()
     await repo.lock_counter(conn, tenant_id, now)
