@@ -40,12 +40,35 @@ def _sync(uv: str) -> None:
 def _exec(argv: list[str], env: dict[str, str] | None = None) -> int:
     env = env or os.environ.copy()
     if os.name == "posix":
-        # Become the command (no Python parent left behind), so a SIGTERM sent to this
-        # process reaches `uv run` and through it `engage serve`, which then stops the
+        # Become the command (no Python parent left behind), so a signal sent to this
+        # process reaches `engage serve` itself, which then stops its workers and the
         # embedded servers; a subprocess here would orphan them.
         os.chdir(ROOT)
         os.execve(argv[0], argv, env)
     return subprocess.call(argv, cwd=ROOT, env=env)
+
+
+def _venv_engage() -> list[str] | None:
+    """The locked environment's own `engage` script, run directly (POSIX): then the pid a
+    user or supervisor signals is the engage process itself. Under `uv run` a SIGKILL meant
+    for `engage serve` would stop only uv and leave the server running; SIGKILL can't be
+    passed on."""
+    if os.name != "posix":
+        return None
+    venv = Path(os.environ.get("UV_PROJECT_ENVIRONMENT") or ".venv")
+    venv = venv if venv.is_absolute() else ROOT / venv
+    exe = venv / "bin" / "engage"
+    return [str(exe)] if exe.exists() else None
+
+
+def _venv_env(env: dict[str, str]) -> dict[str, str]:
+    """What `uv run` would add: the environment's bin folder first on PATH."""
+    venv = Path(os.environ.get("UV_PROJECT_ENVIRONMENT") or ".venv")
+    venv = venv if venv.is_absolute() else ROOT / venv
+    env = dict(env)
+    env["VIRTUAL_ENV"] = str(venv)
+    env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])
+    return env
 
 
 def main() -> int:
@@ -60,15 +83,16 @@ def main() -> int:
         return 0
     if cmd == "test":
         return _exec([*run, "pytest", *rest])
+    engage = _venv_engage() or [*run, "engage"]
     if cmd == "engage":
-        return _exec([*run, "engage", *rest])
+        return _exec([*engage, *rest], _venv_env(os.environ.copy()))
     env = os.environ.copy()
     # Local convenience: the dev login and the clock hook are on unless said otherwise.
     # Both are refused in production whatever these say.
     env.setdefault("ENGAGE_DEV_LOGIN", "true")
     env.setdefault("ENGAGE_DEV_CLOCK", "true")
     try:
-        return _exec([*run, "engage", "serve", *rest], env)
+        return _exec([*engage, "serve", *rest], _venv_env(env))
     except KeyboardInterrupt:
         return 130
 

