@@ -31,7 +31,7 @@ from service.checkins.schemas import (
 )
 from service.core import outbox
 from service.core.constraints import problem, register_check, validation_failed
-from service.core.context import Context
+from service.core.context import CONFIG_CACHE_TTL_S, Context
 from service.core.errors import DomainError, register_codes
 from service.core.http import DEPENDENCY_ERRORS
 from service.members import service as members
@@ -71,7 +71,7 @@ register_codes(
 )
 
 UPCOMING_DAYS = 7
-_CACHE_TTL = 5.0
+_CACHE_TTL = CONFIG_CACHE_TTL_S  # seen by every process within it (core/context.py)
 _JOINED_CACHE_MAX = 100_000
 
 
