@@ -20,7 +20,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from service import __version__
 from service.config import Settings, load_settings
-from service.core import idempotency
+from service.core import idempotency, metrics
 from service.core.auth import TokenService
 from service.core.clock import Clock, SystemClock
 from service.core.constraints import strict_request
@@ -136,7 +136,10 @@ def create_app(
             tasks: list[asyncio.Task[None]] = []
             if background:
                 tasks.append(asyncio.create_task(ctx.dispatcher.run(ctx, settings.outbox_poll_s)))
-                jobs = [(300.0, _purge_idempotency, "idempotency.purge")]
+                jobs = [
+                    (300.0, _purge_idempotency, "idempotency.purge"),
+                    (metrics.REFRESH_S, metrics.refresh, "metrics.refresh"),
+                ]
                 for feature in features:
                     jobs += [
                         (iv, job, f"{feature.name}.{job.__name__}") for iv, job in feature.jobs

@@ -21,6 +21,7 @@ from service.checkins.schemas import (
 from service.core.auth import Member
 from service.core.errors import DomainError
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
+from service.core.metrics import CHECKINS
 from service.core.tenancy import Operator
 
 
@@ -54,17 +55,21 @@ async def check_in(
 ) -> Response[CheckinOut]:
     ctx = get_ctx(state)
     marks: list[service.Mark] = []
+    fresh: list[bool] = []
 
     async def run(conn):  # type: ignore[no-untyped-def]
         out, mark = await service.check_in(
             ctx, conn, member.tenant_id, member.member_id, campaignKey
         )
         marks.append(mark)
+        fresh.append(not out.replayed)
         return out
 
     response = await idempotent(request, ctx, member, run)
     for mark in marks:
         await service.mark_committed(ctx, mark)
+    if any(fresh):
+        CHECKINS.inc()
     return response
 
 

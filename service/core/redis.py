@@ -10,6 +10,7 @@ fail with CROSSSLOT on a cluster fails in the single-node test suite too.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -20,6 +21,7 @@ from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
 from service.config import Settings
+from service.core.metrics import observe_redis
 
 LUA_DIR = Path(__file__).resolve().parent.parent / "lua"
 
@@ -45,7 +47,22 @@ class BoundedRedisCluster(RedisCluster):
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         async with self._gate:
-            return await super().execute_command(*args, **kwargs)
+            started = time.perf_counter()
+            try:
+                return await super().execute_command(*args, **kwargs)
+            finally:
+                observe_redis(str(args[0]), started)
+
+
+class TimedRedis(aioredis.Redis):
+    """The single-node client, each call's latency observed (engage_redis_command_seconds)."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await super().execute_command(*args, **options)
+        finally:
+            observe_redis(str(args[0]), started)
 
 
 def is_cluster(client: object) -> bool:
@@ -78,7 +95,7 @@ def create_redis(settings: Settings, url: str | None = None) -> aioredis.Redis:
         socket_connect_timeout=settings.redis_timeout_s,
         health_check_interval=30,
     )
-    return aioredis.Redis(connection_pool=pool)
+    return TimedRedis(connection_pool=pool)
 
 
 class CrossSlotKeys(ValueError):
