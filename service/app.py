@@ -165,6 +165,9 @@ def create_app(
     follow_dev_clock = settings.dev_clock_enabled and clock is None
 
     async def before_request(request: Request) -> None:
+        if request.scope["path"] == "/metrics":
+            # The pool figures as of this scrape (the other gauges refresh every 10 s).
+            metrics.sample_pool(request.app.state.ctx)
         if follow_dev_clock:
             await dev_clock_sync(request)
         # Every body, path, query and header parameter is checked strictly before the handler.
