@@ -16,7 +16,6 @@ import pytest
 from service.app import create_app
 from service.core.clock import FixedClock
 from service.core.rng import seeded_rng
-from service.leaderboards import service as boards
 from tests.conftest import DEFAULT_NOW, RUN_ID, http_client, make_settings, new_tenant
 from tests.faultkit import PrivateRedis, Serve, TcpProxy, free_port, listeners
 from tests.test_checkins_api import CAMPAIGN
@@ -196,7 +195,7 @@ async def test_redis_flushed_mid_run_boards_calendars_and_stock_equal_postgresql
         for _ in range(3):
             await asyncio.sleep(0.15)
             await wipe_run_keys(ctx)
-            boards.clear_caches()
+            ctx.caches.clear()
 
     await asyncio.gather(flusher(), *(member_run(i, m) for i, m in enumerate(members)))
     # Flushed mid-run: nothing fails (a spin that used up the stock is a 200 with the
@@ -205,7 +204,7 @@ async def test_redis_flushed_mid_run_boards_calendars_and_stock_equal_postgresql
         a.text for a in answers if a.status_code >= 500
     ]
     await wipe_run_keys(ctx)  # and once more after the run: every view rebuilds on its own
-    boards.clear_caches()
+    ctx.caches.clear()
     await deliver(ctx)
 
     async with ctx.db.connection() as conn:
@@ -334,7 +333,7 @@ async def test_redis_restarted_mid_run_answers_503_recovers_and_boards_equal_pos
             assert set(load.statuses) <= {200, 201, 503}
             assert load.acked <= await credits_in_db(ctx, tenant.id)
             await deliver(actx)
-            boards.clear_caches()
+            actx.caches.clear()
             async with ctx.db.connection() as conn:
                 earned = {
                     r["external_id"]: r["earned"]
