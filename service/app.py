@@ -22,7 +22,7 @@ from openapi_ui_bundles import swagger_ui as swagger_bundle
 
 from service import __version__
 from service.config import Settings, load_settings
-from service.core import apidoc, idempotency
+from service.core import apidoc, idempotency, metrics
 from service.core.clock import Clock, SystemClock
 from service.core.constraints import strict_request
 from service.core.context import Context
@@ -81,7 +81,8 @@ def create_app(
             if background:
                 tasks.append(asyncio.create_task(ctx.dispatcher.run(ctx, settings.outbox_poll_s)))
                 jobs: list[tuple[float, Callable[[Context], Awaitable[Any]], str]] = [
-                    (300.0, _purge_idempotency, "idempotency.purge")
+                    (300.0, _purge_idempotency, "idempotency.purge"),
+                    (metrics.REFRESH_S, metrics.refresh, "metrics.refresh"),
                 ]
                 for feature in features:
                     jobs += [
@@ -108,6 +109,9 @@ def create_app(
     follow_dev_clock = settings.dev_clock_enabled and clock is None
 
     async def before_request(request: Request) -> None:
+        if request.scope["path"] == "/metrics":
+            # The pool figures as of this scrape (the other gauges refresh every 10 s).
+            metrics.sample_pool(request.app.state.ctx)
         if follow_dev_clock:
             await dev_clock_sync(request)
         # Every body, path, query and header parameter is checked strictly before the handler.

@@ -448,6 +448,15 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--subscriber", default=None)
     rp.set_defaults(fn=cmd_outbox_replay)
 
+    cap = sub.add_parser(
+        "capacity",
+        help="ramp a target to saturation with Locust; print how much it holds and what "
+        "saturated first; HTML report, JSON summary, thresholds (runs `python -m "
+        "load.capacity`; `engage capacity --help` lists its options)",
+    )
+    cap.add_argument("args", nargs=argparse.REMAINDER, help="options of load.capacity")
+    cap.set_defaults(fn=cmd_capacity)
+
     from service.features import all_features
 
     bench = sub.add_parser(
@@ -463,9 +472,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def cmd_capacity(args: argparse.Namespace) -> int:
+    """Delegates to load/capacity in the repository (the load suite is not packaged)."""
+    import subprocess
+
+    if not (REPO_ROOT / "load" / "capacity" / "__main__.py").exists():
+        _say("engage capacity: needs the repository's load/ folder (run from a checkout)")
+        return 2
+    rest = [a for a in args.args if a != "--"] if args.args[:1] == ["--"] else args.args
+    return subprocess.call([sys.executable, "-m", "load.capacity", *rest], cwd=REPO_ROOT)
+
+
 def main(argv: list[str] | None = None) -> int:
     from service.core.ownership import StartupError
 
+    raw = sys.argv[1:] if argv is None else argv
+    if raw[:1] == ["capacity"]:  # every option belongs to load.capacity
+        return cmd_capacity(argparse.Namespace(args=raw[1:]))
     args = build_parser().parse_args(argv)
     # SIGTERM (and SIGHUP, a closed terminal) behave like Ctrl-C, so embedded servers are
     # always stopped cleanly.

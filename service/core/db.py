@@ -11,6 +11,7 @@ import structlog
 
 from service.config import Settings
 from service.core.errors import DependencyUnavailable
+from service.core.metrics import DB_WAITING
 
 log = structlog.get_logger("engage.db")
 
@@ -96,6 +97,7 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        DB_WAITING.inc()
         try:
             conn = await self.pool.acquire(timeout=self.timeout)
         except (
@@ -108,6 +110,8 @@ class Database:
             asyncpg.TooManyConnectionsError,
         ) as exc:
             raise DependencyUnavailable(details={"dependency": "postgresql"}) from exc
+        finally:
+            DB_WAITING.dec()
         try:
             yield conn
         finally:

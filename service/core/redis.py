@@ -1,40 +1,162 @@
-"""The Redis client and the Lua scripts, registered once at start-up from service/lua/*.lua."""
+"""The Redis client and the Lua scripts, registered once at start-up from service/lua/*.lua.
+
+One Redis or a Redis Cluster: ``redis+cluster://host:port`` (or ``ENGAGE_REDIS_CLUSTER=true``)
+gives redis-py's asyncio ``RedisCluster``, which routes each command and script by the hash
+slot of its keys. Every script's keys must therefore share one hash tag (see core/keys.py);
+:class:`Scripts` checks that on every call, whatever the deployment, so a script that would
+fail with CROSSSLOT on a cluster fails in the single-node test suite too.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.commands.core import AsyncScript
+from redis.crc import key_slot
 
 from service.config import Settings
+from service.core.metrics import observe_redis
 
 LUA_DIR = Path(__file__).resolve().parent.parent / "lua"
+
+_CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def cluster_url(url: str, cluster: bool = False) -> tuple[str, bool]:
+    """(the URL redis-py understands, whether it names a cluster)."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in _CLUSTER_SCHEMES:
+        return f"{_CLUSTER_SCHEMES[scheme]}://{rest}", True
+    return url, cluster
+
+
+class BoundedRedisCluster(RedisCluster):
+    """redis-py's asyncio RedisCluster fails a command at once (MaxConnectionsError) when a
+    node's connections are all busy; the single-node client waits on a blocking pool instead.
+    This one waits too: at most ``concurrency`` commands are in flight, the rest queue."""
+
+    def __init__(self, *args: Any, concurrency: int = 128, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._gate = asyncio.Semaphore(concurrency)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._gate:
+            started = time.perf_counter()
+            try:
+                return await super().execute_command(*args, **kwargs)
+            finally:
+                observe_redis(str(args[0]), started)
+
+
+class TimedRedis(aioredis.Redis):
+    """The single-node client, each call's latency observed (engage_redis_command_seconds)."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await super().execute_command(*args, **options)
+        finally:
+            observe_redis(str(args[0]), started)
+
+
+def is_cluster(client: object) -> bool:
+    return isinstance(client, RedisCluster)
 
 
 def create_redis(settings: Settings, url: str | None = None) -> aioredis.Redis:
     """A client over a blocking pool: a burst waits for a free connection (up to the Redis
-    timeout) instead of failing the moment the pool is exhausted."""
+    timeout) instead of failing the moment the pool is exhausted. For a cluster, a
+    ``RedisCluster`` (typed as ``Redis``: the commands the service uses are the same)."""
+    plain, cluster = cluster_url(url or settings.redis_url, settings.redis_cluster)
+    if cluster:
+        return cast(
+            aioredis.Redis,
+            BoundedRedisCluster.from_url(
+                plain,
+                concurrency=128,
+                # Per node; pipelines are not gated, so leave them room beyond the gate.
+                max_connections=512,
+                socket_timeout=settings.redis_timeout_s,
+                socket_connect_timeout=settings.redis_timeout_s,
+                health_check_interval=30,
+            ),
+        )
     pool = aioredis.BlockingConnectionPool.from_url(
-        url or settings.redis_url,
+        plain,
         max_connections=128,
         timeout=settings.redis_timeout_s,
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
         health_check_interval=30,
     )
-    return aioredis.Redis(connection_pool=pool)
+    return TimedRedis(connection_pool=pool)
+
+
+class CrossSlotKeys(ValueError):
+    """A script was called with keys of different Redis Cluster hash slots."""
+
+
+def check_one_slot(name: str, keys: Sequence[Any]) -> None:
+    """Raise unless every key hashes to one cluster slot (their hash tags agree)."""
+    if len(keys) > 1:
+        slots = {key_slot(k.encode() if isinstance(k, str) else k) for k in keys}
+        if len(slots) > 1:
+            raise CrossSlotKeys(f"script {name}: keys span hash slots {sorted(slots)}: {keys}")
+
+
+class SlotCheckedScript:
+    """An AsyncScript whose keys are checked to share one hash slot before each call."""
+
+    def __init__(self, name: str, script: AsyncScript) -> None:
+        self.name = name
+        self._script = script
+
+    @property
+    def sha(self) -> Any:
+        return self._script.sha
+
+    @sha.setter
+    def sha(self, value: Any) -> None:
+        self._script.sha = value
+
+    @property
+    def script(self) -> Any:
+        return self._script.script
+
+    async def __call__(
+        self,
+        keys: Sequence[Any] | None = None,
+        args: Sequence[Any] | None = None,
+        client: Any = None,
+    ) -> Any:
+        check_one_slot(self.name, keys or ())
+        if isinstance(client, ClusterPipeline):
+            # redis-py refuses EVALSHA in a cluster pipeline; EVAL is queued like any command
+            # (routed by its keys' slot) and cannot miss a script cache after a restart.
+            keys, args = tuple(keys or ()), tuple(args or ())
+            # (Queued only: awaiting a ClusterPipeline re-initializes it and drops the queue.)
+            client.execute_command("EVAL", self.script, len(keys), *keys, *args)
+            return client
+        return await self._script(keys=keys, args=args, client=client)
 
 
 class Scripts:
     """Every .lua file in service/lua becomes an attribute named after the file."""
 
     def __init__(self, client: aioredis.Redis) -> None:
-        self._scripts: dict[str, AsyncScript] = {}
+        self._scripts: dict[str, SlotCheckedScript] = {}
         for path in sorted(LUA_DIR.glob("*.lua")):
-            self._scripts[path.stem] = client.register_script(path.read_text())
+            self._scripts[path.stem] = SlotCheckedScript(
+                path.stem, client.register_script(path.read_text())
+            )
 
-    def __getattr__(self, name: str) -> AsyncScript:
+    def __getattr__(self, name: str) -> SlotCheckedScript:
         try:
             return self._scripts[name]
         except KeyError:
@@ -43,4 +165,5 @@ class Scripts:
     async def preload(self, client: aioredis.Redis) -> None:
         """Load every script so the first call is an EVALSHA hit."""
         for script in self._scripts.values():
+            # On a cluster, SCRIPT LOAD goes to every primary.
             script.sha = await client.script_load(script.script)

@@ -23,7 +23,7 @@ from service.core.constraints import (
     register_check,
     validation_failed,
 )
-from service.core.context import Context
+from service.core.context import CONFIG_CACHE_TTL_S, Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
 from service.core.outbox import Event
 from service.core.uow import UnitOfWork, unit_of_work
@@ -97,7 +97,6 @@ register_codes(
 SUBSCRIBER = "leaderboards"
 FEATURE = "leaderboards"  # the feature name of its parked definitions
 TOP_CACHE_TTL_S = 1.0
-CONFIG_CACHE_TTL_S = 5.0
 DISPLAY_CACHE_TTL_S = 30.0
 MAX_OFFSET = 10_000
 

@@ -161,7 +161,9 @@ async def replace(
     if buf:
         pipe.zadd(tmp, buf)
     # Always renamed: the marker keeps even an empty period "built".
-    pipe.rename(tmp, key)
+    # As a raw command: redis-py refuses `pipe.rename` in a Redis Cluster pipeline (it cannot
+    # know both keys share a slot; here they do, by the hash tag).
+    pipe.execute_command("RENAME", tmp, key)
     if expire_at > 0:
         pipe.expireat(key, expire_at)
     pipe.hset(meta_key(ctx, tenant_id, source), key, int(now.timestamp() * 1000))

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from service.core.constraints import problem, validation_failed
-from service.core.context import Context
+from service.core.context import CONFIG_CACHE_TTL_S, Context
 from service.core.errors import DomainError, register_codes
 from service.core.tenancy import get_tenant, update_tenant_settings
 from service.core.uow import UnitOfWork, unit_of_work
@@ -66,7 +66,7 @@ DEFAULT_POLICY = {
     "unknownMember": "create",
 }
 
-_CACHE_TTL = 5.0
+_CACHE_TTL = CONFIG_CACHE_TTL_S  # seen by every process within it (core/context.py)
 
 
 POLICY_CACHE = "points.policy"

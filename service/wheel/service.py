@@ -17,7 +17,7 @@ import structlog
 
 from service.core.cache import Cache
 from service.core.constraints import register_check, validation_failed
-from service.core.context import Context
+from service.core.context import CONFIG_CACHE_TTL_S, Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
 from service.core.uow import UnitOfWork, unit_of_work
 from service.points import service as points
@@ -77,7 +77,7 @@ SCHEME = (
     "blocked and remaining > 0 as logged in stockSeen. sha256(seed) = seedCommitment."
 )
 
-_CACHE_TTL = 2.0
+_CACHE_TTL = CONFIG_CACHE_TTL_S  # seen by every process within it (core/context.py)
 _LOAD_WAIT_S = 0.01
 _LOAD_ATTEMPTS = 300
 
