@@ -18,6 +18,7 @@ FEATURE_MODULES: tuple[str, ...] = (
     "challenges",
     "leaderboards",
     "wheel",
+    "operator",
 )
 
 

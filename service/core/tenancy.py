@@ -118,6 +118,30 @@ async def create_api_key(
     return full, key_id
 
 
+async def list_api_keys(conn: asyncpg.Connection, tenant_id: int) -> list[asyncpg.Record]:
+    """A tenant's keys, newest first: key_id, name, scopes, created_at, last_used_at,
+    revoked_at (never the secret)."""
+    return await conn.fetch(
+        "SELECT key_id, name, scopes, created_at, last_used_at, revoked_at FROM api_keys "
+        "WHERE tenant_id = $1 ORDER BY id DESC",
+        tenant_id,
+    )
+
+
+async def revoke_tenant_key(
+    conn: asyncpg.Connection, tenant_id: int, key_id: str, now: datetime
+) -> bool:
+    """Revoke one of the tenant's keys; False when it has no such unrevoked key."""
+    status = await conn.execute(
+        "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND key_id = $2 "
+        "AND revoked_at IS NULL",
+        tenant_id,
+        key_id,
+        now,
+    )
+    return status.endswith(" 1")
+
+
 async def revoke_api_key(conn: asyncpg.Connection, key_id: str, now: datetime) -> bool:
     status = await conn.execute(
         "UPDATE api_keys SET revoked_at = $2 WHERE key_id = $1 AND revoked_at IS NULL", key_id, now
@@ -162,7 +186,16 @@ class ApiKeyCache:
         self.ttl = ttl
         self._entries: dict[str, tuple[float, Operator]] = {}
 
-    async def verify(self, conn_factory, full_key: str) -> Operator | None:  # type: ignore[no-untyped-def]
+    def forget(self, key_id: str) -> None:
+        """Drop a key from this process's cache (after a revoke)."""
+        for k in [k for k in self._entries if k.startswith(key_id + ":")]:
+            self._entries.pop(k, None)
+
+    async def verify(
+        self, conn_factory, full_key: str, now: datetime | None = None
+    ) -> Operator | None:  # type: ignore[no-untyped-def]
+        """The operator of a valid, unrevoked key, else None. With ``now``, a database check
+        also records ``last_used_at`` (so it is exact to the cache's ``ttl``)."""
         parts = split_api_key(full_key)
         if parts is None:
             return None
@@ -170,8 +203,8 @@ class ApiKeyCache:
         digest = hash_secret(secret)
         cache_key = f"{key_id}:{digest}"
         hit = self._entries.get(cache_key)
-        now = time.monotonic()
-        if hit and hit[0] > now:
+        mono = time.monotonic()
+        if hit and hit[0] > mono:
             return hit[1]
         async with conn_factory() as conn:
             row = await conn.fetchrow(
@@ -179,10 +212,17 @@ class ApiKeyCache:
                 "WHERE key_id = $1 AND revoked_at IS NULL",
                 key_id,
             )
-        if row is None or not hmac.compare_digest(row["secret_hash"], digest):
-            return None
+            if row is None or not hmac.compare_digest(row["secret_hash"], digest):
+                return None
+            if now is not None:
+                await conn.execute(
+                    "UPDATE api_keys SET last_used_at = $2 WHERE key_id = $1 "
+                    "AND (last_used_at IS NULL OR last_used_at < $2)",
+                    key_id,
+                    now,
+                )
         op = Operator(row["tenant_id"], key_id, frozenset(row["scopes"]))
         if len(self._entries) > 10_000:
             self._entries.clear()
-        self._entries[cache_key] = (now + self.ttl, op)
+        self._entries[cache_key] = (mono + self.ttl, op)
         return op

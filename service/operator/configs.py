@@ -1,0 +1,133 @@
+"""The generic list of operator configs: one ``ConfigKind`` line per kind of config.
+
+Each kind names its table and an SQL expression giving a row's state; ``list_configs`` pages
+any of them the same way (newest first by id, opaque cursor, optional state filter). Adding a
+kind (badges, webhooks, ...) is one entry in ``KINDS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from service.core import cursors
+from service.core.context import Context
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigKind:
+    """``path``: the URL segment under /admin/v1; ``table``: its table (tenant_id, key, id,
+    config); ``state_sql``: SQL giving the state (``$now`` is the request time);
+    ``states``: the values ``state_sql`` can give (the filter accepts these)."""
+
+    path: str
+    table: str
+    state_sql: str
+    states: tuple[str, ...]
+    version_sql: str = "version"
+    updated_sql: str = "updated_at"
+    name_sql: str = "COALESCE(config->>'name', config->>'title', '')"
+    label: str = ""
+
+
+_WHEEL_STATE = (
+    "CASE WHEN config->>'state' = 'draft' THEN 'draft' "
+    "WHEN config->>'state' = 'ended' OR (config->>'endsAt')::timestamptz <= $2 THEN 'ended' "
+    "WHEN (config->>'startsAt')::timestamptz > $2 THEN 'upcoming' ELSE 'live' END"
+)
+_BOARD_STATE = (
+    "CASE WHEN archived_at IS NOT NULL THEN 'archived' WHEN EXISTS (SELECT 1 FROM "
+    "parked_definitions p WHERE p.feature = 'leaderboards' AND p.definition_id = t.id "
+    "AND p.state = 'parked') THEN 'parked' ELSE 'active' END"
+)
+
+KINDS: dict[str, ConfigKind] = {
+    k.path: k
+    for k in (
+        ConfigKind("checkin-campaigns", "checkin_campaigns", "state", ("draft", "live", "ended")),
+        ConfigKind("challenges", "challenges", "state", ("draft", "live", "cancelled")),
+        ConfigKind("wheels", "wheels", _WHEEL_STATE, ("draft", "upcoming", "live", "ended")),
+        ConfigKind("leaderboards", "leaderboards", _BOARD_STATE, ("active", "parked", "archived")),
+        ConfigKind("red-black", "red_black_boards", "'active'", ("active",)),
+        ConfigKind(
+            "rules", "event_rules", "COALESCE(config->>'state', 'live')", ("live", "paused")
+        ),
+        ConfigKind("levels", "level_ladders", "'live'", ("live",), name_sql="'level ladder'"),
+    )
+}
+
+
+class ConfigItem(msgspec.Struct, rename="camel"):
+    kind: str
+    key: str
+    name: str
+    state: str
+    version: int
+    updated_at: datetime
+    config: dict[str, Any]
+
+
+class ConfigPage(msgspec.Struct, rename="camel"):
+    items: list[ConfigItem]
+    next_cursor: str | None
+
+
+def _key_sql(kind: ConfigKind) -> str:
+    return "'ladder'" if kind.table == "level_ladders" else "key"
+
+
+async def list_configs(
+    ctx: Context,
+    conn: asyncpg.Connection,
+    tenant_id: int,
+    kind: ConfigKind,
+    *,
+    state: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> ConfigPage:
+    """One page of a tenant's configs of ``kind``, newest first. Errors: CURSOR_INVALID."""
+    before = cursors.decode("c", cursor)
+    sql = (
+        f"SELECT * FROM (SELECT t.id, {_key_sql(kind)} AS key, {kind.name_sql} AS name, "
+        f"{kind.state_sql} AS state, {kind.version_sql} AS version, "
+        f"{kind.updated_sql} AS updated_at, config FROM {kind.table} t "
+        "WHERE t.tenant_id = $1 AND $2::timestamptz IS NOT NULL) s "
+        "WHERE ($3::text IS NULL OR s.state = $3) AND ($4::bigint IS NULL OR s.id < $4) "
+        "ORDER BY s.id DESC LIMIT $5"
+    )
+    rows = await conn.fetch(sql, tenant_id, ctx.clock.now(), state, before, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ConfigPage(
+        [
+            ConfigItem(
+                kind.path,
+                r["key"],
+                r["name"] or "",
+                r["state"],
+                r["version"],
+                r["updated_at"],
+                r["config"] or {},
+            )
+            for r in rows
+        ],
+        cursors.encode("c", rows[-1]["id"]) if more and rows else None,
+    )
+
+
+async def count_by_state(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int, kind: ConfigKind
+) -> dict[str, int]:
+    """{state: count} of a tenant's configs of ``kind`` (for the console's dashboard)."""
+    rows = await conn.fetch(
+        f"SELECT {kind.state_sql} AS state, count(*) AS n FROM {kind.table} t "
+        "WHERE t.tenant_id = $1 AND $2::timestamptz IS NOT NULL GROUP BY 1",
+        tenant_id,
+        ctx.clock.now(),
+    )
+    return {r["state"]: r["n"] for r in rows}

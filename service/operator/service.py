@@ -1,0 +1,80 @@
+"""Operator reads shared by the operator API and the console: configs, keys, member cards."""
+
+from __future__ import annotations
+
+from service.core import tenancy
+from service.core.context import Context
+from service.core.errors import DomainError
+from service.core.tenancy import KEY_PREFIX
+from service.me import service as me_service
+from service.members import repository as members_repo
+from service.operator.schemas import ApiKeyList, ApiKeyOut, MemberCard, MemberHit, MemberHits
+from service.points import service as points
+from service.points.routes import entry_out
+from service.wheel import service as wheel
+
+
+async def api_keys(ctx: Context, tenant_id: int) -> ApiKeyList:
+    async with ctx.db.connection() as conn:
+        rows = await tenancy.list_api_keys(conn, tenant_id)
+    return ApiKeyList(
+        [
+            ApiKeyOut(
+                r["key_id"],
+                f"{KEY_PREFIX}{r['key_id']}_",
+                r["name"],
+                list(r["scopes"]),
+                r["created_at"],
+                r["last_used_at"],
+                r["revoked_at"],
+            )
+            for r in rows
+        ]
+    )
+
+
+async def revoke_key(ctx: Context, tenant_id: int, key_id: str) -> None:
+    """Revoke one of the tenant's keys. Errors: NOT_FOUND (no such unrevoked key here)."""
+    async with ctx.db.transaction() as conn:
+        done = await tenancy.revoke_tenant_key(conn, tenant_id, key_id, ctx.clock.now())
+    ctx.extras["api_keys"].forget(key_id)
+    if not done:
+        raise DomainError("NOT_FOUND", details={"keyId": key_id})
+
+
+async def find_member_id(
+    ctx: Context, tenant_id: int, external_id: str | None, member_no: int | None
+) -> int:
+    """The member with this externalId or member number. Errors: MEMBER_NOT_FOUND."""
+    async with ctx.db.connection() as conn:
+        if external_id is not None:
+            row = await members_repo.get_by_external_id(conn, tenant_id, external_id)
+        elif member_no is not None:
+            row = await members_repo.get_by_member_no(conn, tenant_id, member_no)
+        else:
+            row = None
+    if row is None:
+        raise DomainError(
+            "MEMBER_NOT_FOUND", details={"externalId": external_id, "memberNo": member_no}
+        )
+    return int(row["id"])
+
+
+async def member_card(ctx: Context, tenant_id: int, member_id: int, ledger: int = 20) -> MemberCard:
+    """Card (balances, level), prizes won and the newest ``ledger`` entries of one member."""
+    card = await me_service.me(ctx, tenant_id, member_id)
+    prizes = await wheel.my_awards(ctx, tenant_id, member_id, None, 50)
+    async with ctx.db.connection() as conn:
+        entries = await points.history(ctx, conn, tenant_id, member_id, None, None, ledger)
+    return MemberCard(card, prizes, [entry_out(e) for e in entries])
+
+
+async def search_members(ctx: Context, tenant_id: int, text: str, limit: int = 20) -> MemberHits:
+    async with ctx.db.connection() as conn:
+        rows = await members_repo.search(conn, tenant_id, text, limit)
+    return MemberHits(
+        [
+            MemberHit(r["id"], r["external_id"], r["nickname"], r["member_no"], r["created_at"])
+            for r in rows
+        ]
+    )

@@ -1,0 +1,123 @@
+"""Operator lists: every config kind pages the same way; API keys; member lookup."""
+
+from __future__ import annotations
+
+import asyncio
+
+from service.core import tenancy
+from service.operator import configs
+from tests.conftest import DEFAULT_NOW, new_tenant
+from tests.wheel_helpers import put_wheel, wheel_config
+
+
+async def test_wheels_list_pages_and_filters_by_state(client, tenant, other_tenant) -> None:
+    for i in range(5):
+        await put_wheel(client, tenant, f"w{i}", wheel_config(state="draft" if i < 2 else "live"))
+    await put_wheel(client, other_tenant, "theirs", wheel_config())
+    r = await client.get("/admin/v1/wheels?limit=2", headers=tenant.admin)
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert [i["key"] for i in page["items"]] == ["w4", "w3"]
+    assert page["items"][0]["state"] == "live" and page["items"][0]["kind"] == "wheels"
+    seen = [i["key"] for i in page["items"]]
+    while page["nextCursor"]:
+        page = (
+            await client.get(
+                f"/admin/v1/wheels?limit=2&cursor={page['nextCursor']}", headers=tenant.admin
+            )
+        ).json()
+        seen += [i["key"] for i in page["items"]]
+    assert seen == ["w4", "w3", "w2", "w1", "w0"]  # never another tenant's "theirs"
+    drafts = (await client.get("/admin/v1/wheels?status=draft", headers=tenant.admin)).json()
+    assert [i["key"] for i in drafts["items"]] == ["w1", "w0"]
+    same = (await client.get("/admin/v1/configs/wheels?status=draft", headers=tenant.admin)).json()
+    assert same == drafts
+
+
+async def test_list_bad_input_is_one_422_with_every_problem(client, tenant) -> None:
+    r = await client.get("/admin/v1/wheels?status=open&limit=0", headers=tenant.admin)
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "VALIDATION_FAILED"
+    r = await client.get("/admin/v1/wheels?status=nosuch", headers=tenant.admin)
+    assert r.status_code == 422
+    assert r.json()["error"]["details"]["problems"][0]["path"] == "status"
+    r = await client.get("/admin/v1/wheels?cursor=Zm9v", headers=tenant.admin)
+    assert r.status_code == 422
+    assert r.json()["error"]["details"]["problems"][0]["path"] == "cursor"
+
+
+async def test_every_kind_lists_for_an_empty_tenant(client, tenant) -> None:
+    for kind in configs.KINDS:
+        r = await client.get(f"/admin/v1/configs/{kind}", headers=tenant.admin)
+        assert r.status_code == 200, (kind, r.text)
+        assert r.json() == {"items": [], "nextCursor": None}
+
+
+async def test_api_keys_list_last_used_and_revoke(ctx, client, tenant, other_tenant) -> None:
+    async with ctx.db.transaction() as conn:
+        second, key_id = await tenancy.create_api_key(
+            conn, tenant.id, ["reports"], "bi", DEFAULT_NOW
+        )
+    r = await client.get("/admin/v1/apikeys", headers=tenant.admin)
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert [i["name"] for i in items] == ["bi", "test"]
+    assert items[0]["prefix"] == f"egk_{key_id}_" and items[0]["scopes"] == ["reports"]
+    assert items[0]["lastUsedAt"] is None and items[1]["lastUsedAt"] is not None
+    assert "secret" not in r.text and second not in r.text
+    # Another tenant cannot revoke it; the tenant can, and the key stops working at once.
+    r = await client.post(f"/admin/v1/apikeys/{key_id}/revoke", headers=other_tenant.admin)
+    assert r.status_code == 404
+    bi = {"Authorization": f"Bearer {second}"}
+    assert (await client.get("/admin/v1/wheels/x/draws", headers=bi)).status_code == 404
+    r = await client.post(f"/admin/v1/apikeys/{key_id}/revoke", headers=tenant.admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["items"][0]["revokedAt"] is not None
+    r = await client.get("/admin/v1/wheels/x/draws", headers=bi)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "API_KEY_INVALID"
+    assert (
+        await client.post(f"/admin/v1/apikeys/{key_id}/revoke", headers=tenant.admin)
+    ).status_code == 404
+
+
+async def test_concurrent_revokes_revoke_once(ctx, client, tenant) -> None:
+    async with ctx.db.transaction() as conn:
+        _, key_id = await tenancy.create_api_key(conn, tenant.id, ["reports"], "x", DEFAULT_NOW)
+    rs = await asyncio.gather(
+        *(client.post(f"/admin/v1/apikeys/{key_id}/revoke", headers=tenant.admin) for _ in range(8))
+    )
+    assert sorted(r.status_code for r in rs) == [200] + [404] * 7
+
+
+async def test_member_lookup_by_external_id_and_number(ctx, client, tenant, other_tenant) -> None:
+    member_id, _ = await tenant.member("alice")
+    r = await client.post(
+        "/admin/v1/members/alice/points",
+        headers=tenant.admin,
+        json={"currency": "points", "amount": 25, "reason": "goodwill"},
+    )
+    assert r.status_code == 200, r.text
+    r = await client.get("/admin/v1/members/lookup?externalId=alice", headers=tenant.admin)
+    assert r.status_code == 200, r.text
+    card = r.json()
+    assert card["member"]["balances"]["points"] == 25
+    assert card["ledger"][0]["delta"] == 25 and card["prizes"] == []
+    number = card["member"]["memberNo"]
+    if number is not None:
+        r = await client.get(f"/admin/v1/members/lookup?memberNo={number}", headers=tenant.admin)
+        assert r.json()["member"]["id"] == member_id
+    r = await client.get("/admin/v1/members/lookup?externalId=alice", headers=other_tenant.admin)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "MEMBER_NOT_FOUND"
+    r = await client.get("/admin/v1/members/lookup", headers=tenant.admin)
+    assert r.status_code == 422
+    hits = (await client.get("/admin/v1/members/search?q=ali", headers=tenant.admin)).json()
+    assert [h["externalId"] for h in hits["items"]] == ["alice"]
+    other = (await client.get("/admin/v1/members/search?q=ali", headers=other_tenant.admin)).json()
+    assert other["items"] == []
+
+
+async def test_new_tenant_helper_is_used(ctx, client) -> None:
+    t = await new_tenant(ctx, client, scopes=["reports"])
+    r = await client.get("/admin/v1/apikeys", headers=t.admin)
+    assert r.status_code == 403
