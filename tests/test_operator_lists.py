@@ -121,3 +121,33 @@ async def test_new_tenant_helper_is_used(ctx, client) -> None:
     t = await new_tenant(ctx, client, scopes=["reports"])
     r = await client.get("/admin/v1/apikeys", headers=t.admin)
     assert r.status_code == 403
+
+
+async def test_stats_per_day_json_and_csv(ctx, client, tenant, clock) -> None:
+    await tenant.member("bob")
+    for amount in (30, -10):
+        r = await client.post(
+            "/admin/v1/members/bob/points",
+            headers=tenant.admin,
+            json={"currency": "points", "amount": amount, "reason": "manual"},
+        )
+        assert r.status_code == 200, r.text
+    r = await client.get("/admin/v1/stats?days=3", headers=tenant.admin)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["timezone"] == "Asia/Shanghai" and len(body["days"]) == 3
+    today = body["days"][-1]
+    assert (today["pointsIssued"], today["pointsSpent"], today["newMembers"]) == (30, 10, 1)
+    assert body["days"][0]["pointsIssued"] == 0
+    for req in (
+        client.get("/admin/v1/stats?days=3&format=csv", headers=tenant.admin),
+        client.get("/admin/v1/stats?days=3", headers={**tenant.admin, "Accept": "text/csv"}),
+    ):
+        r = await req
+        assert r.headers["content-type"].startswith("text/csv"), r.headers
+        lines = r.text.strip().splitlines()
+        assert lines[0].startswith("day,checkins,makeups,spins,wins,pointsIssued")
+        assert lines[-1].endswith(",30,10,1") and len(lines) == 4
+    r = await client.get("/admin/v1/stats?days=0&format=xml", headers=tenant.admin)
+    assert r.status_code == 422
+    assert {p["path"] for p in r.json()["error"]["details"]["problems"]} == {"days", "format"}

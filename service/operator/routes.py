@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from litestar import Router, get, post
+from litestar import Request, Response, Router, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
 
+from service.core import tenancy
 from service.core.constraints import (
     Cursor,
     OperatorPageSize,
@@ -20,7 +21,7 @@ from service.core.errors import DomainError
 from service.core.http import get_ctx, operator_principal
 from service.core.tenancy import Operator
 from service.members.schemas import ExternalId
-from service.operator import configs, service
+from service.operator import configs, service, stats
 from service.operator.configs import ConfigKind, ConfigPage
 from service.operator.schemas import ApiKeyList, MemberCard, MemberHits
 
@@ -146,9 +147,54 @@ async def search_members(
     return await service.search_members(get_ctx(state), operator.tenant_id, q)
 
 
+async def tenant_stats(ctx: Any, tenant_id: int, days: int) -> stats.StatsOut:
+    """Daily figures in the tenant's time zone (shared with the console's dashboard)."""
+    async with ctx.db.connection() as conn:
+        tenant = await tenancy.get_tenant(conn, tenant_id)
+        return await stats.daily(
+            ctx, conn, tenant_id, tenant.timezone if tenant else "Asia/Shanghai", days
+        )
+
+
+@get(
+    "/stats",
+    opt={"scope": "reports"},
+    tags=["operator"],
+    summary="Figures per day in the tenant's time zone: check-ins and make-ups, spins and "
+    "wins, points issued and spent, new members; dead letters now",
+    description="JSON by default; `?format=csv` or `Accept: text/csv` answers one CSV row "
+    "per day (UTF-8, header row of the JSON field names).",
+)
+async def get_stats(
+    operator: NamedDependency[Operator],
+    state: State,
+    request: Request,
+    days: Annotated[int, Parameter(ge=1, le=366, description="Days up to today.")] = 14,
+    format: Literal["json", "csv"] | None = None,
+) -> Response[Any]:
+    figures = await tenant_stats(get_ctx(state), operator.tenant_id, days)
+    wants_csv = format == "csv" or (
+        format is None and "text/csv" in request.headers.get("accept", "")
+    )
+    if wants_csv:
+        return Response(
+            stats.to_csv(figures),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="stats.csv"'},
+        )
+    return Response(figures)
+
+
 admin_router = Router(
     path="/admin/v1",
-    route_handlers=[*_LIST_HANDLERS, list_keys, revoke_key, lookup_member, search_members],
+    route_handlers=[
+        *_LIST_HANDLERS,
+        list_keys,
+        revoke_key,
+        lookup_member,
+        search_members,
+        get_stats,
+    ],
     dependencies={"operator": Provide(operator_principal)},
     security=[{"apiKey": []}],
 )
