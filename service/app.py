@@ -13,10 +13,12 @@ import httpx
 import structlog
 from litestar import Litestar, Request
 from litestar.config.app import ExperimentalFeatures  # noqa: F401  (kept for discoverability)
+from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.template.config import TemplateConfig
 
 from service import __version__
 from service.config import Settings, load_settings
@@ -198,7 +200,13 @@ def create_app(
         ),
         use_handler_docstrings=False,
     )
+    template_dirs = [d for f in features for d in f.extra.get("template_dirs", ())]
     app = Litestar(
+        template_config=(
+            TemplateConfig(directory=template_dirs, engine=JinjaTemplateEngine)
+            if template_dirs
+            else None
+        ),
         route_handlers=[*(r for f in features for r in f.routers), PrometheusController],
         lifespan=[lifespan],
         exception_handlers={Exception: exception_to_response},

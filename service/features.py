@@ -19,6 +19,8 @@ FEATURE_MODULES: tuple[str, ...] = (
     "leaderboards",
     "wheel",
     "operator",
+    "console",
+    "h5",
 )
 
 

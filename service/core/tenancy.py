@@ -128,6 +128,13 @@ async def list_api_keys(conn: asyncpg.Connection, tenant_id: int) -> list[asyncp
     )
 
 
+async def active_key(conn: asyncpg.Connection, key_id: str) -> asyncpg.Record | None:
+    """tenant_id and scopes of an unrevoked key (the console re-checks its session's key)."""
+    return await conn.fetchrow(
+        "SELECT tenant_id, scopes FROM api_keys WHERE key_id = $1 AND revoked_at IS NULL", key_id
+    )
+
+
 async def revoke_tenant_key(
     conn: asyncpg.Connection, tenant_id: int, key_id: str, now: datetime
 ) -> bool:

@@ -78,3 +78,36 @@ async def search_members(ctx: Context, tenant_id: int, text: str, limit: int = 2
             for r in rows
         ]
     )
+
+
+async def recent_events(ctx: Context, tenant_id: int, limit: int = 50) -> list[dict]:
+    """The tenant's newest brand events as received (type, member, value, when)."""
+    async with ctx.db.connection() as conn:
+        rows = await conn.fetch(
+            "SELECT e.event_id, e.type, e.value, e.occurred_at, e.received_at, m.external_id "
+            "FROM member_events e LEFT JOIN members m ON m.id = e.member_id "
+            "WHERE e.tenant_id = $1 ORDER BY e.id DESC LIMIT $2",
+            tenant_id,
+            limit,
+        )
+    return [dict(r) for r in rows]
+
+
+async def dead_letters(ctx: Context, tenant_id: int, limit: int = 50) -> list[dict]:
+    """The tenant's events a subscriber gave up on (subscriber, event type, error, attempts)."""
+    async with ctx.db.connection() as conn:
+        rows = await conn.fetch(
+            "SELECT d.id, d.subscriber, d.attempts, d.error, d.created_at, o.type "
+            "FROM outbox_dead_letters d JOIN outbox o ON o.id = d.outbox_id "
+            "WHERE o.tenant_id = $1 ORDER BY d.id DESC LIMIT $2",
+            tenant_id,
+            limit,
+        )
+    return [dict(r) for r in rows]
+
+
+async def external_ids(
+    ctx: Context, tenant_id: int, member_ids: list[int]
+) -> dict[int, str | None]:
+    async with ctx.db.connection() as conn:
+        return await members_repo.external_ids_of(conn, tenant_id, member_ids)
