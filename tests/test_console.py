@@ -229,3 +229,18 @@ async def test_manual_credit_with_reason_and_double_submit(browser_like, client,
     )
     assert r.status_code == 422 and 'value="many"' in r.text
     assert r.text.count('class="field-error"') >= 2
+
+
+async def test_assets_are_served_locally(browser_like) -> None:
+    for path, kind in (
+        ("/console/static/console.css", "text/css"),
+        ("/h5/static/app.js", "javascript"),
+        ("/h5/static/h5.css", "text/css"),
+        ("/h5", "text/html"),
+    ):
+        r = await browser_like.get(path)
+        assert r.status_code == 200, (path, r.status_code, r.text[:200])
+        assert kind in r.headers["content-type"], (path, r.headers["content-type"])
+    page = await browser_like.get("/console/login")
+    assert page.headers["content-type"].startswith("text/html")
+    assert "http://" not in page.text and "https://" not in page.text  # no CDN

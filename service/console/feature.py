@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from litestar.static_files import create_static_files_router
-
 from service.console import views
+from service.core.assets import static_router
 from service.core.feature import Feature
 
 HERE = Path(__file__).parent
@@ -15,9 +14,7 @@ FEATURE = Feature(
     name="console",
     routers=[
         views.console_router,
-        create_static_files_router(
-            path="/console/static", directories=[HERE / "static"], include_in_schema=False
-        ),
+        static_router("/console/static", HERE / "static"),
     ],
     extra={"template_dirs": [HERE / "templates"]},
 )

@@ -91,6 +91,7 @@ def render(request: Request, name: str, sess: session.Session | None, **context:
     lang = _lang(request)
     return Template(
         template_name=name,
+        media_type="text/html",
         context={
             "t": translator(lang),
             "lang": lang,
@@ -444,15 +445,16 @@ def _preview(raw: dict[str, Any]) -> list[dict]:
     prize is gone (its weight leaves the table)."""
     prizes = [p for p in raw.get("prizes", []) if isinstance(p.get("weight"), int)]
     total = sum(max(0, p["weight"]) for p in prizes)
-    unlimited = sum(max(0, p["weight"]) for p in prizes if "totalStock" not in p)
+    unlimited = sum(max(0, p["weight"]) for p in prizes if p.get("totalStock") is None)
     out = []
     for p in prizes:
         w = max(0, p["weight"])
-        after = 0.0 if "totalStock" in p or not unlimited else 100 * w / unlimited
+        limited_prize = p.get("totalStock") is not None
+        after = 0.0 if limited_prize or not unlimited else 100 * w / unlimited
         if raw.get("outOfStock") == "consolation" and p["key"] == raw.get("consolationPrize"):
             limited = total - unlimited
             after = 100 * (w + limited) / total if total else 0.0
-        elif raw.get("outOfStock") == "consolation" and "totalStock" not in p:
+        elif raw.get("outOfStock") == "consolation" and not limited_prize:
             after = 100 * w / total if total else 0.0
         out.append(
             {
