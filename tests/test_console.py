@@ -244,3 +244,25 @@ async def test_assets_are_served_locally(browser_like) -> None:
     page = await browser_like.get("/console/login")
     assert page.headers["content-type"].startswith("text/html")
     assert "http://" not in page.text and "https://" not in page.text  # no CDN
+
+
+async def test_list_actions_archive_and_copy(browser_like, client, tenant) -> None:
+    await put_wheel(client, tenant, "old", wheel_config())
+    assert (await sign_in(browser_like, tenant.api_key)).status_code == 303
+    page = await browser_like.get("/console/c/wheels")
+    assert "/console/c/wheels/old/archive" in page.text
+    csrf = csrf_of(page.text)
+    r = await browser_like.post(
+        "/console/c/wheels/old/copy", data={"_csrf": csrf, "newKey": "old-2"}
+    )
+    assert r.status_code == 303
+    r = await browser_like.post("/console/c/wheels/old/archive", data={"_csrf": csrf})
+    assert r.status_code == 303
+    items = (await client.get("/admin/v1/wheels", headers=tenant.admin)).json()["items"]
+    assert {i["key"]: i["state"] for i in items} == {"old": "ended", "old-2": "draft"}
+    r = await browser_like.post(
+        "/console/c/wheels/old/copy", data={"_csrf": csrf, "newKey": "old-2"}
+    )
+    assert r.status_code == 422
+    r = await browser_like.post("/console/c/wheels/old/pause", data={"_csrf": csrf})
+    assert r.status_code == 404

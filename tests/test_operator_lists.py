@@ -151,3 +151,73 @@ async def test_stats_per_day_json_and_csv(ctx, client, tenant, clock) -> None:
     r = await client.get("/admin/v1/stats?days=0&format=xml", headers=tenant.admin)
     assert r.status_code == 422
     assert {p["path"] for p in r.json()["error"]["details"]["problems"]} == {"days", "format"}
+
+
+async def test_patch_is_a_merge_patch_checked_like_put(client, tenant) -> None:
+    await put_wheel(client, tenant, "pw", wheel_config(state="draft"))
+    r = await client.patch(
+        "/admin/v1/configs/wheels/pw",
+        headers={**tenant.admin, "Content-Type": "application/merge-patch+json"},
+        content=b'{"name": "renamed", "freeSpinsPerDay": 3}',
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "renamed" and r.json()["version"] == 2
+    cfg = (await client.get("/admin/v1/wheels/pw", headers=tenant.admin)).json()["config"]
+    assert cfg["freeSpinsPerDay"] == 3 and cfg["prizes"][0]["key"] == "big"
+    # Every problem at once, nothing changed.
+    r = await client.patch(
+        "/admin/v1/configs/wheels/pw",
+        headers=tenant.admin,
+        json={"name": "", "freeSpinsPerDay": -1},
+    )
+    assert r.status_code == 422, r.text
+    paths = {p["path"] for p in r.json()["error"]["details"]["problems"]}
+    assert {"name", "freeSpinsPerDay"} <= paths
+    after = (await client.get("/admin/v1/wheels/pw", headers=tenant.admin)).json()
+    assert after["version"] == 2 and after["config"]["name"] == "renamed"
+    r = await client.patch(
+        "/admin/v1/configs/wheels/nosuch", headers=tenant.admin, json={"name": "x"}
+    )
+    assert r.status_code == 404
+
+
+async def test_copy_archive_pause_resume(client, tenant, other_tenant) -> None:
+    await put_wheel(client, tenant, "src", wheel_config(state="live"))
+    r = await client.post(
+        "/admin/v1/configs/wheels/src/copy", headers=tenant.admin, json={"newKey": "src-2"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "draft" and r.json()["key"] == "src-2"
+    r = await client.post(
+        "/admin/v1/configs/wheels/src/copy", headers=tenant.admin, json={"newKey": "src-2"}
+    )
+    assert r.status_code == 409
+    r = await client.post(
+        "/admin/v1/configs/wheels/src/copy", headers=other_tenant.admin, json={"newKey": "x"}
+    )
+    assert r.status_code == 404
+    r = await client.post("/admin/v1/configs/wheels/src/archive", headers=tenant.admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "ended"
+    rule = {
+        "eventType": "purchase",
+        "effect": {"kind": "credit", "currency": "points", "amount": 5},
+    }
+    r = await client.put("/admin/v1/rules/buy", headers=tenant.admin, json=rule)
+    assert r.status_code == 200, r.text
+    r = await client.post("/admin/v1/configs/rules/buy/pause", headers=tenant.admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "paused"
+    listed = (
+        await client.get("/admin/v1/configs/rules?status=paused", headers=tenant.admin)
+    ).json()
+    assert [i["key"] for i in listed["items"]] == ["buy"]
+    r = await client.post("/admin/v1/configs/rules/buy/resume", headers=tenant.admin)
+    assert r.json()["state"] == "live"
+    # Actions a kind does not have are not routes.
+    assert (
+        await client.post("/admin/v1/configs/rules/buy/archive", headers=tenant.admin)
+    ).status_code in (
+        404,
+        405,
+    )

@@ -93,6 +93,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "not_csv": ("请上传 CSV 文件（.csv）", "Please upload a CSV file (.csv)"),
     "too_large": ("文件过大（最大 1 MB）", "The file is too large (1 MB at most)"),
     "shipped_n": ("已更新发货", "Shipments updated"),
+    "archive": ("归档", "Archive"),
+    "pause": ("暂停", "Pause"),
+    "resume": ("恢复", "Resume"),
+    "copy": ("复制为草稿", "Copy as draft"),
 }
 
 

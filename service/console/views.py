@@ -19,10 +19,6 @@ from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie
 from litestar.response import Redirect, Template
 
-from service.challenges import service as challenges
-from service.challenges.schemas import ChallengeIn
-from service.checkins import service as checkins
-from service.checkins.schemas import CampaignIn
 from service.console import charts, session
 from service.console.i18n import translator
 from service.core.constraints import (
@@ -34,11 +30,7 @@ from service.core.constraints import (
 from service.core.context import Context
 from service.core.errors import DomainError
 from service.core.tenancy import ApiKeyCache
-from service.events import service as events
-from service.events.schemas import RuleIn
-from service.leaderboards import service as boards
-from service.leaderboards.schemas import LeaderboardIn, RedBlackIn
-from service.operator import configs
+from service.operator import configs, writers
 from service.operator import service as operator_service
 from service.operator.routes import page_of, tenant_stats
 from service.points import service as points
@@ -51,11 +43,7 @@ _WHEEL_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 # kind -> (body type, the feature's own save function): the same calls as the PUT routes.
 EDITORS: dict[str, tuple[Any, Any]] = {
-    "checkin-campaigns": (CampaignIn, checkins.put_campaign),
-    "challenges": (ChallengeIn, challenges.put_challenge),
-    "leaderboards": (LeaderboardIn, boards.put_board),
-    "red-black": (RedBlackIn, boards.put_red_black),
-    "rules": (RuleIn, events.put_rule),
+    k: (w.body, w.save) for k, w in writers.WRITERS.items() if k != "wheels"
 }
 
 
@@ -99,6 +87,7 @@ def render(request: Request, name: str, sess: session.Session | None, **context:
             "sess": sess,
             "kinds": list(configs.KINDS),
             "path": request.url.path,
+            "actions": None,
             **context,
         },
     )
@@ -311,6 +300,7 @@ async def config_list(request: Request, kind: str) -> Template | Redirect | Resp
         status=status,
         problems=[],
         editable=kind in EDITORS or kind == "wheels",
+        actions=writers.WRITERS[kind].actions if kind in writers.WRITERS else None,
     )
 
 
@@ -378,6 +368,52 @@ async def config_save(request: Request, kind: str) -> Any:
         probs = err.details.get("problems") or [problem("body", "", err.code, str(err.details))]
         return _editor_problems(request, sess, kind, key, text, probs)
     return Redirect(f"/console/c/{kind}/edit?key={key}&saved=1", status_code=303)
+
+
+@post("/c/{kind:str}/{key:str}/{action:str}", include_in_schema=False, status_code=200)
+async def config_action(request: Request, kind: str, key: str, action: str) -> Any:
+    """archive / pause / resume / copy from the list, through the operator API's writers."""
+    sess = await _session(request)
+    if sess is None:
+        return _to_login()
+    w = writers.WRITERS.get(kind)
+    if w is None or (action != "copy" and action not in w.actions):
+        return Response("404", status_code=404, media_type="text/plain")
+    form = await _form(request, sess)
+    if isinstance(form, Response):
+        return form
+    ctx = _ctx(request)
+    try:
+        async with ctx.db.transaction() as conn:
+            if action == "copy":
+                new_key = str(form.get("newKey", "")).strip()
+                if not _WHEEL_KEY.match(new_key):
+                    raise Problems([problem("body", "newKey", "PATTERN", "1-64 of a-z 0-9 _ . -")])
+                await writers.copy(ctx, conn, sess.tenant_id, kind, key, new_key)
+            else:
+                await writers.set_state(ctx, conn, sess.tenant_id, kind, key, action)
+    except (Problems, DomainError) as exc:
+        spec = configs.KINDS[kind]
+        page = await page_of(request.app.state, sess.tenant_id, spec, None, None, 50)
+        probs = (
+            exc.problems
+            if isinstance(exc, Problems)
+            else [problem("body", "", exc.code, str(exc.details))]
+        )
+        tpl = render(
+            request,
+            "list.html",
+            sess,
+            kind=spec,
+            page=page,
+            status=None,
+            problems=probs,
+            editable=True,
+            actions=w.actions,
+        )
+        tpl.status_code = 422
+        return tpl
+    return Redirect(f"/console/c/{kind}", status_code=303)
 
 
 def _editor_problems(request, sess, kind, key, text, problems) -> Template:  # type: ignore[no-untyped-def]
@@ -940,6 +976,7 @@ console_router = Router(
         config_list,
         config_edit,
         config_save,
+        config_action,
         wheel_new,
         wheel_edit,
         wheel_save,

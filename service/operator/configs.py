@@ -131,3 +131,29 @@ async def count_by_state(
         ctx.clock.now(),
     )
     return {r["state"]: r["n"] for r in rows}
+
+
+async def get_item(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int, kind: ConfigKind, key: str
+) -> ConfigItem | None:
+    """One config as a list item (after a write)."""
+    row = await conn.fetchrow(
+        f"SELECT {_key_sql(kind)} AS key, {kind.name_sql} AS name, {kind.state_sql} AS state, "
+        f"{kind.version_sql} AS version, {kind.updated_sql} AS updated_at, config "
+        f"FROM {kind.table} t WHERE t.tenant_id = $1 AND $2::timestamptz IS NOT NULL "
+        "AND key = $3",
+        tenant_id,
+        ctx.clock.now(),
+        key,
+    )
+    if row is None:
+        return None
+    return ConfigItem(
+        kind.path,
+        row["key"],
+        row["name"] or "",
+        row["state"],
+        row["version"],
+        row["updated_at"],
+        row["config"] or {},
+    )

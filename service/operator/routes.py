@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from litestar import Request, Response, Router, get, post
+import msgspec
+from litestar import Request, Response, Router, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
@@ -18,11 +19,11 @@ from service.core.constraints import (
     validation_failed,
 )
 from service.core.errors import DomainError
-from service.core.http import get_ctx, operator_principal
+from service.core.http import get_ctx, idempotent, operator_principal
 from service.core.tenancy import Operator
 from service.members.schemas import ExternalId
-from service.operator import configs, service, stats
-from service.operator.configs import ConfigKind, ConfigPage
+from service.operator import configs, service, stats, writers
+from service.operator.configs import ConfigItem, ConfigKind, ConfigPage
 from service.operator.schemas import ApiKeyList, MemberCard, MemberHits
 
 StateFilter = constrained(
@@ -185,10 +186,124 @@ async def get_stats(
     return Response(figures)
 
 
+KeyParam = constrained(
+    str, "The config's key.", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$"
+)
+
+
+class CopyIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    new_key: KeyParam
+
+
+async def _write(
+    request: Request, state: State, operator: Operator, kind: str, key: str, run: Any
+) -> Response[Any]:
+    ctx = get_ctx(state)
+
+    async def go(conn):  # type: ignore[no-untyped-def]
+        await run(ctx, conn)
+        item = await configs.get_item(ctx, conn, operator.tenant_id, configs.KINDS[kind], key)
+        return item
+
+    return await idempotent(request, ctx, operator, go)
+
+
+def _write_handlers(kind: str, w: writers.Writer) -> list[Any]:
+    slug = kind.replace("-", "_")
+
+    async def patch_handler(
+        key: KeyParam,
+        data: Any,
+        operator: NamedDependency[Operator],
+        state: State,
+        request: Request,
+    ) -> Response[ConfigItem]:
+        return await _write(
+            request,
+            state,
+            operator,
+            kind,
+            key,
+            lambda ctx, conn: writers.patch(ctx, conn, operator.tenant_id, kind, key, data),
+        )
+
+    patch_handler.__name__ = f"patch_{slug}"
+    out = [
+        patch(
+            f"/configs/{kind}/{{key:str}}",
+            opt={"scope": "config"},
+            tags=["operator"],
+            summary=f"Change part of a {kind} config (JSON Merge Patch, RFC 7396)",
+            description="The stored document merged with the body (null removes a field) is "
+            "checked exactly as a PUT: 422 VALIDATION_FAILED lists every problem and changes "
+            "nothing. 404 NOT_FOUND when the key does not exist.",
+            request_body_media_type="application/merge-patch+json",
+        )(patch_handler)
+    ]
+
+    async def copy_handler(
+        key: KeyParam,
+        data: CopyIn,
+        operator: NamedDependency[Operator],
+        state: State,
+        request: Request,
+    ) -> Response[ConfigItem]:
+        return await _write(
+            request,
+            state,
+            operator,
+            kind,
+            data.new_key,
+            lambda ctx, conn: writers.copy(ctx, conn, operator.tenant_id, kind, key, data.new_key),
+        )
+
+    copy_handler.__name__ = f"copy_{slug}"
+    out.append(
+        post(
+            f"/configs/{kind}/{{key:str}}/copy",
+            status_code=200,
+            opt={"scope": "config"},
+            tags=["operator"],
+            summary=f"Copy a {kind} config under a new key"
+            + (f" as a {w.draft} one" if w.draft else ""),
+        )(copy_handler)
+    )
+    for action, target in w.actions.items():
+        out.append(_action_handler(kind, slug, action, target))
+    return out
+
+
+def _action_handler(kind: str, slug: str, action: str, target: str) -> Any:
+    async def handler(
+        key: KeyParam, operator: NamedDependency[Operator], state: State, request: Request
+    ) -> Response[ConfigItem]:
+        return await _write(
+            request,
+            state,
+            operator,
+            kind,
+            key,
+            lambda ctx, conn: writers.set_state(ctx, conn, operator.tenant_id, kind, key, action),
+        )
+
+    handler.__name__ = f"{action}_{slug}"
+    return post(
+        f"/configs/{kind}/{{key:str}}/{action}",
+        status_code=200,
+        opt={"scope": "config"},
+        tags=["operator"],
+        summary=f"{action.title()} a {kind} config (state {target}; its history stays)",
+    )(handler)
+
+
+_WRITE_HANDLERS = [h for kind, w in writers.WRITERS.items() for h in _write_handlers(kind, w)]
+
+
 admin_router = Router(
     path="/admin/v1",
     route_handlers=[
         *_LIST_HANDLERS,
+        *_WRITE_HANDLERS,
         list_keys,
         revoke_key,
         lookup_member,

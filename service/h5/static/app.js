@@ -218,7 +218,8 @@
     var left = w.freeSpinsLeftToday;
     $('spin-note').textContent = left > 0 ? '今日免费 ' + left + ' 次' :
       (w.costPoints ? '每次 ' + w.costPoints + ' 积分' : '今日次数已用完');
-    $('spin-btn').disabled = !w.eligible || w.status !== 'open';
+    var canPay = w.costPoints > 0 && (w.spinsLeftToday === null || w.spinsLeftToday > 0);
+    $('spin-btn').disabled = !w.eligible || w.status !== 'open' || (left <= 0 && !canPay);
   }
 
   var turned = 0;
