@@ -221,3 +221,22 @@ async def test_copy_archive_pause_resume(client, tenant, other_tenant) -> None:
         404,
         405,
     )
+
+
+async def test_winners_csv_names_members_by_external_id(client, tenant, other_tenant) -> None:
+    from tests.wheel_helpers import prize
+
+    await put_wheel(
+        client,
+        tenant,
+        "allwin",
+        wheel_config([prize("pts", "points", 1, value=5)], consolationPrize="pts"),
+    )
+    _, headers = await tenant.member("dora")
+    assert (await client.post("/v1/wheels/allwin/spins", headers=headers)).status_code == 200
+    r = await client.get("/admin/v1/winners.csv?wheel=allwin", headers=tenant.admin)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    lines = r.text.strip().splitlines()
+    assert len(lines) == 2 and ",dora,pts," in lines[1]
+    r = await client.get("/admin/v1/winners.csv?wheel=allwin", headers=other_tenant.admin)
+    assert r.status_code == 404

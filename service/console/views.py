@@ -12,7 +12,7 @@ import csv
 import io
 import re
 import secrets
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from litestar import Request, Response, Router, get, post
@@ -23,6 +23,7 @@ from service.console import charts, session
 from service.console.i18n import translator
 from service.core.constraints import (
     KEY_PATTERN,
+    constrained,
     problem,
     problems_of,
     rule_problems_of,
@@ -32,13 +33,15 @@ from service.core.errors import DomainError
 from service.core.tenancy import ApiKeyCache
 from service.operator import configs, writers
 from service.operator import service as operator_service
-from service.operator.routes import page_of, tenant_stats
+from service.operator.routes import KeyId, page_of, tenant_stats
 from service.points import service as points
 from service.points.schemas import AdjustIn
 from service.wheel import service as wheel
+from service.wheel.schemas import Key as WheelKey
 from service.wheel.schemas import ShipIn, WheelIn
 
 MAX_UPLOAD = 1024 * 1024
+KindParam = constrained(str, "A config kind.", min_length=1, max_length=32, pattern=r"^[a-z-]+$")
 _WHEEL_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 # kind -> (body type, the feature's own save function): the same calls as the PUT routes.
@@ -181,7 +184,7 @@ async def logout(request: Request) -> Response[Any]:
 
 
 @get("/lang/{lang:str}", include_in_schema=False)
-async def set_lang(request: Request, lang: str) -> Redirect:
+async def set_lang(request: Request, lang: Literal["zh", "en"]) -> Redirect:
     back = request.headers.get("referer") or "/console"
     if not back.startswith(str(request.base_url).rstrip("/")) and not back.startswith("/"):
         back = "/console"
@@ -269,7 +272,7 @@ async def dashboard(request: Request) -> Template | Redirect:
 
 
 @get("/c/{kind:str}", include_in_schema=False)
-async def config_list(request: Request, kind: str) -> Template | Redirect | Response[Any]:
+async def config_list(request: Request, kind: KindParam) -> Template | Redirect | Response[Any]:
     sess = await _session(request)
     if sess is None:
         return _to_login()
@@ -305,7 +308,7 @@ async def config_list(request: Request, kind: str) -> Template | Redirect | Resp
 
 
 @get("/c/{kind:str}/edit", include_in_schema=False)
-async def config_edit(request: Request, kind: str) -> Template | Redirect | Response[Any]:
+async def config_edit(request: Request, kind: KindParam) -> Template | Redirect | Response[Any]:
     sess = await _session(request)
     if sess is None:
         return _to_login()
@@ -333,7 +336,7 @@ async def config_edit(request: Request, kind: str) -> Template | Redirect | Resp
 
 
 @post("/c/{kind:str}/edit", include_in_schema=False, status_code=200)
-async def config_save(request: Request, kind: str) -> Any:
+async def config_save(request: Request, kind: KindParam) -> Any:
     sess = await _session(request)
     if sess is None:
         return _to_login()
@@ -371,7 +374,12 @@ async def config_save(request: Request, kind: str) -> Any:
 
 
 @post("/c/{kind:str}/{key:str}/{action:str}", include_in_schema=False, status_code=200)
-async def config_action(request: Request, kind: str, key: str, action: str) -> Any:
+async def config_action(
+    request: Request,
+    kind: KindParam,
+    key: WheelKey,
+    action: Literal["archive", "pause", "resume", "copy"],
+) -> Any:
     """archive / pause / resume / copy from the list, through the operator API's writers."""
     sess = await _session(request)
     if sess is None:
@@ -556,7 +564,7 @@ async def wheel_new(request: Request) -> Any:
 
 
 @get("/wheels/{key:str}", include_in_schema=False)
-async def wheel_edit(request: Request, key: str) -> Any:
+async def wheel_edit(request: Request, key: WheelKey) -> Any:
     sess = await _session(request)
     if sess is None:
         return _to_login()
@@ -609,7 +617,7 @@ async def wheel_save(request: Request) -> Any:
 
 
 @post("/wheels/{key:str}/publish", include_in_schema=False, status_code=200)
-async def wheel_publish(request: Request, key: str) -> Any:
+async def wheel_publish(request: Request, key: WheelKey) -> Any:
     sess = await _session(request)
     if sess is None:
         return _to_login()
@@ -628,7 +636,7 @@ async def wheel_publish(request: Request, key: str) -> Any:
 
 
 @post("/wheels/{key:str}/simulate", include_in_schema=False, status_code=200)
-async def wheel_simulate(request: Request, key: str) -> Any:
+async def wheel_simulate(request: Request, key: WheelKey) -> Any:
     sess = await _session(request)
     if sess is None:
         return _to_login()
@@ -772,51 +780,14 @@ async def prizes_page(request: Request) -> Any:
     )
 
 
-async def winners_csv(ctx: Context, tenant_id: int, key: str) -> str:
-    awards = await wheel.wheel_awards(ctx, tenant_id, key, None, 0, 100_000)
-    ids = await operator_service.external_ids(ctx, tenant_id, [a.member_id for a in awards])
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(
-        [
-            "awardId",
-            "externalId",
-            "prizeKey",
-            "prizeName",
-            "kind",
-            "value",
-            "state",
-            "wonAt",
-            "claimedAt",
-            "shippedAt",
-        ]
-    )
-    for a in awards:
-        w.writerow(
-            [
-                a.id,
-                ids.get(a.member_id) or "",
-                a.prize_key,
-                a.name,
-                a.kind,
-                a.value,
-                a.state,
-                a.won_at.isoformat(),
-                a.claimed_at.isoformat() if a.claimed_at else "",
-                a.shipped_at.isoformat() if a.shipped_at else "",
-            ]
-        )
-    return buf.getvalue()
-
-
 @get("/prizes/{key:str}/winners.csv", include_in_schema=False)
-async def prizes_csv(request: Request, key: str) -> Any:
+async def prizes_csv(request: Request, key: WheelKey) -> Any:
     sess = await _session(request)
     if sess is None:
         return _to_login()
     if key not in await _wheel_keys(request, sess.tenant_id):
         return Response("404", status_code=404, media_type="text/plain")
-    body = await winners_csv(_ctx(request), sess.tenant_id, key)
+    body = await operator_service.winners_csv(_ctx(request), sess.tenant_id, key)
     return Response(
         "\ufeff" + body,
         media_type="text/csv; charset=utf-8",
@@ -825,7 +796,7 @@ async def prizes_csv(request: Request, key: str) -> Any:
 
 
 @post("/prizes/{key:str}/ship", include_in_schema=False, status_code=200)
-async def prizes_ship(request: Request, key: str) -> Any:
+async def prizes_ship(request: Request, key: WheelKey) -> Any:
     sess = await _session(request)
     if sess is None:
         return _to_login()
@@ -883,7 +854,7 @@ async def _prizes_error(request, sess, key, error, status=422):  # type: ignore[
     status_code=200,
     request_max_body_size=4 * MAX_UPLOAD,
 )
-async def prizes_upload(request: Request, key: str) -> Any:
+async def prizes_upload(request: Request, key: WheelKey) -> Any:
     """Bulk shipping: a CSV of ``awardId,carrier,trackingNo`` rows (header row optional)."""
     sess = await _session(request)
     if sess is None:
@@ -951,7 +922,7 @@ async def keys_page(request: Request) -> Any:
 
 
 @post("/apikeys/{keyId:str}/revoke", include_in_schema=False, status_code=200)
-async def keys_revoke(request: Request, keyId: str) -> Any:
+async def keys_revoke(request: Request, keyId: KeyId) -> Any:
     sess = await _session(request)
     if sess is None:
         return _to_login()

@@ -9,6 +9,11 @@ from pathlib import Path
 
 from litestar import Response, Router, get
 
+from service.core.constraints import constrained
+
+AssetName = constrained(
+    str, "A file name.", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+\.[a-z]+$"
+)
 TYPES = {
     ".css": "text/css; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -27,7 +32,7 @@ def static_router(path: str, folder: Path) -> Router:
     }
 
     @get("/{name:str}", include_in_schema=False)
-    async def asset(name: str) -> Response[bytes]:
+    async def asset(name: AssetName) -> Response[bytes]:
         found = files.get(name)
         if found is None:
             return Response(b"not found", status_code=404, media_type="text/plain")

@@ -299,11 +299,30 @@ def _action_handler(kind: str, slug: str, action: str, target: str) -> Any:
 _WRITE_HANDLERS = [h for kind, w in writers.WRITERS.items() for h in _write_handlers(kind, w)]
 
 
+@get(
+    "/winners.csv",
+    opt={"scope": "reports"},
+    tags=["operator"],
+    summary="Every prize won on a wheel as CSV: awardId, externalId, prize, claim state, times",
+    media_type="text/csv",
+)
+async def winners_export(
+    operator: NamedDependency[Operator], state: State, wheel: KeyParam
+) -> Response[str]:
+    body = await service.winners_csv(get_ctx(state), operator.tenant_id, wheel)
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="winners-{wheel}.csv"'},
+    )
+
+
 admin_router = Router(
     path="/admin/v1",
     route_handlers=[
         *_LIST_HANDLERS,
         *_WRITE_HANDLERS,
+        winners_export,
         list_keys,
         revoke_key,
         lookup_member,

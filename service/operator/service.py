@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 from service.core import tenancy
 from service.core.context import Context
 from service.core.errors import DomainError
@@ -111,3 +114,42 @@ async def external_ids(
 ) -> dict[int, str | None]:
     async with ctx.db.connection() as conn:
         return await members_repo.external_ids_of(conn, tenant_id, member_ids)
+
+
+async def winners_csv(ctx: Context, tenant_id: int, key: str) -> str:
+    """Every prize won on a wheel as CSV (one row per award, the member by externalId, the
+    claim state; contacts are not exported). Errors: WHEEL_NOT_FOUND."""
+    awards = await wheel.wheel_awards(ctx, tenant_id, key, None, 0, 1_000_000)
+    ids = await external_ids(ctx, tenant_id, [a.member_id for a in awards])
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(
+        [
+            "awardId",
+            "externalId",
+            "prizeKey",
+            "prizeName",
+            "kind",
+            "value",
+            "state",
+            "wonAt",
+            "claimedAt",
+            "shippedAt",
+        ]
+    )
+    for a in awards:
+        w.writerow(
+            [
+                a.id,
+                ids.get(a.member_id) or "",
+                a.prize_key,
+                a.name,
+                a.kind,
+                a.value,
+                a.state,
+                a.won_at.isoformat(),
+                a.claimed_at.isoformat() if a.claimed_at else "",
+                a.shipped_at.isoformat() if a.shipped_at else "",
+            ]
+        )
+    return buf.getvalue()
