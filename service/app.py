@@ -15,14 +15,16 @@ from litestar import Litestar, Request
 from litestar.config.app import ExperimentalFeatures  # noqa: F401  (kept for discoverability)
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from openapi_ui_bundles import swagger_ui as swagger_bundle
 
 from service import __version__
 from service.config import Settings, load_settings
-from service.core import idempotency
+from service.core import apidoc, idempotency
 from service.core.auth import TokenService
 from service.core.clock import Clock, SystemClock
 from service.core.constraints import strict_request
@@ -41,6 +43,8 @@ from service.health import routes as health_routes
 from service.members.wechat import WechatVerifier
 
 log = structlog.get_logger("engage.app")
+
+DOCS_ASSETS = "/schema/assets"
 
 
 async def _every(ctx: Context, interval_s: float, job, name: str) -> None:  # type: ignore[no-untyped-def]
@@ -184,7 +188,17 @@ def create_app(
             '`{"error": {"code", "message", "details"}}`; see frontend-api-spec/README.md.'
         ),
         path="/schema",
-        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        # Swagger UI loads its scripts from this service (package openapi-ui-bundles), never
+        # from a CDN: /schema works with no internet (tests/test_docs_ui.py checks it).
+        render_plugins=[
+            SwaggerRenderPlugin(
+                path=["/", "/swagger"],
+                js_url=f"{DOCS_ASSETS}/swagger/swagger-ui-bundle.js",
+                css_url=f"{DOCS_ASSETS}/swagger/swagger-ui.css",
+                standalone_preset_js_url=f"{DOCS_ASSETS}/swagger/swagger-ui-standalone-preset.js",
+                favicon="",
+            ),
+        ],
         components=Components(
             security_schemes={
                 "memberToken": SecurityScheme(
@@ -207,7 +221,15 @@ def create_app(
             if template_dirs
             else None
         ),
-        route_handlers=[*(r for f in features for r in f.routers), PrometheusController],
+        route_handlers=[
+            *(r for f in features for r in f.routers),
+            PrometheusController,
+            create_static_files_router(
+                path=f"{DOCS_ASSETS}/swagger",
+                directories=[swagger_bundle.static_path],
+                include_in_schema=False,
+            ),
+        ],
         lifespan=[lifespan],
         exception_handlers={Exception: exception_to_response},
         middleware=[RequestLogMiddleware, prometheus.middleware],
@@ -218,4 +240,5 @@ def create_app(
         logging_config=None,
     )
     app.state.settings = settings
+    apidoc.document(app)
     return app

@@ -148,6 +148,34 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "by a notification, seconds.",
         ),
     ] = 1.0
+    webhook_allow_private: Annotated[
+        bool,
+        Meta(
+            description="Allow webhook and reminder targets on private, loopback or "
+            "link-local addresses (checked on save and again after DNS resolution at every "
+            "send). Only for tests and closed networks: it opens the service to SSRF."
+        ),
+    ] = False
+    webhook_timeout_s: Annotated[
+        float,
+        Meta(gt=0, le=60, description="Timeout of one webhook delivery attempt, seconds."),
+    ] = 10.0
+    webhook_disable_after_failures: Annotated[
+        int,
+        Meta(
+            ge=1,
+            description="A webhook is disabled once this many attempts in a row failed and "
+            "it has not succeeded for `ENGAGE_WEBHOOK_DISABLE_AFTER_H` hours.",
+        ),
+    ] = 10
+    webhook_disable_after_h: Annotated[
+        int,
+        Meta(
+            ge=1,
+            description="Hours without a successful delivery (with enough failures in a row) "
+            "after which a webhook is disabled, with the reason shown to the operator.",
+        ),
+    ] = 24
     embedded: Annotated[
         bool,
         Meta(

@@ -18,6 +18,8 @@ FEATURE_MODULES: tuple[str, ...] = (
     "challenges",
     "leaderboards",
     "wheel",
+    "webhooks",
+    "reminders",
     "operator",
     "console",
     "h5",

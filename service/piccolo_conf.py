@@ -20,5 +20,7 @@ APP_REGISTRY = AppRegistry(
         "service.challenges.piccolo_app",
         "service.leaderboards.piccolo_app",
         "service.wheel.piccolo_app",
+        "service.webhooks.piccolo_app",
+        "service.reminders.piccolo_app",
     ]
 )

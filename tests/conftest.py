@@ -127,6 +127,8 @@ def make_settings(servers: dict[str, str], **overrides: Any) -> Settings:
         "rate_ip_per_min": 1_000_000,
         "db_pool_max": 25,
         "db_timeout_s": 10.0,
+        # Webhook and reminder tests use loopback receivers and fakes.
+        "webhook_allow_private": True,
     }
     base.update(overrides)
     return load_settings({}, **base)
@@ -236,3 +238,15 @@ async def tenant(ctx: Context, client: httpx.AsyncClient) -> TenantFixture:
 @pytest.fixture
 async def other_tenant(ctx: Context, client: httpx.AsyncClient) -> TenantFixture:
     return await new_tenant(ctx, client)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _error_answers_are_documented() -> Any:
+    """Every error answered during the run is one its route documents (service.core.apidoc)."""
+    from service.core import apidoc
+
+    yield
+    assert not apidoc.UNDOCUMENTED, (
+        "routes answered error codes their @errors(...) does not declare: "
+        f"{sorted(apidoc.UNDOCUMENTED)}"
+    )

@@ -103,3 +103,26 @@ def test_dockerfile_builds_the_locked_service_as_non_root():
     user_at = text.index("\nUSER ")
     assert "USER root" not in text and text.index("\nCMD ") > user_at
     assert '"engage", "serve", "--host", "0.0.0.0"' in text
+
+
+def test_every_client_route_is_in_the_client_guide_with_an_example():
+    """A mini-program developer never has to read service/: each /v1 operation of openapi.json
+    is named in the guide pages, and each page's routes come with a JSON example."""
+    import json
+
+    doc = json.loads((ROOT / "frontend-api-spec" / "openapi.json").read_text())
+    pages = {p.name: p.read_text() for p in (ROOT / "frontend-api-spec").glob("*.md")}
+    guide = "\n".join(pages.values())
+    missing = [
+        f"{method.upper()} {path}"
+        for path, item in doc["paths"].items()
+        if path.startswith("/v1/")
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+        and f"{method.upper()} {path}" not in guide
+    ]
+    assert not missing, f"document these client routes in frontend-api-spec/*.md: {missing}"
+    routes = pages["client-routes.md"]
+    assert routes.count("```json") >= 12
+    assert "/admin/v1/dev/clock" in routes and "ENGAGE_DEV_CLOCK" in routes
+    assert "client-routes.md" in pages["README.md"]

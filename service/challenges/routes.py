@@ -17,11 +17,13 @@ from service.challenges.schemas import (
     SettleIn,
     SettlementOut,
 )
+from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
 
 
+@errors()
 @get(
     "/challenges",
     summary="Wager challenges: open to join, joined, finished, with my progress",
@@ -32,6 +34,13 @@ async def list_challenges(member: NamedDependency[Member], state: State) -> Chal
     return await service.member_list(ctx, member.tenant_id, member.member_id)
 
 
+@errors(
+    "CHALLENGE_NOT_FOUND",
+    "CHALLENGE_CLOSED",
+    "CHALLENGE_FULL",
+    "INSUFFICIENT_POINTS",
+    idempotent=True,
+)
 @post(
     "/challenges/{key:str}/entries",
     status_code=200,
@@ -52,6 +61,7 @@ async def join(
     return await idempotent(request, ctx, member, run)
 
 
+@errors("CHALLENGE_SETTLED", idempotent=True)
 @put(
     "/challenges/{key:str}",
     opt={"scope": "config"},
@@ -75,6 +85,7 @@ async def put_challenge(
     return await idempotent(request, ctx, operator, run)
 
 
+@errors("CHALLENGE_NOT_FOUND")
 @get("/challenges/{key:str}", opt={"scope": "config"}, tags=["challenges"], summary="A challenge")
 async def get_challenge(
     key: Key, operator: NamedDependency[Operator], state: State
@@ -82,6 +93,7 @@ async def get_challenge(
     return await service.get_challenge(get_ctx(state), operator.tenant_id, key)
 
 
+@errors("CHALLENGE_NOT_FOUND", "CHALLENGE_NOT_ENDED", "CHALLENGE_SETTLED", idempotent=True)
 @post(
     "/challenges/{key:str}/settle",
     status_code=200,

@@ -30,6 +30,7 @@ from service.challenges.schemas import (
 )
 from service.checkins import service as checkins
 from service.core import outbox
+from service.core.clock import in_utc
 from service.core.constraints import validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
@@ -81,7 +82,7 @@ def _admin_out(row: Any, now: datetime) -> ChallengeAdminOut:
     return ChallengeAdminOut(
         row["key"],
         row["version"],
-        msgspec.convert(row["config"], ChallengeIn),
+        in_utc(msgspec.convert(row["config"], ChallengeIn)),
         _status(row, now),
         row["entrants"],
         row["escrow"],

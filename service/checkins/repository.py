@@ -259,3 +259,19 @@ async def iter_calendars(
         after = rows[-1]["member_id"]
         if len(rows) < batch:
             return
+
+
+async def streaks_at_risk(
+    conn: asyncpg.Connection, tenant_id: int, today: date, limit: int
+) -> list[asyncpg.Record]:
+    """Live streaks whose last day is yesterday in the campaign's time zone: (campaign key,
+    member, current streak)."""
+    return await conn.fetch(
+        "SELECT c.key, s.member_id, s.current_streak FROM checkin_streaks s "
+        "JOIN checkin_campaigns c ON c.id = s.campaign_id "
+        "WHERE s.tenant_id = $1 AND c.state = 'live' AND s.last_day = $2::date - 1 "
+        "AND s.current_streak > 0 ORDER BY s.id LIMIT $3",
+        tenant_id,
+        today,
+        limit,
+    )

@@ -18,12 +18,15 @@ from service.checkins.schemas import (
     MakeupBody,
     MonthParam,
 )
+from service.core.apidoc import errors
 from service.core.auth import Member
+from service.core.clock import in_utc
 from service.core.errors import DomainError
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
 from service.core.tenancy import Operator
 
 
+@errors("CAMPAIGN_NOT_FOUND")
 @get(
     "/checkins/{campaignKey:str}",
     summary="My check-in page: today, streaks, a month's calendar, rewards ahead",
@@ -41,6 +44,7 @@ async def get_state(
     return await service.member_state(ctx, member.tenant_id, member.member_id, campaignKey, month)
 
 
+@errors("CAMPAIGN_NOT_FOUND", "CAMPAIGN_NOT_LIVE", idempotent=True)
 @post(
     "/checkins/{campaignKey:str}",
     status_code=200,
@@ -68,6 +72,20 @@ async def check_in(
     return response
 
 
+@errors(
+    "CAMPAIGN_NOT_FOUND",
+    "CAMPAIGN_NOT_LIVE",
+    "MAKEUP_NOT_OFFERED",
+    "MAKEUP_DATE_IN_FUTURE",
+    "MAKEUP_DATE_IS_TODAY",
+    "MAKEUP_BEFORE_CAMPAIGN",
+    "MAKEUP_BEFORE_JOINING",
+    "MAKEUP_WINDOW_PASSED",
+    "MAKEUP_DAY_CHECKED",
+    "MAKEUP_QUOTA_USED",
+    "INSUFFICIENT_POINTS",
+    idempotent=True,
+)
 @post(
     "/checkins/{campaignKey:str}/makeups",
     status_code=200,
@@ -103,12 +121,13 @@ def _campaign_out(c: service.Campaign, now) -> CampaignOut:  # type: ignore[no-u
     return CampaignOut(
         c.key,
         c.version,
-        msgspec.convert(c.config, CampaignIn),
+        in_utc(msgspec.convert(c.config, CampaignIn)),
         c.effective_state(now),
         c.updated_at,
     )
 
 
+@errors(idempotent=True)
 @put(
     "/checkin-campaigns/{key:str}",
     opt={"scope": "config"},
@@ -134,6 +153,7 @@ async def put_campaign(
     return await idempotent(request, ctx, operator, run)
 
 
+@errors("CAMPAIGN_NOT_FOUND")
 @get(
     "/checkin-campaigns/{key:str}",
     opt={"scope": "config"},

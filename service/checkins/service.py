@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -647,7 +647,7 @@ async def member_state(
         state=effective,
         timezone=c.tz.key,
         today=today,
-        now=now.astimezone(c.tz),
+        now=now.astimezone(UTC),
         checked_in_today=checked_today,
         current_streak=alive,
         longest_streak=state.longest,
@@ -708,3 +708,12 @@ async def count_checked_days(
     if c is None or not member_ids:
         return {}
     return await repo.count_days(conn, tenant_id, c.id, member_ids, first, last, include_makeups)
+
+
+async def streaks_at_risk(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int, today: date, limit: int = 10_000
+) -> list[tuple[str, int, int]]:
+    """Public: (campaign key, member id, streak) of live streaks not yet extended ``today``
+    (their last check-in was the day before): they break at the end of today."""
+    rows = await repo.streaks_at_risk(conn, tenant_id, today, limit)
+    return [(r["key"], r["member_id"], r["current_streak"]) for r in rows]

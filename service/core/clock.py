@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+import msgspec
+
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 class Clock(Protocol):
@@ -44,3 +48,14 @@ class FixedClock:
 def monotonic() -> float:
     """Elapsed-time source for durations (never for business rules)."""
     return time.perf_counter()
+
+
+def in_utc(struct: S) -> S:
+    """A copy of a msgspec Struct whose datetime fields are in UTC (answers give times in UTC,
+    RFC 3339 with `Z`, whatever offset an operator's config was written with)."""
+    changes = {
+        name: value.astimezone(UTC)
+        for name in struct.__struct_fields__
+        if isinstance(value := getattr(struct, name), datetime) and value.tzinfo is not None
+    }
+    return msgspec.structs.replace(struct, **changes) if changes else struct

@@ -14,7 +14,7 @@ from litestar import Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
-from service.core import idempotency
+from service.core import apidoc, idempotency
 from service.core.auth import Member, TokenService
 from service.core.constraints import code_of_message, normalize_problems, problem
 from service.core.context import Context
@@ -44,6 +44,8 @@ def error_response(request: Request | None, err: DomainError) -> Response:
     if isinstance(err.details.get("problems"), list):
         # Whatever layer raised it, every problem item leaves in the one agreed shape.
         err.details["problems"] = normalize_problems(err.details["problems"])
+    if request is not None:
+        apidoc.note_answer(request.scope, err.status, err.code)
     body = ErrorEnvelope(ErrorBody(err.code, err.localized_message(lang), err.details))
     return Response(
         content=encoder.encode(body),
@@ -263,6 +265,7 @@ async def idempotent(
 
     ``run`` receives the transaction's connection and returns a msgspec Struct (the answer).
     """
+    apidoc.note_idempotent_use(request.scope)
     key = idempotency.validate_key(request.headers.get("idempotency-key"))
     tenant_id, caller = caller_of(principal)
     body = await request.body()

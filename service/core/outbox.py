@@ -356,3 +356,20 @@ class Dispatcher:
                 if lock_conn is not None:
                     with contextlib.suppress(Exception):
                         await lock_conn.close()
+
+
+async def advance_cursor(conn: asyncpg.Connection, subscriber: str, event: Event) -> None:
+    """Move ``subscriber``'s cursor to ``event`` inside the caller's transaction (forward only).
+
+    A subscriber that turns events into rows of its own (a queue of webhook deliveries) calls
+    this in the transaction that writes them: reading the events and recording their effect
+    commit together, so a crash between the two cannot hand the same events over again. The
+    dispatcher's own advance afterwards is then a no-op.
+    """
+    await conn.execute(
+        "UPDATE outbox_cursors SET last_txid = $2, last_id = $3, updated_at = now() "
+        "WHERE subscriber = $1 AND (last_txid, last_id) < ($2, $3)",
+        subscriber,
+        event.txid,
+        event.id,
+    )

@@ -7,6 +7,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
+from service.core.apidoc import errors
 from service.core.errors import DomainError
 from service.core.http import get_ctx, idempotent, operator_principal
 from service.core.tenancy import Operator
@@ -14,6 +15,7 @@ from service.events import service
 from service.events.schemas import EventBatch, EventIn, IngestOut, RuleIn, RuleKey, RuleOut
 
 
+@errors("MEMBER_NOT_FOUND", "EVENT_IN_FUTURE", "ORIGINAL_EVENT_UNKNOWN", idempotent=True)
 @post(
     "/events",
     status_code=200,
@@ -46,6 +48,7 @@ async def post_events(
     return await idempotent(request, ctx, operator, run)
 
 
+@errors(idempotent=True)
 @put(
     "/rules/{key:str}",
     opt={"scope": "config"},
@@ -73,6 +76,7 @@ async def put_rule(
     )
 
 
+@errors("RULE_NOT_FOUND")
 @get("/rules/{key:str}", opt={"scope": "config"}, tags=["events"], summary="An event rule")
 async def get_rule(key: RuleKey, operator: NamedDependency[Operator], state: State) -> RuleOut:
     ctx = get_ctx(state)
@@ -80,6 +84,7 @@ async def get_rule(key: RuleKey, operator: NamedDependency[Operator], state: Sta
         return await service.get_rule(conn, operator.tenant_id, key)
 
 
+@errors()
 @get("/rules", opt={"scope": "config"}, tags=["events"], summary="All event rules")
 async def list_rules(operator: NamedDependency[Operator], state: State) -> list[RuleOut]:
     ctx = get_ctx(state)

@@ -14,6 +14,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 from msgspec import Meta
 
+from service.core.apidoc import errors
 from service.core.constraints import AwareDatetime, problem, validation_failed
 from service.core.errors import DomainError
 from service.core.http import get_ctx, json_response, operator_principal
@@ -33,11 +34,13 @@ class Ready(msgspec.Struct):
 _LIVE = msgspec.json.encode(Live("ok"))
 
 
+@errors(dependencies=False)
 @get("/health/live", summary="Liveness", tags=["service"])
 async def live() -> Response[Live]:
     return Response(content=_LIVE, media_type="application/json")
 
 
+@errors()
 @get(
     "/health/ready",
     summary="Readiness: PostgreSQL and Redis reachable",

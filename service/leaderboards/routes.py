@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
+from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.constraints import Cursor, OperatorPageSize, PageSize
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
@@ -43,6 +44,7 @@ Key = BoardKey
 # ---------------------------------------------------------------- operators
 
 
+@errors("LEADERBOARD_KEY_CLASH", "LEADERBOARD_ARCHIVED", idempotent=True)
 @put(
     "/leaderboards/{key:str}",
     opt={"scope": "config"},
@@ -73,6 +75,7 @@ async def put_board(
     )
 
 
+@errors("LEADERBOARD_NOT_FOUND")
 @get(
     "/leaderboards/{key:str}",
     opt={"scope": "config"},
@@ -83,6 +86,7 @@ async def get_board(key: Key, operator: NamedDependency[Operator], state: State)
     return await service.get_board(get_ctx(state), operator.tenant_id, key)
 
 
+@errors()
 @get(
     "/leaderboards",
     opt={"scope": "config"},
@@ -100,6 +104,7 @@ ARCHIVE_DOC = (
 )
 
 
+@errors("LEADERBOARD_NOT_FOUND", idempotent=True)
 @post(
     "/leaderboards/{key:str}/archive",
     opt={"scope": "config"},
@@ -120,6 +125,7 @@ async def archive_board(
     )
 
 
+@errors("LEADERBOARD_NOT_FOUND", idempotent=True)
 @delete(
     "/leaderboards/{key:str}",
     opt={"scope": "config"},
@@ -140,6 +146,7 @@ async def delete_board(
     )
 
 
+@errors("LEADERBOARD_NOT_FOUND", "LEADERBOARD_PERIOD_NOT_FOUND", "LEADERBOARD_PARKED")
 @get(
     "/leaderboards/{key:str}/entries",
     opt={"scope": "reports"},
@@ -157,6 +164,7 @@ async def board_entries(
     return await service.entries(get_ctx(state), operator.tenant_id, key, period, limit, cursor)
 
 
+@errors("RED_BLACK_BOARD_TAKEN", idempotent=True)
 @put(
     "/red-black/{key:str}",
     opt={"scope": "config"},
@@ -184,6 +192,7 @@ async def put_red_black(
     )
 
 
+@errors("RED_BLACK_NOT_FOUND")
 @get(
     "/red-black/{key:str}",
     opt={"scope": "config"},
@@ -194,6 +203,14 @@ async def get_red_black(key: Key, operator: NamedDependency[Operator], state: St
     return await service.get_red_black(get_ctx(state), operator.tenant_id, key)
 
 
+@errors(
+    "RED_BLACK_NOT_FOUND",
+    "LEADERBOARD_NOT_FOUND",
+    "LEADERBOARD_PERIOD_NOT_FOUND",
+    "LEADERBOARD_PERIOD_OPEN",
+    "LEADERBOARD_PARKED",
+    idempotent=True,
+)
 @post(
     "/red-black/{key:str}/publish",
     status_code=200,
@@ -233,6 +250,12 @@ async def publish_red_black(
 # ---------------------------------------------------------------- members
 
 
+@errors(
+    "LEADERBOARD_NOT_FOUND",
+    "LEADERBOARD_PERIOD_NOT_FOUND",
+    "LEADERBOARD_ARCHIVED",
+    "LEADERBOARD_PARKED",
+)
 @get(
     "/leaderboards/{boardKey:str}",
     summary="Top of a board, with my rank and score",
@@ -256,6 +279,12 @@ async def read_board(
     )
 
 
+@errors(
+    "LEADERBOARD_NOT_FOUND",
+    "LEADERBOARD_PERIOD_NOT_FOUND",
+    "LEADERBOARD_ARCHIVED",
+    "LEADERBOARD_PARKED",
+)
 @get(
     "/leaderboards/{boardKey:str}/around-me",
     summary="The members ranked just above and below me",
@@ -278,6 +307,12 @@ async def around_me(
     )
 
 
+@errors(
+    "LEADERBOARD_NOT_FOUND",
+    "LEADERBOARD_PERIOD_NOT_FOUND",
+    "LEADERBOARD_ARCHIVED",
+    "LEADERBOARD_PARKED",
+)
 @post(
     "/leaderboards/{boardKey:str}/friends",
     status_code=200,
@@ -294,6 +329,14 @@ async def friends_board(
     return await service.friends(get_ctx(state), member.tenant_id, member.member_id, boardKey, data)
 
 
+@errors(
+    "LEADERBOARD_NOT_FOUND",
+    "RED_BLACK_NOT_FOUND",
+    "RED_BLACK_NOT_PUBLISHED",
+    "LEADERBOARD_PERIOD_NOT_FOUND",
+    "LEADERBOARD_ARCHIVED",
+    "LEADERBOARD_PARKED",
+)
 @get(
     "/boards/{boardKey:str}/red-black",
     summary="The published red/black board of a period",
@@ -309,6 +352,7 @@ async def read_red_black(
     return await service.read_red_black(get_ctx(state), member.tenant_id, boardKey, period)
 
 
+@errors(idempotent=True)
 @put(
     "/me/board-preferences",
     summary="Never show me on black lists",

@@ -81,7 +81,7 @@ class LeaderboardList(msgspec.Struct, rename="camel"):
 
 class MemberShown(msgspec.Struct, rename="camel"):
     masked_nickname: str
-    avatar: str
+    avatar_url: str
 
 
 class BoardItem(msgspec.Struct, rename="camel"):

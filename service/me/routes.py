@@ -7,6 +7,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
+from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.http import get_ctx, idempotent, member_principal
 from service.me import service
@@ -15,11 +16,13 @@ from service.members import service as members
 from service.members.schemas import MemberOut, ProfileIn
 
 
+@errors()
 @get("/me", summary="My card: profile, member number, level and progress, balances", tags=["me"])
 async def me(member: NamedDependency[Member], state: State) -> MeOut:
     return await service.me(get_ctx(state), member.tenant_id, member.member_id)
 
 
+@errors(idempotent=True)
 @patch("/me", summary="Update my nickname or avatar", tags=["me"])
 async def update_me(
     data: JSONBody[ProfileIn], member: NamedDependency[Member], state: State, request: Request

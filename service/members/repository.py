@@ -194,3 +194,15 @@ async def search(
         number,
         limit,
     )
+
+
+async def wechat_identity(
+    conn: asyncpg.Connection, tenant_id: int, member_id: int, app_id: str | None
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT app_id, subject FROM member_identities WHERE tenant_id = $1 AND member_id = $2 "
+        "AND provider = 'wechat' AND ($3::text IS NULL OR app_id = $3) ORDER BY id LIMIT 1",
+        tenant_id,
+        member_id,
+        app_id,
+    )

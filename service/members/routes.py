@@ -7,6 +7,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
+from service.core.apidoc import errors
 from service.core.http import client_ip, get_ctx, idempotent, operator_principal
 from service.core.tenancy import Operator
 from service.members import service
@@ -20,6 +21,17 @@ from service.members.schemas import (
 )
 
 
+@errors(
+    "RATE_LIMITED",
+    "APP_NOT_REGISTERED",
+    "DEV_LOGIN_DISABLED",
+    "WECHAT_CODE_INVALID",
+    "WECHAT_CODE_USED",
+    "WECHAT_RATE_LIMITED",
+    "WECHAT_USER_BLOCKED",
+    "WECHAT_UNAVAILABLE",
+    "IDEMPOTENCY_IN_FLIGHT",
+)
 @post(
     "/auth/wechat",
     status_code=200,
@@ -40,6 +52,7 @@ async def wechat_login(data: JSONBody[WechatLoginIn], state: State, request: Req
     return await service.login_wechat(ctx, data.app_id, data.code)
 
 
+@errors("TOKEN_EXPIRED", "TOKEN_INVALID")
 @post(
     "/auth/refresh",
     status_code=200,
@@ -50,6 +63,7 @@ async def refresh_tokens(data: JSONBody[RefreshIn], state: State) -> TokenOut:
     return await service.refresh(get_ctx(state), data.refresh_token)
 
 
+@errors(idempotent=True)
 @post(
     "/members/{externalId:str}/token",
     status_code=200,

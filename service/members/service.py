@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 from dataclasses import dataclass
 
+import asyncpg
 import msgspec
 
 from service.core import outbox
@@ -224,3 +225,12 @@ async def resolve_member_ids(conn, tenant_id: int, external_ids: list[str]) -> d
     if not external_ids:
         return {}
     return await repo.ids_by_external(conn, tenant_id, sorted(set(external_ids)))
+
+
+async def wechat_openid(
+    conn: asyncpg.Connection, tenant_id: int, member_id: int, app_id: str | None
+) -> tuple[str, str] | None:
+    """Public: (appId, openid) of the member's WeChat identity (under ``app_id`` when
+    given), for messages WeChat delivers by openid."""
+    row = await repo.wechat_identity(conn, tenant_id, member_id, app_id)
+    return (row["app_id"], row["subject"]) if row else None

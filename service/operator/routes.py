@@ -11,6 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
 
 from service.core import tenancy
+from service.core.apidoc import errors
 from service.core.constraints import (
     Cursor,
     OperatorPageSize,
@@ -77,12 +78,14 @@ def _list_handler(kind: ConfigKind, path: str) -> Any:
         return await page_of(state, operator.tenant_id, kind, status, cursor, limit)
 
     handler.__name__ = "list_" + path.strip("/").replace("/", "_").replace("-", "_")
-    return get(
-        path,
-        opt={"scope": "config"},
-        tags=["operator"],
-        summary=f"List {kind.path}, newest first (states: {', '.join(kind.states)})",
-    )(handler)
+    return errors()(
+        get(
+            path,
+            opt={"scope": "config"},
+            tags=["operator"],
+            summary=f"List {kind.path}, newest first (states: {', '.join(kind.states)})",
+        )(handler)
+    )
 
 
 _LIST_HANDLERS = [_list_handler(k, f"/configs/{k.path}") for k in configs.KINDS.values()] + [
@@ -90,6 +93,7 @@ _LIST_HANDLERS = [_list_handler(k, f"/configs/{k.path}") for k in configs.KINDS.
 ]
 
 
+@errors()
 @get(
     "/apikeys",
     opt={"scope": "admin"},
@@ -100,6 +104,7 @@ async def list_keys(operator: NamedDependency[Operator], state: State) -> ApiKey
     return await service.api_keys(get_ctx(state), operator.tenant_id)
 
 
+@errors("NOT_FOUND")
 @post(
     "/apikeys/{keyId:str}/revoke",
     status_code=200,
@@ -114,6 +119,7 @@ async def revoke_key(keyId: KeyId, operator: NamedDependency[Operator], state: S
     return await service.api_keys(ctx, operator.tenant_id)
 
 
+@errors("MEMBER_NOT_FOUND")
 @get(
     "/members/lookup",
     opt={"scope": "members"},
@@ -136,6 +142,7 @@ async def lookup_member(
     return await service.member_card(ctx, operator.tenant_id, member_id)
 
 
+@errors()
 @get(
     "/members/search",
     opt={"scope": "members"},
@@ -157,6 +164,7 @@ async def tenant_stats(ctx: Any, tenant_id: int, days: int) -> stats.StatsOut:
         )
 
 
+@errors()
 @get(
     "/stats",
     opt={"scope": "reports"},
@@ -228,17 +236,20 @@ def _write_handlers(kind: str, w: writers.Writer) -> list[Any]:
         )
 
     patch_handler.__name__ = f"patch_{slug}"
+    codes = ("NOT_FOUND", "CONFLICT", *w.codes)
     out = [
-        patch(
-            f"/configs/{kind}/{{key:str}}",
-            opt={"scope": "config"},
-            tags=["operator"],
-            summary=f"Change part of a {kind} config (JSON Merge Patch, RFC 7396)",
-            description="The stored document merged with the body (null removes a field) is "
-            "checked exactly as a PUT: 422 VALIDATION_FAILED lists every problem and changes "
-            "nothing. 404 NOT_FOUND when the key does not exist.",
-            request_body_media_type="application/merge-patch+json",
-        )(patch_handler)
+        errors(*codes, idempotent=True)(
+            patch(
+                f"/configs/{kind}/{{key:str}}",
+                opt={"scope": "config"},
+                tags=["operator"],
+                summary=f"Change part of a {kind} config (JSON Merge Patch, RFC 7396)",
+                description="The stored document merged with the body (null removes a field) is "
+                "checked exactly as a PUT: 422 VALIDATION_FAILED lists every problem and changes "
+                "nothing. 404 NOT_FOUND when the key does not exist.",
+                request_body_media_type="application/merge-patch+json",
+            )(patch_handler)
+        )
     ]
 
     async def copy_handler(
@@ -259,17 +270,19 @@ def _write_handlers(kind: str, w: writers.Writer) -> list[Any]:
 
     copy_handler.__name__ = f"copy_{slug}"
     out.append(
-        post(
-            f"/configs/{kind}/{{key:str}}/copy",
-            status_code=200,
-            opt={"scope": "config"},
-            tags=["operator"],
-            summary=f"Copy a {kind} config under a new key"
-            + (f" as a {w.draft} one" if w.draft else ""),
-        )(copy_handler)
+        errors(*codes, idempotent=True)(
+            post(
+                f"/configs/{kind}/{{key:str}}/copy",
+                status_code=200,
+                opt={"scope": "config"},
+                tags=["operator"],
+                summary=f"Copy a {kind} config under a new key"
+                + (f" as a {w.draft} one" if w.draft else ""),
+            )(copy_handler)
+        )
     )
     for action, target in w.actions.items():
-        out.append(_action_handler(kind, slug, action, target))
+        out.append(errors(*codes, idempotent=True)(_action_handler(kind, slug, action, target)))
     return out
 
 
@@ -299,6 +312,7 @@ def _action_handler(kind: str, slug: str, action: str, target: str) -> Any:
 _WRITE_HANDLERS = [h for kind, w in writers.WRITERS.items() for h in _write_handlers(kind, w)]
 
 
+@errors("WHEEL_NOT_FOUND")
 @get(
     "/winners.csv",
     opt={"scope": "reports"},

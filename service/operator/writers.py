@@ -38,6 +38,7 @@ class Writer:
     save: Save
     actions: dict[str, str] = field(default_factory=dict)  # action -> state it sets
     draft: str | None = None  # the state of a copy (None: copied as is)
+    codes: tuple[str, ...] = ()  # error codes the kind's save answers (OpenAPI)
 
 
 WRITERS: dict[str, Writer] = {
@@ -45,7 +46,11 @@ WRITERS: dict[str, Writer] = {
     "checkin-campaigns": Writer(CampaignIn, checkins.put_campaign, {"archive": "ended"}, "draft"),
     "rules": Writer(RuleIn, events.put_rule, {"pause": "paused", "resume": "live"}, "paused"),
     "challenges": Writer(ChallengeIn, challenges.put_challenge, {}, "draft"),
-    "leaderboards": Writer(LeaderboardIn, boards.put_board),
+    "leaderboards": Writer(
+        LeaderboardIn,
+        boards.put_board,
+        codes=("LEADERBOARD_KEY_CLASH", "LEADERBOARD_ARCHIVED"),
+    ),
     "red-black": Writer(RedBlackIn, boards.put_red_black),
 }
 

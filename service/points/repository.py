@@ -447,3 +447,19 @@ async def card_facts(
         now,
         until,
     )
+
+
+async def expiring_by_member(
+    conn: asyncpg.Connection, tenant_id: int, now: datetime, until: datetime, limit: int
+) -> list[asyncpg.Record]:
+    """Per member: points expiring in (now, until] and the first expiry instant."""
+    return await conn.fetch(
+        "SELECT member_id, sum(remaining)::bigint AS points, min(expires_at) AS first_expiry "
+        "FROM point_lots WHERE tenant_id = $1 AND currency = 'points' AND remaining > 0 "
+        "AND expires_at > $2 AND expires_at <= $3 GROUP BY member_id ORDER BY member_id "
+        "LIMIT $4",
+        tenant_id,
+        now,
+        until,
+        limit,
+    )

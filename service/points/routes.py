@@ -9,6 +9,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
 from service.core import cursors
+from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.constraints import (
     Cursor,
@@ -84,6 +85,7 @@ async def _page(
     )
 
 
+@errors()
 @get("/me/ledger", summary="My points and growth history, newest first", tags=["points"])
 async def my_ledger(
     member: NamedDependency[Member],
@@ -105,6 +107,7 @@ async def _member_id(ctx, conn, tenant_id: int, external_id: str) -> int:  # typ
     return found[external_id]
 
 
+@errors("MEMBER_NOT_FOUND", "INSUFFICIENT_POINTS", "GROWTH_NOT_SPENDABLE", idempotent=True)
 @post(
     "/members/{externalId:str}/points",
     status_code=200,
@@ -163,6 +166,9 @@ async def adjust(
     return await idempotent(request, ctx, operator, run)
 
 
+@errors(
+    "MEMBER_NOT_FOUND", "ENTRY_NOT_FOUND", "NOT_REVERSIBLE", "REVERSAL_SHORTFALL", idempotent=True
+)
 @post(
     "/members/{externalId:str}/points/reversals",
     status_code=200,
@@ -191,6 +197,7 @@ async def reverse(
     return await idempotent(request, ctx, operator, run)
 
 
+@errors("MEMBER_NOT_FOUND")
 @get(
     "/members/{externalId:str}/ledger",
     opt={"scope": "reports"},
@@ -242,6 +249,7 @@ def ladder_problems(data: LadderIn) -> list[dict]:
 register_check(LadderIn, ladder_problems)
 
 
+@errors(idempotent=True)
 @put(
     "/levels",
     opt={"scope": "config"},
@@ -267,6 +275,7 @@ async def put_levels(
     return await idempotent(request, ctx, operator, run)
 
 
+@errors("LEVELS_NOT_CONFIGURED")
 @get("/levels", opt={"scope": "config"}, tags=["levels"], summary="The level ladder")
 async def get_levels(operator: NamedDependency[Operator], state: State) -> LadderOut:
     ctx = get_ctx(state)
@@ -278,6 +287,7 @@ async def get_levels(operator: NamedDependency[Operator], state: State) -> Ladde
     return LadderOut(row["version"], ladder.levels, ladder.validity, row["updated_at"])
 
 
+@errors()
 @put(
     "/points/policy",
     opt={"scope": "config"},
@@ -297,6 +307,7 @@ async def put_policy(
     return data
 
 
+@errors()
 @get("/points/policy", opt={"scope": "config"}, tags=["points"], summary="The points policy")
 async def get_policy(operator: NamedDependency[Operator], state: State) -> PolicyIn:
     ctx = get_ctx(state)

@@ -805,3 +805,12 @@ async def credits_from_source(
 ) -> list[int]:
     """Public: ids of the credits made for a source (e.g. ``event:<id>``), oldest first."""
     return [r["id"] for r in await repo.credit_entries_by_source(conn, tenant_id, source_ref)]
+
+
+async def expiring_soon(
+    conn: asyncpg.Connection, tenant_id: int, now: datetime, within: timedelta, limit: int = 10_000
+) -> list[tuple[int, int, datetime]]:
+    """Public: (member id, points, first expiry) of members whose points expire within
+    ``within`` from ``now``."""
+    rows = await repo.expiring_by_member(conn, tenant_id, now, now + within, limit)
+    return [(r["member_id"], r["points"], r["first_expiry"]) for r in rows]

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
 from service.core import cursors
+from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.constraints import Cursor, OperatorPageSize, PageSize
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
@@ -46,6 +47,7 @@ def _decode_cursor(cursor: str | None) -> int | None:
 # ----------------------------------------------------------------------------- members
 
 
+@errors("WHEEL_NOT_FOUND", "WHEEL_NOT_LIVE")
 @get(
     "/wheels/{wheelKey:str}",
     tags=["wheel"],
@@ -56,6 +58,15 @@ async def wheel_view(wheelKey: Key, member: NamedDependency[Member], state: Stat
     return await service.member_view(ctx, member.tenant_id, member.member_id, wheelKey)
 
 
+@errors(
+    "WHEEL_NOT_FOUND",
+    "WHEEL_NOT_LIVE",
+    "WHEEL_CAP_REACHED",
+    "WHEEL_LEVEL_TOO_LOW",
+    "WHEEL_NO_SPINS_LEFT",
+    "INSUFFICIENT_POINTS",
+    idempotent=True,
+)
 @post(
     "/wheels/{wheelKey:str}/spins",
     status_code=200,
@@ -85,6 +96,7 @@ async def spin(
         raise
 
 
+@errors()
 @get("/me/prizes", tags=["wheel"], summary="Prizes I won and their fulfilment state")
 async def my_prizes(
     member: NamedDependency[Member],
@@ -101,6 +113,7 @@ async def my_prizes(
     return AwardsPage(items, _encode_cursor(items[-1].id) if more and items else None)
 
 
+@errors("PRIZE_NOT_FOUND", "PRIZE_NOT_CLAIMABLE", idempotent=True)
 @post(
     "/me/prizes/{awardId:int}/claim",
     status_code=200,
@@ -125,6 +138,7 @@ async def claim_prize(
 # ----------------------------------------------------------------------------- operators
 
 
+@errors(idempotent=True)
 @put(
     "/wheels/{key:str}",
     opt={"scope": "config"},
@@ -149,6 +163,7 @@ async def put_wheel(
     return await idempotent(request, ctx, operator, run)
 
 
+@errors("WHEEL_NOT_FOUND")
 @get(
     "/wheels/{key:str}",
     opt={"scope": "config"},
@@ -159,6 +174,7 @@ async def get_wheel(key: Key, operator: NamedDependency[Operator], state: State)
     return await service.get_admin(get_ctx(state), operator.tenant_id, key)
 
 
+@errors("WHEEL_NOT_FOUND")
 @get(
     "/wheels/{key:str}/draws",
     opt={"scope": "reports"},
@@ -188,6 +204,7 @@ async def get_draws(
     )
 
 
+@errors("WHEEL_NOT_FOUND")
 @post(
     "/wheels/{key:str}/simulate",
     status_code=200,
@@ -201,6 +218,7 @@ async def simulate(
     return await service.simulate(get_ctx(state), operator.tenant_id, key, data.draws)
 
 
+@errors("WHEEL_NOT_FOUND", "PRIZE_NOT_FOUND", idempotent=True)
 @post(
     "/wheels/{key:str}/prizes/{prizeKey:str}/codes",
     status_code=200,
@@ -227,6 +245,7 @@ async def add_codes(
     return response
 
 
+@errors("WHEEL_NOT_FOUND")
 @get(
     "/wheels/{key:str}/awards",
     opt={"scope": "reports"},
@@ -248,6 +267,7 @@ async def list_awards(
     return AwardsPage(items, _encode_cursor(items[-1].id) if len(items) == limit else None)
 
 
+@errors("WHEEL_NOT_FOUND", "PRIZE_NOT_FOUND")
 @get(
     "/wheels/{key:str}/awards/{awardId:int}",
     opt={"scope": "members"},
@@ -260,6 +280,7 @@ async def get_award(
     return await service.award_for_shipping(get_ctx(state), operator.tenant_id, key, awardId)
 
 
+@errors("WHEEL_NOT_FOUND", "PRIZE_NOT_FOUND", "PRIZE_NOT_SHIPPABLE", idempotent=True)
 @post(
     "/wheels/{key:str}/awards/{awardId:int}/ship",
     status_code=200,

@@ -1,0 +1,1 @@
+"""Member reminders (订阅消息): one-time grants, reminder kinds, quiet hours, pluggable senders."""

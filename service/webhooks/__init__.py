@@ -1,0 +1,1 @@
+"""Webhooks out: operators subscribe URLs to domain events, delivered per Standard Webhooks."""
