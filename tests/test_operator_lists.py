@@ -240,3 +240,21 @@ async def test_winners_csv_names_members_by_external_id(client, tenant, other_te
     assert len(lines) == 2 and ",dora,pts," in lines[1]
     r = await client.get("/admin/v1/winners.csv?wheel=allwin", headers=other_tenant.admin)
     assert r.status_code == 404
+
+
+async def test_webhooks_list_without_their_secret(ctx, client, tenant) -> None:
+    async with ctx.db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO webhooks (tenant_id, key, url, event_types, secret, description, "
+            "enabled, consecutive_failures, created_at, updated_at) VALUES ($1, 'crm', "
+            "'https://example.com/hook', '[\"prize.won\"]'::jsonb, 'whsec_c2VjcmV0', 'CRM', "
+            "true, 0, $2, $2)",
+            tenant.id,
+            DEFAULT_NOW,
+        )
+    r = await client.get("/admin/v1/configs/webhooks", headers=tenant.admin)
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert [i["key"] for i in page["items"]] == ["crm"]
+    assert page["items"][0]["state"] == "enabled" and page["items"][0]["name"] == "CRM"
+    assert "whsec_" not in r.text and "secret" not in page["items"][0]["config"]

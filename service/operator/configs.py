@@ -31,6 +31,7 @@ class ConfigKind:
     version_sql: str = "version"
     updated_sql: str = "updated_at"
     name_sql: str = "COALESCE(config->>'name', config->>'title', '')"
+    config_sql: str = "config"
     label: str = ""
 
 
@@ -57,6 +58,17 @@ KINDS: dict[str, ConfigKind] = {
             "rules", "event_rules", "COALESCE(config->>'state', 'live')", ("live", "paused")
         ),
         ConfigKind("levels", "level_ladders", "'live'", ("live",), name_sql="'level ladder'"),
+        # The signing secret never leaves the webhooks feature.
+        ConfigKind(
+            "webhooks",
+            "webhooks",
+            "CASE WHEN enabled THEN 'enabled' ELSE 'disabled' END",
+            ("enabled", "disabled"),
+            version_sql="0",
+            name_sql="description",
+            config_sql="jsonb_build_object('url', url, 'eventTypes', event_types, "
+            "'description', description, 'enabled', enabled, 'disabledReason', disabled_reason)",
+        ),
     )
 }
 
@@ -95,7 +107,7 @@ async def list_configs(
     sql = (
         f"SELECT * FROM (SELECT t.id, {_key_sql(kind)} AS key, {kind.name_sql} AS name, "
         f"{kind.state_sql} AS state, {kind.version_sql} AS version, "
-        f"{kind.updated_sql} AS updated_at, config FROM {kind.table} t "
+        f"{kind.updated_sql} AS updated_at, {kind.config_sql} AS config FROM {kind.table} t "
         "WHERE t.tenant_id = $1 AND $2::timestamptz IS NOT NULL) s "
         "WHERE ($3::text IS NULL OR s.state = $3) AND ($4::bigint IS NULL OR s.id < $4) "
         "ORDER BY s.id DESC LIMIT $5"
@@ -139,7 +151,8 @@ async def get_item(
     """One config as a list item (after a write)."""
     row = await conn.fetchrow(
         f"SELECT {_key_sql(kind)} AS key, {kind.name_sql} AS name, {kind.state_sql} AS state, "
-        f"{kind.version_sql} AS version, {kind.updated_sql} AS updated_at, config "
+        f"{kind.version_sql} AS version, {kind.updated_sql} AS updated_at, "
+        f"{kind.config_sql} AS config "
         f"FROM {kind.table} t WHERE t.tenant_id = $1 AND $2::timestamptz IS NOT NULL "
         "AND key = $3",
         tenant_id,
