@@ -258,3 +258,16 @@ async def test_webhooks_list_without_their_secret(ctx, client, tenant) -> None:
     assert [i["key"] for i in page["items"]] == ["crm"]
     assert page["items"][0]["state"] == "enabled" and page["items"][0]["name"] == "CRM"
     assert "whsec_" not in r.text and "secret" not in page["items"][0]["config"]
+
+
+async def test_wheel_versions_newest_first(client, tenant, other_tenant) -> None:
+    await put_wheel(client, tenant, "vw", wheel_config(state="draft"))
+    await put_wheel(client, tenant, "vw", wheel_config(state="draft", name="second"))
+    r = await client.get("/admin/v1/configs/wheels/vw/versions", headers=tenant.admin)
+    assert r.status_code == 200, r.text
+    assert [(v["version"], v["config"]["name"]) for v in r.json()["items"]] == [
+        (2, "second"),
+        (1, "Lucky wheel 幸运大转盘"),
+    ]
+    r = await client.get("/admin/v1/configs/wheels/vw/versions", headers=other_tenant.admin)
+    assert r.status_code == 404

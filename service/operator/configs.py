@@ -32,6 +32,8 @@ class ConfigKind:
     updated_sql: str = "updated_at"
     name_sql: str = "COALESCE(config->>'name', config->>'title', '')"
     config_sql: str = "config"
+    # SQL of the kind's saved versions (newest first; $1 tenant, $2 key), when it keeps them.
+    versions_sql: str | None = None
     label: str = ""
 
 
@@ -51,7 +53,15 @@ KINDS: dict[str, ConfigKind] = {
     for k in (
         ConfigKind("checkin-campaigns", "checkin_campaigns", "state", ("draft", "live", "ended")),
         ConfigKind("challenges", "challenges", "state", ("draft", "live", "cancelled")),
-        ConfigKind("wheels", "wheels", _WHEEL_STATE, ("draft", "upcoming", "live", "ended")),
+        ConfigKind(
+            "wheels",
+            "wheels",
+            _WHEEL_STATE,
+            ("draft", "upcoming", "live", "ended"),
+            versions_sql="SELECT v.version, v.created_at AS saved_at, v.config "
+            "FROM wheel_versions v JOIN wheels w ON w.id = v.wheel_id "
+            "WHERE w.tenant_id = $1 AND w.key = $2 ORDER BY v.version DESC LIMIT 200",
+        ),
         ConfigKind("leaderboards", "leaderboards", _BOARD_STATE, ("active", "parked", "archived")),
         ConfigKind("red-black", "red_black_boards", "'active'", ("active",)),
         ConfigKind(
@@ -169,4 +179,28 @@ async def get_item(
         row["version"],
         row["updated_at"],
         row["config"] or {},
+    )
+
+
+class VersionOut(msgspec.Struct, rename="camel"):
+    version: int
+    saved_at: datetime
+    config: dict[str, Any]
+
+
+class VersionList(msgspec.Struct, rename="camel"):
+    kind: str
+    key: str
+    items: list[VersionOut]
+
+
+async def versions(
+    conn: asyncpg.Connection, tenant_id: int, kind: ConfigKind, key: str
+) -> VersionList | None:
+    """Every saved version of one config, newest first (None: no such config)."""
+    rows = await conn.fetch(kind.versions_sql or "", tenant_id, key)
+    if not rows:
+        return None
+    return VersionList(
+        kind.path, key, [VersionOut(r["version"], r["saved_at"], r["config"] or {}) for r in rows]
     )

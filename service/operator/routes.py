@@ -309,6 +309,30 @@ def _action_handler(kind: str, slug: str, action: str, target: str) -> Any:
     )(handler)
 
 
+def _versions_handler(kind: ConfigKind) -> Any:
+    async def handler(
+        key: KeyParam, operator: NamedDependency[Operator], state: State
+    ) -> configs.VersionList:
+        ctx = get_ctx(state)
+        async with ctx.db.connection() as conn:
+            found = await configs.versions(conn, operator.tenant_id, kind, key)
+        if found is None:
+            raise DomainError("NOT_FOUND", details={"kind": kind.path, "key": key})
+        return found
+
+    handler.__name__ = "versions_" + kind.path.replace("-", "_")
+    return errors("NOT_FOUND")(
+        get(
+            f"/configs/{kind.path}/{{key:str}}/versions",
+            opt={"scope": "config"},
+            tags=["operator"],
+            summary=f"Every saved version of a {kind.path} config, newest first",
+        )(handler)
+    )
+
+
+_VERSION_HANDLERS = [_versions_handler(k) for k in configs.KINDS.values() if k.versions_sql]
+
 _WRITE_HANDLERS = [h for kind, w in writers.WRITERS.items() for h in _write_handlers(kind, w)]
 
 
@@ -336,6 +360,7 @@ admin_router = Router(
     route_handlers=[
         *_LIST_HANDLERS,
         *_WRITE_HANDLERS,
+        *_VERSION_HANDLERS,
         winners_export,
         list_keys,
         revoke_key,
