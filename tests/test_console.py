@@ -266,3 +266,11 @@ async def test_list_actions_archive_and_copy(browser_like, client, tenant) -> No
     assert r.status_code == 422
     r = await browser_like.post("/console/c/wheels/old/pause", data={"_csrf": csrf})
     assert r.status_code == 404
+
+
+async def test_dashboard_figures_export_as_csv(browser_like, tenant) -> None:
+    assert (await sign_in(browser_like, tenant.api_key)).status_code == 303
+    r = await browser_like.get("/console/stats.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    lines = r.text.lstrip("\ufeff").strip().splitlines()
+    assert lines[0].startswith("day,checkins") and len(lines) == 91

@@ -31,7 +31,7 @@ from service.core.constraints import (
 from service.core.context import Context
 from service.core.errors import DomainError
 from service.core.tenancy import ApiKeyCache
-from service.operator import configs, writers
+from service.operator import configs, stats, writers
 from service.operator import service as operator_service
 from service.operator.routes import KeyId, page_of, tenant_stats
 from service.points import service as points
@@ -265,6 +265,20 @@ async def dashboard(request: Request) -> Template | Redirect:
             [[d.points_issued for d in figures.days], [d.points_spent for d in figures.days]],
             [t("points_issued"), t("points_spent")],
         ),
+    )
+
+
+@get("/stats.csv", include_in_schema=False)
+async def stats_csv(request: Request) -> Any:
+    """The dashboard's figures, 90 days, as CSV (the same as GET /admin/v1/stats?format=csv)."""
+    sess = await _session(request)
+    if sess is None:
+        return _to_login()
+    figures = await tenant_stats(_ctx(request), sess.tenant_id, 90)
+    return Response(
+        "\ufeff" + stats.to_csv(figures),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="stats.csv"'},
     )
 
 
@@ -944,6 +958,7 @@ console_router = Router(
         logout,
         set_lang,
         dashboard,
+        stats_csv,
         config_list,
         config_edit,
         config_save,
