@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
-import httpx
 import structlog
 from litestar import Litestar, Request
 from litestar.config.app import ExperimentalFeatures  # noqa: F401  (kept for discoverability)
@@ -25,22 +25,15 @@ from openapi_ui_bundles import swagger_ui as swagger_bundle
 from service import __version__
 from service.config import Settings, load_settings
 from service.core import apidoc, idempotency
-from service.core.auth import TokenService
 from service.core.clock import Clock, SystemClock
 from service.core.constraints import strict_request
 from service.core.context import Context
-from service.core.db import Database, create_pool
 from service.core.http import exception_to_response
-from service.core.keys import Keys
 from service.core.logging import RequestLogMiddleware, configure_logging
-from service.core.outbox import Dispatcher
-from service.core.ratelimit import RateLimiter
-from service.core.redis import Scripts, create_redis
 from service.core.rng import system_rng
-from service.core.tenancy import ApiKeyCache
 from service.features import all_features
 from service.health import routes as health_routes
-from service.members.wechat import WechatVerifier
+from service.runtime import open_context
 
 log = structlog.get_logger("engage.app")
 
@@ -61,59 +54,6 @@ async def _every(ctx: Context, interval_s: float, job, name: str) -> None:  # ty
 
 async def _purge_idempotency(ctx: Context) -> None:
     await idempotency.purge(ctx)
-
-
-@asynccontextmanager
-async def open_context(
-    settings: Settings, *, clock: Clock | None = None, rng: random.Random | None = None
-) -> AsyncIterator[Context]:
-    """Pools, clients and subscribers for one process: used by the app and by CLI commands."""
-    the_clock = clock or SystemClock()
-    features = all_features()
-    pool = await create_pool(settings)
-    redis = create_redis(settings)
-    scripts = Scripts(redis)
-    with contextlib.suppress(Exception):
-        await scripts.preload(redis)
-    dispatcher = Dispatcher()
-    for feature in features:
-        if feature.subscribe is not None:
-            feature.subscribe(dispatcher)
-    http_client = httpx.AsyncClient(timeout=settings.wechat_timeout_s)
-    ctx = Context(
-        settings=settings,
-        db=Database(pool, settings.db_timeout_s),
-        redis=redis,
-        scripts=scripts,
-        keys=Keys(settings.redis_prefix),
-        clock=the_clock,
-        rng=rng or system_rng(),
-        dispatcher=dispatcher,
-        limiter=RateLimiter(redis, scripts, settings.redis_prefix, the_clock),
-    )
-    ctx.extras.update(
-        tokens=TokenService(
-            settings.token_secret,
-            settings.access_token_ttl_s,
-            settings.refresh_token_ttl_s,
-            the_clock,
-        ),
-        api_keys=ApiKeyCache(),
-        wechat_verifier=WechatVerifier(http_client, settings.wechat_api_base),
-        trusted_proxies=frozenset(
-            p.strip() for p in settings.trusted_proxies.split(",") if p.strip()
-        ),
-        http_client=http_client,
-    )
-    try:
-        for feature in features:
-            if feature.on_startup is not None:
-                await feature.on_startup(ctx)
-        yield ctx
-    finally:
-        await http_client.aclose()
-        await redis.aclose()
-        await pool.close()
 
 
 def create_app(
@@ -142,7 +82,9 @@ def create_app(
             tasks: list[asyncio.Task[None]] = []
             if background:
                 tasks.append(asyncio.create_task(ctx.dispatcher.run(ctx, settings.outbox_poll_s)))
-                jobs = [(300.0, _purge_idempotency, "idempotency.purge")]
+                jobs: list[tuple[float, Callable[[Context], Awaitable[Any]], str]] = [
+                    (300.0, _purge_idempotency, "idempotency.purge")
+                ]
                 for feature in features:
                     jobs += [
                         (iv, job, f"{feature.name}.{job.__name__}") for iv, job in feature.jobs

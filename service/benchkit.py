@@ -21,15 +21,19 @@ from service.core.embedded import pg_binary
 
 
 def free_port() -> int:
+    """ENGAGE_BENCH_PORT when set (a shared box hands out port ranges), else a free one."""
+    if os.environ.get("ENGAGE_BENCH_PORT"):
+        return int(os.environ["ENGAGE_BENCH_PORT"])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
-def server(env: dict[str, str], workers: int = 2) -> Iterator[str]:
-    """Run `engage serve` on a free loopback port; yields its base URL, stops it after."""
-    port = free_port()
+def server(env: dict[str, str], workers: int = 2, port: int | None = None) -> Iterator[str]:
+    """Run `engage serve` on a loopback port (a free one unless given); yields its base URL,
+    stops it after."""
+    port = port or free_port()
     full_env = {**os.environ, **env, "ENGAGE_LOG_LEVEL": "warning"}
     proc = subprocess.Popen(
         [

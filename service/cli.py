@@ -9,11 +9,18 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from service.config import Settings, SettingsError, load_settings
+from service.runtime import (
+    Servers,
+    now,
+    publish_cache_change,
+    run_with_context,
+)
+from service.runtime import connect as _connect
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC = REPO_ROOT / "frontend-api-spec" / "openapi.json"
@@ -23,51 +30,14 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-class Servers:
-    """Resolves the database and Redis URLs, starting embedded servers when they are empty
-    (or using those of the live `engage serve` that owns the data folder). ``stop()`` stops
-    what was started here. See service.core.ownership."""
-
-    def __init__(self, settings: Settings, *, need_redis: bool, command: str = "") -> None:
-        from service.core.ownership import open_servers
-
-        self.settings = settings
-        self._set = open_servers(
-            settings, need_redis=need_redis, command=command or _command_name()
-        )
-        self.embedded = self._set.embedded
-        self.database_url = self._set.database_url
-        self.redis_url = self._set.redis_url
-        self.mode = self._set.mode
-
-    def stop(self) -> None:
-        self._set.stop()
-        self.embedded = None
-
-
-def _command_name() -> str:
-    words = [a for a in sys.argv[1:3] if not a.startswith("-")]
-    return " ".join(words) or "engage"
-
-
 def _startup_errors():  # type: ignore[no-untyped-def]
     from service.core.ownership import startup_errors
 
     return startup_errors()
 
 
-def _run(coro_fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+def _run(coro_fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
     return asyncio.run(coro_fn(*args))
-
-
-async def _connect(url: str):  # type: ignore[no-untyped-def]
-    import asyncpg
-
-    from service.core.db import _init_connection
-
-    conn = await asyncpg.connect(url)
-    await _init_connection(conn)
-    return conn
 
 
 def _settings() -> Settings:
@@ -205,9 +175,7 @@ async def _with_db(settings: Settings, fn: Callable[[Any], Awaitable[Any]]) -> A
 
 
 def _now():  # type: ignore[no-untyped-def]
-    from service.core.clock import SystemClock
-
-    return SystemClock().now()
+    return now()
 
 
 def cmd_tenant_create(args: argparse.Namespace) -> int:
@@ -269,7 +237,12 @@ def cmd_apikey_revoke(args: argparse.Namespace) -> int:
         _say("revoked" if ok else f"engage: no active key {args.key_id}")
         return 0 if ok else 1
 
-    return asyncio.run(_with_db(_settings(), fn))
+    settings = _settings()
+    code = asyncio.run(_with_db(settings, fn))
+    if code == 0 and settings.redis_url:
+        # Every serving process drops its cached copy of the key within a second.
+        asyncio.run(publish_cache_change(settings, tenancy.API_KEY_CACHE))
+    return code
 
 
 def cmd_app_register(args: argparse.Namespace) -> int:
@@ -361,30 +334,6 @@ def cmd_export_openapi(args: argparse.Namespace) -> int:
     out.write_text(text)
     _say(f"wrote {out}")
     return 0
-
-
-def run_with_context(fn: Callable[[Any], Awaitable[Any]], *, need_redis: bool = True) -> Any:
-    """Run ``fn(ctx)`` with a full Context (pools, clients) against the configured servers,
-    starting the embedded ones when no URL is set. Feature CLI commands use this."""
-    from service.app import open_context
-    from service.core.migrate import migrate
-
-    settings = _settings()
-    servers = Servers(settings, need_redis=need_redis)
-    try:
-        resolved = load_settings(
-            database_url=servers.database_url, redis_url=servers.redis_url or "redis://unused"
-        )
-
-        async def go() -> Any:
-            with _startup_errors():
-                await migrate(servers.database_url)
-            async with open_context(resolved) as ctx:
-                return await fn(ctx)
-
-        return asyncio.run(go())
-    finally:
-        servers.stop()
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:

@@ -20,6 +20,8 @@ FEATURE_MODULES: tuple[str, ...] = (
     "wheel",
     "webhooks",
     "reminders",
+    "badges",
+    "ceremonies",
     "operator",
     "console",
     "h5",

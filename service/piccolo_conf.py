@@ -22,5 +22,7 @@ APP_REGISTRY = AppRegistry(
         "service.wheel.piccolo_app",
         "service.webhooks.piccolo_app",
         "service.reminders.piccolo_app",
+        "service.badges.piccolo_app",
+        "service.ceremonies.piccolo_app",
     ]
 )

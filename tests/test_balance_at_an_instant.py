@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from service.core.uow import unit_of_work
 from tests.test_challenges_api import join, put_challenge
 from tests.test_checkins_api import early_member, makeup, put_campaign, sh
 from tests.test_foundation_api import assert_error
@@ -111,11 +112,10 @@ async def test_a_credit_batch_of_several_members_and_currencies(tenant, ctx, clo
     clock.set(datetime(2026, 11, 23, 4, 0, tzinfo=UTC))
     a, _ = await tenant.member("bal-a")
     b, _ = await tenant.member("bal-b")
-    async with ctx.db.transaction() as conn:
-        await service.put_policy(ctx, conn, tenant.id, {"expiry": {"mode": "days", "days": 1}})
+    async with unit_of_work(ctx) as uow:
+        await service.put_policy(uow, tenant.id, {"expiry": {"mode": "days", "days": 1}})
         await service.apply_credits(
-            ctx,
-            conn,
+            uow,
             tenant.id,
             [
                 service.Credit(a, "points", 100, "x"),
@@ -124,10 +124,9 @@ async def test_a_credit_batch_of_several_members_and_currencies(tenant, ctx, clo
             ],
         )
     clock.advance(days=1, seconds=30)
-    async with ctx.db.transaction() as conn:
+    async with unit_of_work(ctx) as uow:
         out = await service.apply_credits(
-            ctx,
-            conn,
+            uow,
             tenant.id,
             [
                 service.Credit(a, "points", 10, "y"),

@@ -87,7 +87,7 @@ async def as_member(call) -> dict:  # type: ignore[no-untyped-def]
 
 
 async def spec_of(ctx, tenant_id: int, key: str) -> rules.BoardSpec:  # type: ignore[no-untyped-def]
-    service.clear_caches()
+    ctx.caches.clear()
     return await service.board_spec(ctx, tenant_id, key)
 
 
@@ -588,19 +588,19 @@ async def test_top_page_is_cached_with_single_flight_but_my_rank_is_exact(
     await emit(ctx, tenant.id, a, 5, DEFAULT_NOW)
     await emit(ctx, tenant.id, b, 10, DEFAULT_NOW)
     await deliver(ctx)
-    service.clear_caches()
+    ctx.caches.clear()
     # A long TTL for this test only, so a slow machine cannot expire the entry mid-test.
-    monkeypatch.setattr(service._top_cache, "ttl", 60.0)
-    loads = service._top_cache.loads
+    monkeypatch.setattr(service.top_cache(ctx), "ttl", 60.0)
+    loads = service.top_cache(ctx).loads
     rs = await asyncio.gather(*(client.get("/v1/leaderboards/hot", headers=ha) for _ in range(30)))
     assert {r.status_code for r in rs} == {200}
-    assert service._top_cache.loads == loads + 1  # thirty readers, one Redis read
+    assert service.top_cache(ctx).loads == loads + 1  # thirty readers, one Redis read
     await emit(ctx, tenant.id, a, 10, DEFAULT_NOW + timedelta(seconds=1))
     await deliver(ctx)
     r = await client.get("/v1/leaderboards/hot", headers=ha)
     assert r.json()["me"] == {"rank": 1, "score": 15, "gapToPrevious": None}  # exact at once
     assert [i["score"] for i in r.json()["items"]] == [10, 5]  # the page may lag a second
-    service._top_cache.clear()
+    service.top_cache(ctx).clear()
     r = await client.get("/v1/leaderboards/hot", headers=ha)
     assert [i["score"] for i in r.json()["items"]] == [15, 10]
 
@@ -688,7 +688,7 @@ async def test_three_hundred_ties_rank_first_come_on_every_board_kind(
     per = await store.memory_usage(ctx, key) / len(mids)
     print(f"{period}: {per:.1f} bytes/member in Redis (MEMORY USAGE over {len(mids)} members)")
     # Ranks as members read them.
-    service.clear_caches()
+    ctx.caches.clear()
     page = await as_member(
         service.read_board(ctx, tenant.id, mids[4], spec.key, "current", 100, None)
     )

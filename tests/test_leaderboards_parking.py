@@ -49,7 +49,7 @@ async def test_a_board_that_breaks_while_counting_is_parked_alone_and_resumes(
             tenant.id,
             {"windowStart": "2026-11-20T00:00:00", "windowEnd": "2026-12-20T00:00:00"},
         )
-    service.clear_caches()
+    ctx.caches.clear()
     _, ha = await tenant.member("a")
     # Read before any event: the read finds the rules raising, parks the board, answers 409.
     r = await client.get("/v1/leaderboards/naive", headers=ha)
@@ -60,7 +60,7 @@ async def test_a_board_that_breaks_while_counting_is_parked_alone_and_resumes(
             "(SELECT id FROM leaderboards WHERE tenant_id = $1 AND key = 'naive')",
             tenant.id,
         )
-    service.clear_caches()  # and from here on, the subscriber is the first to meet it
+    ctx.caches.clear()  # and from here on, the subscriber is the first to meet it
     _, hb = await tenant.member("b")
     _, ho = await other_tenant.member("o")
     assert (await adjust(client, tenant, "a", 10)).status_code == 200

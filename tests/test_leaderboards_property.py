@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from service.core import tenancy
 from service.core.outbox import Event
+from service.core.uow import unit_of_work
 from service.leaderboards import rules, service, store
 from service.leaderboards.schemas import LeaderboardIn
 from tests.conftest import DEFAULT_NOW
@@ -68,11 +69,10 @@ async def test_ranks_match_a_python_model(ctx, client):
         raw, rnd, redeliver = scenario
         key = "prop"
         # A fresh tenant per example: examples (and shrinking) never see each other's boards.
-        async with ctx.db.transaction() as conn:
+        async with unit_of_work(ctx) as uow:
+            conn = uow.conn
             t = await tenancy.create_tenant(conn, f"prop{RUN}{next(counter)}", "p", DEFAULT_NOW)
-            await service.put_board(
-                ctx, conn, t.id, key, LeaderboardIn(metric="points", period="weekly")
-            )
+            await service.put_board(uow, t.id, key, LeaderboardIn(metric="points", period="weekly"))
         spec = await service.board_spec(ctx, t.id, key)
         events = [
             Event(

@@ -20,12 +20,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from service.app import open_context
 from service.core import tenancy
 from service.core.clock import FixedClock
 from service.core.errors import DomainError
+from service.core.uow import unit_of_work
 from service.points import rules as prules
 from service.points import service as points
+from service.runtime import open_context
 from tests.conftest import make_settings
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -88,9 +89,10 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(amount=st.integers(1, 200))
     def earn(self, amount: int) -> None:
         async def go():  # type: ignore[no-untyped-def]
-            async with self.ctx.db.transaction() as conn:  # type: ignore[union-attr]
+            async with unit_of_work(self.ctx) as uow:  # type: ignore[union-attr]
+                conn = uow.conn
                 e = await points.credit(
-                    self.ctx, conn, self.tenant_id, self.member_id, "points", amount, reason="earn"
+                    uow, self.tenant_id, self.member_id, "points", amount, reason="earn"
                 )
                 lot = await conn.fetchval("SELECT id FROM point_lots WHERE entry_id=$1", e.id)
             return e, lot
@@ -105,9 +107,9 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(amount=st.integers(1, 150))
     def earn_growth(self, amount: int) -> None:
         async def go():  # type: ignore[no-untyped-def]
-            async with self.ctx.db.transaction() as conn:  # type: ignore[union-attr]
+            async with unit_of_work(self.ctx) as uow:  # type: ignore[union-attr]
                 return await points.credit(
-                    self.ctx, conn, self.tenant_id, self.member_id, "growth", amount, reason="earn"
+                    uow, self.tenant_id, self.member_id, "growth", amount, reason="earn"
                 )
 
         e = self.run(go())
@@ -136,10 +138,9 @@ class LedgerMachine(RuleBasedStateMachine):
         available = sum(lot.remaining for lot in live)
 
         async def go():  # type: ignore[no-untyped-def]
-            async with self.ctx.db.transaction() as conn:  # type: ignore[union-attr]
-                e = await points.debit(
-                    self.ctx, conn, self.tenant_id, self.member_id, amount, reason="spend"
-                )
+            async with unit_of_work(self.ctx) as uow:  # type: ignore[union-attr]
+                conn = uow.conn
+                e = await points.debit(uow, self.tenant_id, self.member_id, amount, reason="spend")
                 allocs = await conn.fetch(
                     "SELECT lot_id, amount FROM lot_allocations WHERE entry_id=$1 ORDER BY lot_id",
                     e.id,
@@ -173,10 +174,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule()
     def expire(self) -> None:
         async def go():  # type: ignore[no-untyped-def]
-            async with self.ctx.db.transaction() as conn:  # type: ignore[union-attr]
-                return await points.expire_member(
-                    self.ctx, conn, self.tenant_id, self.member_id, "points"
-                )
+            async with unit_of_work(self.ctx) as uow:  # type: ignore[union-attr]
+                return await points.expire_member(uow, self.tenant_id, self.member_id, "points")
 
         now = self.clock.now()
         due = sum(v[1] for v in self.lots.values() if v[2] is not None and v[2] <= now)
@@ -191,8 +190,8 @@ class LedgerMachine(RuleBasedStateMachine):
         )
 
         async def go():  # type: ignore[no-untyped-def]
-            async with self.ctx.db.transaction() as conn:  # type: ignore[union-attr]
-                return await points.reverse(self.ctx, conn, self.tenant_id, entry_id)
+            async with unit_of_work(self.ctx) as uow:  # type: ignore[union-attr]
+                return await points.reverse(uow, self.tenant_id, entry_id)
 
         if self.credits[entry_id]:
             self._expire_model()  # a points reversal writes due expiries first

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from service.core.uow import unit_of_work
 from tests.test_foundation_api import assert_error
 
 pytestmark = pytest.mark.asyncio
@@ -103,9 +104,9 @@ async def test_ledger_key_guards_even_without_http_layer(tenant, ctx):
     mid, _ = await tenant.member("m-race")
 
     async def one():  # type: ignore[no-untyped-def]
-        async with ctx.db.transaction() as conn:
+        async with unit_of_work(ctx) as uow:
             return await service.credit(
-                ctx, conn, tenant.id, mid, "points", 7, reason="race", idempotency_key="same"
+                uow, tenant.id, mid, "points", 7, reason="race", idempotency_key="same"
             )
 
     entries = await asyncio.gather(*[one() for _ in range(50)])

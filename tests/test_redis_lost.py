@@ -39,7 +39,7 @@ async def test_boards_rebuild_themselves_after_redis_loses_everything(ctx, clien
         assert r.json()["me"]["rank"] == 4 and len(r.json()["items"]) == 19
 
     assert await wipe_run_keys(ctx) > 0
-    boards.clear_caches()  # a fresh process: nothing cached in memory either
+    ctx.caches.clear()  # a fresh process: nothing cached in memory either
     # New activity first: lost03 (160) earns 5; the truth is still rank 4 of 19, not 1 of 1.
     clock.advance(seconds=1)
     assert (await adjust(client, tenant, "lost03", 5)).status_code == 200
@@ -68,7 +68,7 @@ async def test_boards_rebuild_themselves_after_redis_loses_everything(ctx, clien
     }
     for name, call in checks.items():
         await wipe_run_keys(ctx)
-        boards.clear_caches()
+        ctx.caches.clear()
         for key in ("all", "week"):
             r = await call(key)
             assert r.status_code == 200, (name, r.text)
@@ -93,7 +93,7 @@ async def test_many_readers_of_a_lost_board_share_one_rebuild(ctx, client, clock
         assert (await adjust(client, tenant, f"crowd{i}", 10 + i)).status_code == 200
     await deliver(ctx)
     await wipe_run_keys(ctx)
-    boards.clear_caches()
+    ctx.caches.clear()
     before = boards.rebuilt_on_read
     got = await asyncio.gather(
         *[client.get("/v1/leaderboards/crowd", headers=heads[i % 5]) for i in range(50)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 
+import pytest
 from scipy.stats import chisquare
 
 from service.wheel import rules
@@ -160,3 +161,35 @@ def test_contact_is_masked():
     assert m is not None
     assert m["name"] == "张**" and m["phone"] == "138****8000"
     assert m["address"]["detail"] == "****" and m["address"]["city"] == "深圳"
+
+
+def test_plan_spin_decides_free_paid_caps_and_what_is_left():
+    from datetime import date
+
+    from service.wheel.rules import MemberSpins, SpinRefused, plan_spin
+
+    today, yesterday = date(2026, 11, 23), date(2026, 11, 22)
+    cfg = {"freeSpinsPerDay": 1, "costPoints": 20, "maxSpinsPerDay": 3, "maxSpinsPerCampaign": 5}
+    first = plan_spin(cfg, MemberSpins(0, None, 0, 0), today)
+    assert (first.spin_no, first.free, first.cost, first.free_left, first.spins_left) == (
+        1,
+        True,
+        0,
+        0,
+        2,
+    )
+    paid = plan_spin(cfg, MemberSpins(1, today, 1, 1), today)
+    assert (paid.free, paid.cost, paid.spins_left) == (False, 20, 1)
+    # Yesterday's counters do not count today; the campaign cap bounds what is left.
+    fresh_day = plan_spin(cfg, MemberSpins(4, yesterday, 3, 1), today)
+    assert (fresh_day.free, fresh_day.spin_no, fresh_day.spins_left) == (True, 5, 0)
+    for member, code in [
+        (MemberSpins(3, today, 3, 1), "WHEEL_CAP_REACHED"),
+        (MemberSpins(5, yesterday, 0, 0), "WHEEL_CAP_REACHED"),
+    ]:
+        with pytest.raises(SpinRefused) as refused:
+            plan_spin(cfg, member, today)
+        assert refused.value.code == code
+    with pytest.raises(SpinRefused) as refused:
+        plan_spin({"freeSpinsPerDay": 1}, MemberSpins(1, today, 1, 1), today)
+    assert refused.value.code == "WHEEL_NO_SPINS_LEFT"

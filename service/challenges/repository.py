@@ -114,7 +114,7 @@ async def insert_entry(
 
 
 async def add_to_escrow(conn: asyncpg.Connection, challenge_id: int, stake: int) -> int:
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    return await conn.fetchval(
         "UPDATE challenges SET entrants = entrants + 1, escrow = escrow + $2, "
         "staked_total = staked_total + $2 WHERE id = $1 RETURNING entrants",
         challenge_id,
@@ -184,7 +184,7 @@ async def due(conn: asyncpg.Connection, now: datetime, limit: int) -> list[async
 
 
 async def count_winners(conn: asyncpg.Connection, challenge_id: int) -> int:
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    return await conn.fetchval(
         "SELECT count(*) FROM challenge_entries WHERE challenge_id = $1 AND status = 'won'",
         challenge_id,
     )

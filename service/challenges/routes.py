@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Request, Response, Router, get, post, put
+from litestar import Response, Router, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
@@ -19,7 +19,14 @@ from service.challenges.schemas import (
 )
 from service.core.apidoc import errors
 from service.core.auth import Member
-from service.core.http import get_ctx, idempotent, member_principal, operator_principal
+from service.core.http import (
+    RequestUnit,
+    get_ctx,
+    member_principal,
+    member_work,
+    operator_principal,
+    operator_work,
+)
 from service.core.tenancy import Operator
 
 
@@ -51,14 +58,9 @@ async def list_challenges(member: NamedDependency[Member], state: State) -> Chal
     "CHALLENGE_CLOSED or INSUFFICIENT_POINTS change nothing.",
 )
 async def join(
-    key: Key, member: NamedDependency[Member], state: State, request: Request
+    key: Key, member: NamedDependency[Member], work: NamedDependency[RequestUnit]
 ) -> Response[JoinOut]:
-    ctx = get_ctx(state)
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        return await service.join(ctx, conn, member.tenant_id, member.member_id, key)
-
-    return await idempotent(request, ctx, member, run)
+    return await work.respond(service.join, member.tenant_id, member.member_id, key)
 
 
 @errors("CHALLENGE_SETTLED", idempotent=True)
@@ -74,15 +76,9 @@ async def put_challenge(
     key: Key,
     data: JSONBody[ChallengeIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[ChallengeAdminOut]:
-    ctx = get_ctx(state)
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        return await service.put_challenge(ctx, conn, operator.tenant_id, key, data)
-
-    return await idempotent(request, ctx, operator, run)
+    return await work.respond(service.put_challenge, operator.tenant_id, key, data)
 
 
 @errors("CHALLENGE_NOT_FOUND")
@@ -106,28 +102,22 @@ async def get_challenge(
 async def settle(
     key: Key,
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
     data: JSONBody[SettleIn | None] = None,
 ) -> Response[SettlementOut]:
-    ctx = get_ctx(state)
     cancel = bool(data and data.cancel)
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        return await service.settle(ctx, conn, operator.tenant_id, key, cancel=cancel)
-
-    return await idempotent(request, ctx, operator, run)
+    return await work.respond(service.settle, operator.tenant_id, key, cancel=cancel)
 
 
 member_router = Router(
     path="/v1",
     route_handlers=[list_challenges, join],
-    dependencies={"member": Provide(member_principal)},
+    dependencies={"member": Provide(member_principal), "work": Provide(member_work)},
     security=[{"memberToken": []}],
 )
 admin_router = Router(
     path="/admin/v1",
     route_handlers=[put_challenge, get_challenge, settle],
-    dependencies={"operator": Provide(operator_principal)},
+    dependencies={"operator": Provide(operator_principal), "work": Provide(operator_work)},
     security=[{"apiKey": []}],
 )

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import msgspec
 import structlog
 
@@ -29,11 +28,11 @@ from service.challenges.schemas import (
     SettlementOut,
 )
 from service.checkins import service as checkins
-from service.core import outbox
 from service.core.clock import in_utc
 from service.core.constraints import validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
+from service.core.uow import UnitOfWork, unit_of_work
 from service.points import service as points
 
 log = structlog.get_logger("engage.challenges")
@@ -99,10 +98,11 @@ def _admin_out(row: Any, now: datetime) -> ChallengeAdminOut:
 
 
 async def put_challenge(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, data: ChallengeIn
+    uow: UnitOfWork, tenant_id: int, key: str, data: ChallengeIn
 ) -> ChallengeAdminOut:
     """Validate as a whole (422 VALIDATION_FAILED with every problem); cancelling refunds all
     stakes in this same transaction."""
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     current = await repo.get(conn, tenant_id, key, lock=True)
     if current is not None and current["settled_at"] is not None:
@@ -175,7 +175,7 @@ async def put_challenge(
         now,
     )
     if data.state == "cancelled":
-        await _settle_locked(ctx, conn, row, cancel=True)
+        await _settle_locked(uow, row, cancel=True)
         row = await repo.get(conn, tenant_id, key)
     return _admin_out(row, now)
 
@@ -191,12 +191,11 @@ async def get_challenge(ctx: Context, tenant_id: int, key: str) -> ChallengeAdmi
 # ----------------------------------------------------------------------------- join
 
 
-async def join(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, key: str
-) -> JoinOut:
+async def join(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> JoinOut:
     """Join with the stake: debited through the ledger into the escrow, in this transaction.
     Joining again answers the first entry (replayed); the challenge row lock serializes
     joins, so the entrant cap holds exactly."""
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     row = await repo.get(conn, tenant_id, key, lock=True)
     if row is None or row["state"] == "draft":
@@ -212,8 +211,7 @@ async def join(
             "CHALLENGE_FULL", details={"challenge": key, "maxEntrants": row["max_entrants"]}
         )
     debit = await points.debit(
-        ctx,
-        conn,
+        uow,
         tenant_id,
         member_id,
         row["stake"],
@@ -223,8 +221,7 @@ async def join(
     )
     await repo.insert_entry(conn, tenant_id, row["id"], member_id, row["stake"], debit.id, now)
     entrants = await repo.add_to_escrow(conn, row["id"], row["stake"])
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=tenant_id,
         type="challenge.joined",
         member_id=member_id,
@@ -356,11 +353,10 @@ def _entry_outcome(outcome: str, finished: bool) -> _Outcome:
     return _Outcome("refunded" if outcome == "refund" else "lost", "challenge.lost")
 
 
-async def _settle_locked(
-    ctx: Context, conn: asyncpg.Connection, row: Any, *, cancel: bool
-) -> SettlementOut:
+async def _settle_locked(uow: UnitOfWork, row: Any, *, cancel: bool) -> SettlementOut:
     """Settle a challenge whose row this transaction holds locked. Settling twice changes
     nothing: a settled challenge answers its settlement again."""
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     if row["settled_at"] is not None:
         winners = await repo.count_winners(conn, row["id"])
@@ -408,31 +404,27 @@ async def _settle_locked(
     # chunks too, so a large settlement cannot deadlock with a concurrent batch.
     credits.sort(key=lambda c: c.member_id)
     for i in range(0, len(credits), SETTLE_BATCH):
-        await points.apply_credits(ctx, conn, tenant_id, credits[i : i + SETTLE_BATCH])
+        await points.apply_credits(uow, tenant_id, credits[i : i + SETTLE_BATCH])
     updates = []
-    events = []
     for e in entries:
         o = _entry_outcome(s.outcome, finished[e["id"]])
         checked = None if cancelled else counts.get(e["member_id"], 0)
         updates.append((e["id"], o.status, checked, s.payouts[e["id"]]))
         if o.event:
-            events.append(
-                (
-                    tenant_id,
-                    o.event,
-                    e["member_id"],
-                    {
-                        "challenge": key,
-                        "stake": e["stake"],
-                        "payout": s.payouts[e["id"]],
-                        "checkins": checked,
-                        "outcome": s.outcome,
-                    },
-                    now,
-                )
+            uow.emit(
+                tenant_id=tenant_id,
+                type=o.event,
+                member_id=e["member_id"],
+                payload={
+                    "challenge": key,
+                    "stake": e["stake"],
+                    "payout": s.payouts[e["id"]],
+                    "checkins": checked,
+                    "outcome": s.outcome,
+                },
+                occurred_at=now,
             )
     await repo.settle_entries(conn, row["id"], updates, now)
-    await outbox.emit_many(conn, events)
     settled = await repo.close_escrow(conn, row["id"], s.paid, s.platform_cut, s.outcome, now)
     log.info(
         "challenge settled",
@@ -447,9 +439,10 @@ async def _settle_locked(
 
 
 async def settle(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, *, cancel: bool = False
+    uow: UnitOfWork, tenant_id: int, key: str, *, cancel: bool = False
 ) -> SettlementOut:
     """The operator's settle (or cancel)."""
+    ctx, conn = uow.ctx, uow.conn
     row = await repo.get(conn, tenant_id, key, lock=True)
     if row is None:
         raise DomainError("CHALLENGE_NOT_FOUND", details={"challenge": key})
@@ -457,7 +450,7 @@ async def settle(
         raise DomainError("CHALLENGE_NOT_FOUND", details={"challenge": key})
     if cancel and row["state"] != "cancelled" and row["settled_at"] is None:
         row = await repo.cancel(conn, row["id"], ctx.clock.now())
-    return await _settle_locked(ctx, conn, row, cancel=cancel)
+    return await _settle_locked(uow, row, cancel=cancel)
 
 
 async def settle_due(ctx: Context, batch: int = 100) -> int:
@@ -467,10 +460,11 @@ async def settle_due(ctx: Context, batch: int = 100) -> int:
     async with ctx.db.connection() as conn:
         due = await repo.due(conn, ctx.clock.now(), batch)
     for r in due:
-        async with ctx.db.transaction() as conn:
+        async with unit_of_work(ctx) as uow:
+            conn = uow.conn
             row = await repo.get_by_id_locked(conn, r["id"])
             if row is None or row["settled_at"] is not None:
                 continue
-            await _settle_locked(ctx, conn, row, cancel=False)
+            await _settle_locked(uow, row, cancel=False)
             done += 1
     return done

@@ -116,12 +116,12 @@ async def _seed(settings: Any, members: int) -> dict[str, Any]:
     from service.core import tenancy
     from service.core.auth import TokenService
     from service.core.clock import SystemClock
-    from service.core.db import _init_connection
+    from service.core.db import init_connection
 
     now = SystemClock().now()
     slug = "bench" + secrets.token_hex(4)
     conn = await asyncpg.connect(settings.database_url)
-    await _init_connection(conn)
+    await init_connection(conn)
     try:
         async with conn.transaction():
             tenant = await tenancy.create_tenant(conn, slug, slug, now)
@@ -167,7 +167,7 @@ async def _count(settings: Any, campaign_id: int) -> int:
 
     conn = await asyncpg.connect(settings.database_url)
     try:
-        return await conn.fetchval(  # type: ignore[no-any-return]
+        return await conn.fetchval(
             "SELECT count(*) FROM checkins WHERE campaign_id = $1", campaign_id
         )
     finally:
@@ -362,7 +362,7 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def add_command(bsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_command(bsub: argparse._SubParsersAction) -> None:
     """Adds `engage bench checkins` to the shared `bench` group."""
     p = bsub.add_parser(
         "checkins",

@@ -13,7 +13,7 @@ async def _rebuild(ctx: Context) -> dict:
     return await service.rebuild(ctx)
 
 
-def _bench(group: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _bench(group: argparse._SubParsersAction) -> None:
     from service.checkins import bench
 
     bench.add_command(group)

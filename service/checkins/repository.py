@@ -196,7 +196,7 @@ async def makeups_between(
     first: date,
     last: date,
 ) -> int:
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    return await conn.fetchval(
         "SELECT count(*) FROM checkins WHERE tenant_id = $1 AND campaign_id = $2 "
         "AND member_id = $3 AND kind = 'makeup' AND day BETWEEN $4 AND $5",
         tenant_id,

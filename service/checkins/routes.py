@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Request, Response, Router, get, post, put
+from litestar import Response, Router, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
@@ -22,8 +22,16 @@ from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.clock import in_utc
 from service.core.errors import DomainError
-from service.core.http import get_ctx, idempotent, member_principal, operator_principal
+from service.core.http import (
+    RequestUnit,
+    get_ctx,
+    member_principal,
+    member_work,
+    operator_principal,
+    operator_work,
+)
 from service.core.tenancy import Operator
+from service.core.uow import UnitOfWork
 
 
 @errors("CAMPAIGN_NOT_FOUND")
@@ -54,22 +62,9 @@ async def get_state(
     "result and `replayed: true`; nothing is paid twice.",
 )
 async def check_in(
-    campaignKey: Key, member: NamedDependency[Member], state: State, request: Request
+    campaignKey: Key, member: NamedDependency[Member], work: NamedDependency[RequestUnit]
 ) -> Response[CheckinOut]:
-    ctx = get_ctx(state)
-    marks: list[service.Mark] = []
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        out, mark = await service.check_in(
-            ctx, conn, member.tenant_id, member.member_id, campaignKey
-        )
-        marks.append(mark)
-        return out
-
-    response = await idempotent(request, ctx, member, run)
-    for mark in marks:
-        await service.mark_committed(ctx, mark)
-    return response
+    return await work.respond(service.check_in, member.tenant_id, member.member_id, campaignKey)
 
 
 @errors(
@@ -98,23 +93,11 @@ async def make_up(
     campaignKey: Key,
     data: JSONBody[MakeupBody],
     member: NamedDependency[Member],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[CheckinOut]:
-    ctx = get_ctx(state)
-    marks: list[service.Mark] = []
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        out, mark = await service.make_up(
-            ctx, conn, member.tenant_id, member.member_id, campaignKey, data.date
-        )
-        marks.append(mark)
-        return out
-
-    response = await idempotent(request, ctx, member, run)
-    for mark in marks:
-        await service.mark_committed(ctx, mark)
-    return response
+    return await work.respond(
+        service.make_up, member.tenant_id, member.member_id, campaignKey, data.date
+    )
 
 
 def _campaign_out(c: service.Campaign, now) -> CampaignOut:  # type: ignore[no-untyped-def]
@@ -141,16 +124,14 @@ async def put_campaign(
     key: Key,
     data: JSONBody[CampaignIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[CampaignOut]:
-    ctx = get_ctx(state)
+    return await work.respond(_put_campaign, operator.tenant_id, key, data)
 
-    async def run(conn):  # type: ignore[no-untyped-def]
-        c = await service.put_campaign(ctx, conn, operator.tenant_id, key, data)
-        return _campaign_out(c, ctx.clock.now())
 
-    return await idempotent(request, ctx, operator, run)
+async def _put_campaign(uow: UnitOfWork, tenant_id: int, key: str, data: CampaignIn) -> CampaignOut:
+    c = await service.put_campaign(uow, tenant_id, key, data)
+    return _campaign_out(c, uow.ctx.clock.now())
 
 
 @errors("CAMPAIGN_NOT_FOUND")
@@ -172,12 +153,12 @@ async def get_campaign(key: Key, operator: NamedDependency[Operator], state: Sta
 member_router = Router(
     path="/v1",
     route_handlers=[get_state, check_in, make_up],
-    dependencies={"member": Provide(member_principal)},
+    dependencies={"member": Provide(member_principal), "work": Provide(member_work)},
     security=[{"memberToken": []}],
 )
 admin_router = Router(
     path="/admin/v1",
     route_handlers=[put_campaign, get_campaign],
-    dependencies={"operator": Provide(operator_principal)},
+    dependencies={"operator": Provide(operator_principal), "work": Provide(operator_work)},
     security=[{"apiKey": []}],
 )

@@ -8,7 +8,7 @@ and run in the caller's transaction; the request boundary commits.
 
 from __future__ import annotations
 
-import time
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -29,11 +29,10 @@ from service.checkins.schemas import (
     MakeupState,
     RewardOut,
 )
-from service.core import outbox
 from service.core.constraints import problem, register_check, validation_failed
 from service.core.context import Context
-from service.core.errors import DomainError, register_codes
-from service.core.http import DEPENDENCY_ERRORS
+from service.core.errors import DEPENDENCY_ERRORS, DomainError, register_codes
+from service.core.uow import UnitOfWork
 from service.members import service as members
 from service.points import service as points
 
@@ -72,6 +71,7 @@ register_codes(
 
 UPCOMING_DAYS = 7
 _CACHE_TTL = 5.0
+_JOINED_CACHE_TTL = 3600.0  # joining never changes
 _JOINED_CACHE_MAX = 100_000
 
 
@@ -145,25 +145,24 @@ def _campaign(row: asyncpg.Record) -> Campaign:
     )
 
 
-def _cache(ctx: Context, name: str) -> dict[Any, Any]:
-    return ctx.extras.setdefault(name, {})  # type: ignore[no-any-return]
+CAMPAIGN_CACHE = "checkins.campaigns"
 
 
 async def find_campaign(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, *, fresh: bool = False
 ) -> Campaign | None:
     """The campaign (drafts included), cached in-process for a few seconds: the check-in hot
-    path must not read its config on every call. Other processes see a change within
-    _CACHE_TTL seconds."""
-    cache = _cache(ctx, "checkins.campaigns")
-    hit = cache.get((tenant_id, key))
-    if hit and hit[0] > time.monotonic() and not fresh:
-        return hit[1]  # type: ignore[no-any-return]
-    row = await repo.get_campaign(conn, tenant_id, key)
-    if row is None:
-        return None
-    campaign = _campaign(row)
-    cache[(tenant_id, key)] = (time.monotonic() + _CACHE_TTL, campaign)
+    path must not read its config on every call. Other processes drop it within a second of
+    a change (service.core.cache)."""
+
+    async def load() -> Campaign | None:
+        row = await repo.get_campaign(conn, tenant_id, key)
+        return None if row is None else _campaign(row)
+
+    cache = ctx.caches.get(CAMPAIGN_CACHE, _CACHE_TTL)
+    campaign = await cache.get((tenant_id, key), load, fresh=fresh)
+    if campaign is None:
+        cache.drop((tenant_id, key))  # a campaign created next is seen at once
     return campaign
 
 
@@ -237,9 +236,8 @@ def config_problems(data: CampaignIn) -> list[dict[str, str]]:
 register_check(CampaignIn, config_problems)
 
 
-async def put_campaign(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, data: CampaignIn
-) -> Campaign:
+async def put_campaign(uow: UnitOfWork, tenant_id: int, key: str, data: CampaignIn) -> Campaign:
+    ctx, conn = uow.ctx, uow.conn
     problems = config_problems(data)
     if problems:
         raise validation_failed(problems)
@@ -254,7 +252,7 @@ async def put_campaign(
         msgspec.to_builtins(data),
         ctx.clock.now(),
     )
-    _cache(ctx, "checkins.campaigns").pop((tenant_id, key), None)
+    uow.after_commit(functools.partial(ctx.caches.changed, CAMPAIGN_CACHE, (tenant_id, key)))
     return _campaign(row)
 
 
@@ -313,13 +311,14 @@ def _state(row: asyncpg.Record) -> rules.Streaks:
     )
 
 
-async def check_in(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, key: str
+async def _check_in(
+    uow: UnitOfWork, tenant_id: int, member_id: int, key: str
 ) -> tuple[CheckinOut, Mark]:
     """Check in for today in the campaign's time zone: once per local day, whatever happens.
 
     The member's streak row is locked first, so a burst of taps queues up behind the first;
     each later one finds today's row and answers the first result (replayed)."""
+    ctx, conn = uow.ctx, uow.conn
     c = await member_campaign(ctx, conn, tenant_id, key)
     now = ctx.clock.now()
     _require_live(c, now)
@@ -383,39 +382,35 @@ async def check_in(
             "checkin.daily",
             source_ref=ref,
             idempotency_key=f"{ref}:{member_id}:{currency}",
+            key_is_new=True,  # today's check-in row was inserted just above
         )
         for currency, amount in (("points", reward.points), ("growth", reward.growth))
         if amount > 0
     ]
     if credits:
-        await points.apply_credits(ctx, conn, tenant_id, credits)
-    events: list[tuple[int, str, int | None, dict[str, Any], datetime]] = [
-        (
-            tenant_id,
-            "checkin.done",
-            member_id,
-            {"campaign": c.key, "date": today.isoformat(), "streak": streak},
-            now,
-        )
-    ]
+        await points.apply_credits(uow, tenant_id, credits)
+    uow.emit(
+        tenant_id=tenant_id,
+        type="checkin.done",
+        member_id=member_id,
+        payload={"campaign": c.key, "date": today.isoformat(), "streak": streak},
+        occurred_at=now,
+    )
     if milestone is not None:
-        events.append(
-            (
-                tenant_id,
-                "checkin.streak",
-                member_id,
-                {
-                    "campaign": c.key,
-                    "date": today.isoformat(),
-                    "streak": streak,
-                    "milestone": milestone.day,
-                    "points": reward.points,
-                    "growth": reward.growth,
-                },
-                now,
-            )
+        uow.emit(
+            tenant_id=tenant_id,
+            type="checkin.streak",
+            member_id=member_id,
+            payload={
+                "campaign": c.key,
+                "date": today.isoformat(),
+                "streak": streak,
+                "milestone": milestone.day,
+                "points": reward.points,
+                "growth": reward.growth,
+            },
+            occurred_at=now,
         )
-    await outbox.emit_many(conn, events)
     row = {
         "day": today,
         "kind": "daily",
@@ -429,23 +424,29 @@ async def check_in(
     return _checkin_out(c, row, today, rules.alive_streak(new, today), True, False), mark
 
 
+async def check_in(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> CheckinOut:
+    """Check in for today; the day's bit is set in Redis once the transaction committed."""
+    out, mark = await _check_in(uow, tenant_id, member_id, key)
+    uow.after_commit(functools.partial(mark_committed, uow.ctx, mark))
+    return out
+
+
 async def _joined_day(ctx: Context, tenant_id: int, member_id: int, tz: ZoneInfo) -> date:
     """The local day the member joined; joining never changes, so it is cached in-process."""
-    cache = _cache(ctx, "checkins.joined")
-    joined = cache.get((tenant_id, member_id))
-    if joined is None:
-        joined = (await members.profile(ctx, tenant_id, member_id)).joined_at
-        if len(cache) >= _JOINED_CACHE_MAX:
-            cache.clear()
-        cache[(tenant_id, member_id)] = joined
-    return rules.local_day(joined, tz)
+    cache = ctx.caches.get("checkins.joined", _JOINED_CACHE_TTL, max_entries=_JOINED_CACHE_MAX)
+
+    async def load() -> datetime:
+        return (await members.profile(ctx, tenant_id, member_id)).joined_at
+
+    return rules.local_day(await cache.get((tenant_id, member_id), load), tz)
 
 
-async def make_up(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, key: str, day: date
+async def _make_up(
+    uow: UnitOfWork, tenant_id: int, member_id: int, key: str, day: date
 ) -> tuple[CheckinOut, Mark]:
     """Fill a missed day: checks, the monthly quota under the member's lock, the cost debited
     in this transaction, and the streaks recounted (a make-up joining two runs makes one)."""
+    ctx, conn = uow.ctx, uow.conn
     c = await member_campaign(ctx, conn, tenant_id, key)
     now = ctx.clock.now()
     _require_live(c, now)
@@ -479,8 +480,7 @@ async def make_up(
     ref = f"checkin:{c.id}:{day.isoformat()}"
     if c.makeup.cost_points > 0:
         await points.debit(
-            ctx,
-            conn,
+            uow,
             tenant_id,
             member_id,
             c.makeup.cost_points,
@@ -509,8 +509,7 @@ async def make_up(
         conn, tenant_id, c.id, member_id, new.last_day, new.current, new.longest, new.total, now
     )
     alive = rules.alive_streak(new, today)
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=tenant_id,
         type="checkin.makeup",
         member_id=member_id,
@@ -538,6 +537,15 @@ async def make_up(
 # ----------------------------------------------------------------------------- calendars
 
 
+async def make_up(
+    uow: UnitOfWork, tenant_id: int, member_id: int, key: str, day: date
+) -> CheckinOut:
+    """Make up a missed ``day``; its bit is set in Redis once the transaction committed."""
+    out, mark = await _make_up(uow, tenant_id, member_id, key, day)
+    uow.after_commit(functools.partial(mark_committed, uow.ctx, mark))
+    return out
+
+
 def _bitmaps(c: Campaign, rows: list[Any]) -> tuple[bytes, bytes]:
     cal = rules.bitmap_of(c.offset(r["day"]) for r in rows)
     mk = rules.bitmap_of(c.offset(r["day"]) for r in rows if r["kind"] == "makeup")
@@ -550,6 +558,10 @@ async def _seed_member(ctx: Context, c: Campaign, member_id: int) -> tuple[bytes
     cal, mk = _bitmaps(c, rows)
     await store.seed(ctx, c.tenant_id, c.id, c.epoch, member_id, cal, mk)
     return cal, mk
+
+
+# What may stop the calendar mark after commit: logged, repaired by `engage rebuild checkins`.
+_CALENDAR_ERRORS: tuple[type[BaseException], ...] = (*DEPENDENCY_ERRORS, DomainError)
 
 
 async def mark_committed(ctx: Context, mark: Mark) -> None:
@@ -588,7 +600,7 @@ async def mark_committed(ctx: Context, mark: Mark) -> None:
         cal = rules.bitmap_of((r["day"] - epoch).days for r in rows)
         mk = rules.bitmap_of((r["day"] - epoch).days for r in rows if r["kind"] == "makeup")
         await store.seed(ctx, mark.tenant_id, mark.campaign_id, epoch, mark.member_id, cal, mk)
-    except (*DEPENDENCY_ERRORS, DomainError) as exc:
+    except _CALENDAR_ERRORS as exc:
         log.warning("calendar not marked", campaign=mark.campaign_id, error=repr(exc))
 
 

@@ -74,7 +74,11 @@ async def read(
     cal, mk = await ctx.redis.mget(keys(ctx, tenant_id, campaign_id, epoch, member_id))
     if cal is None:
         return None
-    return bytes(cal), bytes(mk or b"")
+    return _bytes(cal), _bytes(mk or b"")
+
+
+def _bytes(v: bytes | str) -> bytes:
+    return v if isinstance(v, bytes) else v.encode("latin-1")
 
 
 async def delete_campaign(ctx: Context, tenant_id: int, campaign_id: int) -> int:

@@ -31,6 +31,7 @@ from service.core.constraints import (
 from service.core.context import Context
 from service.core.errors import DomainError
 from service.core.tenancy import ApiKeyCache
+from service.core.uow import unit_of_work
 from service.operator import configs, stats, writers
 from service.operator import service as operator_service
 from service.operator.routes import KeyId, page_of, tenant_stats
@@ -146,7 +147,7 @@ async def login(request: Request) -> Response[Any] | Template:
     expected = request.cookies.get(session.LOGIN_CSRF_COOKIE) or ""
     if not expected or not session.csrf_ok(expected, form.get("_csrf")):
         return Response("403 CSRF", status_code=403, media_type="text/plain")
-    cache: ApiKeyCache = ctx.extras["api_keys"]
+    cache: ApiKeyCache = ctx.api_keys
     op = await cache.verify(
         ctx.db.connection, str(form.get("api_key", "")).strip(), ctx.clock.now()
     )
@@ -377,8 +378,8 @@ async def config_save(request: Request, kind: KindParam) -> Any:
             raise Problems(found + p.problems) from p
         if found:
             raise Problems(found)
-        async with ctx.db.transaction() as conn:
-            await save(ctx, conn, sess.tenant_id, key, data)
+        async with unit_of_work(ctx) as uow:
+            await save(uow, sess.tenant_id, key, data)
     except Problems as p:
         return _editor_problems(request, sess, kind, key, text, p.problems)
     except DomainError as err:
@@ -406,14 +407,14 @@ async def config_action(
         return form
     ctx = _ctx(request)
     try:
-        async with ctx.db.transaction() as conn:
+        async with unit_of_work(ctx) as uow:
             if action == "copy":
                 new_key = str(form.get("newKey", "")).strip()
                 if not _WHEEL_KEY.match(new_key):
                     raise Problems([problem("body", "newKey", "PATTERN", "1-64 of a-z 0-9 _ . -")])
-                await writers.copy(ctx, conn, sess.tenant_id, kind, key, new_key)
+                await writers.copy(uow, sess.tenant_id, kind, key, new_key)
             else:
-                await writers.set_state(ctx, conn, sess.tenant_id, kind, key, action)
+                await writers.set_state(uow, sess.tenant_id, kind, key, action)
     except (Problems, DomainError) as exc:
         spec = configs.KINDS[kind]
         page = await page_of(request.app.state, sess.tenant_id, spec, None, None, 50)
@@ -598,8 +599,8 @@ async def _save_wheel(ctx: Context, tenant_id: int, key: str, raw: dict[str, Any
     if found:
         raise Problems(found)
     try:
-        async with ctx.db.transaction() as conn:
-            await wheel.put_wheel(ctx, conn, tenant_id, key, data)
+        async with unit_of_work(ctx) as uow:
+            await wheel.put_wheel(uow, tenant_id, key, data)
     except DomainError as err:
         raise Problems(
             err.details.get("problems") or [problem("body", "", err.code, str(err.details))]
@@ -726,10 +727,9 @@ async def member_credit(request: Request) -> Any:
             raise Problems([problem("body", "amount", "OUT_OF_RANGE", "must be positive")])
         mid = await operator_service.find_member_id(ctx, sess.tenant_id, ext, None)
         nonce = str(form.get("nonce", ""))[:64] or secrets.token_urlsafe(8)
-        async with ctx.db.transaction() as conn:
+        async with unit_of_work(ctx) as uow:
             await points.credit(
-                ctx,
-                conn,
+                uow,
                 sess.tenant_id,
                 mid,
                 "points",
@@ -827,8 +827,8 @@ async def prizes_ship(request: Request, key: WheelKey) -> Any:
                 "trackingNo": str(form.get("trackingNo", "")).strip(),
             },
         )
-        async with ctx.db.transaction() as conn:
-            await wheel.ship(ctx, conn, sess.tenant_id, key, award_id, data)
+        async with unit_of_work(ctx) as uow:
+            await wheel.ship(uow, sess.tenant_id, key, award_id, data)
     except (Problems, ValueError, DomainError) as exc:
         return await _prizes_error(request, sess, key, _describe(exc))
     return Redirect(f"/console/prizes?wheel={key}&msg=shipped_n", status_code=303)
@@ -896,8 +896,8 @@ async def prizes_upload(request: Request, key: WheelKey) -> Any:
         try:
             award_id = int(row[0])
             data = check_body(ShipIn, {"carrier": row[1].strip(), "trackingNo": row[2].strip()})
-            async with ctx.db.transaction() as conn:
-                await wheel.ship(ctx, conn, sess.tenant_id, key, award_id, data)
+            async with unit_of_work(ctx) as uow:
+                await wheel.ship(uow, sess.tenant_id, key, award_id, data)
             done += 1
         except (Problems, ValueError, IndexError, DomainError) as exc:
             errors.append(f"line {line_no}: {_describe(exc)}")

@@ -102,7 +102,7 @@ def documented_codes(handler: HTTPRouteHandler) -> tuple[str, ...]:
     """Every code the route may answer: its declared ones and those of its kind, in order."""
     cached = handler.opt.get("_documented_codes")
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     deps = handler.resolve_dependencies()
     codes: list[str] = []
     if "member" in deps:

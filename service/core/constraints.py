@@ -37,7 +37,8 @@ def constrained(
     fields), Litestar the ``Parameter`` (path, query; it ignores ``Meta`` there), and both put
     the same limits in the OpenAPI file. The strict decoder checks both kinds of use."""
     extra: dict[str, Any] = {"description": description} if description else {}
-    meta = Meta(**limits, **extra, **({"examples": examples} if examples else {}))
+    # Limits are Meta's keyword arguments, passed through by name (mypy cannot see which).
+    meta = Meta(**limits, **extra, **({"examples": examples} if examples else {}))  # type: ignore[call-overload]
     return Annotated[base, meta, Parameter(**limits, **extra)]
 
 
@@ -207,7 +208,9 @@ def _walk(t: mi.Type, v: Any, path: str, source: str, out: list) -> None:
             if tag not in tags:
                 allowed = ", ".join(repr(x) for x in tags)
                 out.append(
-                    problem(source, _join(path, tag_field), "NOT_ALLOWED", f"one of {allowed}")
+                    problem(
+                        source, _join(path, tag_field or ""), "NOT_ALLOWED", f"one of {allowed}"
+                    )
                 )
                 return
             _walk(tags[tag], v, path, source, out)

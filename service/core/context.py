@@ -1,14 +1,23 @@
-"""The process-wide context every route and service receives: settings, pools, clock, RNG."""
+"""The process-wide context every route, service and job receives.
+
+It names everything a feature may use: settings, the PostgreSQL pool, Redis and its scripts,
+key naming, the injected clock and RNG, the outbox dispatcher, the rate limiter, token and API
+key verification, the WeChat verifier, the trusted proxies and the process's caches. It is
+built once per process by ``service.runtime.open_context`` (the app's lifespan and the CLI).
+"""
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import httpx
 import redis.asyncio as aioredis
 
 from service.config import Settings
+from service.core.auth import TokenService
+from service.core.cache import Caches
 from service.core.clock import Clock
 from service.core.db import Database
 from service.core.keys import Keys
@@ -17,9 +26,11 @@ from service.core.redis import Scripts
 if TYPE_CHECKING:
     from service.core.outbox import Dispatcher
     from service.core.ratelimit import RateLimiter
+    from service.core.tenancy import ApiKeyCache
+    from service.members.wechat import Verifier
 
 
-@dataclass
+@dataclass(slots=True)
 class Context:
     settings: Settings
     db: Database
@@ -30,5 +41,9 @@ class Context:
     rng: random.Random
     dispatcher: Dispatcher
     limiter: RateLimiter
-    # Long-lived clients features need (the WeChat HTTP client, caches); set by the lifespan.
-    extras: dict[str, Any] = field(default_factory=dict)
+    tokens: TokenService  # member access/refresh tokens (HS256 JWT)
+    api_keys: ApiKeyCache  # operator API keys, verified and cached for a few seconds
+    wechat_verifier: Verifier  # code2session against WeChat's API
+    trusted_proxies: frozenset[str]  # peers whose X-Forwarded-For is believed
+    http_client: httpx.AsyncClient  # the process's outbound HTTP client
+    caches: Caches  # every in-memory cache, invalidated across processes on config changes

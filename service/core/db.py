@@ -21,7 +21,7 @@ _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.decode
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "jsonb",
         encoder=lambda v: _json_encode(v).decode(),
@@ -63,7 +63,7 @@ async def create_pool(settings: Settings, dsn: str | None = None) -> asyncpg.Poo
         max_size=settings.db_pool_max,
         command_timeout=settings.db_timeout_s,
         timeout=settings.db_timeout_s,
-        init=_init_connection,
+        init=init_connection,
         reset=_no_reset,
         # Statements are prepared per connection; a small cache keeps memory flat.
         max_cached_statement_lifetime=0,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import asyncpg
+import redis.exceptions as redis_errors
+
 # Every code a client may switch on, its HTTP status, and the message in Chinese (default) and
 # English. frontend-api-spec/README.md lists the same table; a test keeps the two in step.
 CATALOGUE: dict[str, tuple[int, str, str]] = {
@@ -130,3 +133,18 @@ def pick_language(accept_language: str | None) -> str:
         return "zh"
     first = accept_language.split(",")[0].strip().lower()
     return "en" if first.startswith("en") else "zh"
+
+
+# Failures that mean a dependency (PostgreSQL, Redis, the network) did not answer: the same
+# request may succeed later, so they become 503 DEPENDENCY_UNAVAILABLE with Retry-After.
+DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)

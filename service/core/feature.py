@@ -32,8 +32,8 @@ class Feature:
     subscribe: Callable[[Dispatcher], None] | None = None
     rebuild: Callable[[Context], Awaitable[dict[str, Any]]] | None = None
     jobs: Sequence[tuple[float, Callable[[Context], Awaitable[Any]]]] = ()
-    cli: Callable[[argparse._SubParsersAction], None] | None = None  # type: ignore[type-arg]
+    cli: Callable[[argparse._SubParsersAction], None] | None = None
     on_startup: Callable[[Context], Awaitable[None]] | None = None
     # Adds `engage bench <name>` subcommands: called with the `bench` group's subparsers.
-    bench: Callable[[argparse._SubParsersAction], None] | None = None  # type: ignore[type-arg]
+    bench: Callable[[argparse._SubParsersAction], None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)

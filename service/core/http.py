@@ -1,30 +1,33 @@
-"""HTTP glue shared by every feature: error mapping, principals, client IP, idempotency."""
+"""HTTP glue shared by every feature: error mapping, principals, client IP, the request's
+unit of work (transaction + idempotency)."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 import asyncpg
 import msgspec
-import redis.exceptions as redis_errors
 import structlog
 from litestar import Request, Response
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 from service.core import apidoc, idempotency
 from service.core.auth import Member, TokenService
 from service.core.constraints import code_of_message, normalize_problems, problem
 from service.core.context import Context
-from service.core.errors import CATALOGUE, DomainError, pick_language
+from service.core.errors import CATALOGUE, DEPENDENCY_ERRORS, DomainError, pick_language
 from service.core.tenancy import ApiKeyCache, Operator
+from service.core.uow import UnitOfWork, unit_of_work
 
 log = structlog.get_logger("engage.http")
 encoder = msgspec.json.Encoder()
 
 JSON = "application/json"
+P = ParamSpec("P")
 
 
 class ErrorBody(msgspec.Struct):
@@ -67,18 +70,6 @@ _STATUS_CODES = {
     429: "RATE_LIMITED",
     503: "DEPENDENCY_UNAVAILABLE",
 }
-
-DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    redis_errors.BusyLoadingError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.InterfaceError,
-    ConnectionError,
-    TimeoutError,
-)
 
 
 def _validation_details(exc: ValidationException) -> dict[str, Any]:
@@ -176,7 +167,7 @@ def exception_to_response(request: Request, exc: Exception) -> Response:
 
 
 def get_ctx(state: State) -> Context:
-    return state.ctx  # type: ignore[no-any-return]
+    return state.ctx
 
 
 def client_ip(request: Request, trusted: frozenset[str]) -> str:
@@ -211,8 +202,8 @@ async def member_principal(request: Request, state: State) -> Member:
     counts against its IP, so guessing tokens is bounded too.
     """
     ctx: Context = state.ctx
-    tokens: TokenService = ctx.extras["tokens"]
-    ip = client_ip(request, ctx.extras["trusted_proxies"])
+    tokens: TokenService = ctx.tokens
+    ip = client_ip(request, ctx.trusted_proxies)
     token = _bearer(request)
     try:
         if token is None:
@@ -236,7 +227,7 @@ async def operator_principal(request: Request, state: State) -> Operator:
     key = _bearer(request)
     if key is None:
         raise DomainError("API_KEY_INVALID")
-    cache: ApiKeyCache = ctx.extras["api_keys"]
+    cache: ApiKeyCache = ctx.api_keys
     op = await cache.verify(ctx.db.connection, key, ctx.clock.now())
     if op is None:
         raise DomainError("API_KEY_INVALID")
@@ -253,37 +244,95 @@ def caller_of(principal: Member | Operator) -> tuple[int, str]:
     return principal.tenant_id, f"k:{principal.key_id}"
 
 
+class RequestUnit:
+    """The unit of work of one mutating request (a Litestar dependency named ``work``).
+
+    ``respond`` is where the request's transaction starts and ends: it opens a unit of work,
+    honours the Idempotency-Key (a retry replays the stored answer; the record is written in
+    the same transaction as the effect), makes the ONE service call ``fn(uow, *args)``,
+    commits, runs the after-commit work (Redis marks, dispatcher wake), and shapes the answer.
+    ``fn`` returns a msgspec Struct (the 200 body). On any exception nothing is committed and
+    the unit of work runs its rollback compensations.
+    """
+
+    __slots__ = ("caller", "ctx", "request", "tenant_id")
+
+    def __init__(self, request: Request, ctx: Context, principal: Member | Operator) -> None:
+        self.request = request
+        self.ctx = ctx
+        self.tenant_id, self.caller = caller_of(principal)
+
+    async def respond(
+        self,
+        fn: Callable[Concatenate[UnitOfWork, P], Awaitable[Any]],
+        /,
+        *args: P.args,
+        **kw: P.kwargs,
+    ) -> Response:
+        request = self.request
+        apidoc.note_idempotent_use(request.scope)
+        key = idempotency.validate_key(request.headers.get("idempotency-key"))
+        fp = ""
+        if key is not None:
+            fp = idempotency.fingerprint(request.method, request.url.path, await request.body())
+        async with unit_of_work(self.ctx) as uow:
+            if key is not None:
+                replay = await idempotency.claim(
+                    uow,
+                    tenant_id=self.tenant_id,
+                    caller=self.caller,
+                    key=key,
+                    request_fingerprint=fp,
+                )
+                if replay is not None:
+                    return Response(
+                        content=_mark_replayed(replay.body),
+                        status_code=replay.status,
+                        media_type=JSON,
+                        headers={"Idempotent-Replayed": "true"},
+                    )
+            body = encoder.encode(await fn(uow, *args, **kw))
+            if key is not None:
+                await idempotency.remember(
+                    uow,
+                    tenant_id=self.tenant_id,
+                    caller=self.caller,
+                    key=key,
+                    request_fingerprint=fp,
+                    status=200,
+                    body=body,
+                )
+        return Response(content=body, status_code=200, media_type=JSON)
+
+
 async def idempotent(
     request: Request,
     ctx: Context,
     principal: Member | Operator,
     run: Callable[[asyncpg.Connection], Awaitable[Any]],
-    *,
-    status_code: int = 200,
 ) -> Response:
-    """Run a mutating route body once per Idempotency-Key, in one transaction.
+    """Deprecated: the closure style routes used before the unit of work. Kept only so code
+    written against it keeps working while it moves to ``work.respond(service_fn, ...)``
+    (see the README, "How a write flows"); ``run`` gets the unit of work's connection."""
 
-    ``run`` receives the transaction's connection and returns a msgspec Struct (the answer).
-    """
-    apidoc.note_idempotent_use(request.scope)
-    key = idempotency.validate_key(request.headers.get("idempotency-key"))
-    tenant_id, caller = caller_of(principal)
-    body = await request.body()
-    fp = idempotency.fingerprint(request.method, request.url.path, body)
+    async def call(uow: UnitOfWork) -> Any:
+        return await run(uow.conn)
 
-    async def _run(conn: asyncpg.Connection) -> tuple[int, bytes]:
-        result = await run(conn)
-        return status_code, encoder.encode(result)
+    return await RequestUnit(request, ctx, principal).respond(call)
 
-    outcome = await idempotency.execute(
-        ctx, tenant_id=tenant_id, caller=caller, key=key, request_fingerprint=fp, run=_run
-    )
-    ctx.dispatcher.wake()
-    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
-    content = outcome.body
-    if outcome.replayed:
-        content = _mark_replayed(content)
-    return Response(content=content, status_code=outcome.status, media_type=JSON, headers=headers)
+
+async def member_work(
+    request: Request, state: State, member: NamedDependency[Member]
+) -> RequestUnit:
+    """Dependency ``work`` for /v1 routes that change something (needs ``member``)."""
+    return RequestUnit(request, state.ctx, member)
+
+
+async def operator_work(
+    request: Request, state: State, operator: NamedDependency[Operator]
+) -> RequestUnit:
+    """Dependency ``work`` for /admin/v1 routes that change something (needs ``operator``)."""
+    return RequestUnit(request, state.ctx, operator)
 
 
 def _mark_replayed(body: bytes) -> bytes:

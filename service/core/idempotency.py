@@ -12,12 +12,16 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from service.core.constraints import problem, validation_failed
-from service.core.context import Context
 from service.core.errors import DomainError
+from service.core.uow import UnitOfWork, unit_of_work
+
+if TYPE_CHECKING:
+    from service.core.context import Context
 
 MAX_KEY_LENGTH = 255
 
@@ -66,6 +70,65 @@ def validate_key(key: str | None) -> str | None:
     return key
 
 
+async def claim(
+    uow: UnitOfWork, *, tenant_id: int, caller: str, key: str, request_fingerprint: str
+) -> Outcome | None:
+    """Hold ``key`` for this transaction; the stored outcome if it was already answered.
+
+    409 IDEMPOTENCY_IN_FLIGHT while another transaction holds the same key, 422
+    IDEMPOTENCY_KEY_REUSED when the stored request had another fingerprint."""
+    ctx = uow.ctx
+    cutoff = ctx.clock.now() - timedelta(hours=ctx.settings.idempotency_ttl_h)
+    # Two statements on purpose: the lookup must take its snapshot AFTER the lock is held,
+    # or a holder committing in between would go unseen and the effect would run twice.
+    locked = await uow.conn.fetchval(
+        "SELECT pg_try_advisory_xact_lock($1)", _lock_id(tenant_id, caller, key)
+    )
+    if not locked:
+        raise DomainError("IDEMPOTENCY_IN_FLIGHT", headers={"Retry-After": "1"})
+    row = await uow.conn.fetchrow(
+        "SELECT fingerprint, status_code, body FROM idempotency_keys "
+        "WHERE tenant_id = $1 AND caller = $2 AND key = $3 AND created_at > $4",
+        tenant_id,
+        caller,
+        key,
+        cutoff,
+    )
+    if row is None:
+        return None
+    if row["fingerprint"] != request_fingerprint:
+        raise DomainError("IDEMPOTENCY_KEY_REUSED")
+    return Outcome(row["status_code"], bytes(row["body"]), True)
+
+
+async def remember(
+    uow: UnitOfWork,
+    *,
+    tenant_id: int,
+    caller: str,
+    key: str,
+    request_fingerprint: str,
+    status: int,
+    body: bytes,
+) -> None:
+    """Store the answer in the transaction of the effect it describes."""
+    await uow.conn.execute(
+        "INSERT INTO idempotency_keys "
+        "(tenant_id, caller, key, fingerprint, status_code, body, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) "
+        "ON CONFLICT (tenant_id, caller, key) DO UPDATE SET "
+        "fingerprint = EXCLUDED.fingerprint, status_code = EXCLUDED.status_code, "
+        "body = EXCLUDED.body, created_at = EXCLUDED.created_at",
+        tenant_id,
+        caller,
+        key,
+        request_fingerprint,
+        status,
+        body,
+        uow.ctx.clock.now(),
+    )
+
+
 async def execute(
     ctx: Context,
     *,
@@ -75,43 +138,28 @@ async def execute(
     request_fingerprint: str,
     run: Callable[[asyncpg.Connection], Awaitable[tuple[int, bytes]]],
 ) -> Outcome:
-    """Run ``run`` in one transaction, at most once per idempotency key."""
-    async with ctx.db.transaction() as conn:
+    """Run ``run`` in one unit of work, at most once per idempotency key."""
+    async with unit_of_work(ctx) as uow:
         if key is not None:
-            locked = await conn.fetchval(
-                "SELECT pg_try_advisory_xact_lock($1)", _lock_id(tenant_id, caller, key)
+            replay = await claim(
+                uow,
+                tenant_id=tenant_id,
+                caller=caller,
+                key=key,
+                request_fingerprint=request_fingerprint,
             )
-            if not locked:
-                raise DomainError("IDEMPOTENCY_IN_FLIGHT", headers={"Retry-After": "1"})
-            cutoff = ctx.clock.now() - timedelta(hours=ctx.settings.idempotency_ttl_h)
-            row = await conn.fetchrow(
-                "SELECT fingerprint, status_code, body FROM idempotency_keys "
-                "WHERE tenant_id = $1 AND caller = $2 AND key = $3 AND created_at > $4",
-                tenant_id,
-                caller,
-                key,
-                cutoff,
-            )
-            if row is not None:
-                if row["fingerprint"] != request_fingerprint:
-                    raise DomainError("IDEMPOTENCY_KEY_REUSED")
-                return Outcome(row["status_code"], bytes(row["body"]), True)
-        status, body = await run(conn)
+            if replay is not None:
+                return replay
+        status, body = await run(uow.conn)
         if key is not None:
-            await conn.execute(
-                "INSERT INTO idempotency_keys "
-                "(tenant_id, caller, key, fingerprint, status_code, body, created_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7) "
-                "ON CONFLICT (tenant_id, caller, key) DO UPDATE SET "
-                "fingerprint = EXCLUDED.fingerprint, status_code = EXCLUDED.status_code, "
-                "body = EXCLUDED.body, created_at = EXCLUDED.created_at",
-                tenant_id,
-                caller,
-                key,
-                request_fingerprint,
-                status,
-                body,
-                ctx.clock.now(),
+            await remember(
+                uow,
+                tenant_id=tenant_id,
+                caller=caller,
+                key=key,
+                request_fingerprint=request_fingerprint,
+                status=status,
+                body=body,
             )
         return Outcome(status, body, False)
 

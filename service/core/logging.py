@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -16,7 +17,7 @@ from service.config import Settings
 _SENSITIVE = ("phone", "address", "name_on_parcel", "session_key", "secret", "token")
 
 
-def _mask_sensitive(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _mask_sensitive(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Personal data and secrets never reach a log line in clear."""
     for k in list(event):
         if any(s in k for s in _SENSITIVE) and isinstance(event[k], str):

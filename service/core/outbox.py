@@ -28,6 +28,7 @@ import asyncpg
 import structlog
 
 from service.core import parking
+from service.core.errors import DEPENDENCY_ERRORS, DependencyUnavailable
 
 if TYPE_CHECKING:
     from service.core.context import Context
@@ -67,10 +68,37 @@ def event_of(r: Any) -> Event:
 
 Handler = Callable[["Context", list[Event]], Awaitable[None]]
 
-_INSERT = (
-    "INSERT INTO outbox (txid, tenant_id, event_id, type, member_id, payload, occurred_at) "
-    "VALUES (pg_current_xact_id()::text::bigint, $1, $2, $3, $4, $5, $6)"
-)
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One event to write: what ``write`` inserts (the outbox assigns ``id`` and ``txid``)."""
+
+    tenant_id: int
+    event_id: uuid.UUID
+    type: str
+    member_id: int | None
+    payload: dict[str, Any]
+    occurred_at: datetime
+
+
+async def write(conn: asyncpg.Connection, rows: Iterable[OutboxRow]) -> None:
+    """The one writer of outbox rows: every row in one statement, in the given order, in the
+    caller's transaction (so the events exist exactly when the change does)."""
+    rows = list(rows)
+    if not rows:
+        return
+    await conn.execute(
+        "INSERT INTO outbox (txid, tenant_id, event_id, type, member_id, payload, occurred_at) "
+        "SELECT pg_current_xact_id()::text::bigint, t, e, ty, m, p, o "
+        "FROM unnest($1::int[], $2::uuid[], $3::text[], $4::bigint[], $5::jsonb[], "
+        "$6::timestamptz[]) WITH ORDINALITY AS u(t, e, ty, m, p, o, ord) ORDER BY ord",
+        [r.tenant_id for r in rows],
+        [r.event_id for r in rows],
+        [r.type for r in rows],
+        [r.member_id for r in rows],
+        [r.payload for r in rows],
+        [r.occurred_at for r in rows],
+    )
 
 
 async def emit(
@@ -83,37 +111,16 @@ async def emit(
     payload: dict[str, Any] | None = None,
     event_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """Write one event in the caller's transaction; returns its id."""
+    """Write one event now on ``conn`` (outside a unit of work); returns its id.
+
+    Inside a unit of work use ``uow.emit``: its events are written together at commit."""
     eid = event_id or uuid.uuid4()
-    await conn.execute(_INSERT, tenant_id, eid, type, member_id, payload or {}, occurred_at)
+    await write(conn, [OutboxRow(tenant_id, eid, type, member_id, payload or {}, occurred_at)])
     return eid
 
 
-async def emit_many(
-    conn: asyncpg.Connection,
-    events: Iterable[tuple[int, str, int | None, dict[str, Any], datetime]],
-) -> None:
-    """Write many events (tenant, type, member, payload, occurred_at) in one statement."""
-    rows = list(events)
-    if not rows:
-        return
-    await conn.execute(
-        "INSERT INTO outbox (txid, tenant_id, event_id, type, member_id, payload, occurred_at) "
-        "SELECT pg_current_xact_id()::text::bigint, t, gen_random_uuid(), ty, m, p, o "
-        "FROM unnest($1::int[], $2::text[], $3::bigint[], $4::jsonb[], $5::timestamptz[]) "
-        "WITH ORDINALITY AS u(t, ty, m, p, o, ord) ORDER BY ord",
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [r[3] for r in rows],
-        [r[4] for r in rows],
-    )
-
-
-def _is_outage(exc: BaseException) -> bool:
-    from service.core.errors import DependencyUnavailable
-    from service.core.http import DEPENDENCY_ERRORS
-
+def is_outage(exc: BaseException) -> bool:
+    """True when ``exc`` means a dependency did not answer (retry later), not a bug."""
     return isinstance(exc, (DependencyUnavailable, *DEPENDENCY_ERRORS, OSError))
 
 
@@ -245,7 +252,7 @@ class Dispatcher:
                 await handler(ctx, [ev])
                 passed = i
             except Exception as exc:
-                if _is_outage(exc):
+                if is_outage(exc):
                     # Redis or PostgreSQL is away: not the event's fault. Stop here and retry
                     # at the next pass, without counting towards dead-lettering.
                     log.warning(

@@ -317,7 +317,7 @@ def _is_orphan(proc: psutil.Process) -> bool:
     try:
         if proc.ppid() in (0, 1):
             return True
-        return proc.parent().name() in _REAPERS  # type: ignore[union-attr]
+        return proc.parent().name() in _REAPERS
     except (psutil.Error, AttributeError):
         return True
 

@@ -153,7 +153,7 @@ async def forget(conn: asyncpg.Connection, feature: str, definition_id: int) -> 
 async def catch_up(ctx: Context, feature: str, fn: CatchUp, batch_size: int = 500) -> int:
     """Replay, to each ``resuming`` definition of the feature, the events of its tenant since
     it was parked (up to what is committed), then delete its row. Returns events replayed."""
-    from service.core.outbox import _is_outage, event_of
+    from service.core.outbox import event_of, is_outage
 
     async with ctx.db.connection() as conn:
         rows = await conn.fetch(
@@ -185,7 +185,7 @@ async def catch_up(ctx: Context, feature: str, fn: CatchUp, batch_size: int = 50
                 if len(got) < batch_size:
                     break
         except Exception as exc:
-            if _is_outage(exc):
+            if is_outage(exc):
                 raise
             async with ctx.db.connection() as conn:
                 await conn.execute(

@@ -66,7 +66,12 @@ class RateLimiter:
         already admitted its number of requests in the last 60 s."""
         now_ms = int(self.clock.now().timestamp() * 1000)
         keys = [self.key(tag, name) for _, name in limits]
-        args = [now_ms, WINDOW_MS, f"{self._tag}{next(self._seq)}", *(n for n, _ in limits)]
+        args: list[str | int] = [
+            now_ms,
+            WINDOW_MS,
+            f"{self._tag}{next(self._seq)}",
+            *(n for n, _ in limits),
+        ]
         if self.script.sha is None:
             self.script.sha = await self.client.script_load(self.script.script)
         try:

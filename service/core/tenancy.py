@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+
+from service.core.cache import Cache, Caches
 
 # Scopes an API key may carry. "admin" implies all of them.
 SCOPES: dict[str, str] = {
@@ -183,20 +184,18 @@ async def find_wechat_app(conn: asyncpg.Connection, app_id: str) -> asyncpg.Reco
     )
 
 
+API_KEY_CACHE = "api_keys"
+
+
 class ApiKeyCache:
     """Verified keys are remembered for a few seconds so an operator burst costs one query.
 
-    A revoked key stops working within ``ttl`` seconds on every process.
+    A revoked key stops working on every process within ``ttl`` seconds, at once where the
+    revoking code publishes the change (``caches.changed(API_KEY_CACHE)``).
     """
 
-    def __init__(self, ttl: float = 10.0) -> None:
-        self.ttl = ttl
-        self._entries: dict[str, tuple[float, Operator]] = {}
-
-    def forget(self, key_id: str) -> None:
-        """Drop a key from this process's cache (after a revoke)."""
-        for k in [k for k in self._entries if k.startswith(key_id + ":")]:
-            self._entries.pop(k, None)
+    def __init__(self, caches: Caches, ttl: float = 10.0) -> None:
+        self._cache: Cache[str, Operator | None] = caches.get(API_KEY_CACHE, ttl)
 
     async def verify(
         self, conn_factory, full_key: str, now: datetime | None = None
@@ -209,27 +208,26 @@ class ApiKeyCache:
         key_id, secret = parts
         digest = hash_secret(secret)
         cache_key = f"{key_id}:{digest}"
-        hit = self._entries.get(cache_key)
-        mono = time.monotonic()
-        if hit and hit[0] > mono:
-            return hit[1]
-        async with conn_factory() as conn:
-            row = await conn.fetchrow(
-                "SELECT tenant_id, secret_hash, scopes FROM api_keys "
-                "WHERE key_id = $1 AND revoked_at IS NULL",
-                key_id,
-            )
-            if row is None or not hmac.compare_digest(row["secret_hash"], digest):
-                return None
-            if now is not None:
-                await conn.execute(
-                    "UPDATE api_keys SET last_used_at = $2 WHERE key_id = $1 "
-                    "AND (last_used_at IS NULL OR last_used_at < $2)",
+
+        async def load() -> Operator | None:
+            async with conn_factory() as conn:
+                row = await conn.fetchrow(
+                    "SELECT tenant_id, secret_hash, scopes FROM api_keys "
+                    "WHERE key_id = $1 AND revoked_at IS NULL",
                     key_id,
-                    now,
                 )
-        op = Operator(row["tenant_id"], key_id, frozenset(row["scopes"]))
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[cache_key] = (mono + self.ttl, op)
+                if row is None or not hmac.compare_digest(row["secret_hash"], digest):
+                    return None
+                if now is not None:
+                    await conn.execute(
+                        "UPDATE api_keys SET last_used_at = $2 WHERE key_id = $1 "
+                        "AND (last_used_at IS NULL OR last_used_at < $2)",
+                        key_id,
+                        now,
+                    )
+            return Operator(row["tenant_id"], key_id, frozenset(row["scopes"]))
+
+        op = await self._cache.get(cache_key, load)
+        if op is None:
+            self._cache.drop(cache_key)  # unknown keys are not remembered
         return op

@@ -45,15 +45,6 @@ async def list_rules(conn: asyncpg.Connection, tenant_id: int) -> list[asyncpg.R
     )
 
 
-async def rules_version(conn: asyncpg.Connection, tenant_id: int) -> tuple[int, int]:
-    row = await conn.fetchrow(
-        "SELECT count(*) AS n, COALESCE(sum(version), 0) AS v FROM event_rules "
-        "WHERE tenant_id = $1",
-        tenant_id,
-    )
-    return int(row["n"]), int(row["v"])
-
-
 async def insert_member_events(
     conn: asyncpg.Connection, tenant_id: int, rows: list[tuple], now: datetime
 ) -> set[str]:

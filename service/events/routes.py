@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from litestar import Request, Response, Router, get, post, put
+from litestar import Response, Router, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
 from service.core.apidoc import errors
-from service.core.errors import DomainError
-from service.core.http import get_ctx, idempotent, operator_principal
+from service.core.http import RequestUnit, get_ctx, operator_principal, operator_work
 from service.core.tenancy import Operator
 from service.events import service
 from service.events.schemas import EventBatch, EventIn, IngestOut, RuleIn, RuleKey, RuleOut
@@ -31,21 +30,11 @@ from service.events.schemas import EventBatch, EventIn, IngestOut, RuleIn, RuleK
 async def post_events(
     data: JSONBody[EventIn | EventBatch],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[IngestOut]:
-    ctx = get_ctx(state)
-    single = isinstance(data, EventIn)
-    events = [data] if isinstance(data, EventIn) else data
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        out = await service.ingest(ctx, conn, operator.tenant_id, events)
-        if single and out.results[0].error is not None:
-            err = out.results[0].error
-            raise DomainError(err.code, details=err.details)
-        return out
-
-    return await idempotent(request, ctx, operator, run)
+    if isinstance(data, EventIn):
+        return await work.respond(service.ingest_one, operator.tenant_id, data)
+    return await work.respond(service.ingest, operator.tenant_id, data)
 
 
 @errors(idempotent=True)
@@ -64,16 +53,9 @@ async def put_rule(
     key: RuleKey,
     data: JSONBody[RuleIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[RuleOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.put_rule(ctx, conn, operator.tenant_id, key, data),
-    )
+    return await work.respond(service.put_rule, operator.tenant_id, key, data)
 
 
 @errors("RULE_NOT_FOUND")
@@ -95,6 +77,6 @@ async def list_rules(operator: NamedDependency[Operator], state: State) -> list[
 admin_router = Router(
     path="/admin/v1",
     route_handlers=[post_events, put_rule, get_rule, list_rules],
-    dependencies={"operator": Provide(operator_principal)},
+    dependencies={"operator": Provide(operator_principal), "work": Provide(operator_work)},
     security=[{"apiKey": []}],
 )

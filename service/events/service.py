@@ -7,18 +7,18 @@ through the ledger's bulk path. Ingesting the same event twice changes nothing.
 
 from __future__ import annotations
 
-import time
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import msgspec
 
-from service.core import outbox
 from service.core.constraints import register_check, validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.http import ErrorBody
+from service.core.uow import UnitOfWork
 from service.events import repository as repo
 from service.events.schemas import (
     EffectOut,
@@ -64,16 +64,15 @@ def rule_problems(rule: RuleIn) -> list[dict]:
 register_check(RuleIn, rule_problems)
 
 
-async def put_rule(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, rule: RuleIn
-) -> RuleOut:
+async def put_rule(uow: UnitOfWork, tenant_id: int, key: str, rule: RuleIn) -> RuleOut:
+    ctx, conn = uow.ctx, uow.conn
     problems = rule_problems(rule)
     if problems:
         raise validation_failed(problems)
     version = await repo.put_rule(
         conn, tenant_id, key, rule.event_type, msgspec.to_builtins(rule), ctx.clock.now()
     )
-    ctx.extras.setdefault("events.rules", {}).pop(tenant_id, None)
+    uow.after_commit(functools.partial(ctx.caches.changed, RULES_CACHE, tenant_id))
     return RuleOut(key, version, ctx.clock.now(), rule)
 
 
@@ -101,31 +100,30 @@ class _Rule:
     conditions: list[prules.Condition]
 
 
+RULES_CACHE = "events.rules"
+RULES_CACHE_TTL_S = 5.0
+
+
 async def _rules_by_type(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int
 ) -> dict[str, list[_Rule]]:
-    """Rules cached per process, revalidated by a cheap version query once per second."""
-    cache = ctx.extras.setdefault("events.rules", {})
-    hit = cache.get(tenant_id)
-    now = time.monotonic()
-    if hit and hit[0] > now:
-        return hit[2]  # type: ignore[no-any-return]
-    version = await repo.rules_version(conn, tenant_id)
-    if hit and hit[1] == version:
-        cache[tenant_id] = (now + 1.0, version, hit[2])
-        return hit[2]  # type: ignore[no-any-return]
-    by_type: dict[str, list[_Rule]] = {}
-    for row in await repo.list_rules(conn, tenant_id):
-        spec = msgspec.convert(row["config"], RuleIn)
-        by_type.setdefault(spec.event_type, []).append(
-            _Rule(
-                row["key"],
-                spec,
-                [prules.Condition(c.attribute, c.op, c.value) for c in spec.conditions],
+    """Rules cached per process; a change reaches every process within a second (the rule's
+    writer publishes it, see service.core.cache)."""
+
+    async def load() -> dict[str, list[_Rule]]:
+        by_type: dict[str, list[_Rule]] = {}
+        for row in await repo.list_rules(conn, tenant_id):
+            spec = msgspec.convert(row["config"], RuleIn)
+            by_type.setdefault(spec.event_type, []).append(
+                _Rule(
+                    row["key"],
+                    spec,
+                    [prules.Condition(c.attribute, c.op, c.value) for c in spec.conditions],
+                )
             )
-        )
-    cache[tenant_id] = (now + 1.0, version, by_type)
-    return by_type
+        return by_type
+
+    return await ctx.caches.get(RULES_CACHE, RULES_CACHE_TTL_S).get(tenant_id, load)
 
 
 def _error(code: str, details: dict | None = None) -> ErrorBody:
@@ -133,9 +131,8 @@ def _error(code: str, details: dict | None = None) -> ErrorBody:
     return ErrorBody(err.code, err.localized_message("en"), err.details)
 
 
-async def ingest(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, events: list[EventIn]
-) -> IngestOut:
+async def ingest(uow: UnitOfWork, tenant_id: int, events: list[EventIn]) -> IngestOut:
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     policy = await points.policy_of(ctx, conn, tenant_id)
     results: list[EventResult] = []
@@ -152,12 +149,11 @@ async def ingest(
             res.status, res.error = "rejected", _error("EVENT_IN_FUTURE")
             continue
         candidates.append((len(results) - 1, e))
-    ids = await members.resolve_many(
-        ctx,
-        conn,
-        tenant_id,
-        sorted({e.external_id for _, e in candidates}),
-        create=policy.unknown_member == "create",
+    wanted = sorted({e.external_id for _, e in candidates})
+    ids = (
+        await members.resolve_many(uow, tenant_id, wanted)
+        if policy.unknown_member == "create"
+        else await members.find_many(conn, tenant_id, wanted)
     )
     known: list[tuple[int, EventIn, int]] = []
     for i, e in candidates:
@@ -256,6 +252,7 @@ async def ingest(
                         "",
                         f"event:{e.event_id}",
                         f"ev:{e.event_id}:{r.key}:{eff.currency}",
+                        key_is_new=True,  # the event was recorded as new just above
                     )
                 )
                 credit_slots.append((i, effect))
@@ -264,41 +261,45 @@ async def ingest(
             conn, tenant_id, [(k[0], k[1], k[2], v) for k, v in used_added.items()]
         )
     if credits:
-        entries = await points.apply_credits(ctx, conn, tenant_id, credits)
+        entries = await points.apply_credits(uow, tenant_id, credits)
         for (_, effect), entry in zip(credit_slots, entries, strict=True):
             effect.entry_id = entry.id
     for i, rule_key, original in reversals:
-        await _reverse_event(ctx, conn, tenant_id, results[i], rule_key, original)
-    await outbox.emit_many(
-        conn,
-        [
-            (
-                tenant_id,
-                "member.event",
-                mid,
-                {
+        await _reverse_event(uow, tenant_id, results[i], rule_key, original)
+    for i, e, mid in fresh:
+        if results[i].status == "applied":
+            uow.emit(
+                tenant_id=tenant_id,
+                type="member.event",
+                member_id=mid,
+                payload={
                     "type": e.type,
                     "value": e.value,
                     "eventId": e.event_id,
                     "attributes": e.attributes,
                 },
-                e.occurred_at,
+                occurred_at=e.occurred_at,
             )
-            for i, e, mid in fresh
-            if results[i].status == "applied"
-        ],
-    )
     return _summary(results)
 
 
+async def ingest_one(uow: UnitOfWork, tenant_id: int, event: EventIn) -> IngestOut:
+    """One event (not a batch): its rejection is the request's error (and nothing changes)."""
+    out = await ingest(uow, tenant_id, [event])
+    err = out.results[0].error
+    if err is not None:
+        raise DomainError(err.code, details=err.details)
+    return out
+
+
 async def _reverse_event(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     result: EventResult,
     rule_key: str,
     original: str,
 ) -> None:
+    conn = uow.conn
     try:
         if not await repo.event_known(conn, tenant_id, original):
             # The refund arrived before its order (brand back ends retry out of order).
@@ -306,11 +307,10 @@ async def _reverse_event(
             # it now would reverse nothing and the order's points would stay.
             raise DomainError("ORIGINAL_EVENT_UNKNOWN", details={"originalEventId": original})
         # A savepoint: a refused reversal must not undo the rest of the batch.
-        async with conn.transaction():
+        async with uow.savepoint():
             for entry_id in await points.credits_from_source(conn, tenant_id, f"event:{original}"):
                 rev = await points.reverse(
-                    ctx,
-                    conn,
+                    uow,
                     tenant_id,
                     entry_id,
                     reason=f"rule:{rule_key}",

@@ -31,7 +31,7 @@ TARGETS = {"top100+me": 0.35, "around-me": 0.25}
 SYNTHETIC_BASE = 10**12  # synthetic member ids, far above real ones
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     lb = sub.add_parser(
         "leaderboard", help="1M-member board: memory and read rates vs /health/live"
     )
@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def cmd_bench_leaderboard(args: argparse.Namespace) -> int:
-    from service.cli import run_with_context
+    from service.runtime import run_with_context
 
     return int(run_with_context(lambda ctx: _bench(ctx, args)) or 0)
 

@@ -14,7 +14,7 @@ def subscribe(dispatcher: Dispatcher) -> None:
     dispatcher.on_catch_up(service.FEATURE, service.catch_up)
 
 
-def bench(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def bench(sub: argparse._SubParsersAction) -> None:
     from service.leaderboards import bench as lb_bench
 
     lb_bench.add_parser(sub)

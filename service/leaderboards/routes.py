@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Request, Response, Router, delete, get, post, put
+from litestar import Response, Router, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
@@ -12,7 +12,14 @@ from litestar.params import JSONBody, Parameter
 from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.constraints import Cursor, OperatorPageSize, PageSize
-from service.core.http import get_ctx, idempotent, member_principal, operator_principal
+from service.core.http import (
+    RequestUnit,
+    get_ctx,
+    member_principal,
+    member_work,
+    operator_principal,
+    operator_work,
+)
 from service.core.tenancy import Operator
 from service.leaderboards import rules, service
 from service.leaderboards.schemas import (
@@ -63,16 +70,9 @@ async def put_board(
     key: Key,
     data: JSONBody[LeaderboardIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[LeaderboardOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.put_board(ctx, conn, operator.tenant_id, key, data),
-    )
+    return await work.respond(service.put_board, operator.tenant_id, key, data)
 
 
 @errors("LEADERBOARD_NOT_FOUND")
@@ -114,15 +114,9 @@ ARCHIVE_DOC = (
     status_code=200,
 )
 async def archive_board(
-    key: Key, operator: NamedDependency[Operator], state: State, request: Request
+    key: Key, operator: NamedDependency[Operator], work: NamedDependency[RequestUnit]
 ) -> Response[LeaderboardOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.archive_board(ctx, conn, operator.tenant_id, key),
-    )
+    return await work.respond(service.archive_board, operator.tenant_id, key)
 
 
 @errors("LEADERBOARD_NOT_FOUND", idempotent=True)
@@ -135,15 +129,9 @@ async def archive_board(
     status_code=200,
 )
 async def delete_board(
-    key: Key, operator: NamedDependency[Operator], state: State, request: Request
+    key: Key, operator: NamedDependency[Operator], work: NamedDependency[RequestUnit]
 ) -> Response[LeaderboardOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.archive_board(ctx, conn, operator.tenant_id, key),
-    )
+    return await work.respond(service.archive_board, operator.tenant_id, key)
 
 
 @errors("LEADERBOARD_NOT_FOUND", "LEADERBOARD_PERIOD_NOT_FOUND", "LEADERBOARD_PARKED")
@@ -180,16 +168,9 @@ async def put_red_black(
     key: Key,
     data: JSONBody[RedBlackIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[RedBlackOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.put_red_black(ctx, conn, operator.tenant_id, key, data),
-    )
+    return await work.respond(service.put_red_black, operator.tenant_id, key, data)
 
 
 @errors("RED_BLACK_NOT_FOUND")
@@ -226,24 +207,16 @@ async def publish_red_black(
     key: Key,
     data: JSONBody[PublishIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[PublicationOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.publish(
-            ctx,
-            conn,
-            operator.tenant_id,
-            key,
-            data.period,
-            data.notes,
-            data.reason,
-            f"operator:{operator.key_id}",
-        ),
+    return await work.respond(
+        service.publish,
+        operator.tenant_id,
+        key,
+        data.period,
+        data.notes,
+        data.reason,
+        f"operator:{operator.key_id}",
     )
 
 
@@ -359,23 +332,19 @@ async def read_red_black(
     tags=["red-black"],
 )
 async def put_preferences(
-    data: JSONBody[PreferenceIn], member: NamedDependency[Member], state: State, request: Request
+    data: JSONBody[PreferenceIn],
+    member: NamedDependency[Member],
+    work: NamedDependency[RequestUnit],
 ) -> Response[PreferenceOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        member,
-        lambda conn: service.set_preference(
-            ctx, conn, member.tenant_id, member.member_id, data.hide_from_black
-        ),
+    return await work.respond(
+        service.set_preference, member.tenant_id, member.member_id, data.hide_from_black
     )
 
 
 member_router = Router(
     path="/v1",
     route_handlers=[read_board, around_me, friends_board, read_red_black, put_preferences],
-    dependencies={"member": Provide(member_principal)},
+    dependencies={"member": Provide(member_principal), "work": Provide(member_work)},
 )
 admin_router = Router(
     path="/admin/v1",
@@ -390,5 +359,5 @@ admin_router = Router(
         get_red_black,
         publish_red_black,
     ],
-    dependencies={"operator": Provide(operator_principal)},
+    dependencies={"operator": Provide(operator_principal), "work": Provide(operator_work)},
 )

@@ -82,6 +82,9 @@ class LeaderboardList(msgspec.Struct, rename="camel"):
 class MemberShown(msgspec.Struct, rename="camel"):
     masked_nickname: str
     avatar_url: str
+    title: Annotated[
+        str | None, Meta(description="The title (头衔) the member chose to show, if any.")
+    ] = None
 
 
 class BoardItem(msgspec.Struct, rename="camel"):

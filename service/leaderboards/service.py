@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
-import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -14,6 +14,7 @@ import msgspec
 import structlog
 
 from service.core import outbox, parking
+from service.core.cache import Cache
 from service.core.constraints import (
     cursor_invalid,
     out_of_range,
@@ -24,6 +25,7 @@ from service.core.constraints import (
 from service.core.context import Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
 from service.core.outbox import Event
+from service.core.uow import UnitOfWork, unit_of_work
 from service.leaderboards import repository as repo
 from service.leaderboards import rules, store
 from service.leaderboards.rules import BoardSpec, Period
@@ -100,64 +102,35 @@ MAX_OFFSET = 10_000
 # ---------------------------------------------------------------- small caches
 
 
-class TtlCache:
-    """A per-process cache with single-flight: concurrent misses of one key share one load.
-
-    Each process keeps its own copy (nothing another process needs lives here): a stale entry
-    costs at most ``ttl`` seconds of staleness on the public top page, never a wrong "my rank".
-    """
-
-    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._data: dict[Any, tuple[float, Any]] = {}
-        self._inflight: dict[Any, asyncio.Future[Any]] = {}
-        self.loads = 0
-
-    def clear(self) -> None:
-        self._data.clear()
-
-    def pop(self, key: Any) -> None:
-        self._data.pop(key, None)
-
-    async def get(self, key: Any, load: Callable[[], Awaitable[Any]]) -> Any:
-        hit = self._data.get(key)
-        now = time.monotonic()
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        waiting = self._inflight.get(key)
-        if waiting is not None:
-            return await asyncio.shield(waiting)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = fut
-        try:
-            self.loads += 1
-            value = await load()
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()  # mark retrieved: waiters re-raise it, nobody else must
-            raise
-        finally:
-            self._inflight.pop(key, None)
-        fut.set_result(value)
-        if len(self._data) >= self.max_entries:
-            self._data.clear()
-        self._data[key] = (time.monotonic() + self.ttl, value)
-        return value
+TOP_CACHE = "leaderboards.top"
+CONFIG_CACHE = "leaderboards.config"
+DISPLAY_CACHE = "leaderboards.display"
 
 
-_top_cache = TtlCache(TOP_CACHE_TTL_S)
-_config_cache = TtlCache(CONFIG_CACHE_TTL_S)
-_display: dict[tuple[int, int], tuple[float, members.MemberDisplay | None]] = {}
+Shown = tuple[members.MemberDisplay | None, str | None]  # display info, shown title
 
 
-def clear_caches() -> None:
-    _top_cache.clear()
-    _config_cache.clear()
-    _display.clear()
+def top_cache(ctx: Context) -> Cache[Any, tuple[list[BoardItem], datetime | None]]:
+    """Board pages, per process, single-flight: a stale page lags at most TOP_CACHE_TTL_S
+    (never a wrong "my rank", which is read live)."""
+    return ctx.caches.get(TOP_CACHE, TOP_CACHE_TTL_S)
 
 
-# ---------------------------------------------------------------- definitions
+def _wake(ctx: Context) -> Callable[[], Awaitable[None]]:
+    async def wake() -> None:
+        ctx.dispatcher.wake()
+
+    return wake
+
+
+def _config_cache(
+    ctx: Context,
+) -> Cache[tuple[int, str], tuple[Any, parking.Parked | None, BoardSpec | None] | None]:
+    return ctx.caches.get(CONFIG_CACHE, CONFIG_CACHE_TTL_S)
+
+
+def _display_cache(ctx: Context) -> Cache[tuple[int, int], Shown]:
+    return ctx.caches.get(DISPLAY_CACHE, DISPLAY_CACHE_TTL_S, max_entries=200_000)
 
 
 def _spec(row: Any) -> BoardSpec:
@@ -231,8 +204,9 @@ def board_problems(data: LeaderboardIn) -> list[dict]:
 register_check(LeaderboardIn, board_problems)
 
 
-async def put_board(ctx: Context, conn: Any, tenant_id: int, key: str, data: LeaderboardIn) -> Any:
+async def put_board(uow: UnitOfWork, tenant_id: int, key: str, data: LeaderboardIn) -> Any:
     """Create or change a board. Every problem is reported at once (422) and nothing changes."""
+    ctx, conn = uow.ctx, uow.conn
     if not rules.KEY_RE.match(key):
         raise validation_failed(
             [problem("path", "key", "FORMAT_INVALID", "lowercase a-z, 0-9, _ or -")]
@@ -279,24 +253,29 @@ async def put_board(ctx: Context, conn: Any, tenant_id: int, key: str, data: Lea
         # A parked board resumes: the dispatcher replays the events it missed, then it counts.
         if await parking.resume(conn, FEATURE, row["id"]):
             parked = await parking.state_of(conn, FEATURE, row["id"])
-            ctx.dispatcher.wake()
-    _config_cache.pop((tenant_id, key))
+            uow.after_commit(_wake(ctx))
+    uow.after_commit(functools.partial(ctx.caches.changed, CONFIG_CACHE, (tenant_id, key)))
     rb = await repo.red_black_for_board(conn, row["id"])
     return _board_out(row, rb["key"] if rb else None, parked)
 
 
-async def archive_board(ctx: Context, conn: Any, tenant_id: int, key: str) -> LeaderboardOut:
+async def archive_board(uow: UnitOfWork, tenant_id: int, key: str) -> LeaderboardOut:
     """Retire a board: it counts nothing more (its subscriber skips it), members get 409
     LEADERBOARD_ARCHIVED, and operators still read its definition and entries. The key stays
     taken, so nothing new is ever shown under an archived board's name. Idempotent."""
+    ctx, conn = uow.ctx, uow.conn
     existing = await repo.lock_board(conn, tenant_id, key)
     if existing is None:
         raise DomainError("LEADERBOARD_NOT_FOUND", details={"key": key})
     row = await repo.archive_board(conn, existing["id"], ctx.clock.now())
     await parking.forget(conn, FEATURE, row["id"])
-    _config_cache.pop((tenant_id, key))
+    uow.after_commit(functools.partial(ctx.caches.changed, CONFIG_CACHE, (tenant_id, key)))
     rb = await repo.red_black_for_board(conn, row["id"])
     return _board_out(row, rb["key"] if rb else None)
+
+
+def _rb_key(rb: Any) -> str | None:
+    return rb["key"] if rb else None
 
 
 async def list_boards(ctx: Context, tenant_id: int) -> LeaderboardList:
@@ -305,10 +284,7 @@ async def list_boards(ctx: Context, tenant_id: int) -> LeaderboardList:
         states = await parking.states_of(conn, FEATURE, [r["id"] for r in rows])
         rbs = {r["id"]: await repo.red_black_for_board(conn, r["id"]) for r in rows}
     return LeaderboardList(
-        [
-            _board_out(r, rbs[r["id"]]["key"] if rbs[r["id"]] else None, states.get(r["id"]))
-            for r in rows
-        ]
+        [_board_out(r, _rb_key(rbs[r["id"]]), states.get(r["id"])) for r in rows]
     )
 
 
@@ -348,7 +324,7 @@ async def board_spec(
             return row, parking.Parked("parked", parking.reason_of(exc), ctx.clock.now()), None
         return row, parked, spec
 
-    got = await _config_cache.get((tenant_id, key), load)
+    got = await _config_cache(ctx).get((tenant_id, key), load)
     if got is None:
         raise DomainError("LEADERBOARD_NOT_FOUND", details={"key": key})
     row, parked, spec = got
@@ -358,8 +334,8 @@ async def board_spec(
             details={"key": key, "state": "archived", "archivedAt": row["archived_at"]},
         )
     if spec is None:
-        raise _parked_error(key, parked)
-    return spec  # type: ignore[no-any-return]
+        raise _parked_error(key, parked or parking.Parked("parked", "", ctx.clock.now()))
+    return spec
 
 
 def _parked_error(key: str, parked: parking.Parked) -> DomainError:
@@ -440,7 +416,7 @@ async def on_events(ctx: Context, events: list[Event], only: int | None = None) 
             spec = _spec(row)
             hits = _hits(spec, by_tenant[row["tenant_id"]])
         except Exception as exc:
-            if only is not None or outbox._is_outage(exc):
+            if only is not None or outbox.is_outage(exc):
                 raise
             await _park(ctx, row["tenant_id"], row["id"], row["key"], exc, events)
             continue
@@ -451,27 +427,27 @@ async def on_events(ctx: Context, events: list[Event], only: int | None = None) 
     try:
         await _apply_hits(ctx, [h for _, hs in per_board.values() for h in hs])
     except Exception as exc:
-        if only is not None or outbox._is_outage(exc) or len(per_board) == 1:
+        if only is not None or outbox.is_outage(exc) or len(per_board) == 1:
             raise
         failed = []
         for spec, hs in per_board.values():
             try:
                 await _apply_hits(ctx, hs)
             except Exception as one:
-                if outbox._is_outage(one):
+                if outbox.is_outage(one):
                     raise
                 failed.append((spec, one))
         if len(failed) == len(per_board):
             raise
-        for spec, one in failed:
-            await _park(ctx, spec.tenant_id, spec.id, spec.key, one, events)
+        for spec, error in failed:
+            await _park(ctx, spec.tenant_id, spec.id, spec.key, error, events)
 
 
 async def _park(
     ctx: Context, tenant_id: int, board_id: int, key: str, exc: BaseException, events: list[Event]
 ) -> None:
     await parking.park(ctx, FEATURE, tenant_id, board_id, exc, events)
-    _config_cache.pop((tenant_id, key))
+    await ctx.caches.changed(CONFIG_CACHE, (tenant_id, key))
 
 
 async def catch_up(ctx: Context, events: list[Event], board_id: int) -> None:
@@ -495,7 +471,7 @@ async def _apply_hits(ctx: Context, hits: list[tuple[BoardSpec, Period, Event, i
         fresh = await repo.mark_applied(conn, [(s.id, p.id, e.event_id) for s, p, e, _ in hits])
         adds: dict[tuple[int, str, int], list[Any]] = {}
         for spec, period, e, delta in hits:
-            if (spec.id, e.event_id) not in fresh:
+            if (spec.id, e.event_id) not in fresh or e.member_id is None:
                 continue
             k = (spec.id, period.id, e.member_id)
             cur = adds.get(k)
@@ -505,7 +481,7 @@ async def _apply_hits(ctx: Context, hits: list[tuple[BoardSpec, Period, Event, i
                 cur[4] += delta
                 cur[5] = max(cur[5], e.occurred_at)
                 cur[6] += 1
-        await repo.add_scores(conn, [tuple(v) for v in adds.values()])  # type: ignore[misc]
+        await repo.add_scores(conn, [tuple(v) for v in adds.values()])
         # Totals of everything the batch touched (replays too, so a lost Redis write heals).
         wanted = {(s.id, p.id, e.member_id): (s, p) for s, p, e, _ in hits}
         totals = await repo.lock_scores(conn, list(wanted))  # type: ignore[arg-type]
@@ -576,7 +552,7 @@ async def ensure_built(ctx: Context, spec: BoardSpec, period: Period) -> bool:
         global rebuilt_on_read
         rebuilt_on_read += 1
         log.info("board set rebuilt from PostgreSQL", board=spec.id, period=period.id)
-        _top_cache.clear()
+        top_cache(ctx).clear()
         return True
 
 
@@ -654,34 +630,36 @@ def _offset(cursor: str | None) -> int:
     return int(cursor)
 
 
-async def _displays(
-    ctx: Context, tenant_id: int, member_ids: list[int]
-) -> dict[int, members.MemberDisplay | None]:
-    now = time.monotonic()
-    out: dict[int, members.MemberDisplay | None] = {}
+async def _displays(ctx: Context, tenant_id: int, member_ids: list[int]) -> dict[int, Shown]:
+    """Display info and the title each member shows (asked of the badges feature), cached
+    per process for DISPLAY_CACHE_TTL_S."""
+    from service.badges import service as badges
+
+    cache = _display_cache(ctx)
+    out: dict[int, Shown] = {}
     missing = []
     for m in member_ids:
-        hit = _display.get((tenant_id, m))
-        if hit is not None and hit[0] > now:
-            out[m] = hit[1]
+        hit = cache.peek((tenant_id, m))
+        if hit is not None:
+            out[m] = hit
         else:
             missing.append(m)
     if missing:
         async with ctx.db.connection() as conn:
             found = await members.display_info(conn, tenant_id, missing)
-        if len(_display) > 200_000:
-            _display.clear()
+            titles = await badges.shown_titles(ctx, conn, tenant_id, missing)
         for m in missing:
-            out[m] = found.get(m)
-            _display[(tenant_id, m)] = (now + DISPLAY_CACHE_TTL_S, out[m])
+            out[m] = (found.get(m), titles.get(m))
+            cache.put((tenant_id, m), out[m])
     return out
 
 
-def _shown(spec: BoardSpec, d: members.MemberDisplay | None) -> MemberShown:
+def _shown(spec: BoardSpec, shown: Shown) -> MemberShown:
+    d, title = shown
     if d is None or spec.display == "anonymous":
         return MemberShown(members.ANONYMOUS, "")
     name = d.nickname if spec.display == "full" and d.nickname else d.masked_nickname
-    return MemberShown(name, d.avatar_url if spec.show_avatar else "")
+    return MemberShown(name, d.avatar_url if spec.show_avatar else "", title)
 
 
 async def _items(
@@ -723,7 +701,7 @@ async def _top_page(
             ]
         return await _items(ctx, spec, ranked, None), upd
 
-    return await _top_cache.get(  # type: ignore[no-any-return]
+    return await top_cache(ctx).get(
         (spec.tenant_id, spec.id, period.id, closed, offset, limit), load
     )
 
@@ -902,7 +880,8 @@ async def close_period(ctx: Context, spec: BoardSpec, period_id: str) -> int | N
     if period is None:
         return None
     now = ctx.clock.now()
-    async with ctx.db.transaction() as conn:
+    async with unit_of_work(ctx) as uow:
+        conn = uow.conn
         row = await repo.get_period(conn, spec.id, period_id, lock=True)
         if row is None or row["status"] == "closed":
             return None
@@ -910,9 +889,9 @@ async def close_period(ctx: Context, spec: BoardSpec, period_id: str) -> int | N
         await repo.mark_closed(conn, spec.id, period_id, now, n)
         rb = await repo.red_black_for_board(conn, spec.id)
         if rb is not None:
-            await _publish(ctx, conn, spec, rb, period_id, {}, "", "auto")
+            await _publish(uow, spec, rb, period_id, {}, "", "auto")
     await store.forget_updated(ctx, spec.tenant_id, spec.source, _key(ctx, spec, period_id))
-    _top_cache.clear()
+    top_cache(ctx).clear()
     log.info("period closed", board=spec.id, period=period_id, entries=n)
     return n
 
@@ -966,7 +945,7 @@ async def rebuild(ctx: Context) -> dict[str, Any]:
         done = await rebuild_board(ctx, _spec(row))
         periods += len(done)
         members_total += sum(done.values())
-    _top_cache.clear()
+    top_cache(ctx).clear()
     return {"boards": len(rows), "periods": periods, "entries": members_total}
 
 
@@ -978,9 +957,8 @@ def _rb_out(row: Any, board_key: str) -> RedBlackOut:
     return RedBlackOut(row["key"], row["version"], cfg, row["created_at"], row["updated_at"])
 
 
-async def put_red_black(
-    ctx: Context, conn: Any, tenant_id: int, key: str, data: RedBlackIn
-) -> RedBlackOut:
+async def put_red_black(uow: UnitOfWork, tenant_id: int, key: str, data: RedBlackIn) -> RedBlackOut:
+    ctx, conn = uow.ctx, uow.conn
     doc = msgspec.to_builtins(data)
     problems = rules.validate_red_black(doc)
     if not rules.KEY_RE.match(key):
@@ -1002,7 +980,7 @@ async def put_red_black(
                 "problem": f"no board {data.board_key!r}",
             }
         )
-    if problems:
+    if problems or board is None:
         raise validation_failed(problems)
     taken = await repo.red_black_for_board(conn, board["id"])
     if taken is not None and taken["key"] != key:
@@ -1027,8 +1005,7 @@ async def get_red_black(ctx: Context, tenant_id: int, key: str) -> RedBlackOut:
 
 
 async def _publish(
-    ctx: Context,
-    conn: Any,
+    uow: UnitOfWork,
     spec: BoardSpec,
     rb: Any,
     period_id: str,
@@ -1038,6 +1015,7 @@ async def _publish(
 ) -> Any:
     """Snapshot red and black from the archive as a new revision (earlier ones are kept), and
     emit ``red-black.published``. Notes of the previous revision carry over unless replaced."""
+    ctx, conn = uow.ctx, uow.conn
     cfg = rb["config"]
     ranked = [
         (r["member_id"], r["score"]) for r in await repo.archive_ranked(conn, spec.id, period_id)
@@ -1063,8 +1041,7 @@ async def _publish(
     pub = await repo.insert_publication(
         conn, spec.tenant_id, rb["id"], period_id, entries, reason, now, by
     )
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=spec.tenant_id,
         type="red-black.published",
         occurred_at=now,
@@ -1094,8 +1071,7 @@ def _pub_out(pub: Any, key: str, board_key: str) -> PublicationOut:
 
 
 async def publish(
-    ctx: Context,
-    conn: Any,
+    uow: UnitOfWork,
     tenant_id: int,
     key: str,
     period_param: str,
@@ -1104,6 +1080,7 @@ async def publish(
     by: str,
 ) -> PublicationOut:
     """Operator correction: a new revision of a closed period's red/black board."""
+    ctx, conn = uow.ctx, uow.conn
     rb, board = await _red_black_and_board(conn, tenant_id, key)
     spec = _spec(board)
     period, closed = await _resolve_period(ctx, spec, period_param)
@@ -1112,9 +1089,7 @@ async def publish(
     prow = await repo.get_period(conn, spec.id, period.id)
     if prow is None:
         raise DomainError("LEADERBOARD_PERIOD_NOT_FOUND", details={"period": period.id})
-    pub = await _publish(
-        ctx, conn, spec, rb, period.id, {n.member_id: n.note for n in notes}, reason, by
-    )
+    pub = await _publish(uow, spec, rb, period.id, {n.member_id: n.note for n in notes}, reason, by)
     return _pub_out(pub, key, board["key"])
 
 
@@ -1128,7 +1103,7 @@ async def read_red_black(
             raise DomainError("RED_BLACK_NOT_FOUND", details={"boardKey": board_key})
         period_id = None
         if period_param not in (None, "", "latest"):
-            period, _ = await _resolve_period(ctx, spec, period_param)  # type: ignore[arg-type]
+            period, _ = await _resolve_period(ctx, spec, period_param)
             period_id = period.id
         pub = await repo.latest_publication(conn, rb["id"], period_id)
         if pub is None:
@@ -1156,7 +1131,8 @@ async def read_red_black(
 
 
 async def set_preference(
-    ctx: Context, conn: Any, tenant_id: int, member_id: int, hide: bool
+    uow: UnitOfWork, tenant_id: int, member_id: int, hide: bool
 ) -> PreferenceOut:
+    ctx, conn = uow.ctx, uow.conn
     await repo.set_preference(conn, tenant_id, member_id, hide, ctx.clock.now())
     return PreferenceOut(hide)

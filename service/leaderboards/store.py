@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from service.core.context import Context
 
@@ -74,7 +75,8 @@ async def forget_updated(ctx: Context, tenant_id: int, source: str, key: str) ->
     await ctx.redis.hdel(meta_key(ctx, tenant_id, source), key)
 
 
-def _checked(reply: object) -> object:
+def _checked(reply: Any) -> Any:
+    """A script's reply, or NotBuilt when it answered -1 (the set is not built)."""
     if reply == -1:
         raise NotBuilt
     return reply
@@ -90,7 +92,7 @@ async def top(
             keys=[key, meta_key(ctx, tenant_id, source)], args=[BUILT, repr(min_enc), offset, limit]
         )
     )
-    raw, flat = reply  # type: ignore[misc]
+    raw, flat = reply
     pairs = [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
     upd = datetime.fromtimestamp(int(raw) / 1000, UTC) if raw else None
     return pairs, upd
@@ -102,7 +104,7 @@ async def me(ctx: Context, key: str, member: bytes) -> tuple[int, float, float |
     reply = _checked(await ctx.scripts.lb_me(keys=[key], args=[member, BUILT]))
     if not reply:
         return None
-    rank, score, prev = reply  # type: ignore[misc]
+    rank, score, prev = reply
     return int(rank), float(score), (float(prev) if prev else None)
 
 
@@ -112,14 +114,14 @@ async def around(
     reply = _checked(await ctx.scripts.lb_around(keys=[key], args=[member, radius, BUILT]))
     if not reply:
         return None
-    rank, start, flat = reply  # type: ignore[misc]
+    rank, start, flat = reply
     pairs = [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
     return int(rank), int(start), pairs
 
 
 async def scores_of(ctx: Context, key: str, members: Sequence[bytes]) -> list[float | None]:
     reply = _checked(await ctx.scripts.lb_scores(keys=[key], args=[BUILT, *members]))
-    return [None if s is None else float(s) for s in reply]  # type: ignore[union-attr]
+    return [None if s is None else float(s) for s in reply]
 
 
 async def is_built(ctx: Context, key: str) -> bool:
@@ -184,5 +186,7 @@ async def memory_usage(ctx: Context, key: str) -> int:
 
 async def dump(ctx: Context, key: str) -> list[tuple[bytes, float]]:
     """The whole set in rank order (tests and the rebuild check)."""
-    got = await ctx.redis.zrevrange(key, 0, -1, withscores=True)
+    got: list[tuple[bytes, float]] = await ctx.redis.zrevrange(  # type: ignore[assignment]
+        key, 0, -1, withscores=True
+    )
     return [(m, s) for m, s in got if m != BUILT]

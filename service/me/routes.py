@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from litestar import Request, Response, Router, get, patch
+from litestar import Response, Router, get, patch
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
 from service.core.apidoc import errors
 from service.core.auth import Member
-from service.core.http import get_ctx, idempotent, member_principal
+from service.core.http import RequestUnit, get_ctx, member_principal, member_work
 from service.me import service
 from service.me.schemas import MeOut
 from service.members import service as members
@@ -25,22 +25,16 @@ async def me(member: NamedDependency[Member], state: State) -> MeOut:
 @errors(idempotent=True)
 @patch("/me", summary="Update my nickname or avatar", tags=["me"])
 async def update_me(
-    data: JSONBody[ProfileIn], member: NamedDependency[Member], state: State, request: Request
+    data: JSONBody[ProfileIn], member: NamedDependency[Member], work: NamedDependency[RequestUnit]
 ) -> Response[MemberOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        member,
-        lambda conn: members.update_profile(
-            ctx, conn, member.tenant_id, member.member_id, data.nickname, data.avatar_url
-        ),
+    return await work.respond(
+        members.update_profile, member.tenant_id, member.member_id, data.nickname, data.avatar_url
     )
 
 
 member_router = Router(
     path="/v1",
     route_handlers=[me, update_me],
-    dependencies={"member": Provide(member_principal)},
+    dependencies={"member": Provide(member_principal), "work": Provide(member_work)},
     security=[{"memberToken": []}],
 )

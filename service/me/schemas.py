@@ -36,6 +36,13 @@ class ExpiringSoon(msgspec.Struct, rename="camel"):
     at: datetime
 
 
+class BadgeChip(msgspec.Struct, rename="camel"):
+    key: str
+    name: str
+    icon: str
+    earned_at: datetime
+
+
 class MeOut(msgspec.Struct, rename="camel"):
     id: int
     external_id: str | None
@@ -48,3 +55,7 @@ class MeOut(msgspec.Struct, rename="camel"):
     next_level: NextLevel | None
     expiring_soon: ExpiringSoon | None
     titles: list[str] = []
+    title: str | None = None  # the title shown (chosen with PUT /v1/me/title)
+    badges: list[BadgeChip] = []  # the latest badges earned, newest first (at most 10)
+    badges_earned: int = 0
+    pending_ceremonies: int = 0

@@ -8,7 +8,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
 from service.core.apidoc import errors
-from service.core.http import client_ip, get_ctx, idempotent, operator_principal
+from service.core.http import RequestUnit, client_ip, get_ctx, operator_principal, operator_work
 from service.core.tenancy import Operator
 from service.members import service
 from service.members.schemas import (
@@ -47,7 +47,7 @@ async def wechat_login(data: JSONBody[WechatLoginIn], state: State, request: Req
     # The client IP as for every other /v1 route: behind a trusted proxy, the socket peer is
     # the proxy, and limiting by it would make every member share one login budget.
     await ctx.limiter.hit(
-        ctx.settings.rate_ip_per_min, "ip", client_ip(request, ctx.extras["trusted_proxies"])
+        ctx.settings.rate_ip_per_min, "ip", client_ip(request, ctx.trusted_proxies)
     )
     return await service.login_wechat(ctx, data.app_id, data.code)
 
@@ -78,19 +78,12 @@ async def refresh_tokens(data: JSONBody[RefreshIn], state: State) -> TokenOut:
 async def mint_token(
     externalId: ExternalId,
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
     data: JSONBody[MintTokenIn | None] = None,
 ) -> Response[LoginOut]:
-    ctx = get_ctx(state)
     body = data or MintTokenIn()
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.mint_for_external_id(
-            ctx, conn, operator.tenant_id, externalId, body.nickname, body.avatar_url
-        ),
+    return await work.respond(
+        service.mint_for_external_id, operator.tenant_id, externalId, body.nickname, body.avatar_url
     )
 
 
@@ -98,6 +91,6 @@ public_router = Router(path="/v1", route_handlers=[wechat_login, refresh_tokens]
 admin_router = Router(
     path="/admin/v1",
     route_handlers=[mint_token],
-    dependencies={"operator": Provide(operator_principal)},
+    dependencies={"operator": Provide(operator_principal), "work": Provide(operator_work)},
     security=[{"apiKey": []}],
 )

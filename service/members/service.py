@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import asyncpg
 import msgspec
 
-from service.core import outbox
 from service.core.auth import TokenService
 from service.core.context import Context
 from service.core.errors import DomainError
 from service.core.tenancy import find_wechat_app
+from service.core.uow import UnitOfWork, unit_of_work
 from service.members import repository as repo
 from service.members.schemas import LoginOut, MemberOut, TokenOut, member_out
 from service.members.wechat import DevVerifier, Verifier
@@ -22,17 +22,16 @@ _PENDING = b"pending"
 
 
 def _tokens(ctx: Context) -> TokenService:
-    return ctx.extras["tokens"]
+    return ctx.tokens
 
 
-async def _emit_joined(conn, ctx: Context, tenant_id: int, member_id: int, via: str) -> None:  # type: ignore[no-untyped-def]
-    await outbox.emit(
-        conn,
+def _emit_joined(uow: UnitOfWork, tenant_id: int, member_id: int, via: str) -> None:
+    uow.emit(
         tenant_id=tenant_id,
         type="member.joined",
         member_id=member_id,
         payload={"via": via},
-        occurred_at=ctx.clock.now(),
+        occurred_at=uow.ctx.clock.now(),
     )
 
 
@@ -47,15 +46,15 @@ async def _login_once(ctx: Context, app_id: str, code: str) -> LoginOut:
             raise DomainError("DEV_LOGIN_DISABLED")
         verifier = DevVerifier()
     else:
-        verifier = ctx.extras["wechat_verifier"]
+        verifier = ctx.wechat_verifier
     ident = await verifier.verify(app_id, app["app_secret"], code)
     tenant_id = app["tenant_id"]
-    async with ctx.db.transaction() as conn:
+    async with unit_of_work(ctx) as uow:
         row, created = await repo.get_or_create_by_identity(
-            conn, tenant_id, "wechat", app_id, ident.openid, ident.unionid, ctx.clock.now()
+            uow.conn, tenant_id, "wechat", app_id, ident.openid, ident.unionid, ctx.clock.now()
         )
         if created:
-            await _emit_joined(conn, ctx, tenant_id, row["id"], "wechat")
+            _emit_joined(uow, tenant_id, row["id"], "wechat")
     pair = _tokens(ctx).issue(tenant_id, row["id"])
     return LoginOut(
         pair.access_token,
@@ -100,20 +99,20 @@ async def refresh(ctx: Context, refresh_token: str) -> TokenOut:
 
 
 async def mint_for_external_id(
-    ctx: Context,
-    conn,
+    uow: UnitOfWork,
     tenant_id: int,
-    external_id: str,  # type: ignore[no-untyped-def]
+    external_id: str,
     nickname: str | None,
     avatar_url: str | None,
 ) -> LoginOut:
+    ctx, conn = uow.ctx, uow.conn
     row, created = await repo.get_or_create_by_external_id(
         conn, tenant_id, external_id, ctx.clock.now()
     )
     if nickname is not None or avatar_url is not None:
         row = await repo.update_profile(conn, tenant_id, row["id"], nickname, avatar_url)
     if created:
-        await _emit_joined(conn, ctx, tenant_id, row["id"], "h5")
+        _emit_joined(uow, tenant_id, row["id"], "h5")
     pair = _tokens(ctx).issue(tenant_id, row["id"])
     return LoginOut(
         pair.access_token,
@@ -146,38 +145,43 @@ async def profile(ctx: Context, tenant_id: int, member_id: int, conn=None) -> Me
 
 
 async def update_profile(
-    ctx: Context,
-    conn,
+    uow: UnitOfWork,
     tenant_id: int,
-    member_id: int,  # type: ignore[no-untyped-def]
+    member_id: int,
     nickname: str | None,
     avatar_url: str | None,
 ) -> MemberOut:
+    conn = uow.conn
     row = await repo.update_profile(conn, tenant_id, member_id, nickname, avatar_url)
     if row is None:
         raise DomainError("TOKEN_INVALID")
     return member_out(row)
 
 
-async def resolve_many(
-    ctx: Context,
-    conn,
-    tenant_id: int,
-    external_ids: list[str],
-    *,
-    create: bool,  # type: ignore[no-untyped-def]
+async def find_many(
+    conn: asyncpg.Connection, tenant_id: int, external_ids: list[str]
 ) -> dict[str, int]:
-    """Public: member ids for the brand's externalIds, creating the missing ones when
-    ``create`` (emitting member.joined for each). Missing ones are absent from the result."""
+    """Public: member ids for the brand's externalIds; unknown ones are absent."""
+    return await repo.ids_by_external(conn, tenant_id, external_ids)
+
+
+async def resolve_many(uow: UnitOfWork, tenant_id: int, external_ids: list[str]) -> dict[str, int]:
+    """Public: member ids for the brand's externalIds, creating the missing ones (and queueing
+    member.joined for each) in the unit of work."""
+    ctx, conn = uow.ctx, uow.conn
     found = await repo.ids_by_external(conn, tenant_id, external_ids)
     missing = [e for e in set(external_ids) if e not in found]
-    if missing and create:
-        created = await repo.create_by_external(conn, tenant_id, missing, ctx.clock.now())
+    if missing:
         now = ctx.clock.now()
-        await outbox.emit_many(
-            conn,
-            [(tenant_id, "member.joined", mid, {"via": "event"}, now) for mid in created.values()],
-        )
+        created = await repo.create_by_external(conn, tenant_id, missing, now)
+        for mid in created.values():
+            uow.emit(
+                tenant_id=tenant_id,
+                type="member.joined",
+                member_id=mid,
+                payload={"via": "event"},
+                occurred_at=now,
+            )
         found.update(created)
         still = [e for e in missing if e not in found]
         if still:  # created concurrently by another request

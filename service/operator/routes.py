@@ -20,7 +20,7 @@ from service.core.constraints import (
     validation_failed,
 )
 from service.core.errors import DomainError
-from service.core.http import get_ctx, idempotent, operator_principal
+from service.core.http import RequestUnit, get_ctx, operator_principal
 from service.core.tenancy import Operator
 from service.members.schemas import ExternalId
 from service.operator import configs, service, stats, writers
@@ -208,12 +208,10 @@ async def _write(
 ) -> Response[Any]:
     ctx = get_ctx(state)
 
-    async def go(conn):  # type: ignore[no-untyped-def]
-        await run(ctx, conn)
-        item = await configs.get_item(ctx, conn, operator.tenant_id, configs.KINDS[kind], key)
-        return item
+    async def go(uow):  # type: ignore[no-untyped-def]
+        return await writers.then_item(uow, operator.tenant_id, kind, key, run)
 
-    return await idempotent(request, ctx, operator, go)
+    return await RequestUnit(request, ctx, operator).respond(go)
 
 
 def _write_handlers(kind: str, w: writers.Writer) -> list[Any]:
@@ -232,7 +230,7 @@ def _write_handlers(kind: str, w: writers.Writer) -> list[Any]:
             operator,
             kind,
             key,
-            lambda ctx, conn: writers.patch(ctx, conn, operator.tenant_id, kind, key, data),
+            lambda uow: writers.patch(uow, operator.tenant_id, kind, key, data),
         )
 
     patch_handler.__name__ = f"patch_{slug}"
@@ -265,7 +263,7 @@ def _write_handlers(kind: str, w: writers.Writer) -> list[Any]:
             operator,
             kind,
             data.new_key,
-            lambda ctx, conn: writers.copy(ctx, conn, operator.tenant_id, kind, key, data.new_key),
+            lambda uow: writers.copy(uow, operator.tenant_id, kind, key, data.new_key),
         )
 
     copy_handler.__name__ = f"copy_{slug}"
@@ -296,7 +294,7 @@ def _action_handler(kind: str, slug: str, action: str, target: str) -> Any:
             operator,
             kind,
             key,
-            lambda ctx, conn: writers.set_state(ctx, conn, operator.tenant_id, kind, key, action),
+            lambda uow: writers.set_state(uow, operator.tenant_id, kind, key, action),
         )
 
     handler.__name__ = f"{action}_{slug}"

@@ -40,7 +40,8 @@ async def revoke_key(ctx: Context, tenant_id: int, key_id: str) -> None:
     """Revoke one of the tenant's keys. Errors: NOT_FOUND (no such unrevoked key here)."""
     async with ctx.db.transaction() as conn:
         done = await tenancy.revoke_tenant_key(conn, tenant_id, key_id, ctx.clock.now())
-    ctx.extras["api_keys"].forget(key_id)
+    # Every process drops its cached keys now (not after the cache's ttl).
+    await ctx.caches.changed(tenancy.API_KEY_CACHE)
     if not done:
         raise DomainError("NOT_FOUND", details={"keyId": key_id})
 

@@ -19,8 +19,8 @@ from service.challenges.schemas import ChallengeIn
 from service.checkins import service as checkins
 from service.checkins.schemas import CampaignIn
 from service.core.constraints import problem, problems_of, rule_problems_of, validation_failed
-from service.core.context import Context
 from service.core.errors import DomainError
+from service.core.uow import UnitOfWork
 from service.events import service as events
 from service.events.schemas import RuleIn
 from service.leaderboards import service as boards
@@ -29,7 +29,7 @@ from service.operator import configs
 from service.wheel import service as wheel
 from service.wheel.schemas import WheelIn
 
-Save = Callable[[Context, Any, int, str, Any], Awaitable[Any]]
+Save = Callable[[UnitOfWork, int, str, Any], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return out
 
 
-async def stored(ctx: Context, conn: Any, tenant_id: int, kind: str, key: str) -> dict:
+async def stored(conn: Any, tenant_id: int, kind: str, key: str) -> dict:
     """The stored document of one config. Errors: NOT_FOUND."""
     spec = configs.KINDS[kind]
     row = await conn.fetchrow(
@@ -100,35 +100,34 @@ def _without_nulls(doc: Any) -> Any:
     return doc
 
 
-async def save_doc(ctx: Context, conn: Any, tenant_id: int, kind: str, key: str, doc: dict) -> Any:
+async def save_doc(uow: UnitOfWork, tenant_id: int, kind: str, key: str, doc: dict) -> Any:
     w = WRITERS[kind]
-    return await w.save(ctx, conn, tenant_id, key, check_body(w.body, _without_nulls(doc)))
+    return await w.save(uow, tenant_id, key, check_body(w.body, _without_nulls(doc)))
 
 
-async def patch(ctx: Context, conn: Any, tenant_id: int, kind: str, key: str, body: Any) -> Any:
+async def patch(uow: UnitOfWork, tenant_id: int, kind: str, key: str, body: Any) -> Any:
     """Apply a merge patch to the stored document and save it as a PUT would."""
     if not isinstance(body, dict):
         raise validation_failed([problem("body", "", "WRONG_TYPE", "expected an object")])
-    doc = merge_patch(await stored(ctx, conn, tenant_id, kind, key), body)
-    return await save_doc(ctx, conn, tenant_id, kind, key, doc)
+    doc = merge_patch(await stored(uow.conn, tenant_id, kind, key), body)
+    return await save_doc(uow, tenant_id, kind, key, doc)
 
 
-async def set_state(
-    ctx: Context, conn: Any, tenant_id: int, kind: str, key: str, action: str
-) -> Any:
+async def set_state(uow: UnitOfWork, tenant_id: int, kind: str, key: str, action: str) -> Any:
     """archive / pause / resume: the stored document saved with the action's state."""
     state = WRITERS[kind].actions.get(action)
     if state is None:
         raise DomainError("NOT_FOUND", details={"kind": kind, "action": action})
-    doc = await stored(ctx, conn, tenant_id, kind, key)
+    doc = await stored(uow.conn, tenant_id, kind, key)
     doc["state"] = state
-    return await save_doc(ctx, conn, tenant_id, kind, key, doc)
+    return await save_doc(uow, tenant_id, kind, key, doc)
 
 
-async def copy(ctx: Context, conn: Any, tenant_id: int, kind: str, key: str, new_key: str) -> Any:
+async def copy(uow: UnitOfWork, tenant_id: int, kind: str, key: str, new_key: str) -> Any:
     """A new config under ``new_key`` from the stored one (a draft where the kind has one).
     Errors: NOT_FOUND (source), CONFLICT (``new_key`` is taken)."""
-    doc = await stored(ctx, conn, tenant_id, kind, key)
+    conn = uow.conn
+    doc = await stored(conn, tenant_id, kind, key)
     spec = configs.KINDS[kind]
     taken = await conn.fetchval(
         f"SELECT 1 FROM {spec.table} WHERE tenant_id = $1 AND key = $2", tenant_id, new_key
@@ -138,4 +137,10 @@ async def copy(ctx: Context, conn: Any, tenant_id: int, kind: str, key: str, new
     draft = WRITERS[kind].draft
     if draft is not None:
         doc["state"] = draft
-    return await save_doc(ctx, conn, tenant_id, kind, new_key, doc)
+    return await save_doc(uow, tenant_id, kind, new_key, doc)
+
+
+async def then_item(uow: UnitOfWork, tenant_id: int, kind: str, key: str, op: Any) -> Any:
+    """Run ``op(uow)`` then answer the config as a list item."""
+    await op(uow)
+    return await configs.get_item(uow.ctx, uow.conn, tenant_id, configs.KINDS[kind], key)

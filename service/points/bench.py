@@ -11,10 +11,11 @@ import secrets
 import asyncpg
 
 from service import benchkit
-from service.cli import Servers, _settings
 from service.core import tenancy
 from service.core.clock import SystemClock
 from service.core.migrate import migrate
+from service.runtime import Servers
+from service.runtime import settings_or_exit as _settings
 
 # The statements one HTTP credit runs (idempotency record, member lookup, account lock,
 # ledger-key check, then entry + lot + balance + outbox event in one statement), as pgbench
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         servers.stop()
 
 
-def add_bench(bench: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_bench(bench: argparse._SubParsersAction) -> None:
     b = bench.add_parser("ledger", help="HTTP point credits vs pgbench of the same transaction")
     b.add_argument("--seconds", type=int, default=10)
     b.add_argument("--connections", type=int, default=16)

@@ -18,8 +18,8 @@ async def review_job(ctx: Context) -> None:
     await service.review_levels(ctx)
 
 
-def _cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from service.cli import run_with_context
+def _cli(sub: argparse._SubParsersAction) -> None:
+    from service.runtime import run_with_context
 
     def expire(args: argparse.Namespace) -> int:
         n = run_with_context(service.expire_due, need_redis=False)

@@ -418,7 +418,7 @@ async def due_lots(
 
 async def card_facts(
     conn: asyncpg.Connection, tenant_id: int, member_id: int, now: datetime, until: datetime
-):  # type: ignore[no-untyped-def]
+) -> asyncpg.Record:
     """Everything the member card needs in one round trip: balances (points past their date
     not counted), growth earned, level, and the lots expiring before ``until``."""
     return await conn.fetchrow(

@@ -20,39 +20,31 @@ from service.core.constraints import (
     validation_failed,
 )
 from service.core.errors import DomainError
-from service.core.http import get_ctx, idempotent, member_principal, operator_principal
+from service.core.http import (
+    RequestUnit,
+    get_ctx,
+    member_principal,
+    member_work,
+    operator_principal,
+    operator_work,
+)
 from service.core.tenancy import Operator
+from service.core.uow import unit_of_work
 from service.members import service as members
 from service.members.schemas import ExternalId
+from service.points import operator as operator_ops
 from service.points import service
+from service.points.operator import entry_out
 from service.points.schemas import (
     AdjustIn,
     AdjustOut,
     Currency,
-    EntryOut,
     LadderIn,
     LadderOut,
     LedgerPage,
     PolicyIn,
     ReverseIn,
 )
-
-
-def entry_out(e: service.Entry) -> EntryOut:
-    return EntryOut(
-        e.id,
-        e.currency,
-        e.kind,
-        e.delta,
-        e.balance_after,
-        e.reason,
-        e.note,
-        e.source_ref,
-        e.reverses_entry_id,
-        e.shortfall,
-        e.expires_at,
-        e.created_at,
-    )
 
 
 def _encode_cursor(row_id: int) -> str:
@@ -97,16 +89,6 @@ async def my_ledger(
     return await _page(state, member.tenant_id, member.member_id, currency, cursor, limit)
 
 
-async def _member_id(ctx, conn, tenant_id: int, external_id: str) -> int:  # type: ignore[no-untyped-def]
-    policy = await service.policy_of(ctx, conn, tenant_id)
-    found = await members.resolve_many(
-        ctx, conn, tenant_id, [external_id], create=policy.unknown_member == "create"
-    )
-    if external_id not in found:
-        raise DomainError("MEMBER_NOT_FOUND", details={"externalId": external_id})
-    return found[external_id]
-
-
 @errors("MEMBER_NOT_FOUND", "INSUFFICIENT_POINTS", "GROWTH_NOT_SPENDABLE", idempotent=True)
 @post(
     "/members/{externalId:str}/points",
@@ -124,46 +106,16 @@ async def adjust(
     externalId: ExternalId,
     data: JSONBody[AdjustIn],
     operator: NamedDependency[Operator],
-    state: State,
+    work: NamedDependency[RequestUnit],
     request: Request,
 ) -> Response[AdjustOut]:
-    ctx = get_ctx(state)
     if data.amount == 0:
         raise validation_failed([problem("body", "amount", "OUT_OF_RANGE", "must not be zero")])
     header_key = request.headers.get("idempotency-key")
     ledger_key = f"manual:{operator.key_id}:{header_key}" if header_key else None
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        member_id = await _member_id(ctx, conn, operator.tenant_id, externalId)
-        if data.amount > 0:
-            e = await service.credit(
-                ctx,
-                conn,
-                operator.tenant_id,
-                member_id,
-                data.currency,
-                data.amount,
-                reason=data.reason,
-                note=data.note,
-                source_ref=f"manual:{operator.key_id}",
-                idempotency_key=ledger_key,
-            )
-        else:
-            e = await service.debit(
-                ctx,
-                conn,
-                operator.tenant_id,
-                member_id,
-                -data.amount,
-                reason=data.reason,
-                note=data.note,
-                source_ref=f"manual:{operator.key_id}",
-                idempotency_key=ledger_key,
-                currency=data.currency,
-            )
-        return AdjustOut(entry_out(e), e.balance_after, e.replayed)
-
-    return await idempotent(request, ctx, operator, run)
+    return await work.respond(
+        operator_ops.adjust, operator.tenant_id, operator.key_id, externalId, data, ledger_key
+    )
 
 
 @errors(
@@ -180,21 +132,9 @@ async def reverse(
     externalId: ExternalId,
     data: JSONBody[ReverseIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[AdjustOut]:
-    ctx = get_ctx(state)
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        member_id = await _member_id(ctx, conn, operator.tenant_id, externalId)
-        entry = await service.reverse(
-            ctx, conn, operator.tenant_id, data.entry_id, reason=data.reason, note=data.note
-        )
-        if entry.member_id != member_id:
-            raise DomainError("ENTRY_NOT_FOUND", details={"entryId": data.entry_id})
-        return AdjustOut(entry_out(entry), entry.balance_after, entry.replayed)
-
-    return await idempotent(request, ctx, operator, run)
+    return await work.respond(operator_ops.reverse, operator.tenant_id, externalId, data)
 
 
 @errors("MEMBER_NOT_FOUND")
@@ -214,9 +154,7 @@ async def member_ledger(
 ) -> LedgerPage:
     ctx = get_ctx(state)
     async with ctx.db.connection() as conn:
-        found = await members.resolve_many(
-            ctx, conn, operator.tenant_id, [externalId], create=False
-        )
+        found = await members.find_many(conn, operator.tenant_id, [externalId])
     if externalId not in found:
         raise DomainError("MEMBER_NOT_FOUND", details={"externalId": externalId})
     return await _page(state, operator.tenant_id, found[externalId], currency, cursor, limit)
@@ -259,20 +197,14 @@ register_check(LadderIn, ladder_problems)
     "nothing. Each save bumps the version.",
 )
 async def put_levels(
-    data: JSONBody[LadderIn], operator: NamedDependency[Operator], state: State, request: Request
+    data: JSONBody[LadderIn],
+    operator: NamedDependency[Operator],
+    work: NamedDependency[RequestUnit],
 ) -> Response[LadderOut]:
-    ctx = get_ctx(state)
     problems = ladder_problems(data)
     if problems:
         raise validation_failed(problems)
-    config = msgspec.to_builtins(data)
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        version = await service.repo.put_ladder(conn, operator.tenant_id, config, ctx.clock.now())
-        service.invalidate_caches(ctx, operator.tenant_id)
-        return LadderOut(version, data.levels, data.validity, ctx.clock.now())
-
-    return await idempotent(request, ctx, operator, run)
+    return await work.respond(operator_ops.put_ladder, operator.tenant_id, data)
 
 
 @errors("LEVELS_NOT_CONFIGURED")
@@ -302,8 +234,8 @@ async def put_policy(
         raise validation_failed(
             [problem("body", "expiry.days", "REQUIRED", "mode days needs days")]
         )
-    async with ctx.db.transaction() as conn:
-        await service.put_policy(ctx, conn, operator.tenant_id, msgspec.to_builtins(data))
+    async with unit_of_work(ctx) as uow:
+        await service.put_policy(uow, operator.tenant_id, msgspec.to_builtins(data))
     return data
 
 
@@ -319,12 +251,12 @@ async def get_policy(operator: NamedDependency[Operator], state: State) -> Polic
 member_router = Router(
     path="/v1",
     route_handlers=[my_ledger],
-    dependencies={"member": Provide(member_principal)},
+    dependencies={"member": Provide(member_principal), "work": Provide(member_work)},
     security=[{"memberToken": []}],
 )
 admin_router = Router(
     path="/admin/v1",
     route_handlers=[adjust, reverse, member_ledger, put_levels, get_levels, put_policy, get_policy],
-    dependencies={"operator": Provide(operator_principal)},
+    dependencies={"operator": Provide(operator_principal), "work": Provide(operator_work)},
     security=[{"apiKey": []}],
 )

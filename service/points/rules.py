@@ -200,10 +200,10 @@ def condition_problems(conditions: list[Condition]) -> list[str]:
     for attr, v in eqs.items():
         n = _num(v)
         if n is not None:
-            lo = lows.get(attr)
-            hi = highs.get(attr)
-            if (lo and (n < lo[0] or (n == lo[0] and lo[1]))) or (
-                hi and (n > hi[0] or (n == hi[0] and hi[1]))
+            low = lows.get(attr)
+            high = highs.get(attr)
+            if (low and (n < low[0] or (n == low[0] and low[1]))) or (
+                high and (n > high[0] or (n == high[0] and high[1]))
             ):
                 problems.append(f"conditions: {attr} = {v} contradicts its range")
         for i, c in enumerate(conditions):

@@ -7,7 +7,7 @@ caller's transaction (the request boundary commits). Other features pay through 
 
 from __future__ import annotations
 
-import time
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,11 +16,11 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from service.core import outbox
 from service.core.constraints import problem, validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.tenancy import get_tenant, update_tenant_settings
+from service.core.uow import UnitOfWork, unit_of_work
 from service.points import repository as repo
 from service.points import rules
 
@@ -69,20 +69,23 @@ DEFAULT_POLICY = {
 _CACHE_TTL = 5.0
 
 
-def _cache(ctx: Context, name: str) -> dict[Any, tuple[float, Any]]:
-    return ctx.extras.setdefault(name, {})  # type: ignore[no-any-return]
+POLICY_CACHE = "points.policy"
+LADDER_CACHE = "points.ladder"
 
 
-def invalidate_caches(ctx: Context, tenant_id: int) -> None:
-    for name in ("points.policy", "points.ladder", "points.rules"):
-        _cache(ctx, name).pop(tenant_id, None)
+async def invalidate_caches(ctx: Context, tenant_id: int) -> None:
+    """The tenant's policy or ladder changed: every process drops its copy (after commit)."""
+    for name in (POLICY_CACHE, LADDER_CACHE):
+        await ctx.caches.changed(name, tenant_id)
 
 
 async def policy_of(ctx: Context, conn: asyncpg.Connection, tenant_id: int) -> Policy:
-    cache = _cache(ctx, "points.policy")
-    hit = cache.get(tenant_id)
-    if hit and hit[0] > time.monotonic():
-        return hit[1]  # type: ignore[no-any-return]
+    return await ctx.caches.get(POLICY_CACHE, _CACHE_TTL).get(
+        tenant_id, functools.partial(_load_policy, conn, tenant_id)
+    )
+
+
+async def _load_policy(conn: asyncpg.Connection, tenant_id: int) -> Policy:
     tenant = await get_tenant(conn, tenant_id)
     if tenant is None:
         raise DomainError("NOT_FOUND")
@@ -98,13 +101,15 @@ async def policy_of(ctx: Context, conn: asyncpg.Connection, tenant_id: int) -> P
         reversal_shortfall=raw["reversalShortfall"],
         unknown_member=raw["unknownMember"],
     )
-    cache[tenant_id] = (time.monotonic() + _CACHE_TTL, policy)
     return policy
 
 
-async def put_policy(ctx: Context, conn: asyncpg.Connection, tenant_id: int, raw: dict) -> dict:
+async def put_policy(uow: UnitOfWork, tenant_id: int, raw: dict) -> dict:
+    ctx, conn = uow.ctx, uow.conn
     await update_tenant_settings(conn, tenant_id, {"points": raw})
-    invalidate_caches(ctx, tenant_id)
+    for name in (POLICY_CACHE, LADDER_CACHE):  # this transaction reads the new policy too
+        ctx.caches.get(name, _CACHE_TTL).drop(tenant_id)
+    uow.after_commit(functools.partial(invalidate_caches, ctx, tenant_id))
     return raw
 
 
@@ -163,6 +168,10 @@ class Credit:
     note: str = ""
     source_ref: str | None = None
     idempotency_key: str | None = None
+    # The caller just created what the key names (a fresh spin id, a check-in row inserted in
+    # this transaction): no entry can hold it yet, so the lookup is skipped. The ledger's
+    # unique key on idempotency_key still refuses a duplicate.
+    key_is_new: bool = False
 
 
 def _check_currency(currency: str) -> None:
@@ -173,8 +182,7 @@ def _check_currency(currency: str) -> None:
 
 
 async def credit(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     member_id: int,
     currency: str,
@@ -184,21 +192,25 @@ async def credit(
     note: str = "",
     source_ref: str | None = None,
     idempotency_key: str | None = None,
+    key_is_new: bool = False,
 ) -> Entry:
-    """Public: add points or growth. A repeated idempotency key returns the first entry."""
+    """Public: add points or growth. A repeated idempotency key returns the first entry
+    (``key_is_new``: the caller knows no entry holds the key, see ``Credit``)."""
     [entry] = await apply_credits(
-        ctx,
-        conn,
+        uow,
         tenant_id,
-        [Credit(member_id, currency, amount, reason, note, source_ref, idempotency_key)],
+        [
+            Credit(
+                member_id, currency, amount, reason, note, source_ref, idempotency_key, key_is_new
+            )
+        ],
     )
     return entry
 
 
-async def apply_credits(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, credits: list[Credit]
-) -> list[Entry]:
+async def apply_credits(uow: UnitOfWork, tenant_id: int, credits: list[Credit]) -> list[Entry]:
     """Credit many at once: a handful of statements whatever the count (event batches)."""
+    ctx, conn = uow.ctx, uow.conn
     for c in credits:
         _check_currency(c.currency)
         if c.amount <= 0:
@@ -208,7 +220,7 @@ async def apply_credits(
     accounts = await repo.lock_accounts(
         conn, tenant_id, [(c.member_id, c.currency) for c in credits], now
     )
-    keys = [c.idempotency_key for c in credits if c.idempotency_key]
+    keys = [c.idempotency_key for c in credits if c.idempotency_key and not c.key_is_new]
     existing = await repo.find_entries_by_keys(conn, tenant_id, keys) if keys else {}
     running = {k: v[0] for k, v in accounts.items()}
     rows: list[tuple] = []
@@ -260,7 +272,7 @@ async def apply_credits(
         growth_members = sorted({m for (m, c) in totals if c == "growth"})
         if growth_members:
             earned = {m: accounts[(m, "growth")][1] + totals[(m, "growth")] for m in growth_members}
-            await _levels_after_growth(ctx, conn, tenant_id, earned, now, allow_down=False)
+            await _levels_after_growth(uow, tenant_id, earned, now, allow_down=False)
     by_index: dict[int, Entry] = {}
     for i, r, (eid, after) in zip(fresh, rows, written, strict=True):
         by_index[i] = Entry(
@@ -281,8 +293,7 @@ async def apply_credits(
 
 
 async def _expire_locked(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     member_id: int,
     currency: str,
@@ -291,6 +302,7 @@ async def _expire_locked(
     now: datetime,
 ) -> int:
     """Write the expiry of already-locked due lots; returns the new balance."""
+    conn = uow.conn
     amount = sum(r["remaining"] for r in due)
     if amount <= 0:
         return balance
@@ -317,8 +329,7 @@ async def _expire_locked(
     )
     await repo.take_from_lots(conn, eid, [(r["id"], r["remaining"]) for r in due])
     await repo.add_to_accounts(conn, tenant_id, [(member_id, currency, -amount, 0)], now)
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=tenant_id,
         type=f"{currency}.expired",
         member_id=member_id,
@@ -329,8 +340,7 @@ async def _expire_locked(
 
 
 async def debit(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     member_id: int,
     amount: int,
@@ -340,8 +350,11 @@ async def debit(
     source_ref: str | None = None,
     idempotency_key: str | None = None,
     currency: str = "points",
+    key_is_new: bool = False,
 ) -> Entry:
-    """Public: spend points, earliest-expiring first. 409 INSUFFICIENT_POINTS if short."""
+    """Public: spend points, earliest-expiring first. 409 INSUFFICIENT_POINTS if short.
+    A repeated idempotency key returns the first entry (``key_is_new``: see ``Credit``)."""
+    ctx, conn = uow.ctx, uow.conn
     _check_currency(currency)
     if currency == "growth":
         raise DomainError("GROWTH_NOT_SPENDABLE")
@@ -350,7 +363,7 @@ async def debit(
     now = ctx.clock.now()
     accounts = await repo.lock_accounts(conn, tenant_id, [(member_id, currency)], now)
     balance = accounts[(member_id, currency)][0]
-    if idempotency_key:
+    if idempotency_key and not key_is_new:
         found = await repo.find_entries_by_keys(conn, tenant_id, [idempotency_key])
         if idempotency_key in found:
             return _entry(found[idempotency_key], replayed=True)
@@ -359,7 +372,7 @@ async def debit(
     due = [r for r in lots if r["expires_at"] is not None and r["expires_at"] <= now]
     live = [rules.Lot(r["id"], r["remaining"], r["expires_at"]) for r in lots if r not in due]
     if due:
-        balance = await _expire_locked(ctx, conn, tenant_id, member_id, currency, due, balance, now)
+        balance = await _expire_locked(uow, tenant_id, member_id, currency, due, balance, now)
     available = sum(lot.remaining for lot in live)
     if amount > available:
         raise DomainError(
@@ -389,8 +402,7 @@ async def debit(
     )
     await repo.take_from_lots(conn, eid, takes)
     await repo.add_to_accounts(conn, tenant_id, [(member_id, currency, -amount, 0)], now)
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=tenant_id,
         type=f"{currency}.debited",
         member_id=member_id,
@@ -421,8 +433,7 @@ async def debit(
 
 
 async def reverse(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     entry_id: int,
     *,
@@ -436,6 +447,7 @@ async def reverse(
     ``refuse`` answers 409 REVERSAL_SHORTFALL and changes nothing. We never take the missing
     part from other lots: points the member earned elsewhere are not collateral.
     """
+    ctx, conn = uow.ctx, uow.conn
     credit_row = await repo.get_entry(conn, tenant_id, entry_id)
     if credit_row is None:
         raise DomainError("ENTRY_NOT_FOUND", details={"entryId": entry_id})
@@ -453,7 +465,7 @@ async def reverse(
     # Lots past their date are gone whether or not the job wrote it: write it now, so the
     # reversal takes back only what is left and answers the balance at ``now``.
     due = await repo.due_lots(conn, tenant_id, member_id, currency, now)
-    balance = await _expire_locked(ctx, conn, tenant_id, member_id, currency, due, balance, now)
+    balance = await _expire_locked(uow, tenant_id, member_id, currency, due, balance, now)
     lots = await repo.lots_of_entry(conn, entry_id)
     clawback = sum(r["remaining"] for r in lots)
     shortfall = credit_row["delta"] - clawback
@@ -488,8 +500,7 @@ async def reverse(
         conn, eid, [(r["id"], r["remaining"]) for r in lots if r["remaining"] > 0]
     )
     await repo.add_to_accounts(conn, tenant_id, [(member_id, currency, -clawback, -clawback)], now)
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=tenant_id,
         type=f"{currency}.reversed",
         member_id=member_id,
@@ -504,7 +515,7 @@ async def reverse(
     )
     if currency == "growth":
         await _levels_after_growth(
-            ctx, conn, tenant_id, {member_id: earned - clawback}, now, allow_down=True
+            uow, tenant_id, {member_id: earned - clawback}, now, allow_down=True
         )
     return Entry(
         eid,
@@ -523,15 +534,14 @@ async def reverse(
     )
 
 
-async def expire_member(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, currency: str
-) -> int:
+async def expire_member(uow: UnitOfWork, tenant_id: int, member_id: int, currency: str) -> int:
     """Expire what is due for one member; returns the amount expired (0 if nothing)."""
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     accounts = await repo.lock_accounts(conn, tenant_id, [(member_id, currency)], now)
     balance = accounts[(member_id, currency)][0]
     due = await repo.due_lots(conn, tenant_id, member_id, currency, now)
-    after = await _expire_locked(ctx, conn, tenant_id, member_id, currency, due, balance, now)
+    after = await _expire_locked(uow, tenant_id, member_id, currency, due, balance, now)
     return balance - after
 
 
@@ -545,9 +555,9 @@ async def expire_due(ctx: Context, batch: int = 500) -> int:
         if not due:
             return total
         for row in due:
-            async with ctx.db.transaction() as conn:
+            async with unit_of_work(ctx) as uow:
                 total += await expire_member(
-                    ctx, conn, row["tenant_id"], row["member_id"], row["currency"]
+                    uow, row["tenant_id"], row["member_id"], row["currency"]
                 )
         if len(due) < batch:
             return total
@@ -571,19 +581,16 @@ def ladder_from_config(config: dict) -> rules.Ladder:
 async def ladder_of(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int
 ) -> tuple[rules.Ladder, dict] | None:
-    cache = _cache(ctx, "points.ladder")
-    hit = cache.get(tenant_id)
-    if hit and hit[0] > time.monotonic():
-        return hit[1]  # type: ignore[no-any-return]
-    row = await repo.get_ladder(conn, tenant_id)
-    value = (ladder_from_config(row["config"]), row["config"]) if row else None
-    cache[tenant_id] = (time.monotonic() + _CACHE_TTL, value)
-    return value
+
+    async def load() -> tuple[rules.Ladder, dict] | None:
+        row = await repo.get_ladder(conn, tenant_id)
+        return (ladder_from_config(row["config"]), row["config"]) if row else None
+
+    return await ctx.caches.get(LADDER_CACHE, _CACHE_TTL).get(tenant_id, load)
 
 
 async def _levels_after_growth(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     earned: dict[int, int],
     now: datetime,
@@ -592,6 +599,7 @@ async def _levels_after_growth(
 ) -> None:
     """Move members' levels after their growth changed. Earning only raises a level; a
     reversal (``allow_down``) may lower it to what the remaining growth supports."""
+    ctx, conn = uow.ctx, uow.conn
     got = await ladder_of(ctx, conn, tenant_id)
     if got is None:
         return
@@ -605,7 +613,6 @@ async def _levels_after_growth(
     else:
         qualifying = earned
     changes = []
-    events = []
     for m in members:
         cur = current[m]["level_index"]
         cur = min(cur, len(ladder.levels) - 1)
@@ -619,23 +626,20 @@ async def _levels_after_growth(
             else None
         )
         changes.append((m, new, now, review))
-        events.append(
-            (
-                tenant_id,
-                "level.up" if new > cur else "level.down",
-                m,
-                {
-                    "from": cur,
-                    "to": new,
-                    "fromName": ladder.levels[cur].name,
-                    "toName": ladder.levels[new].name,
-                },
-                now,
-            )
+        uow.emit(
+            tenant_id=tenant_id,
+            type="level.up" if new > cur else "level.down",
+            member_id=m,
+            payload={
+                "from": cur,
+                "to": new,
+                "fromName": ladder.levels[cur].name,
+                "toName": ladder.levels[new].name,
+            },
+            occurred_at=now,
         )
     if changes:
         await repo.set_levels(conn, tenant_id, changes)
-        await outbox.emit_many(conn, events)
 
 
 async def review_levels(ctx: Context, batch: int = 500) -> int:
@@ -648,16 +652,15 @@ async def review_levels(ctx: Context, batch: int = 500) -> int:
         if not due:
             return reviewed
         for row in due:
-            async with ctx.db.transaction() as conn:
-                await _review_one(ctx, conn, row["tenant_id"], row["member_id"], now)
+            async with unit_of_work(ctx) as uow:
+                await _review_one(uow, row["tenant_id"], row["member_id"], now)
             reviewed += 1
         if len(due) < batch:
             return reviewed
 
 
-async def _review_one(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, now: datetime
-) -> None:
+async def _review_one(uow: UnitOfWork, tenant_id: int, member_id: int, now: datetime) -> None:
+    ctx, conn = uow.ctx, uow.conn
     current = (await repo.lock_member_levels(conn, tenant_id, [member_id], now))[member_id]
     review_at = current["review_at"]
     if review_at is None or review_at > now:
@@ -678,8 +681,7 @@ async def _review_one(
         ).get(member_id, 0)
         new = rules.review_outcome(ladder, cur, window)
         if new < cur:
-            await outbox.emit(
-                conn,
+            uow.emit(
                 tenant_id=tenant_id,
                 type="level.down",
                 member_id=member_id,

@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
+from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.constraints import OperatorPageSize
 from service.core.http import get_ctx, idempotent, member_principal, operator_principal
@@ -23,6 +24,7 @@ from service.reminders.schemas import (
 )
 
 
+@errors(idempotent=True)
 @post(
     "/me/subscriptions",
     status_code=200,
@@ -44,6 +46,7 @@ async def post_subscriptions(
     return await idempotent(request, ctx, member, run)
 
 
+@errors()
 @get(
     "/me/subscriptions",
     tags=["reminders"],
@@ -55,6 +58,7 @@ async def get_subscriptions(member: NamedDependency[Member], state: State) -> Su
     return await service.my_subscriptions(get_ctx(state), member.tenant_id, member.member_id)
 
 
+@errors(idempotent=True)
 @put(
     "/reminders/config",
     opt={"scope": "config"},
@@ -78,6 +82,7 @@ async def put_config(
     return await idempotent(request, ctx, operator, run)
 
 
+@errors("REMINDERS_NOT_CONFIGURED")
 @get(
     "/reminders/config",
     opt={"scope": "config"},
@@ -88,6 +93,7 @@ async def get_config(operator: NamedDependency[Operator], state: State) -> Remin
     return await service.get_config(get_ctx(state), operator.tenant_id)
 
 
+@errors()
 @get(
     "/reminders",
     opt={"scope": "config"},

@@ -86,7 +86,7 @@ def template_problems(kind: str, fields: dict[str, str]) -> list[tuple[str, str,
     return problems
 
 
-class _Blank(dict):  # type: ignore[type-arg]
+class _Blank(dict):
     def __missing__(self, key: str) -> str:
         return ""
 

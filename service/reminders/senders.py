@@ -169,7 +169,7 @@ class WechatSender:
 
     @staticmethod
     def _client(ctx: Context) -> httpx.AsyncClient:
-        return ctx.extras["http_client"]  # type: ignore[no-any-return]
+        return ctx.http_client
 
     @staticmethod
     def _key(ctx: Context, tenant_id: int, app_id: str) -> str:

@@ -117,7 +117,7 @@ def _config_out(row: asyncpg.Record) -> ReminderConfigOut:
     cfg = msgspec.convert(row["config"], ReminderConfigIn)
     return ReminderConfigOut(
         sender=cfg.sender,
-        templates=dict(cfg.templates),
+        templates={str(k): v for k, v in cfg.templates.items()},
         checkin_remind_at=cfg.checkin_remind_at,
         points_expiring_days=cfg.points_expiring_days,
         updated_at=row["updated_at"],
@@ -190,7 +190,7 @@ async def list_reminders(
     )
 
 
-def _reminder(tenant_id: int, member_id: int, kind: str, occasion: str, values: dict) -> dict:  # type: ignore[type-arg]
+def _reminder(tenant_id: int, member_id: int, kind: str, occasion: str, values: dict) -> dict:
     return {
         "tenant_id": tenant_id,
         "member_id": member_id,
@@ -287,7 +287,7 @@ async def scan(ctx: Context) -> int:
             # Scanned kinds recur daily for many members: only members who can be sent one
             # (an unused grant) get a row; one who allows it later is found by the next scan.
             for kind in {r["kind"] for r in rows}:
-                template_id = cfg.templates[kind].template_id  # type: ignore[index]
+                template_id = cfg.templates[kind].template_id
                 candidates = [r["member_id"] for r in rows if r["kind"] == kind]
                 allowed = await repo.members_with_grants(
                     conn, t["tenant_id"], template_id, candidates
@@ -335,7 +335,7 @@ async def _send_one(
         cfg = msgspec.convert(row["config"], ReminderConfigIn) if row else ReminderConfigIn()
         configs[tenant_id] = (cfg, ZoneInfo(tz_name))
     cfg, tz = configs[tenant_id]
-    template = cfg.templates.get(r["kind"])  # type: ignore[call-overload]
+    template = cfg.templates.get(r["kind"])
     async with ctx.db.transaction() as conn:
         if template is None:
             await repo.finish(conn, r["id"], "failed", "the kind is no longer configured", now)

@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
+from service.core.apidoc import errors
 from service.core.constraints import Cursor, OperatorPageSize
 from service.core.http import get_ctx, idempotent, operator_principal
 from service.core.tenancy import Operator
@@ -25,6 +26,7 @@ from service.webhooks.schemas import (
 DeliveryId = Annotated[int, Parameter(ge=1, le=2**62, description="A delivery's `id`.")]
 
 
+@errors(idempotent=True)
 @put(
     "/webhooks/{key:str}",
     opt={"scope": "config"},
@@ -52,11 +54,13 @@ async def put_webhook(
     return await idempotent(request, ctx, operator, run)
 
 
+@errors()
 @get("/webhooks", opt={"scope": "config"}, tags=["webhooks"], summary="Webhook endpoints")
 async def list_webhooks(operator: NamedDependency[Operator], state: State) -> WebhookList:
     return await service.list_webhooks(get_ctx(state), operator.tenant_id)
 
 
+@errors("WEBHOOK_NOT_FOUND")
 @get(
     "/webhooks/{key:str}",
     opt={"scope": "config"},
@@ -67,6 +71,7 @@ async def get_webhook(key: Key, operator: NamedDependency[Operator], state: Stat
     return await service.get_webhook(get_ctx(state), operator.tenant_id, key)
 
 
+@errors("WEBHOOK_NOT_FOUND")
 @delete(
     "/webhooks/{key:str}",
     opt={"scope": "config"},
@@ -78,6 +83,7 @@ async def delete_webhook(key: Key, operator: NamedDependency[Operator], state: S
     await service.delete_webhook(get_ctx(state), operator.tenant_id, key)
 
 
+@errors("WEBHOOK_NOT_FOUND")
 @get(
     "/webhooks/{key:str}/deliveries",
     opt={"scope": "config"},
@@ -96,6 +102,7 @@ async def list_deliveries(
     return await service.list_deliveries(get_ctx(state), operator.tenant_id, key, cursor, limit)
 
 
+@errors("WEBHOOK_NOT_FOUND", "WEBHOOK_DELIVERY_NOT_FOUND", idempotent=True)
 @post(
     "/webhooks/{key:str}/deliveries/{delivery_id:int}/redeliver",
     status_code=200,
@@ -120,6 +127,7 @@ async def redeliver(
     return await idempotent(request, ctx, operator, run)
 
 
+@errors("WEBHOOK_NOT_FOUND")
 @post(
     "/webhooks/{key:str}/test",
     status_code=200,

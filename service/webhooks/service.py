@@ -69,7 +69,7 @@ async def resolve(host: str, port: int, limit_s: float) -> list[str]:
     infos = await asyncio.wait_for(
         loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout=limit_s
     )
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def _port(parts: Any) -> int:
@@ -316,7 +316,7 @@ async def send(
         "webhook-signature": signature,
     }
     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-    client: httpx.AsyncClient = ctx.extras["http_client"]
+    client: httpx.AsyncClient = ctx.http_client
     started = monotonic()
     try:
         resp = await client.post(
@@ -451,7 +451,7 @@ async def send_test(ctx: Context, tenant_id: int, key: str) -> DeliveryOut:
             conn, delivery_id, result.ok, result.status_code, result.error, result.latency_ms, now
         )
         row = await repo.get_delivery(conn, webhook_id, delivery_id)
-    return _delivery_out(row)  # type: ignore[arg-type]
+    return _delivery_out(row)
 
 
 LOG_RETENTION = timedelta(days=30)

@@ -17,7 +17,9 @@ from typing import Any
 
 from service.core import tenancy
 from service.core.context import Context
+from service.core.uow import unit_of_work
 from service.members import service as members
+from service.runtime import now as runtime_now
 from service.wheel import repository as repo
 from service.wheel import service, store
 from service.wheel.schemas import PrizeIn, WheelIn
@@ -31,8 +33,8 @@ async def oversell_check(
     tenant (slug ``oversell-check-*``) whose wheel and Redis keys are removed afterwards."""
     now = ctx.clock.now()
     slug = f"oversell-check-{secrets.token_hex(4)}"
-    async with ctx.db.transaction() as conn:
-        tenant = await tenancy.create_tenant(conn, slug, "oversell check (scratch)", now)
+    async with unit_of_work(ctx) as uow:
+        tenant = await tenancy.create_tenant(uow.conn, slug, "oversell check (scratch)", now)
         config = WheelIn(
             name="oversell check",
             starts_at=now - timedelta(hours=1),
@@ -45,10 +47,8 @@ async def oversell_check(
                 PrizeIn(key="thanks", name="thanks", kind="nothing", weight=70),
             ],
         )
-        await service.put_wheel(ctx, conn, tenant.id, "oversell", config)
-        ids = await members.resolve_many(
-            ctx, conn, tenant.id, [f"m{i}" for i in range(spins)], create=True
-        )
+        await service.put_wheel(uow, tenant.id, "oversell", config)
+        ids = await members.resolve_many(uow, tenant.id, [f"m{i}" for i in range(spins)])
     member_ids = list(ids.values())
     t0 = time.perf_counter()
     wins = errors = 0
@@ -145,13 +145,13 @@ def bench_cli(args: argparse.Namespace) -> int:
     """Spins/s through HTTP (wrk) and the same transaction through pgbench, one run."""
     import httpx
 
-    from service.cli import _connect, _settings
+    from service.runtime import connect, settings_or_exit
 
     for tool in ("wrk", "pgbench"):
         if shutil.which(tool) is None:
             print(json.dumps({"error": f"{tool} is not installed"}))
             return 2
-    settings = _settings()
+    settings = settings_or_exit()
     if not settings.database_url:
         print(json.dumps({"error": "set ENGAGE_DATABASE_URL to the served database"}))
         return 2
@@ -159,16 +159,18 @@ def bench_cli(args: argparse.Namespace) -> int:
     key = f"bench{secrets.token_hex(3)}"
 
     async def setup() -> tuple[str, int, int, list[tuple[int, str]]]:
-        from service.cli import _now
-
-        conn = await _connect(settings.database_url)
+        conn = await connect(settings.database_url)
         try:
             async with conn.transaction():
-                t = await tenancy.create_tenant(conn, f"bench-{key}", "bench (scratch)", _now())
-                api_key, _ = await tenancy.create_api_key(conn, t.id, ["admin"], "bench", _now())
+                t = await tenancy.create_tenant(
+                    conn, f"bench-{key}", "bench (scratch)", runtime_now()
+                )
+                api_key, _ = await tenancy.create_api_key(
+                    conn, t.id, ["admin"], "bench", runtime_now()
+                )
         finally:
             await conn.close()
-        now = _now()
+        now = runtime_now()
         admin = {"Authorization": f"Bearer {api_key}"}
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             r = await http.put(
@@ -196,7 +198,7 @@ def bench_cli(args: argparse.Namespace) -> int:
 
             tokens = await asyncio.gather(*(mint(i) for i in range(args.members)))
             wheel = (await http.get(f"/admin/v1/wheels/{key}", headers=admin)).json()
-        conn = await _connect(settings.database_url)
+        conn = await connect(settings.database_url)
         try:
             wid = await conn.fetchval(
                 "SELECT id FROM wheels WHERE tenant_id = $1 AND key = $2", t.id, key

@@ -11,8 +11,8 @@ from service.core.feature import Feature
 from service.wheel import routes, service
 
 
-def _cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from service.cli import run_with_context
+def _cli(sub: argparse._SubParsersAction) -> None:
+    from service.runtime import run_with_context
 
     def verify(args: argparse.Namespace) -> int:
         async def go(ctx: Context) -> Any:
@@ -74,7 +74,7 @@ def _cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _add_bench_parser(w)
 
 
-def _add_bench_parser(group: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_bench_parser(group: argparse._SubParsersAction) -> None:
     """`engage wheel bench` and `engage bench wheel` are the same command."""
 
     def bench(args: argparse.Namespace) -> int:

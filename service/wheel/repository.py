@@ -226,7 +226,7 @@ async def insert_draw(
     """Log the draw and advance the member's row (``advance``: row id, spins, day, spins that
     day, free spins used that day, pity count, wins per capped prize, now) in one round trip:
     both are written on every spin, and a spin is a handful of statements at most."""
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    return await conn.fetchval(
         "WITH adv AS (UPDATE wheel_members SET spins = $23, day = $24, spins_day = $25, "
         "free_used_day = $26, pity = $27, wins = $28, updated_at = $29 WHERE id = $30) "
         "INSERT INTO wheel_draws (spin_id, tenant_id, wheel_id, member_id, spin_no, prize_key, "
@@ -275,9 +275,7 @@ async def list_draws(
 
 
 async def count_draws(conn: asyncpg.Connection, wheel_id: int) -> int:
-    return await conn.fetchval(  # type: ignore[no-any-return]
-        "SELECT count(*) FROM wheel_draws WHERE wheel_id = $1", wheel_id
-    )
+    return await conn.fetchval("SELECT count(*) FROM wheel_draws WHERE wheel_id = $1", wheel_id)
 
 
 # ----------------------------------------------------------------------------- coupons
@@ -313,7 +311,7 @@ async def issue_code(
     now: datetime,
 ) -> str | None:
     """Hand out one unused code (SKIP LOCKED: concurrent winners take different codes)."""
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    return await conn.fetchval(
         "UPDATE wheel_coupon_codes SET member_id = $3, draw_id = $4, issued_at = $5 "
         "WHERE id = (SELECT id FROM wheel_coupon_codes WHERE wheel_id = $1 AND prize_key = $2 "
         "AND member_id IS NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING code",
@@ -357,7 +355,7 @@ async def insert_award(
     state: str,
     now: datetime,
 ) -> int:
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    return await conn.fetchval(
         "INSERT INTO wheel_awards (tenant_id, wheel_id, draw_id, member_id, prize_key, kind, "
         "name, value, coupon_code, state, won_at) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",

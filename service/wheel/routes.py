@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from litestar import Request, Response, Router, get, post, put
+from litestar import Response, Router, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
@@ -13,7 +13,14 @@ from service.core import cursors
 from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.constraints import Cursor, OperatorPageSize, PageSize
-from service.core.http import get_ctx, idempotent, member_principal, operator_principal
+from service.core.http import (
+    RequestUnit,
+    get_ctx,
+    member_principal,
+    member_work,
+    operator_principal,
+    operator_work,
+)
 from service.core.tenancy import Operator
 from service.wheel import service
 from service.wheel.schemas import (
@@ -80,20 +87,9 @@ async def wheel_view(wheelKey: Key, member: NamedDependency[Member], state: Stat
     ),
 )
 async def spin(
-    wheelKey: Key, member: NamedDependency[Member], state: State, request: Request
+    wheelKey: Key, member: NamedDependency[Member], work: NamedDependency[RequestUnit]
 ) -> Response[SpinOut]:
-    ctx = get_ctx(state)
-    holds: list[service.Hold] = []
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        return await service.spin(ctx, conn, member.tenant_id, member.member_id, wheelKey, holds)
-
-    try:
-        return await idempotent(request, ctx, member, run)
-    except BaseException:
-        # The transaction did not commit: stock taken in Redis goes back.
-        await service.give_back(ctx, holds)
-        raise
+    return await work.respond(service.spin, member.tenant_id, member.member_id, wheelKey)
 
 
 @errors()
@@ -124,15 +120,9 @@ async def claim_prize(
     awardId: AwardId,
     data: JSONBody[ClaimIn],
     member: NamedDependency[Member],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[AwardOut]:
-    ctx = get_ctx(state)
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        return await service.claim(ctx, conn, member.tenant_id, member.member_id, awardId, data)
-
-    return await idempotent(request, ctx, member, run)
+    return await work.respond(service.claim, member.tenant_id, member.member_id, awardId, data)
 
 
 # ----------------------------------------------------------------------------- operators
@@ -152,15 +142,9 @@ async def put_wheel(
     key: Key,
     data: JSONBody[WheelIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[WheelOut]:
-    ctx = get_ctx(state)
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        return await service.put_wheel(ctx, conn, operator.tenant_id, key, data)
-
-    return await idempotent(request, ctx, operator, run)
+    return await work.respond(service.put_wheel, operator.tenant_id, key, data)
 
 
 @errors("WHEEL_NOT_FOUND")
@@ -231,18 +215,9 @@ async def add_codes(
     prizeKey: Key,
     data: JSONBody[CodesIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[CodesOut]:
-    ctx = get_ctx(state)
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        return await service.add_codes(ctx, conn, operator.tenant_id, key, prizeKey, data.codes)
-
-    response = await idempotent(request, ctx, operator, run)
-    # A pool that ran dry made Redis count the prize as gone; new codes bring it back.
-    await service.rebuild_one(ctx, operator.tenant_id, key)
-    return response
+    return await work.respond(service.add_codes, operator.tenant_id, key, prizeKey, data.codes)
 
 
 @errors("WHEEL_NOT_FOUND")
@@ -293,21 +268,15 @@ async def ship_award(
     awardId: AwardId,
     data: JSONBody[ShipIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[AwardOut]:
-    ctx = get_ctx(state)
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        return await service.ship(ctx, conn, operator.tenant_id, key, awardId, data)
-
-    return await idempotent(request, ctx, operator, run)
+    return await work.respond(service.ship, operator.tenant_id, key, awardId, data)
 
 
 member_router = Router(
     path="/v1",
     route_handlers=[wheel_view, spin, my_prizes, claim_prize],
-    dependencies={"member": Provide(member_principal)},
+    dependencies={"member": Provide(member_principal), "work": Provide(member_work)},
     security=[{"memberToken": []}],
 )
 admin_router = Router(
@@ -322,6 +291,6 @@ admin_router = Router(
         get_award,
         ship_award,
     ],
-    dependencies={"operator": Provide(operator_principal)},
+    dependencies={"operator": Provide(operator_principal), "work": Provide(operator_work)},
     security=[{"apiKey": []}],
 )

@@ -13,7 +13,7 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -492,3 +492,72 @@ def verify_draw(
     if out.weight_total != weight_total:
         problems.append(f"weight total {weight_total} logged, {out.weight_total} recomputed")
     return problems
+
+
+# ----------------------------------------------------------------------------- spin plan
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSpins:
+    """A member's spin counters on one wheel, as locked for this spin."""
+
+    spins: int  # all spins so far
+    day: date | None  # the local day the daily counters belong to
+    spins_day: int
+    free_used_day: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpinPlan:
+    """What a spin will be, decided before anything is written or drawn."""
+
+    spin_no: int
+    free: bool
+    cost: int  # points debited before the draw (0 when free)
+    spins_day: int  # today's spins before this one
+    free_used: int  # today's free spins before this one
+    free_left: int  # free spins left today after this one
+    spins_left: int | None  # spins left after this one under the caps (None: no cap)
+
+
+class SpinRefused(Exception):
+    """A spin the rules refuse: ``code`` is the error catalogue's, ``details`` its details."""
+
+    def __init__(self, code: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.details = details or {}
+
+
+def plan_spin(config: dict[str, Any], member: MemberSpins, today: date) -> SpinPlan:
+    """Pure: the spin's number, whether it is free, its cost and what is left after it.
+
+    Raises SpinRefused WHEEL_CAP_REACHED (daily or campaign cap) or WHEEL_NO_SPINS_LEFT (no
+    free spin left and the wheel sells none)."""
+    same_day = member.day == today
+    spins_day = member.spins_day if same_day else 0
+    free_used = member.free_used_day if same_day else 0
+    cap_day, cap_all = config.get("maxSpinsPerDay"), config.get("maxSpinsPerCampaign")
+    if cap_day is not None and spins_day >= cap_day:
+        raise SpinRefused("WHEEL_CAP_REACHED", {"cap": "day", "limit": cap_day})
+    if cap_all is not None and member.spins >= cap_all:
+        raise SpinRefused("WHEEL_CAP_REACHED", {"cap": "campaign", "limit": cap_all})
+    free_per_day = int(config.get("freeSpinsPerDay", 0))
+    free = free_used < free_per_day
+    cost = 0 if free else int(config.get("costPoints", 0))
+    if not free and cost <= 0:
+        raise SpinRefused("WHEEL_NO_SPINS_LEFT")
+    spin_no = member.spins + 1
+    spins_left = None if cap_day is None else max(0, cap_day - spins_day - 1)
+    if cap_all is not None:
+        left_all = max(0, cap_all - spin_no)
+        spins_left = left_all if spins_left is None else min(spins_left, left_all)
+    return SpinPlan(
+        spin_no,
+        free,
+        cost,
+        spins_day,
+        free_used,
+        max(0, free_per_day - free_used - (1 if free else 0)),
+        spins_left,
+    )

@@ -4,7 +4,7 @@ the member view, audit and verification, coupons, claims and shipping, stock reb
 from __future__ import annotations
 
 import asyncio
-import time
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -15,10 +15,11 @@ import asyncpg
 import msgspec
 import structlog
 
-from service.core import outbox
+from service.core.cache import Cache
 from service.core.constraints import register_check, validation_failed
 from service.core.context import Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
+from service.core.uow import UnitOfWork, unit_of_work
 from service.points import service as points
 from service.wheel import repository as repo
 from service.wheel import rules, store
@@ -122,8 +123,11 @@ def _runtime(row: asyncpg.Record) -> Runtime:
     )
 
 
-def _cache(ctx: Context) -> dict[tuple[int, str], tuple[float, Runtime]]:
-    return ctx.extras.setdefault("wheel.runtime", {})  # type: ignore[no-any-return]
+RUNTIME_CACHE = "wheel.runtime"
+
+
+def _cache(ctx: Context) -> Cache[tuple[int, str], Runtime]:
+    return ctx.caches.get(RUNTIME_CACHE, _CACHE_TTL)
 
 
 async def runtime(
@@ -131,17 +135,15 @@ async def runtime(
 ) -> Runtime:
     """The wheel's config and seed, cached for a moment per process (a spin at 00:00 should
     not read the same row ten thousand times; a config change reaches every process within
-    the TTL, and each draw logs the version it used)."""
-    cache = _cache(ctx)
-    hit = cache.get((tenant_id, key))
-    if hit and not fresh and hit[0] > time.monotonic():
-        return hit[1]
-    row = await repo.get_wheel(conn, tenant_id, key)
-    if row is None:
-        raise DomainError("WHEEL_NOT_FOUND", details={"wheelKey": key})
-    rt = _runtime(row)
-    cache[(tenant_id, key)] = (time.monotonic() + _CACHE_TTL, rt)
-    return rt
+    a second, see service.core.cache, and each draw logs the version it used)."""
+
+    async def load() -> Runtime:
+        row = await repo.get_wheel(conn, tenant_id, key)
+        if row is None:
+            raise DomainError("WHEEL_NOT_FOUND", details={"wheelKey": key})
+        return _runtime(row)
+
+    return await _cache(ctx).get((tenant_id, key), load, fresh=fresh)
 
 
 # ----------------------------------------------------------------------------- config
@@ -150,11 +152,10 @@ async def runtime(
 register_check(WheelIn, lambda data: rules.config_problems(msgspec.to_builtins(data)))
 
 
-async def put_wheel(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, data: WheelIn
-) -> WheelOut:
+async def put_wheel(uow: UnitOfWork, tenant_id: int, key: str, data: WheelIn) -> WheelOut:
     """Create or change a wheel. Validated as a whole; raising leaves nothing changed (the
     caller's transaction rolls back). The seed is made once, at creation."""
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     config = msgspec.to_builtins(data)
     existing = await repo.lock_wheel(conn, tenant_id, key)
@@ -184,7 +185,7 @@ async def put_wheel(
     )
     await repo.sync_stock(conn, tenant_id, row["id"], [(p.key, p.total_stock) for p in data.prizes])
     rt = _runtime(row)
-    _cache(ctx)[(tenant_id, key)] = (time.monotonic() + _CACHE_TTL, rt)
+    uow.after_commit(functools.partial(ctx.caches.changed, RUNTIME_CACHE, (tenant_id, key)))
     # Counts in Redis follow PostgreSQL's (a prize that became limited starts from its wins).
     await load_stock(ctx, conn, rt)
     return await admin_view(ctx, conn, rt)
@@ -340,16 +341,12 @@ async def _draw(
     raise DependencyUnavailable(details={"dependency": "redis", "problem": "stock not loaded"})
 
 
-async def spin(
-    ctx: Context,
-    conn: asyncpg.Connection,
-    tenant_id: int,
-    member_id: int,
-    key: str,
-    holds: list[Hold],
-) -> SpinOut:
-    """One spin inside the caller's transaction. Stock taken in Redis is appended to
-    ``holds``; the caller gives it back if the transaction does not commit."""
+async def spin(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> SpinOut:
+    """One spin inside the unit of work. Stock taken in Redis is held in ``holds``, which the
+    unit of work gives back if the transaction does not commit."""
+    ctx, conn = uow.ctx, uow.conn
+    holds: list[Hold] = []
+    uow.on_rollback(functools.partial(give_back, ctx, holds))
     rt = await runtime(ctx, conn, tenant_id, key)
     cfg = rt.config
     now = ctx.clock.now()
@@ -367,32 +364,27 @@ async def spin(
     # The member's row lock serializes this member's spins until commit: the spin number,
     # caps, free spins and pity count below are exact however many requests race.
     m = await repo.lock_member(conn, tenant_id, rt.id, member_id, now)
-    same_day = m["day"] == today
-    spins_day = m["spins_day"] if same_day else 0
-    free_used = m["free_used_day"] if same_day else 0
-    cap_day, cap_all = cfg.get("maxSpinsPerDay"), cfg.get("maxSpinsPerCampaign")
-    if cap_day is not None and spins_day >= cap_day:
-        raise DomainError("WHEEL_CAP_REACHED", details={"cap": "day", "limit": cap_day})
-    if cap_all is not None and m["spins"] >= cap_all:
-        raise DomainError("WHEEL_CAP_REACHED", details={"cap": "campaign", "limit": cap_all})
-    free = free_used < int(cfg.get("freeSpinsPerDay", 0))
-    cost = 0 if free else int(cfg.get("costPoints", 0))
-    if not free and cost <= 0:
-        raise DomainError("WHEEL_NO_SPINS_LEFT")
-    spin_no = m["spins"] + 1
+    try:
+        plan = rules.plan_spin(
+            cfg, rules.MemberSpins(m["spins"], m["day"], m["spins_day"], m["free_used_day"]), today
+        )
+    except rules.SpinRefused as refusal:
+        raise DomainError(refusal.code, details=refusal.details) from None
+    spin_no, free, cost = plan.spin_no, plan.free, plan.cost
+    spins_day, free_used = plan.spins_day, plan.free_used
     spin_id = uuid.uuid4()
     source_ref = f"wheel:{key}:{spin_id}"
     if cost:
         # Paid before the draw: not enough points means no draw and no stock touched.
         await points.debit(
-            ctx,
-            conn,
+            uow,
             tenant_id,
             member_id,
             cost,
             reason="wheel.spin",
             source_ref=source_ref,
             idempotency_key=f"wheel:cost:{spin_id}",
+            key_is_new=True,  # spin_id is a fresh uuid
         )
     table = rt.table
     wins: dict[str, int] = dict(m["wins"] or {})
@@ -435,8 +427,7 @@ async def spin(
             now,
         )
         args = (
-            ctx,
-            conn,
+            uow,
             rt,
             member_id,
             spin_id,
@@ -450,7 +441,7 @@ async def spin(
         )
         # From here on the stock Redis took is ours to give back if anything fails: a refused
         # win (below), but also a statement timeout, a deadlock or a lost connection in
-        # _record, which the caller answers by giving back every hold of an uncommitted spin.
+        # _record, which the unit of work answers by giving back every hold (on_rollback).
         if prize.limited:
             holds.append(hold)
         if not (prize.limited or prize.kind == "coupon"):
@@ -459,7 +450,7 @@ async def spin(
         try:
             # A savepoint: if PostgreSQL refuses the win (its stock guard, or an empty coupon
             # pool), only this draw's rows roll back and the spin draws again without it.
-            async with conn.transaction():
+            async with uow.savepoint():
                 award_id, code = await _record(*args)
         except asyncpg.CheckViolationError as exc:
             field, limit = (
@@ -481,8 +472,7 @@ async def spin(
             refused.add(prize.key)
             continue
         break
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=tenant_id,
         type="wheel.spun",
         member_id=member_id,
@@ -498,11 +488,6 @@ async def spin(
         },
         occurred_at=now,
     )
-    free_left = max(0, int(cfg.get("freeSpinsPerDay", 0)) - free_used - (1 if free else 0))
-    spins_left = None if cap_day is None else max(0, cap_day - spins_day - 1)
-    if cap_all is not None:
-        left_all = max(0, cap_all - spin_no)
-        spins_left = left_all if spins_left is None else min(spins_left, left_all)
     return SpinOut(
         str(spin_id),
         spin_no,
@@ -522,8 +507,8 @@ async def spin(
         free,
         cost,
         drawn.forced,
-        free_left,
-        spins_left,
+        plan.free_left,
+        plan.spins_left,
     )
 
 
@@ -532,8 +517,7 @@ def _initial_state(kind: str) -> str:
 
 
 async def _record(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     rt: Runtime,
     member_id: int,
     spin_id: uuid.UUID,
@@ -548,6 +532,7 @@ async def _record(
     """The draw's rows: audit entry and the member's advanced state (one statement), award,
     ledger credit, coupon, event, stock guards last (the hot stock row is then locked only
     for the commit)."""
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     prize = rt.table.prizes[drawn.index]
     ws = rules.words(rt.seed, member_id, spin_no, int(stock_seen["block"]))
@@ -586,8 +571,7 @@ async def _record(
                 raise _PoolEmpty
         elif prize.kind in ("points", "growth"):
             await points.credit(
-                ctx,
-                conn,
+                uow,
                 rt.tenant_id,
                 member_id,
                 prize.kind,
@@ -595,6 +579,7 @@ async def _record(
                 reason="wheel.prize",
                 source_ref=f"wheel:{rt.key}:{spin_id}",
                 idempotency_key=f"wheel:prize:{spin_id}",
+                key_is_new=True,
             )
         award_id = await repo.insert_award(
             conn,
@@ -610,8 +595,7 @@ async def _record(
             _initial_state(prize.kind),
             now,
         )
-        await outbox.emit(
-            conn,
+        uow.emit(
             tenant_id=rt.tenant_id,
             type="prize.won",
             member_id=member_id,
@@ -634,16 +618,9 @@ async def _record(
 
 
 async def spin_once(ctx: Context, tenant_id: int, member_id: int, key: str) -> SpinOut:
-    """A spin in its own transaction (no Idempotency-Key): for the CLI checks and tests."""
-    holds: list[Hold] = []
-    try:
-        async with ctx.db.transaction() as conn:
-            out = await spin(ctx, conn, tenant_id, member_id, key, holds)
-    except BaseException:
-        await give_back(ctx, holds)
-        raise
-    ctx.dispatcher.wake()
-    return out
+    """A spin in its own unit of work (no Idempotency-Key): for the CLI checks and tests."""
+    async with unit_of_work(ctx) as uow:
+        return await spin(uow, tenant_id, member_id, key)
 
 
 # ----------------------------------------------------------------------------- member view
@@ -666,8 +643,8 @@ async def member_view(ctx: Context, tenant_id: int, member_id: int, key: str) ->
     cfg = rt.config
     today = now.astimezone(rt.tz).date()
     same_day = m is not None and m["day"] == today
-    spins_day = m["spins_day"] if same_day else 0
-    free_used = m["free_used_day"] if same_day else 0
+    spins_day = m["spins_day"] if m is not None and same_day else 0
+    free_used = m["free_used_day"] if m is not None and same_day else 0
     spins = m["spins"] if m else 0
     cap_day, cap_all = cfg.get("maxSpinsPerDay"), cfg.get("maxSpinsPerCampaign")
     left_all = None if cap_all is None else max(0, cap_all - spins)
@@ -854,13 +831,13 @@ async def simulate(ctx: Context, tenant_id: int, key: str, n: int) -> SimulateOu
 
 
 async def add_codes(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     key: str,
     prize_key: str,
     codes: list[str],
 ) -> CodesOut:
+    ctx, conn = uow.ctx, uow.conn
     rt = await runtime(ctx, conn, tenant_id, key, fresh=True)
     prize = next((p for p in rt.table.prizes if p.key == prize_key), None)
     if prize is None or prize.kind != "coupon":
@@ -868,6 +845,8 @@ async def add_codes(
     unique = list(dict.fromkeys(c.strip() for c in codes if c.strip()))
     added = await repo.add_codes(conn, tenant_id, rt.id, prize_key, unique, ctx.clock.now())
     total, left = (await repo.code_counts(conn, rt.id)).get(prize_key, (0, 0))
+    # A pool that ran dry made Redis count the prize as gone; new codes bring it back.
+    uow.after_commit(functools.partial(rebuild_one, ctx, tenant_id, key))
     return CodesOut(added, len(codes) - added, total, left)
 
 
@@ -903,13 +882,13 @@ async def my_awards(
 
 
 async def claim(
-    ctx: Context,
-    conn: asyncpg.Connection,
+    uow: UnitOfWork,
     tenant_id: int,
     member_id: int,
     award_id: int,
     data: ClaimIn,
 ) -> AwardOut:
+    ctx, conn = uow.ctx, uow.conn
     row = await repo.lock_award(conn, tenant_id, award_id)
     # Someone else's prize answers exactly like a missing one: ids reveal nothing.
     if row is None or row["member_id"] != member_id:
@@ -920,8 +899,7 @@ async def claim(
         )
     now = ctx.clock.now()
     await repo.set_claimed(conn, award_id, msgspec.to_builtins(data), now)
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=tenant_id,
         type="prize.claimed",
         member_id=member_id,
@@ -930,7 +908,7 @@ async def claim(
     )
     log.info("prize claimed", award=award_id, contact=rules.mask_contact(msgspec.to_builtins(data)))
     row = await repo.lock_award(conn, tenant_id, award_id)
-    return award_out(row)  # type: ignore[arg-type]
+    return award_out(row)
 
 
 async def wheel_awards(
@@ -951,9 +929,8 @@ async def award_for_shipping(ctx: Context, tenant_id: int, key: str, award_id: i
     return award_out(row, reveal=True)
 
 
-async def ship(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, award_id: int, data: ShipIn
-) -> AwardOut:
+async def ship(uow: UnitOfWork, tenant_id: int, key: str, award_id: int, data: ShipIn) -> AwardOut:
+    ctx, conn = uow.ctx, uow.conn
     rt = await runtime(ctx, conn, tenant_id, key)
     row = await repo.lock_award(conn, tenant_id, award_id)
     if row is None or row["wheel_id"] != rt.id:
@@ -962,8 +939,7 @@ async def ship(
         raise DomainError("PRIZE_NOT_SHIPPABLE", details={"state": row["state"]})
     now = ctx.clock.now()
     await repo.set_shipped(conn, award_id, msgspec.to_builtins(data), now)
-    await outbox.emit(
-        conn,
+    uow.emit(
         tenant_id=tenant_id,
         type="prize.shipped",
         member_id=row["member_id"],
@@ -971,4 +947,4 @@ async def ship(
         occurred_at=now,
     )
     row = await repo.lock_award(conn, tenant_id, award_id)
-    return award_out(row)  # type: ignore[arg-type]
+    return award_out(row)

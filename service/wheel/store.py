@@ -54,7 +54,7 @@ async def draw(
     blocked: Sequence[bool],
 ) -> Drawn | str:
     """Run wheel_draw.lua: pick among what is in stock and take it, in one step."""
-    args: list[object] = [
+    args: list[str | int] = [
         day,
         table.out_of_stock,
         table.consolation + 1,
@@ -116,7 +116,7 @@ async def load(
 ) -> tuple[str, int]:
     """Replace the hash with ``counts`` (field -> wins) under a fresh epoch."""
     epoch = secrets.token_hex(8)
-    args: list[object] = [epoch]
+    args: list[str | int] = [epoch]
     for field, n in counts.items():
         args += [field, n]
     n = await ctx.scripts.wheel_load(keys=[stock_key(ctx, tenant_id, wheel_id)], args=args)
@@ -138,7 +138,11 @@ async def counts(ctx: Context, tenant_id: int, wheel_id: int) -> dict[str, int] 
     raw = await ctx.redis.hgetall(stock_key(ctx, tenant_id, wheel_id))
     if not raw or b"_epoch" not in raw:
         return None
-    return {k.decode(): int(v) for k, v in raw.items() if k != b"_epoch"}
+    return {
+        (k.decode() if isinstance(k, bytes) else k): int(v)
+        for k, v in raw.items()
+        if k != b"_epoch"
+    }
 
 
 async def drop(ctx: Context, tenant_id: int, wheel_id: int) -> None:

@@ -1,0 +1,1 @@
+"""Honour ceremonies (荣誉仪式) and the honour wall (喜报)."""

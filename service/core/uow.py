@@ -1,0 +1,171 @@
+"""The unit of work: one transaction and everything tied to whether it commits.
+
+Every write to PostgreSQL goes through one ``UnitOfWork``. It owns the connection and the
+transaction, collects the domain events to emit (written in ONE insert just before commit),
+the idempotency record of an HTTP request (written in the same transaction as the effect),
+work to run once the transaction committed (Redis marks, waking the outbox dispatcher) and
+work to undo if it did not (stock taken in Redis goes back). Feature code never commits,
+never rolls back, and never catches ``BaseException`` to compensate: it registers a hook.
+
+How to use it (the HTTP boundary does this for you, see ``service.core.http``)::
+
+    async with unit_of_work(ctx) as uow:      # BEGIN
+        result = await service.do(uow, ...)   # statements on uow.conn, uow.emit(...)
+    # COMMIT happened here; after-commit hooks ran; on an exception: ROLLBACK, undo hooks ran
+
+A mutating route receives a ``RequestUnit`` (a Litestar dependency) and makes one call::
+
+    return await work.respond(service.spin, member.tenant_id, member.member_id, key)
+
+CLI commands and jobs use ``unit_of_work(ctx)`` directly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import structlog
+
+from service.core import outbox
+
+if TYPE_CHECKING:
+    from service.core.context import Context
+
+log = structlog.get_logger("engage.uow")
+
+Hook = Callable[[], Awaitable[Any]]
+
+
+class UnitOfWork:
+    """One open transaction (``conn``) plus what to do when it commits or rolls back.
+
+    Attributes: ``ctx`` the process context, ``conn`` the connection inside the transaction.
+    Events are buffered by ``emit`` and written in one statement at commit (or on ``flush``).
+    """
+
+    __slots__ = ("_after_commit", "_before_commit", "_events", "_on_rollback", "conn", "ctx")
+
+    def __init__(self, ctx: Context, conn: asyncpg.Connection) -> None:
+        self.ctx = ctx
+        self.conn = conn
+        self._events: list[outbox.OutboxRow] = []
+        self._before_commit: list[Hook] = []
+        self._after_commit: list[Hook] = []
+        self._on_rollback: list[Hook] = []
+
+    # -- what the transaction carries ---------------------------------------------------------
+
+    def emit(
+        self,
+        *,
+        tenant_id: int,
+        type: str,
+        occurred_at: datetime,
+        member_id: int | None = None,
+        payload: dict[str, Any] | None = None,
+        event_id: uuid.UUID | None = None,
+    ) -> uuid.UUID:
+        """Queue one domain event; it is written with the others in one insert at commit."""
+        eid = event_id or uuid.uuid4()
+        self._events.append(
+            outbox.OutboxRow(tenant_id, eid, type, member_id, payload or {}, occurred_at)
+        )
+        return eid
+
+    def before_commit(self, hook: Hook) -> None:
+        """Run ``hook`` inside the transaction, after the feature's work, before the events."""
+        self._before_commit.append(hook)
+
+    def after_commit(self, hook: Hook) -> None:
+        """Run ``hook`` once the transaction committed (Redis marks, cache refresh).
+
+        A failing hook is logged, not raised: the change is committed and the client is told
+        so; whatever the hook maintains must be repairable (a rebuild command)."""
+        self._after_commit.append(hook)
+
+    def on_rollback(self, hook: Hook) -> None:
+        """Run ``hook`` if the transaction does not commit (give back what Redis handed out)."""
+        self._on_rollback.append(hook)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[UnitOfWork]:
+        """A nested transaction: if its block raises, its statements AND the events and hooks
+        it registered are undone, and the outer transaction goes on."""
+        marks = (len(self._events), len(self._after_commit), len(self._on_rollback))
+        try:
+            async with self.conn.transaction():
+                yield self
+        except BaseException:
+            del self._events[marks[0] :]
+            del self._after_commit[marks[1] :]
+            undo = self._on_rollback[marks[2] :]
+            del self._on_rollback[marks[2] :]
+            for hook in reversed(undo):
+                await _quietly(hook, "rollback compensation failed")
+            raise
+
+    async def flush(self) -> None:
+        """Write the queued events now (one statement); done for you at commit."""
+        if self._events:
+            rows, self._events = self._events, []
+            await outbox.write(self.conn, rows)
+            self._after_commit.append(_wake(self.ctx))
+
+    # -- the boundary -------------------------------------------------------------------------
+
+    async def _commit_work(self) -> None:
+        for hook in self._before_commit:
+            await hook()
+        self._before_commit.clear()
+        await self.flush()
+
+    async def _committed(self) -> None:
+        hooks, self._after_commit = self._after_commit, []
+        self._on_rollback.clear()
+        for hook in hooks:
+            await _quietly(hook, "after-commit work failed")
+
+    async def _rolled_back(self) -> None:
+        hooks, self._on_rollback = self._on_rollback, []
+        self._after_commit.clear()
+        self._events.clear()
+        for hook in reversed(hooks):
+            await _quietly(hook, "rollback compensation failed")
+
+
+async def _quietly(hook: Hook, what: str) -> None:
+    try:
+        await hook()
+    except Exception as exc:
+        log.warning(what, hook=getattr(hook, "__qualname__", repr(hook)), error=repr(exc))
+
+
+def _wake(ctx: Context) -> Hook:
+    async def wake() -> None:
+        ctx.dispatcher.wake()
+
+    return wake
+
+
+@asynccontextmanager
+async def unit_of_work(ctx: Context) -> AsyncIterator[UnitOfWork]:
+    """Open a transaction; commit when the block exits cleanly, roll back on any exception.
+
+    The one place that reacts to every way out of a transaction (including cancellation):
+    compensations registered with ``on_rollback`` run here, so features never catch
+    ``BaseException`` themselves."""
+    async with ctx.db.connection() as conn:
+        uow = UnitOfWork(ctx, conn)
+        try:
+            async with conn.transaction():
+                yield uow
+                await uow._commit_work()
+        except BaseException:
+            await uow._rolled_back()
+            raise
+        await uow._committed()

@@ -1,0 +1,128 @@
+"""The unit of work: events written at commit in one insert, after-commit and rollback hooks,
+savepoints that undo their own events, and the wheel's stock given back when a spin fails."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from service.core.errors import DomainError
+from service.core.uow import unit_of_work
+from tests.conftest import DEFAULT_NOW
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _events(ctx, tenant_id: int, type_: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    async with ctx.db.connection() as conn:
+        rows = await conn.fetch(
+            "SELECT txid, payload FROM outbox WHERE tenant_id = $1 AND type = $2 ORDER BY id",
+            tenant_id,
+            type_,
+        )
+    return [dict(r) for r in rows]
+
+
+async def test_events_are_written_together_at_commit_and_hooks_run_after(ctx, tenant):
+    seen: list[str] = []
+
+    async def after() -> None:
+        # Runs after COMMIT: another connection already sees the events.
+        seen.append(f"after:{len(await _events(ctx, tenant.id, 'uow.test'))}")
+
+    async def undo() -> None:
+        seen.append("undo")
+
+    async with unit_of_work(ctx) as uow:
+        for i in range(3):
+            uow.emit(
+                tenant_id=tenant.id, type="uow.test", occurred_at=DEFAULT_NOW, payload={"i": i}
+            )
+        uow.after_commit(after)
+        uow.on_rollback(undo)
+        # Nothing is written before the commit.
+        assert (
+            await uow.conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE tenant_id = $1 AND type = 'uow.test'", tenant.id
+            )
+            == 0
+        )
+    rows = await _events(ctx, tenant.id, "uow.test")
+    assert [r["payload"]["i"] for r in rows] == [0, 1, 2]
+    assert len({r["txid"] for r in rows}) == 1
+    assert seen == ["after:3"]
+
+
+async def test_an_exception_rolls_back_runs_compensations_and_skips_after_commit(ctx, tenant):
+    seen: list[str] = []
+
+    async def after() -> None:
+        seen.append("after")
+
+    async def undo_a() -> None:
+        seen.append("undo-a")
+
+    async def undo_b() -> None:
+        raise RuntimeError("a failing compensation does not stop the others")
+
+    with pytest.raises(DomainError):
+        async with unit_of_work(ctx) as uow:
+            await uow.conn.execute(
+                "UPDATE tenants SET name = 'changed-by-uow' WHERE id = $1", tenant.id
+            )
+            uow.emit(tenant_id=tenant.id, type="uow.rolled", occurred_at=DEFAULT_NOW)
+            uow.on_rollback(undo_a)
+            uow.on_rollback(undo_b)
+            uow.after_commit(after)
+            raise DomainError("CONFLICT")
+    assert seen == ["undo-a"]
+    assert await _events(ctx, tenant.id, "uow.rolled") == []
+    async with ctx.db.connection() as conn:
+        name = await conn.fetchval("SELECT name FROM tenants WHERE id = $1", tenant.id)
+    assert name != "changed-by-uow"
+
+
+async def test_cancellation_also_runs_compensations(ctx, tenant):
+    seen: list[str] = []
+    started = asyncio.Event()
+
+    async def undo() -> None:
+        seen.append("undo")
+
+    async def work() -> None:
+        async with unit_of_work(ctx) as uow:
+            uow.on_rollback(undo)
+            started.set()
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(work())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == ["undo"]
+
+
+async def test_a_failed_savepoint_drops_only_its_own_events_and_hooks(ctx, tenant):
+    seen: list[str] = []
+
+    async def inner_undo() -> None:
+        seen.append("inner-undo")
+
+    async def inner_after() -> None:
+        seen.append("inner-after")
+
+    async with unit_of_work(ctx) as uow:
+        uow.emit(tenant_id=tenant.id, type="uow.sp", occurred_at=DEFAULT_NOW, payload={"n": 1})
+        with pytest.raises(DomainError):
+            async with uow.savepoint():
+                uow.emit(
+                    tenant_id=tenant.id, type="uow.sp", occurred_at=DEFAULT_NOW, payload={"n": 2}
+                )
+                uow.on_rollback(inner_undo)
+                uow.after_commit(inner_after)
+                raise DomainError("CONFLICT")
+        uow.emit(tenant_id=tenant.id, type="uow.sp", occurred_at=DEFAULT_NOW, payload={"n": 3})
+    assert [r["payload"]["n"] for r in await _events(ctx, tenant.id, "uow.sp")] == [1, 3]
+    assert seen == ["inner-undo"]
