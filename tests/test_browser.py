@@ -139,6 +139,18 @@ class Steps:
         await self.page.screenshot(path=str(ARTIFACTS / f"{label}.png"), full_page=True)
 
 
+async def dismiss_ceremonies(page) -> int:  # type: ignore[no-untyped-def]
+    """Play every ceremony the page shows (click its OK); how many modals were shown."""
+    shown = 0
+    for _ in range(10):
+        await page.wait_for_timeout(600)
+        if not await page.locator("#ceremony").is_visible():
+            return shown
+        shown += 1
+        await page.click("#ceremony-ok")
+    return shown
+
+
 async def test_operator_and_member_end_to_end(server, browser, ctx, client) -> None:  # type: ignore[no-untyped-def]
     tenant = await new_tenant(ctx, client)
     now = datetime.now(UTC)
@@ -222,12 +234,14 @@ async def test_operator_and_member_end_to_end(server, browser, ctx, client) -> N
         await m.fill("#openid", "browser-member")
         await m.click("#login-btn")
         await m.wait_for_selector("#checkin-panel:not([hidden])")
+        await dismiss_ceremonies(m)
     async with ms.step("checked-in"):
         await m.click("#checkin-btn")
         await m.wait_for_function(
             "document.getElementById('checkin-btn').textContent.includes('已签到')"
         )
         await m.wait_for_function("document.getElementById('me-points').textContent === '5'")
+        await dismiss_ceremonies(m)
     async with ms.step("spun"):
         await m.wait_for_selector("#wheel-panel:not([hidden])")
         await m.click("#spin-btn")
@@ -236,6 +250,13 @@ async def test_operator_and_member_end_to_end(server, browser, ctx, client) -> N
         slot = int(await m.get_attribute("#wheel", "data-slot"))
         assert shown in {"big", "pts"} and slot == {"big": 0, "pts": 1}[shown]
         await m.wait_for_selector(f"#prizes li[data-prize='{shown}']")
+        await dismiss_ceremonies(m)
+    async with ms.step("reloaded"):
+        # Every ceremony was acked when played: a reload shows none again.
+        await m.reload()
+        await m.wait_for_selector("#wheel-panel:not([hidden])")
+        assert await dismiss_ceremonies(m) == 0
+        assert await m.locator("#spin-btn").is_disabled()  # the one free spin is used
 
     # ------------------------------------------------------------- back to the operator
     async with s.step("dashboard-win"):

@@ -124,23 +124,28 @@
 
   // ---------------------------------------------------------------- ceremonies
   function loadCeremonies() {
+    // Pending honours come in groups (one business event, played as one modal); each is
+    // acked once played, so a reload never shows it again.
     return api('GET', '/v1/ceremonies/pending').then(function (data) {
-      var items = (data && (data.items || data)) || [];
-      return playCeremonies(items);
-    }).catch(function () { /* the service has no ceremonies yet */ });
+      var groups = (data && data.groups) || [];
+      return playCeremonies(groups);
+    }).catch(function () { /* the service has no ceremonies */ });
   }
 
-  function playCeremonies(items) {
-    if (!items.length) return null;
-    var c = items[0];
+  function playCeremonies(groups) {
+    if (!groups.length) return null;
+    var items = groups[0].ceremonies || [];
+    if (!items.length) return playCeremonies(groups.slice(1));
     return new Promise(function (resolve) {
-      $('ceremony-title').textContent = c.title || c.name || c.kind || '恭喜';
-      $('ceremony-text').textContent = c.message || c.description || '';
+      $('ceremony-title').textContent = items.map(function (c) { return c.headline; }).join(' · ');
+      $('ceremony-text').textContent = items.map(function (c) { return c.copy; }).join('\n');
       $('ceremony').hidden = false;
+      $('ceremony').dataset.ids = items.map(function (c) { return c.id; }).join(',');
       $('ceremony-ok').onclick = function () {
         $('ceremony').hidden = true;
-        api('POST', '/v1/ceremonies/' + encodeURIComponent(c.id) + '/ack', {})
-          .catch(function () {}).then(function () { resolve(playCeremonies(items.slice(1))); });
+        Promise.all(items.map(function (c) {
+          return api('POST', '/v1/ceremonies/' + encodeURIComponent(c.id) + '/ack').catch(function () {});
+        })).then(function () { resolve(playCeremonies(groups.slice(1))); });
       };
     });
   }
@@ -287,13 +292,14 @@
   // ---------------------------------------------------------------- badges
   function loadBadges() {
     return api('GET', '/v1/me/badges').then(function (data) {
-      var items = (data && (data.items || data)) || [];
+      var items = (data && (data.badges || data.items)) || [];
       $('badges-panel').hidden = false;
       var wall = $('badges'); wall.textContent = '';
+      if (!items.length) { var none = document.createElement('div'); none.className = 'badge'; none.textContent = '还没有勋章'; wall.appendChild(none); }
       items.forEach(function (b) {
         var el = document.createElement('div');
-        el.className = 'badge' + (b.earned || b.earnedAt ? ' earned' : '');
-        el.textContent = b.name || b.key;
+        el.className = 'badge' + (b.earnedAt ? ' earned' : '');
+        el.textContent = (b.icon && b.icon.length <= 4 ? b.icon + ' ' : '') + (b.name || b.key);
         wall.appendChild(el);
       });
     }).catch(function () { /* no badges feature yet */ });
