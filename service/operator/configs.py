@@ -68,6 +68,13 @@ KINDS: dict[str, ConfigKind] = {
             "rules", "event_rules", "COALESCE(config->>'state', 'live')", ("live", "paused")
         ),
         ConfigKind("levels", "level_ladders", "'live'", ("live",), name_sql="'level ladder'"),
+        ConfigKind(
+            "badges",
+            "badge_definitions",
+            "CASE WHEN EXISTS (SELECT 1 FROM parked_definitions p WHERE p.feature = 'badges' "
+            "AND p.definition_id = t.id AND p.state = 'parked') THEN 'parked' ELSE 'active' END",
+            ("active", "parked"),
+        ),
         # The signing secret never leaves the webhooks feature.
         ConfigKind(
             "webhooks",

@@ -64,7 +64,7 @@ async def page_of(
 
 # Kinds whose own feature already answers GET /admin/v1/<kind> (with its own shape) are
 # listed generically under /admin/v1/configs/<kind> only.
-_OWN_LIST = frozenset({"leaderboards", "rules", "levels", "webhooks"})
+_OWN_LIST = frozenset({"leaderboards", "rules", "levels", "webhooks", "badges"})
 
 
 def _list_handler(kind: ConfigKind, path: str) -> Any:
