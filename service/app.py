@@ -13,11 +13,13 @@ from typing import Any
 import structlog
 from litestar import Litestar, Request
 from litestar.config.app import ExperimentalFeatures  # noqa: F401  (kept for discoverability)
+from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
 from openapi_ui_bundles import swagger_ui as swagger_bundle
 
 from service import __version__
@@ -158,7 +160,13 @@ def create_app(
         ),
         use_handler_docstrings=False,
     )
+    template_dirs = [d for f in features for d in f.extra.get("template_dirs", ())]
     app = Litestar(
+        template_config=(
+            TemplateConfig(directory=template_dirs, engine=JinjaTemplateEngine)
+            if template_dirs
+            else None
+        ),
         route_handlers=[
             *(r for f in features for r in f.routers),
             PrometheusController,

@@ -26,6 +26,9 @@ FEATURE_MODULES: tuple[str, ...] = (
     "pks",
     "rituals",
     "privacy",
+    "operator",
+    "console",
+    "h5",
 )
 
 

@@ -49,6 +49,8 @@ log = structlog.get_logger("engage.apidoc")
 ERRORS_OPT = "errors"
 IDEMPOTENT_OPT = "idempotent"
 NO_DEPENDENCIES_OPT = "no_dependencies"
+#: Route option: the 200 answer is also available as ``text/csv`` (documented as such).
+CSV_OPT = "csv"
 
 H = TypeVar("H", bound=HTTPRouteHandler)
 
@@ -360,6 +362,11 @@ def document(app: Litestar) -> None:
                 }
                 continue
             kept = {k: v for k, v in (op.responses or {}).items() if not k.startswith(("4", "5"))}
+            ok = kept.get("200")
+            if handler.opt.get(CSV_OPT) and isinstance(ok, OpenAPIResponse):
+                # The same answer as CSV (`?format=csv` or `Accept: text/csv`): one row a record.
+                ok.content = dict(ok.content or {})
+                ok.content["text/csv"] = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
             for resp in kept.values():
                 if isinstance(resp, OpenAPIResponse):
                     resp.headers = dict(resp.headers or {})

@@ -228,7 +228,7 @@ async def operator_principal(request: Request, state: State) -> Operator:
     if key is None:
         raise DomainError("API_KEY_INVALID")
     cache: ApiKeyCache = ctx.api_keys
-    op = await cache.verify(ctx.db.connection, key)
+    op = await cache.verify(ctx.db.connection, key, ctx.clock.now())
     if op is None:
         raise DomainError("API_KEY_INVALID")
     request.scope["state"]["log"].update(tenant=op.tenant_id, key=op.key_id)

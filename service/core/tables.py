@@ -41,6 +41,7 @@ class ApiKey(Table, tablename="api_keys"):
     scopes = Array(base_column=Varchar(length=64))
     created_at = Timestamptz()
     revoked_at = Timestamptz(null=True, default=None)
+    last_used_at = Timestamptz(null=True, default=None)
 
 
 class WechatApp(Table, tablename="wechat_apps"):

@@ -7,6 +7,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -119,6 +120,37 @@ async def create_api_key(
     return full, key_id
 
 
+async def list_api_keys(conn: asyncpg.Connection, tenant_id: int) -> list[asyncpg.Record]:
+    """A tenant's keys, newest first: key_id, name, scopes, created_at, last_used_at,
+    revoked_at (never the secret)."""
+    return await conn.fetch(
+        "SELECT key_id, name, scopes, created_at, last_used_at, revoked_at FROM api_keys "
+        "WHERE tenant_id = $1 ORDER BY id DESC",
+        tenant_id,
+    )
+
+
+async def active_key(conn: asyncpg.Connection, key_id: str) -> asyncpg.Record | None:
+    """tenant_id and scopes of an unrevoked key (the console re-checks its session's key)."""
+    return await conn.fetchrow(
+        "SELECT tenant_id, scopes FROM api_keys WHERE key_id = $1 AND revoked_at IS NULL", key_id
+    )
+
+
+async def revoke_tenant_key(
+    conn: asyncpg.Connection, tenant_id: int, key_id: str, now: datetime
+) -> bool:
+    """Revoke one of the tenant's keys; False when it has no such unrevoked key."""
+    status = await conn.execute(
+        "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND key_id = $2 "
+        "AND revoked_at IS NULL",
+        tenant_id,
+        key_id,
+        now,
+    )
+    return status.endswith(" 1")
+
+
 async def revoke_api_key(conn: asyncpg.Connection, key_id: str, now: datetime) -> bool:
     status = await conn.execute(
         "UPDATE api_keys SET revoked_at = $2 WHERE key_id = $1 AND revoked_at IS NULL", key_id, now
@@ -166,7 +198,11 @@ class ApiKeyCache:
     def __init__(self, caches: Caches, ttl: float = 10.0) -> None:
         self._cache: Cache[str, Operator | None] = caches.get(API_KEY_CACHE, ttl)
 
-    async def verify(self, conn_factory, full_key: str) -> Operator | None:  # type: ignore[no-untyped-def]
+    async def verify(
+        self, conn_factory: Any, full_key: str, now: datetime | None = None
+    ) -> Operator | None:
+        """The operator of a valid, unrevoked key, else None. With ``now``, a database check
+        also records ``last_used_at`` (so it is exact to the cache's ``ttl``)."""
         parts = split_api_key(full_key)
         if parts is None:
             return None
@@ -181,8 +217,15 @@ class ApiKeyCache:
                     "WHERE key_id = $1 AND revoked_at IS NULL",
                     key_id,
                 )
-            if row is None or not hmac.compare_digest(row["secret_hash"], digest):
-                return None
+                if row is None or not hmac.compare_digest(row["secret_hash"], digest):
+                    return None
+                if now is not None:
+                    await conn.execute(
+                        "UPDATE api_keys SET last_used_at = $2 WHERE key_id = $1 "
+                        "AND (last_used_at IS NULL OR last_used_at < $2)",
+                        key_id,
+                        now,
+                    )
             return Operator(row["tenant_id"], key_id, frozenset(row["scopes"]))
 
         op = await self._cache.get(cache_key, load)

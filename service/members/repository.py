@@ -225,6 +225,33 @@ async def erase(conn: asyncpg.Connection, tenant_id: int, member_id: int) -> boo
     return status.endswith(" 1")
 
 
+async def get_by_member_no(
+    conn: asyncpg.Connection, tenant_id: int, member_no: int
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM members WHERE tenant_id = $1 AND member_no = $2",
+        tenant_id,
+        member_no,
+    )
+
+
+async def search(
+    conn: asyncpg.Connection, tenant_id: int, text: str, limit: int
+) -> list[asyncpg.Record]:
+    """Members whose externalId or nickname starts with ``text`` (or whose member number is
+    ``text``), newest first."""
+    like = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    number = int(text) if text.isdigit() and len(text) < 18 else None
+    return await conn.fetch(
+        f"SELECT {COLUMNS} FROM members WHERE tenant_id = $1 AND (external_id LIKE $2 "
+        "OR nickname LIKE $2 OR member_no = $3) ORDER BY id DESC LIMIT $4",
+        tenant_id,
+        like,
+        number,
+        limit,
+    )
+
+
 async def wechat_identity(
     conn: asyncpg.Connection, tenant_id: int, member_id: int, app_id: str | None
 ) -> asyncpg.Record | None:
