@@ -86,37 +86,66 @@ def _template(settings: dict[str, dict], kind: str, lang: str) -> tuple[str, str
 
 async def on_events(ctx: Context, events: list[Event]) -> None:
     """Outbox subscriber: one ceremony per honour per member, exactly once (unique key);
-    emits ``ceremony.created`` for each new one and refreshes the honour wall's cache. A
-    ``badge.revoked`` withdraws the badge's ceremony (no longer pending, off the wall)."""
-    found: dict[int, list[rules.Honour]] = defaultdict(list)
+    emits ``ceremony.created`` for each new one and refreshes the honour wall's cache.
+
+    A ``badge.revoked`` withdraws the ceremonies of that earned badge (``memberBadgeId``) and
+    of the title it gave: no longer pending, off the wall. Events are handled in delivery
+    order (honours before a revoke are created, then withdrawn), and a badge or title
+    ceremony is only created while its earned badge is still held (checked under a share lock
+    in the creating transaction), so an award and a revoke give the same end state whichever
+    the subscriber sees first; a re-award after a revoke is a new honour with one ceremony."""
     origin = rules.sources(events)
+    found: dict[int, list[rules.Honour]] = defaultdict(list)
     for e in events:
+        if e.type == "badge.revoked" and e.member_id is not None:
+            await _create(ctx, found)
+            found = defaultdict(list)
+            await _withdraw(ctx, e)
+            continue
         found[e.tenant_id].extend(
             rules.honours(
                 e.type, str(e.event_id), e.member_id, e.payload, origin.get((e.txid, e.member_id))
             )
         )
-    revoked = [e for e in events if e.type == "badge.revoked" and e.member_id is not None]
-    for e in revoked:
-        assert e.member_id is not None
-        async with ctx.db.transaction() as conn:
-            n = await repo.withdraw_badge(
-                conn,
-                e.tenant_id,
-                e.member_id,
-                str(e.payload.get("key")),
-                str(e.payload.get("period") or ""),
-                bool(e.payload.get("titleDropped")),
-            )
-        if n:
-            await store.wall_bump(ctx, e.tenant_id)
-    if not found:
-        return
+    await _create(ctx, found)
+
+
+async def _withdraw(ctx: Context, e: Event) -> None:
+    assert e.member_id is not None
+    async with ctx.db.transaction() as conn:
+        n = await repo.withdraw_badge(
+            conn,
+            e.tenant_id,
+            e.member_id,
+            str(e.payload.get("key")),
+            str(e.payload.get("period") or ""),
+            bool(e.payload.get("titleDropped")),
+            e.payload.get("memberBadgeId"),
+        )
+    if n:
+        await store.wall_bump(ctx, e.tenant_id)
+
+
+def _member_badge_of(h: rules.Honour) -> int | None:
+    if h.kind not in ("badge", "title"):
+        return None
+    got = h.facts.get("memberBadgeId")
+    return int(got) if isinstance(got, int) else None
+
+
+async def _create(ctx: Context, found: dict[int, list[rules.Honour]]) -> None:
+    from service.badges import service as badges
+
     now = ctx.clock.now()
     for tenant_id, items in found.items():
         if not items:
             continue
         async with ctx.db.transaction() as conn:
+            wanted = sorted({b for h in items if (b := _member_badge_of(h)) is not None})
+            live = await badges.live_member_badges(conn, tenant_id, wanted)
+            items = [h for h in items if (b := _member_badge_of(h)) is None or b in live]
+            if not items:
+                continue
             settings = await _tenant_settings(conn, tenant_id)
             rows = await repo.insert(
                 conn,
