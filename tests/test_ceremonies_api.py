@@ -316,3 +316,42 @@ async def test_a_level_up_from_a_badge_reward_plays_with_the_badge(ctx, client, 
     [group] = [g for g in body["groups"] if any(c["kind"] == "badge" for c in g["ceremonies"])]
     assert sorted(c["kind"] for c in group["ceremonies"]) == ["badge", "level", "title"]
     assert group["ceremonies"][0]["kind"] == "level"  # most important first
+
+
+async def test_the_honour_wall_shows_a_members_new_nickname_avatar_and_title_at_once(
+    ctx, client, tenant
+):
+    """F10: the cached wall page joins display fields at read time, so a nickname, avatar or
+    shown-title change (or removal) shows on the next read."""
+    await put_badge(
+        client, tenant, "hero", name="Hero", criteria=[{"kind": "manual"}], reward={"title": "英雄"}
+    )
+    _, headers = await tenant.member("alice")
+    r = await client.patch(
+        "/v1/me",
+        headers=headers,
+        json={"nickname": "Alice", "avatarUrl": "https://cdn.example/a.png"},
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        "/admin/v1/members/alice/badges/hero/award", json={"reason": "t"}, headers=tenant.admin
+    )
+    assert r.status_code == 200, r.text
+    await deliver(ctx)
+
+    async def members() -> list[dict]:
+        items = (await client.get("/v1/honour-wall", headers=headers)).json()["items"]
+        return [i["member"] for i in items]
+
+    before = await members()
+    assert len(before) == 2  # the badge and its title
+    assert all(m["maskedNickname"] == "A***e" for m in before)
+    assert all(m["avatarUrl"] == "https://cdn.example/a.png" for m in before)
+    r = await client.patch("/v1/me", headers=headers, json={"nickname": "王小明", "avatarUrl": ""})
+    assert r.status_code == 200, r.text
+    r = await client.put("/v1/me/title", headers=headers, json={"title": "英雄"})
+    assert r.status_code == 200, r.text
+    after = await members()
+    assert [(m["maskedNickname"], m["avatarUrl"], m["title"]) for m in after] == [
+        ("王*明", "", "英雄")
+    ] * len(before)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -390,54 +390,79 @@ async def get_settings(ctx: Context, tenant_id: int, kind: str) -> CeremonySetti
 # ---------------------------------------------------------------- the honour wall
 
 
+class _WallRow(msgspec.Struct, array_like=True):
+    """A cached wall entry: what the honour was, not who the member looks like now."""
+
+    id: int
+    kind: str
+    member_id: int
+    facts: dict[str, Any]
+    at: datetime
+
+
+class _WallRows(msgspec.Struct, array_like=True):
+    rows: list[_WallRow]
+    next_cursor: str | None
+
+
 _page_encoder = msgspec.json.Encoder()
-_page_decoder = msgspec.json.Decoder(WallPage)
+_page_decoder = msgspec.json.Decoder(_WallRows)
 
 
 async def wall(
     ctx: Context, tenant_id: int, kind: str | None, cursor: str | None, limit: int, lang: str
 ) -> WallPage:
-    """Recent honours across the tenant, newest first: masked nicknames and shown titles;
-    hidden entries and members who opted out never appear. Pages are cached in Redis and
-    invalidated by every change (see store.py)."""
+    """Recent honours across the tenant, newest first: masked nicknames, avatars and shown
+    titles; hidden entries and members who opted out never appear.
+
+    Which entries a page holds is cached in Redis and invalidated by every change to it (see
+    store.py); who the members look like (nickname, avatar, shown title) and the headline's
+    template are joined at read time, so a member's profile change shows on the next read."""
     if kind is not None:
         _check_kind(kind)
     limit = max(1, min(limit, MAX_PAGE))
     before = cursors.decode("w", cursor)
-    field = f"{kind or ''}|{before or ''}|{limit}|{lang}"
+    field = f"{kind or ''}|{before or ''}|{limit}"
     gen, cached = await store.wall_get(ctx, tenant_id, field)
-    if cached is not None:
-        return _page_decoder.decode(cached)
     from service.badges import service as badges
     from service.members import service as members
 
     async with ctx.db.connection() as conn:
-        rows = await repo.wall(conn, tenant_id, kind, before, limit)
-        ids = sorted({r["member_id"] for r in rows})
+        if cached is not None:
+            page = _page_decoder.decode(cached)
+        else:
+            rows = await repo.wall(conn, tenant_id, kind, before, limit)
+            page = _WallRows(
+                [
+                    _WallRow(r["id"], r["kind"], r["member_id"], r["facts"], r["created_at"])
+                    for r in rows
+                ],
+                cursors.encode("w", rows[-1]["id"]) if len(rows) == limit else None,
+            )
+            await store.wall_put(ctx, tenant_id, gen, field, _page_encoder.encode(page))
+        ids = sorted({r.member_id for r in page.rows})
         shown = await members.display_info(conn, tenant_id, ids)
         titles = await badges.shown_titles(ctx, conn, tenant_id, ids)
         settings = await _tenant_settings(conn, tenant_id)
     items = []
-    for r in rows:
-        d = shown.get(r["member_id"])
-        headline, _ = _template(settings, r["kind"], lang)
+    for r in page.rows:
+        d = shown.get(r.member_id)
+        headline, _ = _template(settings, r.kind, lang)
         items.append(
             WallEntry(
-                r["id"],
-                r["kind"],
-                rules.render(headline, r["facts"]),
+                r.id,
+                r.kind,  # type: ignore[arg-type]
+                rules.render(headline, r.facts),
                 WallMember(
                     d.masked_nickname if d else members.ANONYMOUS,
                     d.avatar_url if d else "",
-                    titles.get(r["member_id"]),
+                    titles.get(r.member_id),
                 ),
-                r["facts"],
-                r["created_at"],
+                r.facts,
+                r.at,
             )
         )
-    page = WallPage(items, cursors.encode("w", rows[-1]["id"]) if len(rows) == limit else None)
-    await store.wall_put(ctx, tenant_id, gen, field, _page_encoder.encode(page))
-    return page
+    return WallPage(items, page.next_cursor)
 
 
 async def set_wall_preference(
