@@ -355,3 +355,35 @@ async def test_the_honour_wall_shows_a_members_new_nickname_avatar_and_title_at_
     assert [(m["maskedNickname"], m["avatarUrl"], m["title"]) for m in after] == [
         ("王*明", "", "英雄")
     ] * len(before)
+
+
+@pytest.mark.parametrize(
+    "path,kind",
+    [("/v1/honour-wall", "w"), ("/v1/ceremonies/played", "c")],
+)
+async def test_a_cursor_with_a_negative_huge_or_odd_id_is_cursor_invalid(
+    ctx, client, tenant, path, kind
+):
+    """F6: only cursors we issue (a kind letter and a decimal id within bigint) are read;
+    the problem is on the query's cursor, never a body OUT_OF_RANGE."""
+    import base64
+
+    _, headers = await tenant.member("alice")
+    for raw in ("9223372036854775808", "-1", "+1", " 1", "1_0", "１", "99999999999999999999999"):
+        cursor = base64.urlsafe_b64encode(f"{kind}{raw}".encode()).decode().rstrip("=")
+        err = assert_error(
+            await client.get(path, headers=headers, params={"cursor": cursor}),
+            422,
+            "VALIDATION_FAILED",
+        )
+        assert err["details"]["problems"] == [
+            {
+                "source": "query",
+                "path": "cursor",
+                "code": "CURSOR_INVALID",
+                "problem": err["details"]["problems"][0]["problem"],
+            }
+        ], raw
+    ok = base64.urlsafe_b64encode(f"{kind}9223372036854775807".encode()).decode().rstrip("=")
+    r = await client.get(path, headers=headers, params={"cursor": ok})
+    assert r.status_code == 200, r.text
