@@ -387,3 +387,27 @@ async def test_a_cursor_with_a_negative_huge_or_odd_id_is_cursor_invalid(
     ok = base64.urlsafe_b64encode(f"{kind}9223372036854775807".encode()).decode().rstrip("=")
     r = await client.get(path, headers=headers, params={"cursor": ok})
     assert r.status_code == 200, r.text
+
+
+async def test_a_bodyless_post_ignores_any_body_as_the_guide_says(ctx, client, tenant):
+    """Nit of trial 11: the ack takes no body; like every bodyless route it ignores one (the
+    guide says so), whatever its type, and the answer is the same as without."""
+    from pathlib import Path
+
+    guide = (Path(__file__).parent.parent / "frontend-api-spec" / "README.md").read_text()
+    assert "ignores whatever body comes with it" in guide
+    me, headers = await tenant.member("alice")
+    await honour(ctx, tenant.id, me, "badge.earned", **badge_payload("a"))
+    await honour(ctx, tenant.id, me, "badge.earned", **badge_payload("b"))
+    await deliver(ctx)
+    ids = [c["id"] for g in (await pending(client, headers))["groups"] for c in g["ceremonies"]]
+    assert len(ids) == 2
+    r1 = await client.post(
+        f"/v1/ceremonies/{ids[0]}/ack",
+        content=b"garbage",
+        headers={**headers, "Content-Type": "text/plain"},
+    )
+    r2 = await client.post(f"/v1/ceremonies/{ids[1]}/ack", headers=headers)
+    assert r1.status_code == r2.status_code == 200, (r1.text, r2.text)
+    assert r1.json()["alreadyPlayed"] is r2.json()["alreadyPlayed"] is False
+    assert (await pending(client, headers))["groups"] == []
