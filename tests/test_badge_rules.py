@@ -59,6 +59,36 @@ def test_reward_cycles_direct_and_through_other_badges():
     assert rules.reward_cycle([c], "c") == ["c", "c"]  # growth can raise the level it counts
 
 
+def test_a_bonus_after_a_once_only_milestone_is_no_cycle():
+    """F12: tq waits for tp (once-only), so tq's points can never earn tp again."""
+    tp = spec(
+        "tp", [{"kind": "totalEarned", "currency": "points", "amount": 100}], reward={"points": 9}
+    )
+    tp_plain = spec("tp", [{"kind": "totalEarned", "currency": "points", "amount": 100}])
+    tq = spec("tq", [{"kind": "badgeEarned", "badge": "tp"}], reward={"points": 50})
+    tr = spec("tr", [{"kind": "badgeEarned", "badge": "tq"}], reward={"points": 5})
+    assert rules.reward_cycle([tp_plain, tq], "tq") is None
+    assert rules.reward_cycle([tp_plain, tq, tr], "tr") is None  # through a chain
+    assert rules.reward_cycle([tp, tq], "tp") == ["tp", "tp"]  # tp still feeds itself
+    # A repeatable milestone is earned again later: tq's points can earn it, so refused.
+    weekly = spec(
+        "tp",
+        [{"kind": "totalEarned", "currency": "points", "amount": 100}],
+        repeat="weekly",
+    )
+    assert rules.reward_cycle([weekly, tq], "tq") == ["tq", "tp", "tq"]
+    # tq counting points itself while waiting for tp: its reward earns itself.
+    greedy = spec(
+        "tq",
+        [
+            {"kind": "badgeEarned", "badge": "tp"},
+            {"kind": "totalEarned", "currency": "points", "amount": 10},
+        ],
+        reward={"points": 50},
+    )
+    assert rules.reward_cycle([tp_plain, greedy], "tq") == ["tq", "tq"]
+
+
 def test_problems_are_all_reported_with_paths():
     out = rules.problems(
         {

@@ -567,3 +567,49 @@ async def test_first_on_last_weeks_board_holds_a_title_until_the_week_ends(
     assert (
         await count(ctx, "SELECT count(*) FROM member_badges WHERE tenant_id = $1", tenant.id) == 2
     )
+
+
+async def _wall_and_pending(client, headers) -> tuple[list[str], list[list[str]]]:  # type: ignore[no-untyped-def]
+    wall = (await client.get("/v1/honour-wall", headers=headers)).json()["items"]
+    body = (await client.get("/v1/ceremonies/pending", headers=headers)).json()
+    groups = [sorted(c["kind"] for c in g["ceremonies"]) for g in body["groups"]]
+    return sorted(e["kind"] for e in wall), groups
+
+
+async def test_revoke_withdraws_the_honour_whatever_order_the_subscribers_see(ctx, client, tenant):
+    """F9: award then revoke before the ceremony subscriber ran leaves nothing pending nor on
+    the wall; award, revoke, award is one honour (one group: badge + title), not two."""
+    await put_badge(
+        client,
+        tenant,
+        "cyc",
+        name="Cyc",
+        criteria=[{"kind": "manual"}],
+        reward={"points": 4, "title": "环"},
+    )
+    await tenant.member("ivy")
+    _, ivy = await tenant.member("ivy")
+    await tenant.member("hank")
+    _, hank = await tenant.member("hank")
+    await deliver(ctx)
+    for who, steps in (("ivy", ["award", "revoke"]), ("hank", ["award", "revoke", "award"])):
+        for step in steps:
+            r = await client.post(
+                f"/admin/v1/members/{who}/badges/cyc/{step}",
+                json={"reason": "t"},
+                headers=tenant.admin,
+            )
+            assert r.status_code == 200, r.text
+    await deliver(ctx)
+    assert (await _wall_and_pending(client, ivy))[1] == []
+    wall, groups = await _wall_and_pending(client, hank)
+    assert groups == [["badge", "title"]]  # F2 too: one business event, one group
+    assert wall == ["badge", "title"]
+    assert (
+        await count(
+            ctx,
+            "SELECT count(*) FROM ceremonies WHERE tenant_id = $1 AND NOT wall_hidden",
+            tenant.id,
+        )
+        == 2  # hank's badge and title only
+    )

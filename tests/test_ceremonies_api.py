@@ -316,3 +316,98 @@ async def test_a_level_up_from_a_badge_reward_plays_with_the_badge(ctx, client, 
     [group] = [g for g in body["groups"] if any(c["kind"] == "badge" for c in g["ceremonies"])]
     assert sorted(c["kind"] for c in group["ceremonies"]) == ["badge", "level", "title"]
     assert group["ceremonies"][0]["kind"] == "level"  # most important first
+
+
+async def test_the_honour_wall_shows_a_members_new_nickname_avatar_and_title_at_once(
+    ctx, client, tenant
+):
+    """F10: the cached wall page joins display fields at read time, so a nickname, avatar or
+    shown-title change (or removal) shows on the next read."""
+    await put_badge(
+        client, tenant, "hero", name="Hero", criteria=[{"kind": "manual"}], reward={"title": "英雄"}
+    )
+    _, headers = await tenant.member("alice")
+    r = await client.patch(
+        "/v1/me",
+        headers=headers,
+        json={"nickname": "Alice", "avatarUrl": "https://cdn.example/a.png"},
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        "/admin/v1/members/alice/badges/hero/award", json={"reason": "t"}, headers=tenant.admin
+    )
+    assert r.status_code == 200, r.text
+    await deliver(ctx)
+
+    async def members() -> list[dict]:
+        items = (await client.get("/v1/honour-wall", headers=headers)).json()["items"]
+        return [i["member"] for i in items]
+
+    before = await members()
+    assert len(before) == 2  # the badge and its title
+    assert all(m["maskedNickname"] == "A***e" for m in before)
+    assert all(m["avatarUrl"] == "https://cdn.example/a.png" for m in before)
+    r = await client.patch("/v1/me", headers=headers, json={"nickname": "王小明", "avatarUrl": ""})
+    assert r.status_code == 200, r.text
+    r = await client.put("/v1/me/title", headers=headers, json={"title": "英雄"})
+    assert r.status_code == 200, r.text
+    after = await members()
+    assert [(m["maskedNickname"], m["avatarUrl"], m["title"]) for m in after] == [
+        ("王*明", "", "英雄")
+    ] * len(before)
+
+
+@pytest.mark.parametrize(
+    "path,kind",
+    [("/v1/honour-wall", "w"), ("/v1/ceremonies/played", "c")],
+)
+async def test_a_cursor_with_a_negative_huge_or_odd_id_is_cursor_invalid(
+    ctx, client, tenant, path, kind
+):
+    """F6: only cursors we issue (a kind letter and a decimal id within bigint) are read;
+    the problem is on the query's cursor, never a body OUT_OF_RANGE."""
+    import base64
+
+    _, headers = await tenant.member("alice")
+    for raw in ("9223372036854775808", "-1", "+1", " 1", "1_0", "１", "99999999999999999999999"):
+        cursor = base64.urlsafe_b64encode(f"{kind}{raw}".encode()).decode().rstrip("=")
+        err = assert_error(
+            await client.get(path, headers=headers, params={"cursor": cursor}),
+            422,
+            "VALIDATION_FAILED",
+        )
+        assert err["details"]["problems"] == [
+            {
+                "source": "query",
+                "path": "cursor",
+                "code": "CURSOR_INVALID",
+                "problem": err["details"]["problems"][0]["problem"],
+            }
+        ], raw
+    ok = base64.urlsafe_b64encode(f"{kind}9223372036854775807".encode()).decode().rstrip("=")
+    r = await client.get(path, headers=headers, params={"cursor": ok})
+    assert r.status_code == 200, r.text
+
+
+async def test_a_bodyless_post_ignores_any_body_as_the_guide_says(ctx, client, tenant):
+    """Nit of trial 11: the ack takes no body; like every bodyless route it ignores one (the
+    guide says so), whatever its type, and the answer is the same as without."""
+    from pathlib import Path
+
+    guide = (Path(__file__).parent.parent / "frontend-api-spec" / "README.md").read_text()
+    assert "ignores whatever body comes with it" in guide
+    me, headers = await tenant.member("alice")
+    await honour(ctx, tenant.id, me, "badge.earned", **badge_payload("a"))
+    await honour(ctx, tenant.id, me, "badge.earned", **badge_payload("b"))
+    await deliver(ctx)
+    ids = [c["id"] for g in (await pending(client, headers))["groups"] for c in g["ceremonies"]]
+    assert len(ids) == 2
+    r1 = await client.post(
+        f"/v1/ceremonies/{ids[0]}/ack",
+        content=b"garbage",
+        headers={**headers, "Content-Type": "text/plain"},
+    )
+    r2 = await client.post(f"/v1/ceremonies/{ids[1]}/ack", headers=headers)
+    assert r1.status_code == r2.status_code == 200, (r1.text, r2.text)
+    assert r1.json()["alreadyPlayed"] is r2.json()["alreadyPlayed"] is False
+    assert (await pending(client, headers))["groups"] == []

@@ -366,3 +366,13 @@ async def history_page(
         after[1],
         limit,
     )
+
+
+async def live_member_badges(conn: asyncpg.Connection, tenant_id: int, ids: list[int]) -> set[int]:
+    rows = await conn.fetch(
+        "SELECT id FROM member_badges WHERE tenant_id = $1 AND id = ANY($2::bigint[]) "
+        "AND revoked_at IS NULL FOR SHARE",
+        tenant_id,
+        ids,
+    )
+    return {r["id"] for r in rows}

@@ -354,8 +354,27 @@ def reward_cycle(specs: Iterable[BadgeSpec], key: str) -> list[str] | None:
     by_key = {s.key: s for s in specs}
     if key not in by_key:
         return None
+    # Badges each one can only be earned after (every criterion must be met, so a
+    # ``badgeEarned`` criterion makes it wait for that badge), transitively.
+    direct = {
+        s.key: {c.badge for c in s.criteria if c.kind == "badgeEarned" and c.badge}
+        for s in by_key.values()
+    }
+    after: dict[str, set[str]] = {}
+    for k in by_key:
+        todo, got = list(direct[k]), set()
+        while todo:
+            b = todo.pop()
+            if b not in got:
+                got.add(b)
+                todo.extend(direct.get(b, ()))
+        after[k] = got
 
     def feeds(a: BadgeSpec, b: BadgeSpec) -> bool:
+        # A once-only badge that A must wait for is already held when A pays: A's reward can
+        # never earn it (unless they wait for each other, which nothing can ever earn).
+        if b.repeat == "once" and b.key in after[a.key] and a.key not in after[b.key]:
+            return False
         prod, cons = _produces(a), _consumes(b)
         if "badge.earned:*" in cons:
             return True

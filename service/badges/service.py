@@ -286,11 +286,15 @@ async def _reward(
             now,
         )
         gained = {r["member_id"] for r in rows}
-    events: list[tuple[int, str, int | None, dict[str, Any], datetime]] = []
+    events: list[tuple[uuid.UUID, int, str, int | None, dict[str, Any], datetime]] = []
     for r in earned:
+        # A manual award has no source event: the badge's own event is the business event,
+        # so the title it gives plays in the same group (one group per business event).
+        earned_id = uuid.uuid4()
         source = str(r["source_event_id"]) if r["source_event_id"] else None
         events.append(
             (
+                earned_id,
                 spec.tenant_id,
                 "badge.earned",
                 r["member_id"],
@@ -313,20 +317,20 @@ async def _reward(
         if r["member_id"] in gained:
             events.append(
                 (
+                    uuid.uuid4(),
                     spec.tenant_id,
                     "title.gained",
                     r["member_id"],
                     {
                         "title": spec.reward_title,
                         "source": f"badge:{spec.key}",
-                        "sourceEventId": source,
+                        "sourceEventId": source or str(earned_id),
+                        "memberBadgeId": r["id"],
                     },
                     now,
                 )
             )
-    await outbox.write(
-        conn, [outbox.OutboxRow(t, uuid.uuid4(), ty, m, p, o) for t, ty, m, p, o in events]
-    )
+    await outbox.write(conn, [outbox.OutboxRow(t, i, ty, m, p, o) for i, t, ty, m, p, o in events])
 
 
 def _is_outage(exc: BaseException) -> bool:
@@ -698,6 +702,17 @@ async def shown_titles(
     if not member_ids:
         return {}
     return await repo.shown_titles(conn, tenant_id, member_ids, ctx.clock.now())
+
+
+async def live_member_badges(
+    conn: asyncpg.Connection, tenant_id: int, member_badge_ids: list[int]
+) -> set[int]:
+    """Public: which of these earned badges (``memberBadgeId``) are held now, not revoked; read
+    under a share lock so a concurrent revoke waits for the caller's transaction (for
+    ceremonies: a revoked honour never gets a ceremony)."""
+    if not member_badge_ids:
+        return set()
+    return await repo.live_member_badges(conn, tenant_id, member_badge_ids)
 
 
 async def rebuild(ctx: Context) -> dict[str, Any]:

@@ -186,18 +186,25 @@ async def withdraw_badge(
     key: str,
     period: str,
     with_title: bool,
+    member_badge_id: int | None = None,
 ) -> int:
     """A revoked badge: its ceremony (and that of the title it gave, when the title went
-    with it) no longer plays or shows on the honour wall."""
+    with it) no longer plays or shows on the honour wall. Matched by the earned badge's id
+    (``memberBadgeId``); events from before ids were recorded match by key and period."""
     status = await conn.execute(
         "UPDATE ceremonies SET wall_hidden = true, expires_at = LEAST(expires_at, created_at) "
-        "WHERE tenant_id = $1 AND member_id = $2 AND ((kind = 'badge' "
-        "AND facts->>'badge' = $3 AND coalesce(facts->>'period', '') = $4) "
-        "OR ($5 AND kind = 'title' AND facts->>'source' = 'badge:' || $3))",
+        "WHERE tenant_id = $1 AND member_id = $2 AND NOT (wall_hidden AND expires_at <= "
+        "created_at) AND ((kind = 'badge' AND CASE WHEN $6::bigint IS NOT NULL "
+        "THEN facts->>'memberBadgeId' = $6::bigint::text "
+        "ELSE facts->>'badge' = $3 AND coalesce(facts->>'period', '') = $4 END) "
+        "OR ($5 AND kind = 'title' AND CASE WHEN $6::bigint IS NOT NULL "
+        "THEN facts->>'memberBadgeId' = $6::bigint::text "
+        "ELSE facts->>'source' = 'badge:' || $3 END))",
         tenant_id,
         member_id,
         key,
         period,
         with_title,
+        member_badge_id,
     )
     return int(status.split()[-1])

@@ -144,12 +144,20 @@ def honours(
                 "series": payload.get("series", ""),
                 "period": payload.get("period", ""),
                 "title": payload.get("title"),
+                "memberBadgeId": payload.get("memberBadgeId"),
             },
             str(payload.get("icon") or ""),
             TIER_BONUS.get(tier, 0),
         )
     if type_ == "title.gained":
-        return one("title", {"title": payload.get("title"), "source": payload.get("source")})
+        return one(
+            "title",
+            {
+                "title": payload.get("title"),
+                "source": payload.get("source"),
+                "memberBadgeId": payload.get("memberBadgeId"),
+            },
+        )
     if type_ == "level.up":
         return one(
             "level",

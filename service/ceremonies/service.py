@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -86,37 +86,66 @@ def _template(settings: dict[str, dict], kind: str, lang: str) -> tuple[str, str
 
 async def on_events(ctx: Context, events: list[Event]) -> None:
     """Outbox subscriber: one ceremony per honour per member, exactly once (unique key);
-    emits ``ceremony.created`` for each new one and refreshes the honour wall's cache. A
-    ``badge.revoked`` withdraws the badge's ceremony (no longer pending, off the wall)."""
-    found: dict[int, list[rules.Honour]] = defaultdict(list)
+    emits ``ceremony.created`` for each new one and refreshes the honour wall's cache.
+
+    A ``badge.revoked`` withdraws the ceremonies of that earned badge (``memberBadgeId``) and
+    of the title it gave: no longer pending, off the wall. Events are handled in delivery
+    order (honours before a revoke are created, then withdrawn), and a badge or title
+    ceremony is only created while its earned badge is still held (checked under a share lock
+    in the creating transaction), so an award and a revoke give the same end state whichever
+    the subscriber sees first; a re-award after a revoke is a new honour with one ceremony."""
     origin = rules.sources(events)
+    found: dict[int, list[rules.Honour]] = defaultdict(list)
     for e in events:
+        if e.type == "badge.revoked" and e.member_id is not None:
+            await _create(ctx, found)
+            found = defaultdict(list)
+            await _withdraw(ctx, e)
+            continue
         found[e.tenant_id].extend(
             rules.honours(
                 e.type, str(e.event_id), e.member_id, e.payload, origin.get((e.txid, e.member_id))
             )
         )
-    revoked = [e for e in events if e.type == "badge.revoked" and e.member_id is not None]
-    for e in revoked:
-        assert e.member_id is not None
-        async with ctx.db.transaction() as conn:
-            n = await repo.withdraw_badge(
-                conn,
-                e.tenant_id,
-                e.member_id,
-                str(e.payload.get("key")),
-                str(e.payload.get("period") or ""),
-                bool(e.payload.get("titleDropped")),
-            )
-        if n:
-            await store.wall_bump(ctx, e.tenant_id)
-    if not found:
-        return
+    await _create(ctx, found)
+
+
+async def _withdraw(ctx: Context, e: Event) -> None:
+    assert e.member_id is not None
+    async with ctx.db.transaction() as conn:
+        n = await repo.withdraw_badge(
+            conn,
+            e.tenant_id,
+            e.member_id,
+            str(e.payload.get("key")),
+            str(e.payload.get("period") or ""),
+            bool(e.payload.get("titleDropped")),
+            e.payload.get("memberBadgeId"),
+        )
+    if n:
+        await store.wall_bump(ctx, e.tenant_id)
+
+
+def _member_badge_of(h: rules.Honour) -> int | None:
+    if h.kind not in ("badge", "title"):
+        return None
+    got = h.facts.get("memberBadgeId")
+    return int(got) if isinstance(got, int) else None
+
+
+async def _create(ctx: Context, found: dict[int, list[rules.Honour]]) -> None:
+    from service.badges import service as badges
+
     now = ctx.clock.now()
     for tenant_id, items in found.items():
         if not items:
             continue
         async with ctx.db.transaction() as conn:
+            wanted = sorted({b for h in items if (b := _member_badge_of(h)) is not None})
+            live = await badges.live_member_badges(conn, tenant_id, wanted)
+            items = [h for h in items if (b := _member_badge_of(h)) is None or b in live]
+            if not items:
+                continue
             settings = await _tenant_settings(conn, tenant_id)
             rows = await repo.insert(
                 conn,
@@ -361,54 +390,79 @@ async def get_settings(ctx: Context, tenant_id: int, kind: str) -> CeremonySetti
 # ---------------------------------------------------------------- the honour wall
 
 
+class _WallRow(msgspec.Struct, array_like=True):
+    """A cached wall entry: what the honour was, not who the member looks like now."""
+
+    id: int
+    kind: str
+    member_id: int
+    facts: dict[str, Any]
+    at: datetime
+
+
+class _WallRows(msgspec.Struct, array_like=True):
+    rows: list[_WallRow]
+    next_cursor: str | None
+
+
 _page_encoder = msgspec.json.Encoder()
-_page_decoder = msgspec.json.Decoder(WallPage)
+_page_decoder = msgspec.json.Decoder(_WallRows)
 
 
 async def wall(
     ctx: Context, tenant_id: int, kind: str | None, cursor: str | None, limit: int, lang: str
 ) -> WallPage:
-    """Recent honours across the tenant, newest first: masked nicknames and shown titles;
-    hidden entries and members who opted out never appear. Pages are cached in Redis and
-    invalidated by every change (see store.py)."""
+    """Recent honours across the tenant, newest first: masked nicknames, avatars and shown
+    titles; hidden entries and members who opted out never appear.
+
+    Which entries a page holds is cached in Redis and invalidated by every change to it (see
+    store.py); who the members look like (nickname, avatar, shown title) and the headline's
+    template are joined at read time, so a member's profile change shows on the next read."""
     if kind is not None:
         _check_kind(kind)
     limit = max(1, min(limit, MAX_PAGE))
     before = cursors.decode("w", cursor)
-    field = f"{kind or ''}|{before or ''}|{limit}|{lang}"
+    field = f"{kind or ''}|{before or ''}|{limit}"
     gen, cached = await store.wall_get(ctx, tenant_id, field)
-    if cached is not None:
-        return _page_decoder.decode(cached)
     from service.badges import service as badges
     from service.members import service as members
 
     async with ctx.db.connection() as conn:
-        rows = await repo.wall(conn, tenant_id, kind, before, limit)
-        ids = sorted({r["member_id"] for r in rows})
+        if cached is not None:
+            page = _page_decoder.decode(cached)
+        else:
+            rows = await repo.wall(conn, tenant_id, kind, before, limit)
+            page = _WallRows(
+                [
+                    _WallRow(r["id"], r["kind"], r["member_id"], r["facts"], r["created_at"])
+                    for r in rows
+                ],
+                cursors.encode("w", rows[-1]["id"]) if len(rows) == limit else None,
+            )
+            await store.wall_put(ctx, tenant_id, gen, field, _page_encoder.encode(page))
+        ids = sorted({r.member_id for r in page.rows})
         shown = await members.display_info(conn, tenant_id, ids)
         titles = await badges.shown_titles(ctx, conn, tenant_id, ids)
         settings = await _tenant_settings(conn, tenant_id)
     items = []
-    for r in rows:
-        d = shown.get(r["member_id"])
-        headline, _ = _template(settings, r["kind"], lang)
+    for r in page.rows:
+        d = shown.get(r.member_id)
+        headline, _ = _template(settings, r.kind, lang)
         items.append(
             WallEntry(
-                r["id"],
-                r["kind"],
-                rules.render(headline, r["facts"]),
+                r.id,
+                r.kind,  # type: ignore[arg-type]
+                rules.render(headline, r.facts),
                 WallMember(
                     d.masked_nickname if d else members.ANONYMOUS,
                     d.avatar_url if d else "",
-                    titles.get(r["member_id"]),
+                    titles.get(r.member_id),
                 ),
-                r["facts"],
-                r["created_at"],
+                r.facts,
+                r.at,
             )
         )
-    page = WallPage(items, cursors.encode("w", rows[-1]["id"]) if len(rows) == limit else None)
-    await store.wall_put(ctx, tenant_id, gen, field, _page_encoder.encode(page))
-    return page
+    return WallPage(items, page.next_cursor)
 
 
 async def set_wall_preference(
