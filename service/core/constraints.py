@@ -19,7 +19,7 @@ import re
 import types
 import typing
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -39,14 +39,52 @@ def constrained(
     extra: dict[str, Any] = {"description": description} if description else {}
     # Limits are Meta's keyword arguments, passed through by name (mypy cannot see which).
     meta = Meta(**limits, **extra, **({"examples": examples} if examples else {}))  # type: ignore[call-overload]
+    limits.pop("extra", None)  # Meta's own checks (EXTRA_CHECKS); Parameter has no such field
     return Annotated[base, meta, Parameter(**limits, **extra)]
 
+
+# The representable range of every time and date an input may carry (bodies, query parameters,
+# period and month ids): the instant (in UTC) or the date must lie in the years 2000-2100. Out
+# of it is 422 VALIDATION_FAILED with an OUT_OF_RANGE problem on the field. Inside it, a time
+# moved by any offset or time zone (+-1 day) and any period arithmetic stays representable.
+YEAR_MIN, YEAR_MAX = 2000, 2100
+TIME_MIN = datetime(YEAR_MIN, 1, 1, tzinfo=UTC)  # inclusive
+TIME_MAX = datetime(YEAR_MAX + 1, 1, 1, tzinfo=UTC)  # exclusive
+DATE_MIN, DATE_MAX = date(YEAR_MIN, 1, 1), date(YEAR_MAX, 12, 31)  # inclusive
+TIME_RANGE_TEXT = f"must be in the years {YEAR_MIN}-{YEAR_MAX} (UTC)"  # "a time ..."
+
+
+def time_in_range(t: datetime) -> bool:
+    """Whether an instant lies in the representable range (a naive time is read as UTC)."""
+    # Aware comparison never converts (converting 0001-01-01T00:00+14:00 to UTC overflows).
+    return TIME_MIN <= (t if t.tzinfo is not None else t.replace(tzinfo=UTC)) < TIME_MAX
+
+
+def date_in_range(d: date) -> bool:
+    return DATE_MIN <= d <= DATE_MAX
+
+
+def _year_prefix_problem(value: str) -> str | None:
+    """A period or month id (``2026-11``, ``2026-W48``, ``2026-11-23``) outside the range."""
+    m = re.match(r"^(\d{4})-", value)
+    if m and not YEAR_MIN <= int(m[1]) <= YEAR_MAX:
+        return f"the year must be {YEAR_MIN}-{YEAR_MAX}"
+    return None
+
+
+# Extra checks a constraint type may name in ``Meta(extra={"check": name})``: run by the strict
+# decoder on bodies and parameters alike; each returns the problem text or None.
+EXTRA_CHECKS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
+    "yearPrefix": ("OUT_OF_RANGE", _year_prefix_problem),
+}
+YEAR_BOUNDED = {"check": "yearPrefix"}
 
 AwareDatetime = Annotated[
     datetime,
     Meta(
         tz=True,
-        description="RFC 3339 date-time with an offset (`Z` or `+08:00`); an offset is required.",
+        description="RFC 3339 date-time with an offset (`Z` or `+08:00`); an offset is "
+        f"required. The instant must be in the years {YEAR_MIN}-{YEAR_MAX} (UTC).",
         examples=["2026-11-11T00:00:00+08:00"],
     ),
 ]
@@ -95,7 +133,8 @@ PROBLEM_CODES: dict[str, str] = {
     "WRONG_TYPE": "The value has the wrong JSON type (e.g. a string for a number).",
     "OFFSET_MISSING": "A time has no offset; give `Z` or `+08:00`.",
     "FORMAT_INVALID": "The text does not have the required format (pattern, date, time).",
-    "OUT_OF_RANGE": "The number is below the minimum or above the maximum.",
+    "OUT_OF_RANGE": "The number is below the minimum or above the maximum, or a time or date "
+    f"is outside the years {YEAR_MIN}-{YEAR_MAX}.",
     "LENGTH_OUT_OF_RANGE": "The text or list is too short or too long.",
     "NOT_ALLOWED": "The value is not one of the allowed values.",
     "CURSOR_INVALID": "The cursor was not issued by this list.",
@@ -196,7 +235,13 @@ def _walk(t: mi.Type, v: Any, path: str, source: str, out: list) -> None:
     if isinstance(t, mi.AnyType):
         return
     if isinstance(t, mi.Metadata):
+        before = len(out)
         _walk(t.type, v, path, source, out)
+        check = EXTRA_CHECKS.get((t.extra or {}).get("check", ""))
+        if check is not None and len(out) == before and isinstance(v, str):
+            text = check[1](v)
+            if text is not None:
+                out.append(problem(source, path, check[0], text))
         return
     if isinstance(t, mi.UnionType):
         candidates = [m for m in t.types if _matches(m, v)]
@@ -254,9 +299,12 @@ def _walk(t: mi.Type, v: Any, path: str, source: str, out: list) -> None:
         _walk_datetime(t, v, path, source, out)
     elif isinstance(t, mi.DateType):
         try:
-            msgspec.convert(v, date)
+            d = msgspec.convert(v, date)
         except msgspec.ValidationError:
             out.append(problem(source, path, "FORMAT_INVALID", "expected a date YYYY-MM-DD"))
+        else:
+            if not date_in_range(d):
+                out.append(problem(source, path, "OUT_OF_RANGE", f"a date {TIME_RANGE_TEXT}"))
     else:
         _fallback(t, v, path, source, out)
 
@@ -273,6 +321,8 @@ def _walk_datetime(t: mi.DateTimeType, v: str, path: str, source: str, out: list
         out.append(
             problem(source, path, "OFFSET_MISSING", "give the time with an offset (Z or +08:00)")
         )
+    elif not time_in_range(parsed):
+        out.append(problem(source, path, "OUT_OF_RANGE", f"a time {TIME_RANGE_TEXT}"))
 
 
 def _walk_struct(t: mi.StructType, v: dict, path: str, source: str, out: list) -> None:
@@ -315,6 +365,43 @@ def _type_name(t: mi.Type) -> str:
     return names.get(type(t), type(t).__name__)
 
 
+_RANGED: dict[Any, bool] = {}
+
+
+def _has_ranged(t: Any, seen: set[int]) -> bool:
+    if id(t) in seen:
+        return False
+    seen.add(id(t))
+    if isinstance(t, mi.DateTimeType | mi.DateType):
+        return True
+    if isinstance(t, mi.Metadata):
+        return bool((t.extra or {}).get("check")) or _has_ranged(t.type, seen)
+    if isinstance(t, mi.UnionType):
+        return any(_has_ranged(m, seen) for m in t.types)
+    if isinstance(t, mi.StructType | mi.DataclassType | mi.TypedDictType):
+        return any(_has_ranged(f.type, seen) for f in t.fields)
+    if isinstance(t, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
+        return _has_ranged(t.item_type, seen)
+    if isinstance(t, mi.DictType):
+        return _has_ranged(t.key_type, seen) or _has_ranged(t.value_type, seen)
+    return False
+
+
+def range_problems(type_: Any, value: Any, source: Source = "body", path: str = "") -> list:
+    """Problems msgspec cannot see in a value that fits ``type_``: times and dates outside the
+    representable range, and the ``EXTRA_CHECKS`` a type names. Empty (and cheap) for types
+    without either."""
+    try:
+        ranged = _RANGED.get(type_)
+    except TypeError:
+        ranged = None
+    if ranged is None:
+        ranged = _has_ranged(mi.type_info(type_), set())
+        with contextlib.suppress(TypeError):
+            _RANGED[type_] = ranged
+    return problems_of(type_, value, source, path) if ranged else []
+
+
 def problems_of(type_: Any, value: Any, source: Source = "body", path: str = "") -> list[dict]:
     """Every problem of ``value`` (raw JSON data) against ``type_``, in the agreed shape."""
     out: list[dict] = []
@@ -325,12 +412,16 @@ def problems_of(type_: Any, value: Any, source: Source = "body", path: str = "")
 def convert_strict(type_: Any, value: Any, source: Source = "body") -> Any:
     """Convert raw JSON data strictly; raise 422 VALIDATION_FAILED with every problem."""
     try:
-        return msgspec.convert(value, type_, strict=True)
+        converted = msgspec.convert(value, type_, strict=True)
     except msgspec.ValidationError as exc:
         found = problems_of(type_, value, source) or [
             problem(source, _msgspec_path(str(exc)), "INVALID", str(exc).split(" - ")[0])
         ]
         raise validation_failed(found) from exc
+    found = range_problems(type_, value, source)
+    if found:
+        raise validation_failed(found)
+    return converted
 
 
 def _msgspec_path(message: str) -> str:
@@ -529,6 +620,8 @@ def param_specs(route_handler: Any) -> list[tuple[str, str, Any, bool]]:
         for m in found:
             if isinstance(m, Meta):
                 limits.update({c: getattr(m, c) for c in _CONSTRAINTS if getattr(m, c) is not None})
+                if m.extra:
+                    limits["extra"] = m.extra
         if kd is not None:
             limits.update(
                 {c: getattr(kd, c) for c in _CONSTRAINTS if getattr(kd, c, None) is not None}
@@ -562,11 +655,30 @@ def params_problems(request: Any) -> list[dict]:
                 out.append(problem(source, wire, "REQUIRED", "is required"))
             continue
         try:
-            msgspec.convert(value, type_, strict=False)
+            converted = msgspec.convert(value, type_, strict=False)
         except msgspec.ValidationError as exc:
             text = str(exc).split(" - at ")[0]
             out.append(problem(source, wire, code_of_message(text), text))
+            continue
+        for item in converted if isinstance(converted, list) else [converted]:
+            if isinstance(item, datetime) and not time_in_range(item):
+                out.append(problem(source, wire, "OUT_OF_RANGE", f"a time {TIME_RANGE_TEXT}"))
+            elif isinstance(item, date) and not date_in_range(item):
+                out.append(problem(source, wire, "OUT_OF_RANGE", f"a date {TIME_RANGE_TEXT}"))
+            elif isinstance(item, str) and (extra := _extra_problem(type_, item)) is not None:
+                out.append(problem(source, wire, "OUT_OF_RANGE", extra))
     return out
+
+
+def _extra_problem(type_: Any, value: str) -> str | None:
+    for m in _unwrap(type_)[1]:
+        if (
+            isinstance(m, Meta)
+            and m.extra
+            and (check := EXTRA_CHECKS.get(m.extra.get("check", "")))
+        ):
+            return check[1](value)
+    return None
 
 
 _PRINCIPALS = frozenset({"member", "operator"})
@@ -619,10 +731,12 @@ async def strict_request(request: Any) -> None:
         request._connection_state.json = raw
     try:
         msgspec.convert(raw, type_, strict=True)
+        shape = range_problems(type_, raw, "body")
     except msgspec.ValidationError as exc:
         shape = problems_of(type_, raw, "body") or [
             problem("body", _msgspec_path(str(exc)), "INVALID", str(exc).split(" - ")[0])
         ]
+    if shape:
         found += shape + rule_problems_of(type_, raw, shape)
     if found:
         raise validation_failed(found)
