@@ -158,3 +158,61 @@ async def test_members_never_see_exception_text_of_a_parked_board(ctx, client, t
     assert details["state"] == "parked" and "Error" not in details["reason"], details
     r = await client.get("/admin/v1/leaderboards/p", headers=tenant.admin)
     assert "TypeError" in r.json()["parked"]["reason"]
+
+
+# ------------------------------------------------------------------ B1-B4: the JSON itself
+
+
+async def test_deeply_nested_json_is_one_clear_400_on_every_route(ctx, tenant, client):
+    _, member = await tenant.member("m1")
+    before = await table_counts(ctx)
+    for method, url, headers, body in (
+        ("patch", "/v1/me", member, '{"a":' * 3000 + "1" + "}" * 3000),
+        ("post", "/admin/v1/events", tenant.admin, "[" * 3000 + "]" * 3000),
+        ("post", "/admin/v1/members/b3b/points", tenant.admin, "[" * 40 + "]" * 40),
+    ):
+        r = await client.request(
+            method, url, headers={**headers, "Content-Type": "application/json"}, content=body
+        )
+        assert r.status_code == 400, r.text
+        err = r.json()["error"]
+        assert err["code"] == "MALFORMED_REQUEST"
+        assert [p["code"] for p in err["details"]["problems"]] == ["JSON_INVALID"]
+    assert await table_counts(ctx) == before
+
+
+@pytest.mark.parametrize("text", ["a\\u0000b", "\\ud800", "x\\udfff"])
+async def test_nul_and_lone_surrogates_are_refused_at_their_field(ctx, tenant, client, text):
+    _, member = await tenant.member("m1")
+    before = await table_counts(ctx)
+    r = await client.patch(
+        "/v1/me",
+        headers={**member, "Content-Type": "application/json"},
+        content='{"nickname":"' + text + '"}',
+    )
+    assert where(problems_of(r)) == {("body", "nickname", "CHARACTER_NOT_ALLOWED")}
+    assert await table_counts(ctx) == before
+
+
+async def test_an_empty_body_is_required_not_a_key_error(ctx, tenant, client):
+    _, member = await tenant.member("m1")
+    for method, url, headers in (
+        ("post", "/admin/v1/members/b3b/points", tenant.admin),
+        ("patch", "/v1/me", member),
+    ):
+        r = await client.request(
+            method, url, headers={**headers, "Content-Type": "application/json"}, content=b""
+        )
+        problems = problems_of(r)
+        assert where(problems) == {("body", "", "REQUIRED")}, r.text
+        assert "'data'" not in r.text
+
+
+# ------------------------------------------------------------------ item 4: one cursor code
+
+
+async def test_every_bad_cursor_is_cursor_invalid(ctx, tenant, client):
+    _, member = await tenant.member("m1")
+    for cursor in ("zzz", "%00", "%27%3B--", "a" * 65, "%F0%9F%98%80"):
+        r = await client.get(f"/v1/me/ledger?cursor={cursor}", headers=member)
+        assert where(problems_of(r)) == {("query", "cursor", "CURSOR_INVALID")}, cursor

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import re
 import types
 import typing
@@ -117,6 +118,8 @@ OperatorPageSize = Annotated[
 CURSOR_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 Cursor = Annotated[
     str | None,
+    # Every malformation of a cursor (pattern, length, characters) is one code: CURSOR_INVALID.
+    Meta(extra={"code": "CURSOR_INVALID"}),
     Parameter(
         max_length=64,
         pattern=CURSOR_PATTERN,
@@ -138,11 +141,72 @@ PROBLEM_CODES: dict[str, str] = {
     "LENGTH_OUT_OF_RANGE": "The text or list is too short or too long.",
     "NOT_ALLOWED": "The value is not one of the allowed values.",
     "CURSOR_INVALID": "The cursor was not issued by this list.",
-    "JSON_INVALID": "The body is not parseable JSON (with MALFORMED_REQUEST).",
+    "CHARACTER_NOT_ALLOWED": "The text holds a NUL character or a lone UTF-16 surrogate.",
+    "JSON_INVALID": "The body is not parseable JSON, or nested deeper than 32 levels "
+    "(with MALFORMED_REQUEST).",
     "INVALID": "The value breaks a rule of this configuration; see problem.",
 }
 
 Source = Literal["body", "query", "path", "header"]
+
+
+# Deepest nesting of arrays and objects a body may have (the deepest real body has 5 levels).
+MAX_JSON_DEPTH = 32
+# Text no field may hold: NUL (PostgreSQL cannot store it) and lone UTF-16 surrogates (not
+# Unicode characters; they cannot be encoded as UTF-8).
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def bad_text(value: str) -> str | None:
+    """Why ``value`` cannot be text of any field (a problem sentence), or None."""
+    m = _BAD_TEXT.search(value)
+    if m is None:
+        return None
+    return "holds a NUL character" if m[0] == "\x00" else "holds a lone UTF-16 surrogate"
+
+
+def scan_json(raw: Any, source: Source = "body") -> tuple[int, list[dict[str, str]]]:
+    """One iterative pass over decoded JSON: its nesting depth (stops counting past
+    MAX_JSON_DEPTH) and a CHARACTER_NOT_ALLOWED problem for every string or key holding
+    bad text, at its path."""
+    out: list[dict[str, str]] = []
+    deepest = 0
+    stack: list[tuple[Any, str, int]] = [(raw, "", 0)]
+    while stack:
+        v, path, depth = stack.pop()
+        if isinstance(v, str):
+            if (why := bad_text(v)) is not None:
+                out.append(problem(source, path, "CHARACTER_NOT_ALLOWED", why))
+            continue
+        if not isinstance(v, dict | list):
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            continue
+        if isinstance(v, dict):
+            for k, item in v.items():
+                sub = _join(path, str(k))
+                if (why := bad_text(k)) is not None:
+                    out.append(problem(source, sub, "CHARACTER_NOT_ALLOWED", f"the key {why}"))
+                stack.append((item, sub, depth))
+        else:
+            stack.extend((item, _join(path, i), depth) for i, item in enumerate(v))
+    out.sort(key=lambda p: p["path"])
+    return deepest, out
+
+
+def _too_deep() -> Exception:
+    from service.core.errors import DomainError
+
+    return DomainError(
+        "MALFORMED_REQUEST",
+        details={
+            "problems": [
+                problem("body", "", "JSON_INVALID", f"nested deeper than {MAX_JSON_DEPTH} levels")
+            ]
+        },
+    )
 
 
 def problem(source: str, path: str, code: str, text: str) -> dict[str, str]:
@@ -528,6 +592,12 @@ def _drop(t: Any, v: Any, tokens: list[str | int]) -> bool:
 _BODY_TYPES: dict[Any, Any] = {}
 
 
+def body_required(route_handler: Any) -> bool:
+    """Whether a handler's ``data`` must be sent (not ``X | None = None``)."""
+    field = route_handler.parsed_data_field
+    return field is not None and not field.is_optional and not field.has_default
+
+
 def body_type_of(route_handler: Any) -> Any:
     """The declared type of a handler's ``data`` (with its Meta constraints), or None."""
     key = id(route_handler)
@@ -654,11 +724,22 @@ def params_problems(request: Any) -> list[dict]:
             if required:
                 out.append(problem(source, wire, "REQUIRED", "is required"))
             continue
+        own_code = _own_code(type_)
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and (why := bad_text(t)) is not None for t in texts):
+            if own_code == "CURSOR_INVALID":
+                out.append(problem(source, wire, own_code, "not a cursor we issued"))
+            else:
+                out.append(problem(source, wire, "CHARACTER_NOT_ALLOWED", why or ""))
+            continue
         try:
             converted = msgspec.convert(value, type_, strict=False)
         except msgspec.ValidationError as exc:
             text = str(exc).split(" - at ")[0]
-            out.append(problem(source, wire, code_of_message(text), text))
+            if own_code == "CURSOR_INVALID":
+                out.append(problem(source, wire, own_code, "not a cursor we issued"))
+            else:
+                out.append(problem(source, wire, code_of_message(text), text))
             continue
         for item in converted if isinstance(converted, list) else [converted]:
             if isinstance(item, datetime) and not time_in_range(item):
@@ -668,6 +749,14 @@ def params_problems(request: Any) -> list[dict]:
             elif isinstance(item, str) and (extra := _extra_problem(type_, item)) is not None:
                 out.append(problem(source, wire, "OUT_OF_RANGE", extra))
     return out
+
+
+def _own_code(type_: Any) -> str | None:
+    """The one problem code a parameter type answers for any malformation (``Meta.extra``)."""
+    for m in _unwrap(type_)[1]:
+        if isinstance(m, Meta) and m.extra and "code" in m.extra:
+            return str(m.extra["code"])
+    return None
 
 
 def _extra_problem(type_: Any, value: str) -> str | None:
@@ -709,10 +798,12 @@ async def strict_request(request: Any) -> None:
             raise validation_failed(found)
         return
     body = await request.body()
-    if not body:
+    if not body.strip():
+        if body_required(request.route_handler):
+            found.append(problem("body", "", "REQUIRED", "a JSON body is required"))
         if found:
             raise validation_failed(found)
-        return  # Litestar reports a missing required body as REQUIRED
+        return
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise DomainError(
@@ -721,11 +812,26 @@ async def strict_request(request: Any) -> None:
         )
     try:
         raw = msgspec.json.decode(body)
+    except RecursionError as exc:
+        raise _too_deep() from exc
     except msgspec.DecodeError as exc:
+        # msgspec refuses a lone surrogate escape ("\ud800") as if the JSON were cut short;
+        # the standard parser reads it, so the problem can name its field.
+        try:
+            bad = scan_json(json.loads(body))[1]
+        except (ValueError, RecursionError):
+            bad = []
+        if bad:
+            raise validation_failed(found + bad) from exc
         raise DomainError(
             "MALFORMED_REQUEST",
             details={"problems": [problem("body", "", "JSON_INVALID", str(exc))]},
         ) from exc
+    depth, bad = scan_json(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise _too_deep()
+    if bad:
+        raise validation_failed(found + bad)
     with contextlib.suppress(AttributeError):
         # Litestar reads the JSON once more for the handler: hand it the parsed value.
         request._connection_state.json = raw
