@@ -216,3 +216,23 @@ async def test_every_bad_cursor_is_cursor_invalid(ctx, tenant, client):
     for cursor in ("zzz", "%00", "%27%3B--", "a" * 65, "%F0%9F%98%80"):
         r = await client.get(f"/v1/me/ledger?cursor={cursor}", headers=member)
         assert where(problems_of(r)) == {("query", "cursor", "CURSOR_INVALID")}, cursor
+
+
+# ------------------------------------------------------------------ item 8: the stated tie limits
+
+
+def test_tie_order_resolution_is_what_the_docs_state():
+    """README and leaderboards.md: ties rank by reach time only to the board's tick (1 s on
+    all-time boards); within a tick the smaller member id ranks first."""
+    from service.leaderboards import rules
+
+    period = rules.Period("all", rules.ALL_TIME_EPOCH, None, rules.ALL_TIME_UNIT)
+    t0 = datetime(2026, 11, 29, 12, 0, 0, 100_000, tzinfo=UTC)
+    later = t0.replace(microsecond=700_000)  # 0.6 s later, same second
+    # Member 45 reached the score 0.6 s after member 46, yet ranks first: same tick.
+    assert rules.sort_key(44, later, 45, period) < rules.sort_key(44, t0, 46, period)
+    assert rules.encode(44, later, period) == rules.encode(44, t0, period)
+    # About 2 s apart: reach order (a smaller sort key ranks higher).
+    assert rules.sort_key(44, t0.replace(second=2), 45, period) > rules.sort_key(44, t0, 46, period)
+    readme = open("README.md", encoding="utf-8").read()
+    assert "exact on every board kind" not in readme and "1 s on\nall-time boards" in readme
