@@ -10,6 +10,7 @@ clear problem, never a 500 or Python exception text.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -234,5 +235,5 @@ def test_tie_order_resolution_is_what_the_docs_state():
     assert rules.encode(44, later, period) == rules.encode(44, t0, period)
     # About 2 s apart: reach order (a smaller sort key ranks higher).
     assert rules.sort_key(44, t0.replace(second=2), 45, period) > rules.sort_key(44, t0, 46, period)
-    readme = open("README.md", encoding="utf-8").read()
+    readme = Path("README.md").read_text(encoding="utf-8")
     assert "exact on every board kind" not in readme and "1 s on\nall-time boards" in readme
