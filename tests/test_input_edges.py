@@ -237,3 +237,14 @@ def test_tie_order_resolution_is_what_the_docs_state():
     assert rules.sort_key(44, t0.replace(second=2), 45, period) > rules.sort_key(44, t0, 46, period)
     readme = Path("README.md").read_text(encoding="utf-8")
     assert "exact on every board kind" not in readme and "1 s on\nall-time boards" in readme
+
+
+# ------------------------------------------------------------------ minor: request ids
+
+
+async def test_a_request_id_over_64_characters_is_replaced_by_a_fresh_one(client):
+    r = await client.get("/health/live", headers={"X-Request-Id": "r" * 500})
+    rid = r.headers["X-Request-Id"]
+    assert 1 <= len(rid) <= 64 and not rid.startswith("rrrr"), rid
+    r = await client.get("/health/live", headers={"X-Request-Id": "trace-42"})
+    assert r.headers["X-Request-Id"] == "trace-42"
