@@ -22,6 +22,8 @@ FEATURE_MODULES: tuple[str, ...] = (
     "reminders",
     "badges",
     "ceremonies",
+    "teams",
+    "pks",
 )
 
 
