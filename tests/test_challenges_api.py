@@ -145,7 +145,8 @@ async def test_join_refusals_change_nothing(tenant, client, ctx, clock):
     assert_error(await join(client, tenant, "poor", "c4"), 409, "INSUFFICIENT_POINTS")
     assert_error(await join(client, tenant, "j2", "nope"), 404, "CHALLENGE_NOT_FOUND")
     await put_challenge(client, tenant, "draft", state="draft")
-    assert_error(await join(client, tenant, "j2", "draft"), 404, "CHALLENGE_NOT_FOUND")
+    err = assert_error(await join(client, tenant, "j2", "draft"), 409, "CHALLENGE_CLOSED")
+    assert err["details"]["status"] == "draft"  # a draft answers its state, not 404
     clock.set(sh(2026, 11, 24, 0, 0, 0))
     assert_error(await join(client, tenant, "j2", "c4"), 409, "CHALLENGE_CLOSED")
     assert await db_balance(ctx, tenant.id, ids["j2"]) == 500

@@ -351,7 +351,14 @@ async def test_bad_config_is_422_with_every_problem_and_writes_nothing(tenant, c
 
 async def test_campaign_not_live(tenant, client, clock):
     await put_campaign(client, tenant, "draft", state="draft")
-    assert_error(await checkin(client, tenant, "c-nl", "draft"), 404, "CAMPAIGN_NOT_FOUND")
+    # A draft answers its state, as an upcoming or ended campaign does (trial 9, item 4).
+    err = assert_error(await checkin(client, tenant, "c-nl", "draft"), 409, "CAMPAIGN_NOT_LIVE")
+    assert err["details"]["state"] == "draft"
+    _, headers = await tenant.member("c-nl")
+    err = assert_error(
+        await client.get("/v1/checkins/draft", headers=headers), 409, "CAMPAIGN_NOT_LIVE"
+    )
+    assert err["details"]["state"] == "draft"
     await put_campaign(client, tenant, "soon", startsAt="2026-12-01T00:00:00+08:00")
     err = assert_error(await checkin(client, tenant, "c-nl", "soon"), 409, "CAMPAIGN_NOT_LIVE")
     assert err["details"]["state"] == "upcoming"

@@ -198,7 +198,7 @@ async def join(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> Joi
     ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     row = await repo.get(conn, tenant_id, key, lock=True)
-    if row is None or row["state"] == "draft":
+    if row is None:
         raise DomainError("CHALLENGE_NOT_FOUND", details={"challenge": key})
     existing = await repo.entry(conn, tenant_id, row["id"], member_id)
     if existing is not None:

@@ -34,7 +34,7 @@ from service.core.tenancy import Operator
 from service.core.uow import UnitOfWork
 
 
-@errors("CAMPAIGN_NOT_FOUND")
+@errors("CAMPAIGN_NOT_FOUND", "CAMPAIGN_NOT_LIVE")
 @get(
     "/checkins/{campaignKey:str}",
     summary="My check-in page: today, streaks, a month's calendar, rewards ahead",

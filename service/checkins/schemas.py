@@ -8,12 +8,16 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from service.core.constraints import AwareDatetime, constrained
+from service.core.constraints import YEAR_BOUNDED, AwareDatetime, constrained
 from service.core.constraints import Key as Key
 
 Amount = Annotated[int, Meta(ge=0, le=1_000_000)]
 MonthParam = constrained(
-    str, "A month, YYYY-MM.", examples=["2026-11"], pattern=r"^\d{4}-(0[1-9]|1[0-2])$"
+    str,
+    "A month, YYYY-MM, in the years 2000-2100.",
+    examples=["2026-11"],
+    pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+    extra=YEAR_BOUNDED,
 )
 
 

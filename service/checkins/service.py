@@ -176,10 +176,13 @@ async def find_campaign(
 async def member_campaign(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str
 ) -> Campaign:
-    """A campaign as members may see it: drafts do not exist for them."""
+    """A campaign as members may see it. A draft exists but is not open: 409
+    CAMPAIGN_NOT_LIVE with ``state: "draft"`` (as an ended one answers its state)."""
     c = await find_campaign(ctx, conn, tenant_id, key)
-    if c is None or c.state == "draft":
+    if c is None:
         raise DomainError("CAMPAIGN_NOT_FOUND", details={"campaign": key})
+    if c.state == "draft":
+        raise DomainError("CAMPAIGN_NOT_LIVE", details={"campaign": c.key, "state": "draft"})
     return c
 
 

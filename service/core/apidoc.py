@@ -299,7 +299,9 @@ X_REQUEST_ID = Parameter(
     param_in="header",
     required=False,
     schema=Schema(type=OpenAPIType.STRING, max_length=64),
-    description="Optional id of this request, echoed in the answer and in the service's logs.",
+    description="Optional id of this request (1-64 printable characters), echoed in the answer "
+    "and in the service's logs. A longer or unprintable id is replaced by a fresh one (the "
+    "answer's `X-Request-Id` says which).",
 )
 
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import re
 import types
 import typing
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -39,14 +40,52 @@ def constrained(
     extra: dict[str, Any] = {"description": description} if description else {}
     # Limits are Meta's keyword arguments, passed through by name (mypy cannot see which).
     meta = Meta(**limits, **extra, **({"examples": examples} if examples else {}))  # type: ignore[call-overload]
+    limits.pop("extra", None)  # Meta's own checks (EXTRA_CHECKS); Parameter has no such field
     return Annotated[base, meta, Parameter(**limits, **extra)]
 
+
+# The representable range of every time and date an input may carry (bodies, query parameters,
+# period and month ids): the instant (in UTC) or the date must lie in the years 2000-2100. Out
+# of it is 422 VALIDATION_FAILED with an OUT_OF_RANGE problem on the field. Inside it, a time
+# moved by any offset or time zone (+-1 day) and any period arithmetic stays representable.
+YEAR_MIN, YEAR_MAX = 2000, 2100
+TIME_MIN = datetime(YEAR_MIN, 1, 1, tzinfo=UTC)  # inclusive
+TIME_MAX = datetime(YEAR_MAX + 1, 1, 1, tzinfo=UTC)  # exclusive
+DATE_MIN, DATE_MAX = date(YEAR_MIN, 1, 1), date(YEAR_MAX, 12, 31)  # inclusive
+TIME_RANGE_TEXT = f"must be in the years {YEAR_MIN}-{YEAR_MAX} (UTC)"  # "a time ..."
+
+
+def time_in_range(t: datetime) -> bool:
+    """Whether an instant lies in the representable range (a naive time is read as UTC)."""
+    # Aware comparison never converts (converting 0001-01-01T00:00+14:00 to UTC overflows).
+    return TIME_MIN <= (t if t.tzinfo is not None else t.replace(tzinfo=UTC)) < TIME_MAX
+
+
+def date_in_range(d: date) -> bool:
+    return DATE_MIN <= d <= DATE_MAX
+
+
+def _year_prefix_problem(value: str) -> str | None:
+    """A period or month id (``2026-11``, ``2026-W48``, ``2026-11-23``) outside the range."""
+    m = re.match(r"^(\d{4})-", value)
+    if m and not YEAR_MIN <= int(m[1]) <= YEAR_MAX:
+        return f"the year must be {YEAR_MIN}-{YEAR_MAX}"
+    return None
+
+
+# Extra checks a constraint type may name in ``Meta(extra={"check": name})``: run by the strict
+# decoder on bodies and parameters alike; each returns the problem text or None.
+EXTRA_CHECKS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
+    "yearPrefix": ("OUT_OF_RANGE", _year_prefix_problem),
+}
+YEAR_BOUNDED = {"check": "yearPrefix"}
 
 AwareDatetime = Annotated[
     datetime,
     Meta(
         tz=True,
-        description="RFC 3339 date-time with an offset (`Z` or `+08:00`); an offset is required.",
+        description="RFC 3339 date-time with an offset (`Z` or `+08:00`); an offset is "
+        f"required. The instant must be in the years {YEAR_MIN}-{YEAR_MAX} (UTC).",
         examples=["2026-11-11T00:00:00+08:00"],
     ),
 ]
@@ -79,6 +118,8 @@ OperatorPageSize = Annotated[
 CURSOR_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 Cursor = Annotated[
     str | None,
+    # Every malformation of a cursor (pattern, length, characters) is one code: CURSOR_INVALID.
+    Meta(extra={"code": "CURSOR_INVALID"}),
     Parameter(
         max_length=64,
         pattern=CURSOR_PATTERN,
@@ -95,15 +136,77 @@ PROBLEM_CODES: dict[str, str] = {
     "WRONG_TYPE": "The value has the wrong JSON type (e.g. a string for a number).",
     "OFFSET_MISSING": "A time has no offset; give `Z` or `+08:00`.",
     "FORMAT_INVALID": "The text does not have the required format (pattern, date, time).",
-    "OUT_OF_RANGE": "The number is below the minimum or above the maximum.",
+    "OUT_OF_RANGE": "The number is below the minimum or above the maximum, or a time or date "
+    f"is outside the years {YEAR_MIN}-{YEAR_MAX}.",
     "LENGTH_OUT_OF_RANGE": "The text or list is too short or too long.",
     "NOT_ALLOWED": "The value is not one of the allowed values.",
     "CURSOR_INVALID": "The cursor was not issued by this list.",
-    "JSON_INVALID": "The body is not parseable JSON (with MALFORMED_REQUEST).",
+    "CHARACTER_NOT_ALLOWED": "The text holds a NUL character or a lone UTF-16 surrogate.",
+    "JSON_INVALID": "The body is not parseable JSON, or nested deeper than 32 levels "
+    "(with MALFORMED_REQUEST).",
     "INVALID": "The value breaks a rule of this configuration; see problem.",
 }
 
 Source = Literal["body", "query", "path", "header"]
+
+
+# Deepest nesting of arrays and objects a body may have (the deepest real body has 5 levels).
+MAX_JSON_DEPTH = 32
+# Text no field may hold: NUL (PostgreSQL cannot store it) and lone UTF-16 surrogates (not
+# Unicode characters; they cannot be encoded as UTF-8).
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def bad_text(value: str) -> str | None:
+    """Why ``value`` cannot be text of any field (a problem sentence), or None."""
+    m = _BAD_TEXT.search(value)
+    if m is None:
+        return None
+    return "holds a NUL character" if m[0] == "\x00" else "holds a lone UTF-16 surrogate"
+
+
+def scan_json(raw: Any, source: Source = "body") -> tuple[int, list[dict[str, str]]]:
+    """One iterative pass over decoded JSON: its nesting depth (stops counting past
+    MAX_JSON_DEPTH) and a CHARACTER_NOT_ALLOWED problem for every string or key holding
+    bad text, at its path."""
+    out: list[dict[str, str]] = []
+    deepest = 0
+    stack: list[tuple[Any, str, int]] = [(raw, "", 0)]
+    while stack:
+        v, path, depth = stack.pop()
+        if isinstance(v, str):
+            if (why := bad_text(v)) is not None:
+                out.append(problem(source, path, "CHARACTER_NOT_ALLOWED", why))
+            continue
+        if not isinstance(v, dict | list):
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            continue
+        if isinstance(v, dict):
+            for k, item in v.items():
+                sub = _join(path, str(k))
+                if (why := bad_text(k)) is not None:
+                    out.append(problem(source, sub, "CHARACTER_NOT_ALLOWED", f"the key {why}"))
+                stack.append((item, sub, depth))
+        else:
+            stack.extend((item, _join(path, i), depth) for i, item in enumerate(v))
+    out.sort(key=lambda p: p["path"])
+    return deepest, out
+
+
+def _too_deep() -> Exception:
+    from service.core.errors import DomainError
+
+    return DomainError(
+        "MALFORMED_REQUEST",
+        details={
+            "problems": [
+                problem("body", "", "JSON_INVALID", f"nested deeper than {MAX_JSON_DEPTH} levels")
+            ]
+        },
+    )
 
 
 def problem(source: str, path: str, code: str, text: str) -> dict[str, str]:
@@ -196,7 +299,13 @@ def _walk(t: mi.Type, v: Any, path: str, source: str, out: list) -> None:
     if isinstance(t, mi.AnyType):
         return
     if isinstance(t, mi.Metadata):
+        before = len(out)
         _walk(t.type, v, path, source, out)
+        check = EXTRA_CHECKS.get((t.extra or {}).get("check", ""))
+        if check is not None and len(out) == before and isinstance(v, str):
+            text = check[1](v)
+            if text is not None:
+                out.append(problem(source, path, check[0], text))
         return
     if isinstance(t, mi.UnionType):
         candidates = [m for m in t.types if _matches(m, v)]
@@ -254,9 +363,12 @@ def _walk(t: mi.Type, v: Any, path: str, source: str, out: list) -> None:
         _walk_datetime(t, v, path, source, out)
     elif isinstance(t, mi.DateType):
         try:
-            msgspec.convert(v, date)
+            d = msgspec.convert(v, date)
         except msgspec.ValidationError:
             out.append(problem(source, path, "FORMAT_INVALID", "expected a date YYYY-MM-DD"))
+        else:
+            if not date_in_range(d):
+                out.append(problem(source, path, "OUT_OF_RANGE", f"a date {TIME_RANGE_TEXT}"))
     else:
         _fallback(t, v, path, source, out)
 
@@ -273,6 +385,8 @@ def _walk_datetime(t: mi.DateTimeType, v: str, path: str, source: str, out: list
         out.append(
             problem(source, path, "OFFSET_MISSING", "give the time with an offset (Z or +08:00)")
         )
+    elif not time_in_range(parsed):
+        out.append(problem(source, path, "OUT_OF_RANGE", f"a time {TIME_RANGE_TEXT}"))
 
 
 def _walk_struct(t: mi.StructType, v: dict, path: str, source: str, out: list) -> None:
@@ -315,6 +429,43 @@ def _type_name(t: mi.Type) -> str:
     return names.get(type(t), type(t).__name__)
 
 
+_RANGED: dict[Any, bool] = {}
+
+
+def _has_ranged(t: Any, seen: set[int]) -> bool:
+    if id(t) in seen:
+        return False
+    seen.add(id(t))
+    if isinstance(t, mi.DateTimeType | mi.DateType):
+        return True
+    if isinstance(t, mi.Metadata):
+        return bool((t.extra or {}).get("check")) or _has_ranged(t.type, seen)
+    if isinstance(t, mi.UnionType):
+        return any(_has_ranged(m, seen) for m in t.types)
+    if isinstance(t, mi.StructType | mi.DataclassType | mi.TypedDictType):
+        return any(_has_ranged(f.type, seen) for f in t.fields)
+    if isinstance(t, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
+        return _has_ranged(t.item_type, seen)
+    if isinstance(t, mi.DictType):
+        return _has_ranged(t.key_type, seen) or _has_ranged(t.value_type, seen)
+    return False
+
+
+def range_problems(type_: Any, value: Any, source: Source = "body", path: str = "") -> list:
+    """Problems msgspec cannot see in a value that fits ``type_``: times and dates outside the
+    representable range, and the ``EXTRA_CHECKS`` a type names. Empty (and cheap) for types
+    without either."""
+    try:
+        ranged = _RANGED.get(type_)
+    except TypeError:
+        ranged = None
+    if ranged is None:
+        ranged = _has_ranged(mi.type_info(type_), set())
+        with contextlib.suppress(TypeError):
+            _RANGED[type_] = ranged
+    return problems_of(type_, value, source, path) if ranged else []
+
+
 def problems_of(type_: Any, value: Any, source: Source = "body", path: str = "") -> list[dict]:
     """Every problem of ``value`` (raw JSON data) against ``type_``, in the agreed shape."""
     out: list[dict] = []
@@ -325,12 +476,16 @@ def problems_of(type_: Any, value: Any, source: Source = "body", path: str = "")
 def convert_strict(type_: Any, value: Any, source: Source = "body") -> Any:
     """Convert raw JSON data strictly; raise 422 VALIDATION_FAILED with every problem."""
     try:
-        return msgspec.convert(value, type_, strict=True)
+        converted = msgspec.convert(value, type_, strict=True)
     except msgspec.ValidationError as exc:
         found = problems_of(type_, value, source) or [
             problem(source, _msgspec_path(str(exc)), "INVALID", str(exc).split(" - ")[0])
         ]
         raise validation_failed(found) from exc
+    found = range_problems(type_, value, source)
+    if found:
+        raise validation_failed(found)
+    return converted
 
 
 def _msgspec_path(message: str) -> str:
@@ -441,6 +596,12 @@ def _drop(t: Any, v: Any, tokens: list[str | int]) -> bool:
 _BODY_TYPES: dict[Any, Any] = {}
 
 
+def body_required(route_handler: Any) -> bool:
+    """Whether a handler's ``data`` must be sent (not ``X | None = None``)."""
+    field = route_handler.parsed_data_field
+    return field is not None and not field.is_optional and not field.has_default
+
+
 def body_type_of(route_handler: Any) -> Any:
     """The declared type of a handler's ``data`` (with its Meta constraints), or None."""
     key = id(route_handler)
@@ -533,6 +694,8 @@ def param_specs(route_handler: Any) -> list[tuple[str, str, Any, bool]]:
         for m in found:
             if isinstance(m, Meta):
                 limits.update({c: getattr(m, c) for c in _CONSTRAINTS if getattr(m, c) is not None})
+                if m.extra:
+                    limits["extra"] = m.extra
         if kd is not None:
             limits.update(
                 {c: getattr(kd, c) for c in _CONSTRAINTS if getattr(kd, c, None) is not None}
@@ -565,12 +728,50 @@ def params_problems(request: Any) -> list[dict]:
             if required:
                 out.append(problem(source, wire, "REQUIRED", "is required"))
             continue
+        own_code = _own_code(type_)
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and (why := bad_text(t)) is not None for t in texts):
+            if own_code == "CURSOR_INVALID":
+                out.append(problem(source, wire, own_code, "not a cursor we issued"))
+            else:
+                out.append(problem(source, wire, "CHARACTER_NOT_ALLOWED", why or ""))
+            continue
         try:
-            msgspec.convert(value, type_, strict=False)
+            converted = msgspec.convert(value, type_, strict=False)
         except msgspec.ValidationError as exc:
             text = str(exc).split(" - at ")[0]
-            out.append(problem(source, wire, code_of_message(text), text))
+            if own_code == "CURSOR_INVALID":
+                out.append(problem(source, wire, own_code, "not a cursor we issued"))
+            else:
+                out.append(problem(source, wire, code_of_message(text), text))
+            continue
+        for item in converted if isinstance(converted, list) else [converted]:
+            if isinstance(item, datetime) and not time_in_range(item):
+                out.append(problem(source, wire, "OUT_OF_RANGE", f"a time {TIME_RANGE_TEXT}"))
+            elif isinstance(item, date) and not date_in_range(item):
+                out.append(problem(source, wire, "OUT_OF_RANGE", f"a date {TIME_RANGE_TEXT}"))
+            elif isinstance(item, str) and (extra := _extra_problem(type_, item)) is not None:
+                out.append(problem(source, wire, "OUT_OF_RANGE", extra))
     return out
+
+
+def _own_code(type_: Any) -> str | None:
+    """The one problem code a parameter type answers for any malformation (``Meta.extra``)."""
+    for m in _unwrap(type_)[1]:
+        if isinstance(m, Meta) and m.extra and "code" in m.extra:
+            return str(m.extra["code"])
+    return None
+
+
+def _extra_problem(type_: Any, value: str) -> str | None:
+    for m in _unwrap(type_)[1]:
+        if (
+            isinstance(m, Meta)
+            and m.extra
+            and (check := EXTRA_CHECKS.get(m.extra.get("check", "")))
+        ):
+            return check[1](value)
+    return None
 
 
 _PRINCIPALS = frozenset({"member", "operator"})
@@ -601,10 +802,12 @@ async def strict_request(request: Any) -> None:
             raise validation_failed(found)
         return
     body = await request.body()
-    if not body:
+    if not body.strip():
+        if body_required(request.route_handler):
+            found.append(problem("body", "", "REQUIRED", "a JSON body is required"))
         if found:
             raise validation_failed(found)
-        return  # Litestar reports a missing required body as REQUIRED
+        return
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise DomainError(
@@ -613,20 +816,37 @@ async def strict_request(request: Any) -> None:
         )
     try:
         raw = msgspec.json.decode(body)
+    except RecursionError as exc:
+        raise _too_deep() from exc
     except msgspec.DecodeError as exc:
+        # msgspec refuses a lone surrogate escape ("\ud800") as if the JSON were cut short;
+        # the standard parser reads it, so the problem can name its field.
+        try:
+            bad = scan_json(json.loads(body))[1]
+        except (ValueError, RecursionError):
+            bad = []
+        if bad:
+            raise validation_failed(found + bad) from exc
         raise DomainError(
             "MALFORMED_REQUEST",
             details={"problems": [problem("body", "", "JSON_INVALID", str(exc))]},
         ) from exc
+    depth, bad = scan_json(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise _too_deep()
+    if bad:
+        raise validation_failed(found + bad)
     with contextlib.suppress(AttributeError):
         # Litestar reads the JSON once more for the handler: hand it the parsed value.
         request._connection_state.json = raw
     try:
         msgspec.convert(raw, type_, strict=True)
+        shape = range_problems(type_, raw, "body")
     except msgspec.ValidationError as exc:
         shape = problems_of(type_, raw, "body") or [
             problem("body", _msgspec_path(str(exc)), "INVALID", str(exc).split(" - ")[0])
         ]
+    if shape:
         found += shape + rule_problems_of(type_, raw, shape)
     if found:
         raise validation_failed(found)

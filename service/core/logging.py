@@ -16,6 +16,8 @@ from service.config import Settings
 
 _SENSITIVE = ("phone", "address", "name_on_parcel", "session_key", "secret", "token")
 
+X_REQUEST_ID_MAX = 64  # characters of a client's X-Request-Id we keep (else a new id)
+
 
 def _mask_sensitive(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Personal data and secrets never reach a log line in clear."""
@@ -70,9 +72,12 @@ class RequestLogMiddleware:
         incoming = None
         for k, v in scope["headers"]:
             if k == b"x-request-id":
-                incoming = v.decode("latin-1")[:64]
+                incoming = v.decode("latin-1")
                 break
-        request_id = incoming if incoming and incoming.isprintable() else uuid.uuid4().hex
+        # A client id is used as sent when it is 1-64 printable characters (X_REQUEST_ID_MAX);
+        # otherwise (too long, control characters) the request gets a fresh id, never a cut one.
+        ok = bool(incoming) and len(incoming or "") <= X_REQUEST_ID_MAX
+        request_id = incoming if ok and incoming and incoming.isprintable() else uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         info: dict[str, Any] = {}

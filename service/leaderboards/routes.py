@@ -8,10 +8,11 @@ from litestar import Response, Router, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
+from msgspec import Meta
 
 from service.core.apidoc import errors
 from service.core.auth import Member
-from service.core.constraints import Cursor, OperatorPageSize, PageSize
+from service.core.constraints import YEAR_BOUNDED, Cursor, OperatorPageSize, PageSize
 from service.core.http import (
     RequestUnit,
     get_ctx,
@@ -42,9 +43,10 @@ from service.leaderboards.schemas import (
 PERIOD_DOC = (
     "`current` (default), `previous`, or a period id: `all`, `window`, `2026-11-23`, "
     "`2026-W48` (ISO week, Monday start, in the board's time zone), `2026-11`. Closed periods "
-    "are read from the archive. Unknown: 404 LEADERBOARD_PERIOD_NOT_FOUND."
+    "are read from the archive. Unknown: 404 LEADERBOARD_PERIOD_NOT_FOUND. A year outside "
+    "2000-2100: 422 VALIDATION_FAILED (OUT_OF_RANGE)."
 )
-Period = Annotated[str, Parameter(description=PERIOD_DOC, max_length=32)]
+Period = Annotated[str, Meta(extra=YEAR_BOUNDED), Parameter(description=PERIOD_DOC, max_length=32)]
 Key = BoardKey
 
 
@@ -320,7 +322,9 @@ async def read_red_black(
     boardKey: Key,
     member: NamedDependency[Member],
     state: State,
-    period: Annotated[str | None, Parameter(description=PERIOD_DOC, max_length=32)] = None,
+    period: Annotated[
+        str | None, Meta(extra=YEAR_BOUNDED), Parameter(description=PERIOD_DOC, max_length=32)
+    ] = None,
 ) -> RedBlackView:
     return await service.read_red_black(get_ctx(state), member.tenant_id, boardKey, period)
 

@@ -2,8 +2,9 @@
 
 The score encoding (what the Redis sorted set stores)
 ------------------------------------------------------
-Ranks are exact on ties: among equal scores, whoever reached the score first ranks higher, on
-every board kind. We pack three things in the order key
+Ties are ordered to the board's tick: among equal scores, whoever reached the score first ranks
+higher, when the reaches are at least one tick apart (41 us daily ... 1 s all-time, below).
+Within one tick the smaller member id ranks first. We pack three things in the order key
 
     key = score * 2**31 + (2**31 - 1 - tick)          (a 62-bit integer)
 

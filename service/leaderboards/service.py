@@ -21,6 +21,7 @@ from service.core.constraints import (
     out_of_range,
     problem,
     register_check,
+    time_in_range,
     validation_failed,
 )
 from service.core.context import CONFIG_CACHE_TTL_S, Context
@@ -338,17 +339,24 @@ async def board_spec(
             details={"key": key, "state": "archived", "archivedAt": row["archived_at"]},
         )
     if spec is None:
-        raise _parked_error(key, parked or parking.Parked("parked", "", ctx.clock.now()))
+        raise _parked_error(
+            key, parked or parking.Parked("parked", "", ctx.clock.now()), operator=operator
+        )
     return spec
 
 
-def _parked_error(key: str, parked: parking.Parked) -> DomainError:
+MEMBER_PARKED_REASON = "The board is paused until the operator corrects it."
+
+
+def _parked_error(key: str, parked: parking.Parked, *, operator: bool) -> DomainError:
+    """409 LEADERBOARD_PARKED. Operators see the stored reason (it may quote the failure);
+    members get a fixed sentence, never internal exception text."""
     return DomainError(
         "LEADERBOARD_PARKED",
         details={
             "key": key,
             "state": parked.state,
-            "reason": parked.reason,
+            "reason": parked.reason if operator else MEMBER_PARKED_REASON,
             "parkedAt": parked.parked_at,
         },
     )
@@ -375,10 +383,17 @@ def _expire_ts(spec: BoardSpec, period: Period) -> int:
     return 0 if at is None else int(at.timestamp())
 
 
+def _countable(at: Any) -> bool:
+    """An aware time within the representable range (constraints.TIME_MIN .. TIME_MAX)."""
+    return isinstance(at, datetime) and at.tzinfo is not None and time_in_range(at)
+
+
 def _hits(spec: BoardSpec, events: list[Event]) -> list[tuple[BoardSpec, Period, Event, int]]:
     """What each event adds to each period of one board (pure; raises on a broken board)."""
     hits = []
     for e in events:
+        if not _countable(e.occurred_at):
+            continue  # stored before inputs were bounded: no board can place it; skip, never park
         if spec.starts_at is not None and e.occurred_at < spec.starts_at:
             continue
         delta = rules.contribution(spec, e.type, e.payload)
