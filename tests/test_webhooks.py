@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from service.core import outbox
+from service.core.clock import SystemClock
 from service.webhooks import rules
 from service.webhooks import service as webhooks
 from tests.loopback import Received, Receiver
@@ -128,6 +129,20 @@ async def test_signature_verifies_with_the_library_on_a_loopback_receiver(
         assert entry["lastStatusCode"] == 204 and entry["latencyMs"] >= 0
     finally:
         rx.stop()
+
+
+async def test_the_timestamp_header_is_the_wall_clock_under_a_shifted_dev_clock(ctx, monkeypatch):
+    """Trial 11 F3: with the dev clock 20 days ahead, a real receiver still accepts it."""
+    monkeypatch.setattr(ctx, "clock", SystemClock(timedelta(days=20)))
+    secret = rules.new_secret(random.Random(3))
+    accepted: list[Received] = []
+    rx = Receiver(verifying({"secret": secret}, accepted, [False])).start()
+    try:
+        attempt = await webhooks.send(ctx, rx.url + "/hook", secret, "msg_clock", '{"a":1}')
+    finally:
+        rx.stop()
+    assert attempt.ok and attempt.status_code == 204, attempt
+    assert len(accepted) == 1
 
 
 async def test_failing_then_recovering_receiver_gets_every_event_in_member_order(
@@ -338,9 +353,7 @@ async def test_ipv4_embedding_targets_are_refused_on_save_and_at_send(
         )
         err = assert_error(r, 422, "VALIDATION_FAILED")
         assert [p["code"] for p in err["details"]["problems"]] == ["TARGET_NOT_PUBLIC"]
-        attempt = await webhooks.send(
-            ctx, url, rules.new_secret(random.Random(1)), "msg_1", "{}", ctx.clock.now()
-        )
+        attempt = await webhooks.send(ctx, url, rules.new_secret(random.Random(1)), "msg_1", "{}")
         assert not attempt.ok and attempt.error and attempt.error.startswith("target refused")
     assert (await client.get("/admin/v1/webhooks/fz", headers=tenant.admin)).status_code == 404
 
@@ -380,7 +393,6 @@ async def test_ssrf_targets_are_refused_on_save_and_at_send_time(client, tenant,
         rules.new_secret(random.Random(1)),
         "msg_1",
         "{}",
-        ctx.clock.now(),
     )
     assert not attempt.ok and attempt.error and attempt.error.startswith("target refused")
 
