@@ -114,6 +114,8 @@ async def test_signature_verifies_with_the_library_on_a_loopback_receiver(
         body = accepted[0].json()
         assert body["type"] == "prize.won" and body["data"]["eventId"] == str(eid)
         assert body["data"]["memberId"] == mid and body["data"]["prizeKey"] == "p1"
+        # Trial 11 F11: the brand's own member id rides along, so its CRM can match it.
+        assert body["data"]["externalId"] == "sig"
         assert accepted[0].headers["webhook-id"] == "msg_" + eid.hex
         # A receiver with another secret rejects it: the signature really binds the secret.
         with pytest.raises(WebhookVerificationError):

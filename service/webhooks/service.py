@@ -253,12 +253,22 @@ async def on_events(ctx: Context, events: list[Event]) -> None:
         by_tenant: dict[int, list[asyncpg.Record]] = defaultdict(list)
         for h in hooks:
             by_tenant[h["tenant_id"]].append(h)
+        # The brand's member id next to ours, so a CRM can match its customer: one query for
+        # the whole batch.
+        external = await repo.external_ids(
+            conn, sorted({e.member_id for e in events if e.member_id is not None})
+        )
         rows: list[dict[str, Any]] = []
         for ev in events:
             for h in by_tenant.get(ev.tenant_id, ()):
                 if not rules.matches(list(h["event_types"]), ev.type):
                     continue
-                data = {"eventId": str(ev.event_id), "memberId": ev.member_id, **ev.payload}
+                data = {
+                    "eventId": str(ev.event_id),
+                    "memberId": ev.member_id,
+                    "externalId": external.get(ev.member_id) if ev.member_id else None,
+                    **ev.payload,
+                }
                 rows.append(
                     {
                         "tenant_id": ev.tenant_id,
