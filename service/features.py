@@ -22,6 +22,10 @@ FEATURE_MODULES: tuple[str, ...] = (
     "reminders",
     "badges",
     "ceremonies",
+    "teams",
+    "pks",
+    "rituals",
+    "privacy",
 )
 
 

@@ -24,5 +24,8 @@ APP_REGISTRY = AppRegistry(
         "service.reminders.piccolo_app",
         "service.badges.piccolo_app",
         "service.ceremonies.piccolo_app",
+        "service.teams.piccolo_app",
+        "service.pks.piccolo_app",
+        "service.rituals.piccolo_app",
     ]
 )

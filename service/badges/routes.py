@@ -43,7 +43,8 @@ ExternalId = constraints.ExternalId
     description=(
         "Criteria are declared, never code: eventCount, valueSum, firstTime, checkinStreak, "
         "levelReached, totalEarned, boardRank, challengeFinished, memberJoined, "
-        "ritualCompleted, badgeEarned, manual (all must be met in one period). Invalid: 422 "
+        "ritualCompleted, badgeEarned, pkWon, manual (all must be met in one period). "
+        "Invalid: 422 "
         "VALIDATION_FAILED listing every problem (unknown event type, board, level or "
         "campaign, a window without offsets, counts below 1, a reward cycle), nothing saved. "
         "A new or changed badge is backfilled from history by a job within a minute "

@@ -37,6 +37,8 @@ DOMAIN_EVENT_TYPES = frozenset(
         "level.up",
         "points.credited",
         "growth.credited",
+        "pk.won",
+        "pk.mvp",
     }
 )
 CURRENCIES = ("points", "growth")
@@ -55,6 +57,7 @@ KINDS = (
     "memberJoined",
     "ritualCompleted",
     "badgeEarned",
+    "pkWon",
     "manual",
 )
 MAX_TARGET = 10**12
@@ -71,6 +74,7 @@ class Criterion:
     challenge: str | None = None  # challengeFinished (None: any)
     outcome: str = "won"  # challengeFinished
     badge: str | None = None  # badgeEarned
+    pk: str | None = None  # pkWon (None: any)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,7 @@ def criterion_from(raw: Mapping[str, Any]) -> Criterion:
         "totalEarned": raw.get("amount", 1),
         "boardRank": raw.get("top", 1),
         "challengeFinished": raw.get("count", 1),
+        "pkWon": raw.get("count", 1),
     }.get(kind, 1)
     return Criterion(
         kind=kind,
@@ -117,6 +122,7 @@ def criterion_from(raw: Mapping[str, Any]) -> Criterion:
         challenge=raw.get("challenge"),
         outcome=raw.get("outcome", "won"),
         badge=raw.get("badge"),
+        pk=raw.get("pk"),
     )
 
 
@@ -165,6 +171,7 @@ def event_types(c: Criterion) -> frozenset[str]:
         "memberJoined": frozenset({"member.joined"}),
         "ritualCompleted": frozenset({"ritual.completed"}),
         "badgeEarned": frozenset({"badge.earned"}),
+        "pkWon": frozenset({"pk.won"}),
     }.get(c.kind, frozenset())
 
 
@@ -229,6 +236,10 @@ def hits(c: Criterion, type_: str, member_id: int | None, payload: Mapping[str, 
         return [(member_id, "max", 1)] if type_ == "member.joined" else []
     if k == "ritualCompleted":
         return [(member_id, "max", 1)] if type_ == "ritual.completed" else []
+    if k == "pkWon":
+        if type_ != "pk.won" or (c.pk is not None and payload.get("key") != c.pk):
+            return []
+        return [(member_id, "add", 1)]
     if k == "badgeEarned":
         if type_ == "badge.earned" and payload.get("key") == c.badge:
             return [(member_id, "max", 1)]

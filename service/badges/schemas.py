@@ -94,6 +94,14 @@ class BadgeEarned(Strict, tag="badgeEarned"):
     badge: BadgeKey
 
 
+class PkWon(Strict, tag="pkWon"):
+    """Team PKs won (`pk.won`: the member was in the winning team at its end); optionally
+    one PK."""
+
+    pk: Annotated[str, Meta(max_length=64, description="A PK key; absent: any PK.")] | None = None
+    count: Count = 1
+
+
 class Manual(Strict, tag="manual"):
     """Only an operator awards it (POST .../badges/{key}/award)."""
 
@@ -110,6 +118,7 @@ Criterion = (
     | MemberJoined
     | RitualCompleted
     | BadgeEarned
+    | PkWon
     | Manual
 )
 

@@ -477,6 +477,20 @@ async def award(
     from service.members import service as members
 
     member_id = await members.resolve_member_id(conn, tenant_id, external_id)
+    return await award_member(ctx, conn, tenant_id, member_id, key, reason, actor)
+
+
+async def award_member(
+    ctx: Context,
+    conn: asyncpg.Connection,
+    tenant_id: int,
+    member_id: int,
+    key: str,
+    reason: str,
+    actor: str,
+) -> AwardOut:
+    """Public: award a badge to a member known by id (the ritual's welcome gift); as
+    ``award``: audited, already held changes nothing; 404 BADGE_NOT_FOUND."""
     row = await repo.get_definition(conn, tenant_id, key, lock=True)
     if row is None:
         raise DomainError("BADGE_NOT_FOUND", details={"key": key})

@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-KINDS = ("ritual", "grandPrize", "level", "badge", "title", "redList", "challenge")
+KINDS = ("ritual", "grandPrize", "level", "badge", "title", "redList", "challenge", "pkWon")
 # Most important first when several wait: the entry ritual, then a grand prize, a level...
 PRIORITY = {
     "ritual": 100,
     "grandPrize": 90,
     "level": 80,
+    "pkWon": 75,
     "badge": 70,
     "title": 60,
     "redList": 50,
@@ -32,6 +33,7 @@ EXPIRY_DAYS = {
     "title": 30,
     "redList": 7,
     "challenge": 7,
+    "pkWon": 14,
 }
 ANIMATIONS = {
     "ritual": "ritual-welcome",
@@ -41,6 +43,7 @@ ANIMATIONS = {
     "title": "title-crown",
     "redList": "red-list",
     "challenge": "challenge-won",
+    "pkWon": "pk-won",
 }
 EVENT_TYPES = (
     "badge.earned",
@@ -50,6 +53,7 @@ EVENT_TYPES = (
     "challenge.won",
     "prize.won",
     "ritual.completed",
+    "pk.won",
     "badge.revoked",
 )
 # Prize kinds that count as a grand prize ("many small prizes, a few big ones").
@@ -57,13 +61,14 @@ GRAND_PRIZE_KINDS = frozenset({"physical"})
 
 # Facts each kind's templates may use as {placeholders}.
 FIELDS: dict[str, frozenset[str]] = {
-    "ritual": frozenset({"memberNo"}),
+    "ritual": frozenset({"memberNo", "memberNumber"}),
     "grandPrize": frozenset({"prize"}),
     "level": frozenset({"level", "levelName"}),
     "badge": frozenset({"badge", "name", "tier", "series"}),
     "title": frozenset({"title"}),
     "redList": frozenset({"board", "period", "rank"}),
     "challenge": frozenset({"challenge", "payout"}),
+    "pkWon": frozenset({"pk", "name", "team", "teamName"}),
 }
 TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
     "zh": {
@@ -74,6 +79,7 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "title": ("获得头衔「{title}」", "可以在个人主页展示你的新头衔了。"),
         "redList": ("荣登红榜第 {rank} 名", "{period} 期红榜，实至名归！"),
         "challenge": ("挑战成功！", "你完成了「{challenge}」挑战，奖励已到账。"),
+        "pkWon": ("{teamName} 赢得了「{name}」！", "团队的胜利有你的一份功劳，奖励已到账。"),
     },
     "en": {
         "ritual": ("Welcome! You are member No. {memberNo}", "From today, we grow together."),
@@ -83,6 +89,7 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "title": ("New title: {title}", "Show it on your profile."),
         "redList": ("No. {rank} on the red list", "Red list of {period}: well deserved!"),
         "challenge": ("Challenge won!", "You finished {challenge}; your reward is in."),
+        "pkWon": ("{teamName} won {name}!", "Your team won, and you helped; your reward is in."),
     },
 }
 
@@ -162,8 +169,21 @@ def honours(
         return one(
             "grandPrize", {"prize": payload.get("name"), "prizeKey": payload.get("prizeKey")}
         )
+    if type_ == "pk.won":
+        return one(
+            "pkWon",
+            {
+                "pk": payload.get("key"),
+                "name": payload.get("name"),
+                "team": payload.get("team"),
+                "teamName": payload.get("teamName", ""),
+            },
+        )
     if type_ == "ritual.completed":
-        return one("ritual", {"memberNo": payload.get("memberNo")})
+        return one(
+            "ritual",
+            {"memberNo": payload.get("memberNo"), "memberNumber": payload.get("memberNumber")},
+        )
     if type_ == "red-black.published":
         if int(payload.get("revision") or 1) > 1:
             return []  # a republication is not a new honour

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-Kind = Literal["ritual", "grandPrize", "level", "badge", "title", "redList", "challenge"]
+Kind = Literal["ritual", "grandPrize", "level", "badge", "title", "redList", "challenge", "pkWon"]
 
 
 class Plain(msgspec.Struct, rename="camel", forbid_unknown_fields=True):

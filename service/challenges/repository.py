@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -198,4 +199,13 @@ async def cancel(conn: asyncpg.Connection, challenge_id: int, now: datetime) -> 
         f"WHERE id = $1 RETURNING {COLUMNS}",
         challenge_id,
         now,
+    )
+
+
+async def challenge_rows(conn: Any, tenant_id: int) -> list[Any]:
+    """Every challenge of a tenant with what its status needs (one statement)."""
+    return await conn.fetch(
+        "SELECT key, state, settled_at, ends_at, join_opens_at, join_closes_at "
+        "FROM challenges WHERE tenant_id = $1 ORDER BY key",
+        tenant_id,
     )

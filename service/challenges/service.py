@@ -468,3 +468,14 @@ async def settle_due(ctx: Context, batch: int = 100) -> int:
             await _settle_locked(uow, row, cancel=False)
             done += 1
     return done
+
+
+async def live_keys(ctx: Context, conn: Any, tenant_id: int) -> list[str]:
+    """Public (the launch summary): keys of challenges members can see now (open to join or
+    running), in one statement."""
+    now = ctx.clock.now()
+    return [
+        r["key"]
+        for r in await repo.challenge_rows(conn, tenant_id)
+        if _status(r, now) in ("open", "running")
+    ]

@@ -722,6 +722,34 @@ async def count_checked_days(
     return await repo.count_days(conn, tenant_id, c.id, member_ids, first, last, include_makeups)
 
 
+# ----------------------------------------------------------------------------- launch summary
+
+
+async def live_for_member(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int
+) -> list[dict[str, Any]]:
+    """Public (the launch summary): every live campaign with today's state for the member,
+    in one statement whatever the number of campaigns: ``{key, title, today,
+    checkedInToday, currentStreak}`` ("today" in the campaign's time zone; a streak whose
+    last day is before yesterday is broken: 0)."""
+    now = ctx.clock.now()
+    out = []
+    for r in await repo.live_with_streaks(conn, tenant_id, member_id, now):
+        today = rules.local_day(now, ZoneInfo(r["timezone"]))
+        last = r["last_day"]
+        alive = last is not None and (today - last).days <= 1
+        out.append(
+            {
+                "key": r["key"],
+                "title": r["title"] or "",
+                "today": today,
+                "checkedInToday": last == today,
+                "currentStreak": int(r["current_streak"] or 0) if alive else 0,
+            }
+        )
+    return out
+
+
 async def streaks_at_risk(
     ctx: Context, conn: asyncpg.Connection, tenant_id: int, today: date, limit: int = 10_000
 ) -> list[tuple[str, int, int]]:

@@ -466,6 +466,10 @@ def _pick(t: Any, v: Any) -> Any:
 def _drop(t: Any, v: Any, tokens: list[str | int]) -> bool:
     """Leave out the malformed value at ``tokens`` (or the nearest optional field holding it);
     False when only a required field could be left out."""
+    if not tokens:
+        # A field name made only of path punctuation (`]`, `.`) has no tokens: it cannot be
+        # left out by path, so the rules are not judged (the shape problem still answers).
+        return False
     t = _pick(t, v)
     head, rest = tokens[0], tokens[1:]
     if isinstance(t, mi.StructType) and isinstance(v, dict) and isinstance(head, str):

@@ -163,6 +163,34 @@ async def ingest(uow: UnitOfWork, tenant_id: int, events: list[EventIn]) -> Inge
             results[i].error = _error("MEMBER_NOT_FOUND", {"externalId": e.external_id})
         else:
             known.append((i, e, mid))
+    return await _apply_known(uow, tenant_id, policy, results, known)
+
+
+async def apply_member_events(
+    uow: UnitOfWork,
+    tenant_id: int,
+    events: list[tuple[int, EventIn]],
+) -> IngestOut:
+    """Public: run the tenant's event rules for events of members known by id, as if the
+    brand had posted them (other features raise events such as ``referral.joined`` this way,
+    so the operator's existing rules reward them). ``events`` are (member id, event); the
+    event's ``external_id`` is not used. A repeated ``event_id`` changes nothing (duplicate).
+    Runs in the caller's transaction."""
+    policy = await points.policy_of(uow.ctx, uow.conn, tenant_id)
+    results = [EventResult(e.event_id, "applied") for _, e in events]
+    known = [(i, e, mid) for i, (mid, e) in enumerate(events)]
+    return await _apply_known(uow, tenant_id, policy, results, known)
+
+
+async def _apply_known(
+    uow: UnitOfWork,
+    tenant_id: int,
+    policy: Any,
+    results: list[EventResult],
+    known: list[tuple[int, EventIn, int]],
+) -> IngestOut:
+    ctx, conn = uow.ctx, uow.conn
+    now = ctx.clock.now()
     new_ids = await repo.insert_member_events(
         conn,
         tenant_id,

@@ -483,3 +483,40 @@ async def set_preference(
         hide,
         now,
     )
+
+
+async def board_keys(conn: Any, tenant_id: int) -> list[Any]:
+    """Keys and configs of a tenant's boards (one statement)."""
+    return await conn.fetch(
+        "SELECT key, config FROM leaderboards WHERE tenant_id = $1 ORDER BY key", tenant_id
+    )
+
+
+async def forget_member(conn: Any, tenant_id: int, member_id: int) -> int:
+    """Remove a member from every board of a tenant: open scores, and archived places (the
+    places below move up one, so a closed ranking keeps no hole). Returns rows removed."""
+    scores = await conn.execute(
+        "DELETE FROM board_scores WHERE tenant_id = $1 AND member_id = $2", tenant_id, member_id
+    )
+    placed = await conn.fetch(
+        "DELETE FROM board_archive WHERE tenant_id = $1 AND member_id = $2 "
+        "RETURNING board_id, period_id, rank",
+        tenant_id,
+        member_id,
+    )
+    for p in placed:
+        # Two steps: the unique (board, period, rank) key is checked row by row.
+        await conn.execute(
+            "UPDATE board_archive SET rank = -(rank - 1) WHERE board_id = $1 AND period_id = $2 "
+            "AND rank > $3",
+            p["board_id"],
+            p["period_id"],
+            p["rank"],
+        )
+        await conn.execute(
+            "UPDATE board_archive SET rank = -rank WHERE board_id = $1 AND period_id = $2 "
+            "AND rank < 0",
+            p["board_id"],
+            p["period_id"],
+        )
+    return int(scores.split()[-1]) + len(placed)

@@ -51,9 +51,10 @@ ALL_TIME_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 ALL_TIME_UNIT = 1_000_000  # microseconds: 2**31 s from 2020 reaches 2088
 _NORMAL = 1 << 52  # bit pattern of the smallest positive normal double
 
-METRICS = ("points", "growth", "checkins", "eventValue", "eventCount")
+METRICS = ("points", "growth", "checkins", "eventValue", "eventCount", "invites")
 PERIODS = ("allTime", "daily", "weekly", "monthly", "window")
 DISPLAYS = ("masked", "full", "anonymous")
+SCOPES = ("member", "team")
 MAX_LIMIT = 100
 MAX_RADIUS = 25
 MAX_FRIENDS = 200
@@ -90,6 +91,8 @@ class BoardSpec:
     grace_s: int = 7 * 86400
     close_delay_s: int = 300
     starts_at: datetime | None = None  # events before it are not counted (board creation)
+    scope: str = "member"  # member | team (entries are the teams of team_set)
+    team_set: str | None = None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -108,20 +111,11 @@ class BoardSpec:
 
 def validate_board(doc: dict[str, Any]) -> list[dict[str, str]]:
     """Every problem of a board document, as ``{source, path, code, problem}``; empty when valid."""
-    problems: list[dict[str, str]] = []
+    problems = validate_metric(doc)
 
     def bad(field: str, problem: str) -> None:
         problems.append({"source": "body", "path": field, "code": "INVALID", "problem": problem})
 
-    metric = doc.get("metric")
-    if metric not in METRICS:
-        bad("metric", f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
-    if metric in ("eventValue", "eventCount") and not doc.get("eventType"):
-        bad("eventType", "required for event metrics (e.g. order.paid)")
-    if metric not in ("eventValue", "eventCount") and doc.get("eventType"):
-        bad("eventType", "only event metrics take an eventType")
-    if doc.get("campaign") and metric != "checkins":
-        bad("campaign", "only the checkins metric filters by campaign")
     period = doc.get("period")
     if period not in PERIODS:
         bad("period", f"unknown period {period!r}; one of {', '.join(PERIODS)}")
@@ -138,15 +132,42 @@ def validate_board(doc: dict[str, Any]) -> list[dict[str, str]]:
             bad("windowEnd", "must be after windowStart")
     elif ws is not None or we is not None:
         bad("windowStart", "only window boards take windowStart/windowEnd")
+    scope = doc.get("scope", "member")
+    if scope not in SCOPES:
+        bad("scope", f"one of {', '.join(SCOPES)}")
+    if scope == "team" and not doc.get("teamSet"):
+        bad("teamSet", "a team board names the team set whose teams it ranks")
+    if scope != "team" and doc.get("teamSet"):
+        bad("teamSet", "only team boards take a teamSet")
     if doc.get("display", "masked") not in DISPLAYS:
         bad("display", f"one of {', '.join(DISPLAYS)}")
     if int(doc.get("minScore", 1)) < 1:
         bad("minScore", "must be at least 1")
+    return problems
+
+
+def validate_metric(doc: dict[str, Any]) -> list[dict[str, str]]:
+    """Problems of the metric part of a document (metric, eventType, campaign, valueScale):
+    shared by boards and team PKs, which count the same metrics."""
+    problems: list[dict[str, str]] = []
+
+    def bad(field: str, problem: str) -> None:
+        problems.append({"source": "body", "path": field, "code": "INVALID", "problem": problem})
+
+    metric = doc.get("metric")
+    if metric not in METRICS:
+        bad("metric", f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
+    if metric in ("eventValue", "eventCount") and not doc.get("eventType"):
+        bad("eventType", "required for event metrics (e.g. order.paid)")
+    if metric not in ("eventValue", "eventCount") and doc.get("eventType"):
+        bad("eventType", "only event metrics take an eventType")
+    if doc.get("campaign") and metric != "checkins":
+        bad("campaign", "only the checkins metric filters by campaign")
     scale = doc.get("valueScale", 1.0)
     if not (isinstance(scale, int | float) and 0 < scale <= 10_000):
         bad("valueScale", "must be > 0 and <= 10000")
     if scale != 1.0 and metric != "eventValue":
-        bad("valueScale", "only eventValue boards scale values")
+        bad("valueScale", "only eventValue metrics scale values")
     return problems
 
 
@@ -161,6 +182,8 @@ def identity_of(config: dict[str, Any]) -> tuple[Any, ...]:
         config.get("timezone"),
         config.get("windowStart"),
         config.get("windowEnd"),
+        config.get("scope", "member"),
+        config.get("teamSet"),
     )
 
 
@@ -325,6 +348,9 @@ def contribution(spec: BoardSpec, type_: str, payload: dict[str, Any]) -> int:
         if type_ == "points.reversed" and payload.get("reverses", "credit") == "credit":
             return -abs(amount)
         return 0
+    if m == "invites":
+        # 推荐人数: one per invitee who joined (``referral.joined`` is the inviter's event).
+        return 1 if type_ == "referral.joined" else 0
     if m == "checkins":
         if type_ != "checkin.done":
             return 0
@@ -347,6 +373,7 @@ EVENT_TYPES = (
     "points.reversed",
     "checkin.done",
     "member.event",
+    "referral.joined",
 )
 
 

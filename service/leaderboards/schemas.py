@@ -28,7 +28,10 @@ class LeaderboardIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
 
     metric: Annotated[
         str,
-        Meta(description="points | growth | checkins | eventValue | eventCount"),
+        Meta(
+            description="points | growth | checkins | eventValue | eventCount | invites "
+            "(推荐人数: invitees who joined, counted for the inviter)"
+        ),
     ]
     period: Annotated[str, Meta(description="allTime | daily | weekly | monthly | window")]
     title: Annotated[str, Meta(max_length=100)] = ""
@@ -45,6 +48,14 @@ class LeaderboardIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     show_avatar: bool = True
     grace_days: Annotated[int, Meta(ge=1, le=366)] = 7
     close_delay_seconds: Annotated[int, Meta(ge=0, le=86400)] = 300
+    scope: Annotated[
+        str,
+        Meta(
+            description="member (default): entries are members. team: entries are the teams "
+            "of `teamSet`; an event counts for the team its member was in when it happened."
+        ),
+    ] = "member"
+    team_set: Annotated[str, Meta(max_length=64)] | None = None
 
 
 class ParkedOut(msgspec.Struct, rename="camel"):
@@ -87,11 +98,19 @@ class MemberShown(msgspec.Struct, rename="camel"):
     ] = None
 
 
+class TeamShown(msgspec.Struct, rename="camel"):
+    key: str
+    name: str
+
+
 class BoardItem(msgspec.Struct, rename="camel"):
     rank: int
-    member: MemberShown
+    member: Annotated[
+        MemberShown, Meta(description="On a team board: the team's name as the nickname.")
+    ]
     score: int
-    is_me: bool = False
+    is_me: Annotated[bool, Meta(description="On a team board: my team.")] = False
+    team: Annotated[TeamShown | None, Meta(description="Team boards only.")] = None
 
 
 class MeOnBoard(msgspec.Struct, rename="camel"):
@@ -176,6 +195,7 @@ class RedBlackEntry(msgspec.Struct, rename="camel"):
     member: MemberShown
     score: int
     note: str = ""
+    team: Annotated[TeamShown | None, Meta(description="Team boards only.")] = None
 
 
 class RedBlackEntryAdmin(msgspec.Struct, rename="camel"):

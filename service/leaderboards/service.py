@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import re
 from collections import defaultdict
@@ -50,8 +51,10 @@ from service.leaderboards.schemas import (
     RedBlackIn,
     RedBlackOut,
     RedBlackView,
+    TeamShown,
 )
 from service.members import service as members
+from service.teams import service as teams
 
 log = structlog.get_logger("engage.leaderboards")
 
@@ -153,6 +156,8 @@ def _spec(row: Any) -> BoardSpec:
         grace_s=int(c.get("graceDays", 7)) * 86400,
         close_delay_s=int(c.get("closeDelaySeconds", 300)),
         starts_at=row["created_at"],
+        scope=c.get("scope", "member"),
+        team_set=c.get("teamSet"),
     )
 
 
@@ -424,6 +429,7 @@ async def on_events(ctx: Context, events: list[Event], only: int | None = None) 
             per_board[spec.id] = (spec, hits)
     if not per_board:
         return
+    await _to_teams(ctx, per_board)
     try:
         await _apply_hits(ctx, [h for _, hs in per_board.values() for h in hs])
     except Exception as exc:
@@ -441,6 +447,32 @@ async def on_events(ctx: Context, events: list[Event], only: int | None = None) 
             raise
         for spec, error in failed:
             await _park(ctx, spec.tenant_id, spec.id, spec.key, error, events)
+
+
+async def _to_teams(ctx: Context, per_board: dict[int, tuple[BoardSpec, list[Any]]]) -> None:
+    """On team boards the entry is the team the member was in when the event happened (asked
+    of the teams feature); events of members in none of the set's teams count for nobody."""
+    team_boards = [b for b, (spec, _) in per_board.items() if spec.scope == "team"]
+    if not team_boards:
+        return
+    async with ctx.db.connection() as conn:
+        for b in team_boards:
+            spec, hits = per_board[b]
+            ids = [
+                t.id for t in await teams.teams_in_set(conn, spec.tenant_id, spec.team_set or "")
+            ]
+            got = await teams.teams_at(
+                conn, spec.tenant_id, ids, [(e.member_id, e.occurred_at) for _, _, e, _ in hits]
+            )
+            mapped = []
+            for sp, period, e, delta in hits:
+                team = got.get((e.member_id, e.occurred_at))
+                if team is not None:
+                    mapped.append((sp, period, dataclasses.replace(e, member_id=team), delta))
+            if mapped:
+                per_board[b] = (spec, mapped)
+            else:
+                del per_board[b]
 
 
 async def _park(
@@ -662,10 +694,35 @@ def _shown(spec: BoardSpec, shown: Shown) -> MemberShown:
     return MemberShown(name, d.avatar_url if spec.show_avatar else "", title)
 
 
+async def _team_names(ctx: Context, tenant_id: int, ids: list[int]) -> dict[int, TeamShown]:
+    async with ctx.db.connection() as conn:
+        found = await teams.teams_by_ids(conn, tenant_id, ids)
+    return {
+        i: TeamShown(found[i].key, found[i].name) if i in found else TeamShown("", "") for i in ids
+    }
+
+
+async def _entry_of(ctx: Context, spec: BoardSpec, member_id: int) -> int | None:
+    """Whose place on the board is "mine": me, or on a team board my team now (None: in none
+    of the set's teams)."""
+    if spec.scope != "team":
+        return member_id
+    async with ctx.db.connection() as conn:
+        ids = [t.id for t in await teams.teams_in_set(conn, spec.tenant_id, spec.team_set or "")]
+        now = ctx.clock.now()
+        got = await teams.teams_at(conn, spec.tenant_id, ids, [(member_id, now)])
+    return got.get((member_id, now))
+
+
 async def _items(
     ctx: Context, spec: BoardSpec, ranked: list[tuple[int, int, int]], me: int | None
 ) -> list[BoardItem]:
     """(rank, member, score) -> items with display info."""
+    if spec.scope == "team":
+        names = await _team_names(ctx, spec.tenant_id, [m for _, m, _ in ranked])
+        return [
+            BoardItem(r, MemberShown(names[m].name, ""), s, m == me, names[m]) for r, m, s in ranked
+        ]
     shown = await _displays(ctx, spec.tenant_id, [m for _, m, _ in ranked])
     return [BoardItem(r, _shown(spec, shown[m]), s, m == me) for r, m, s in ranked]
 
@@ -747,7 +804,12 @@ async def read_board(
     spec = await board_spec(ctx, tenant_id, key)
     period, closed = await _resolve_period(ctx, spec, period_param)
     cached, upd = await _top_page(ctx, spec, period, closed, offset, limit)
-    me = await _my_place(ctx, spec, period, closed, member_id)
+    entry = await _entry_of(ctx, spec, member_id)
+    me = (
+        MeOnBoard(None, 0, None)
+        if entry is None
+        else await _my_place(ctx, spec, period, closed, entry)
+    )
     items = cached
     if me.rank is not None and offset < me.rank <= offset + len(cached):
         # The cached list is shared: mark "me" on a copy, never in place.
@@ -766,6 +828,10 @@ async def around_me(
     period, closed = await _resolve_period(ctx, spec, period_param)
     ranked: list[tuple[int, int, int]] = []
     me = MeOnBoard(None, 0, None)
+    entry = await _entry_of(ctx, spec, member_id)
+    if entry is None:
+        return BoardPage(_period_out(period, closed), None, [], me)
+    member_id = entry
     if closed:
         me = await _my_place(ctx, spec, period, closed, member_id)
         if me.rank is not None:
@@ -811,6 +877,11 @@ async def friends(
             )
     # Only members of this tenant count: a foreign id simply has no score here.
     ids.add(member_id)
+    if spec.scope == "team":
+        # A team board: where my friends' teams (and mine) stand.
+        teams_now = [await _entry_of(ctx, spec, m) for m in sorted(ids)]
+        member_id = await _entry_of(ctx, spec, member_id) or 0
+        ids = {t for t in teams_now if t is not None}
     ordered = sorted(ids)
     scored: list[tuple[float, int]] = []
     if closed:
@@ -1020,7 +1091,12 @@ async def _publish(
     ranked = [
         (r["member_id"], r["score"]) for r in await repo.archive_ranked(conn, spec.id, period_id)
     ]
-    hidden = await repo.hidden_from_black(conn, spec.tenant_id, [m for m, _ in ranked])
+    team_board = spec.scope == "team"
+    hidden = (
+        set()
+        if team_board
+        else await repo.hidden_from_black(conn, spec.tenant_id, [m for m, _ in ranked])
+    )
     red, black = rules.pick_red_black(
         ranked,
         int(cfg.get("redSize", 10)),
@@ -1050,8 +1126,16 @@ async def _publish(
             "boardKey": spec.key,
             "period": period_id,
             "revision": pub["revision"],
-            "red": [m for _, m, _ in red],
-            "black": [m for _, m, _ in black],
+            # Team boards list teams apart: followers of "red" (ceremonies, badges) take its
+            # entries for members.
+            "red": [] if team_board else [m for _, m, _ in red],
+            "black": [] if team_board else [m for _, m, _ in black],
+            "scope": spec.scope,
+            **(
+                {"redTeams": [m for _, m, _ in red], "blackTeams": [m for _, m, _ in black]}
+                if team_board
+                else {}
+            ),
         },
     )
     return pub
@@ -1112,10 +1196,20 @@ async def read_red_black(
         listed = [e["memberId"] for e in pub["entries"]]
         # Opting out later still hides a member from black lists published before.
         hidden = await repo.hidden_from_black(conn, tenant_id, listed)
-    shown = await _displays(ctx, tenant_id, listed)
     red, black = [], []
+    if spec.scope == "team":
+        names = await _team_names(ctx, tenant_id, listed)
+        hidden = set()
+    else:
+        shown = await _displays(ctx, tenant_id, listed)
     for e in pub["entries"]:
-        item = RedBlackEntry(e["rank"], _shown(spec, shown[e["memberId"]]), e["score"], e["note"])
+        if spec.scope == "team":
+            t = names[e["memberId"]]
+            item = RedBlackEntry(e["rank"], MemberShown(t.name, ""), e["score"], e["note"], t)
+        else:
+            item = RedBlackEntry(
+                e["rank"], _shown(spec, shown[e["memberId"]]), e["score"], e["note"]
+            )
         if e["list"] == "red":
             red.append(item)
         elif black_on and e["memberId"] not in hidden:
@@ -1136,3 +1230,101 @@ async def set_preference(
     ctx, conn = uow.ctx, uow.conn
     await repo.set_preference(conn, tenant_id, member_id, hide, ctx.clock.now())
     return PreferenceOut(hide)
+
+
+# ---------------------------------------------------------------- public metric rules
+# Team PKs count the same metrics as boards, ranked the same way: they use these functions
+# instead of copying the rules.
+
+METRIC_EVENT_TYPES = rules.EVENT_TYPES
+
+
+def metric_problems(doc: dict[str, Any]) -> list[dict[str, str]]:
+    """Problems (``{source, path, code, problem}``) of a metric document: ``metric``
+    (points | growth | checkins | eventValue | eventCount), ``eventType``, ``campaign``,
+    ``valueScale``."""
+    return rules.validate_metric(doc)
+
+
+def metric_spec(
+    tenant_id: int,
+    metric: str,
+    *,
+    event_type: str | None = None,
+    campaign: str | None = None,
+    value_scale: float = 1.0,
+) -> BoardSpec:
+    """A metric as the scoring rules take it (a board spec without periods)."""
+    return BoardSpec(
+        id=0,
+        tenant_id=tenant_id,
+        key="",
+        metric=metric,
+        period="allTime",
+        timezone="Asia/Shanghai",
+        event_type=event_type,
+        campaign=campaign,
+        value_scale=value_scale,
+    )
+
+
+def metric_contribution(spec: BoardSpec, type_: str, payload: dict[str, Any]) -> int:
+    """What one domain event adds to the metric (0: nothing), reversals negative."""
+    return rules.contribution(spec, type_, payload)
+
+
+def window_period(start: datetime, end: datetime) -> Period:
+    """A window as a board period, for ``rank_score``."""
+    return Period("window", start, end, rules._unit(start, end))
+
+
+def rank_score(score: int, reached_at: datetime, period: Period) -> float:
+    """The sorted-set score boards use: higher score first, then earlier reach (exact)."""
+    return rules.encode(score, reached_at, period)
+
+
+def rank_decode(encoded: float) -> int:
+    """The score inside a ``rank_score``."""
+    return rules.decode_score(encoded)
+
+
+def entry_bytes(entry_id: int) -> bytes:
+    """The sorted-set member of an entry id (smaller id first among exact ties)."""
+    return rules.member_bytes(entry_id)
+
+
+def entry_of(raw: bytes) -> int:
+    return rules.member_of(raw)
+
+
+async def live_keys(ctx: Context, conn: Any, tenant_id: int) -> list[str]:
+    """Public (the launch summary): keys of the tenant's boards that are live now (a window
+    board between its start and end; every other board always), in one statement."""
+    now = ctx.clock.now()
+    out = []
+    for r in await repo.board_keys(conn, tenant_id):
+        cfg = r["config"]
+        if cfg.get("period") == "window":
+            start, end = _dt(cfg.get("windowStart")), _dt(cfg.get("windowEnd"))
+            if (start and now < start) or (end and now >= end):
+                continue
+        out.append(r["key"])
+    return out
+
+
+async def forget_member(ctx: Context, conn: Any, tenant_id: int, member_id: int) -> int:
+    """Public (privacy erasure): the member leaves every board of the tenant, open periods
+    and archives, in the caller's transaction. After commit, call ``boards_changed``."""
+    return await repo.forget_member(conn, tenant_id, member_id)
+
+
+async def boards_changed(ctx: Context, tenant_id: int) -> None:
+    """After a member was forgotten: rebuild the tenant's Redis boards from PostgreSQL and
+    drop the cached pages."""
+    async with ctx.db.connection() as conn:
+        rows = await repo.boards_for_tenants(conn, [tenant_id])
+    for row in rows:
+        await rebuild_board(ctx, _spec(row))
+    # Cached top pages and display names, in every process.
+    await ctx.caches.changed(TOP_CACHE)
+    await ctx.caches.changed(DISPLAY_CACHE)

@@ -11,7 +11,7 @@ from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.http import RequestUnit, get_ctx, member_principal, member_work
 from service.me import service
-from service.me.schemas import MeOut
+from service.me.schemas import MeOut, SummaryOut
 from service.members import service as members
 from service.members.schemas import MemberOut, ProfileIn
 
@@ -20,6 +20,22 @@ from service.members.schemas import MemberOut, ProfileIn
 @get("/me", summary="My card: profile, member number, level and progress, balances", tags=["me"])
 async def me(member: NamedDependency[Member], state: State) -> MeOut:
     return await service.me(get_ctx(state), member.tenant_id, member.member_id)
+
+
+@errors()
+@get(
+    "/me/summary",
+    summary="Launch summary: everything the first screen needs, in one call",
+    tags=["me"],
+    description=(
+        "Balances, level card with privileges and progress, validity, ritual state, today's "
+        "check-in state per live campaign, spins left per open wheel, pending ceremonies, and "
+        "the keys of live campaigns of every kind (so a client hard-codes no key). A fixed "
+        "number of database statements whatever the number of campaigns."
+    ),
+)
+async def summary(member: NamedDependency[Member], state: State) -> SummaryOut:
+    return await service.summary(get_ctx(state), member.tenant_id, member.member_id)
 
 
 @errors(idempotent=True)
@@ -34,7 +50,7 @@ async def update_me(
 
 member_router = Router(
     path="/v1",
-    route_handlers=[me, update_me],
+    route_handlers=[me, summary, update_me],
     dependencies={"member": Provide(member_principal), "work": Provide(member_work)},
     security=[{"memberToken": []}],
 )

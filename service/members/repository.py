@@ -169,6 +169,62 @@ async def display_rows(
     )
 
 
+async def set_member_no(
+    conn: asyncpg.Connection, tenant_id: int, member_id: int, member_no: int
+) -> bool:
+    """Give a member its number, only if it has none (a number is never reassigned)."""
+    status = await conn.execute(
+        "UPDATE members SET member_no = $3 WHERE tenant_id = $1 AND id = $2 AND member_no IS NULL",
+        tenant_id,
+        member_id,
+        member_no,
+    )
+    return status.endswith(" 1")
+
+
+async def member_with_no(conn: asyncpg.Connection, tenant_id: int, member_no: int) -> int | None:
+    return await conn.fetchval(
+        "SELECT id FROM members WHERE tenant_id = $1 AND member_no = $2", tenant_id, member_no
+    )
+
+
+async def count_numbers_between(conn: asyncpg.Connection, tenant_id: int, lo: int, hi: int) -> int:
+    return await conn.fetchval(
+        "SELECT count(*) FROM members WHERE tenant_id = $1 AND member_no BETWEEN $2 AND $3",
+        tenant_id,
+        lo,
+        hi,
+    )
+
+
+async def identities_of(
+    conn: asyncpg.Connection, tenant_id: int, member_id: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT provider, app_id, subject, unionid, created_at FROM member_identities "
+        "WHERE tenant_id = $1 AND member_id = $2 ORDER BY id",
+        tenant_id,
+        member_id,
+    )
+
+
+async def erase(conn: asyncpg.Connection, tenant_id: int, member_id: int) -> bool:
+    """Remove the personal fields: nickname, avatar, login identities (openid, unionid).
+    The row, its id, externalId (the brand's own key) and member number stay, so the ledger
+    and audit still add up."""
+    await conn.execute(
+        "DELETE FROM member_identities WHERE tenant_id = $1 AND member_id = $2",
+        tenant_id,
+        member_id,
+    )
+    status = await conn.execute(
+        "UPDATE members SET nickname = '', avatar_url = '' WHERE tenant_id = $1 AND id = $2",
+        tenant_id,
+        member_id,
+    )
+    return status.endswith(" 1")
+
+
 async def wechat_identity(
     conn: asyncpg.Connection, tenant_id: int, member_id: int, app_id: str | None
 ) -> asyncpg.Record | None:

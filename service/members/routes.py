@@ -49,7 +49,7 @@ async def wechat_login(data: JSONBody[WechatLoginIn], state: State, request: Req
     await ctx.limiter.hit(
         ctx.settings.rate_ip_per_min, "ip", client_ip(request, ctx.trusted_proxies)
     )
-    return await service.login_wechat(ctx, data.app_id, data.code)
+    return await service.login_wechat(ctx, data.app_id, data.code, data.invite_code)
 
 
 @errors("TOKEN_EXPIRED", "TOKEN_INVALID")
@@ -83,7 +83,12 @@ async def mint_token(
 ) -> Response[LoginOut]:
     body = data or MintTokenIn()
     return await work.respond(
-        service.mint_for_external_id, operator.tenant_id, externalId, body.nickname, body.avatar_url
+        service.mint_for_external_id,
+        operator.tenant_id,
+        externalId,
+        body.nickname,
+        body.avatar_url,
+        body.invite_code,
     )
 
 

@@ -9,6 +9,7 @@ import msgspec
 from msgspec import Meta
 
 from service.core.constraints import AvatarUrl, ExternalId
+from service.core.http import ErrorBody
 
 __all__ = ["ExternalId"]
 
@@ -21,9 +22,29 @@ AppId = Annotated[
 LoginCode = Annotated[str, Meta(min_length=1, max_length=256, examples=["dev:openid-alice"])]
 
 
+InviteCode = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=32,
+        description="An invite code from a link or a mini-program scene (`inv=K7Q2M9XA`).",
+    ),
+]
+
+
 class WechatLoginIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     app_id: AppId
     code: LoginCode
+    invite_code: InviteCode | None = None
+
+
+class InviteOutcome(msgspec.Struct, rename="camel"):
+    """What happened to an invite code given at login or in the ritual: `recorded` (or
+    `alreadyRecorded`), else `rejected` with the error a client may show
+    (INVITE_CODE_INVALID). A rejected code never fails the login or the step."""
+
+    status: Annotated[str, Meta(description="recorded, alreadyRecorded or rejected")]
+    error: ErrorBody | None = None
 
 
 class RefreshIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -46,6 +67,7 @@ class LoginOut(msgspec.Struct, rename="camel"):
     refresh_expires_in: int
     member: MemberOut
     is_new_member: bool
+    invitation: InviteOutcome | None = None
 
 
 class TokenOut(msgspec.Struct, rename="camel"):
@@ -60,6 +82,7 @@ class MintTokenIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
 
     nickname: Annotated[str, Meta(max_length=64)] | None = None
     avatar_url: AvatarUrl | None = None
+    invite_code: InviteCode | None = None
 
 
 class ProfileIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -15,10 +17,29 @@ from service.core.errors import DomainError
 from service.core.tenancy import find_wechat_app
 from service.core.uow import UnitOfWork, unit_of_work
 from service.members import repository as repo
-from service.members.schemas import LoginOut, MemberOut, TokenOut, member_out
+from service.members.schemas import InviteOutcome, LoginOut, MemberOut, TokenOut, member_out
 from service.members.wechat import DevVerifier, Verifier
 
 _PENDING = b"pending"
+
+# Who records an invite code given at login (the rituals feature registers itself, so that
+# members know nothing of invitations): (uow, tenant_id, member_id, code) -> outcome.
+InviteHook = Callable[[UnitOfWork, int, int, str], Awaitable[InviteOutcome]]
+_invite_hooks: list[InviteHook] = []
+
+
+def on_invite_code(hook: InviteHook) -> None:
+    """Register the function that records invite codes given at login (one)."""
+    if hook not in _invite_hooks:
+        _invite_hooks.append(hook)
+
+
+async def _invite(
+    uow: UnitOfWork, tenant_id: int, member_id: int, code: str | None
+) -> InviteOutcome | None:
+    if code is None or not _invite_hooks:
+        return None
+    return await _invite_hooks[0](uow, tenant_id, member_id, code)
 
 
 def _tokens(ctx: Context) -> TokenService:
@@ -35,7 +56,9 @@ def _emit_joined(uow: UnitOfWork, tenant_id: int, member_id: int, via: str) -> N
     )
 
 
-async def _login_once(ctx: Context, app_id: str, code: str) -> LoginOut:
+async def _login_once(
+    ctx: Context, app_id: str, code: str, invite_code: str | None = None
+) -> LoginOut:
     async with ctx.db.connection() as conn:
         app = await find_wechat_app(conn, app_id)
     if app is None:
@@ -55,6 +78,7 @@ async def _login_once(ctx: Context, app_id: str, code: str) -> LoginOut:
         )
         if created:
             _emit_joined(uow, tenant_id, row["id"], "wechat")
+        invitation = await _invite(uow, tenant_id, row["id"], invite_code)
     pair = _tokens(ctx).issue(tenant_id, row["id"])
     return LoginOut(
         pair.access_token,
@@ -63,20 +87,23 @@ async def _login_once(ctx: Context, app_id: str, code: str) -> LoginOut:
         pair.refresh_expires_in,
         member_out(row),
         created,
+        invitation,
     )
 
 
-async def login_wechat(ctx: Context, app_id: str, code: str) -> LoginOut:
+async def login_wechat(
+    ctx: Context, app_id: str, code: str, invite_code: str | None = None
+) -> LoginOut:
     """Log in with a mini-program code. A repeated code within the replay window answers the
     first result (wx.request retries blindly; WeChat would reject the reused code with 40163)."""
     ttl = ctx.settings.login_replay_ttl_s
     if ttl <= 0:
-        return await _login_once(ctx, app_id, code)
+        return await _login_once(ctx, app_id, code, invite_code)
     key = ctx.keys.global_("login", app_id, hashlib.sha256(code.encode()).hexdigest())
     for _ in range(50):
         if await ctx.redis.set(key, _PENDING, nx=True, ex=30):
             try:
-                result = await _login_once(ctx, app_id, code)
+                result = await _login_once(ctx, app_id, code, invite_code)
             except BaseException:
                 await ctx.redis.delete(key)
                 raise
@@ -104,6 +131,7 @@ async def mint_for_external_id(
     external_id: str,
     nickname: str | None,
     avatar_url: str | None,
+    invite_code: str | None = None,
 ) -> LoginOut:
     ctx, conn = uow.ctx, uow.conn
     row, created = await repo.get_or_create_by_external_id(
@@ -113,6 +141,7 @@ async def mint_for_external_id(
         row = await repo.update_profile(conn, tenant_id, row["id"], nickname, avatar_url)
     if created:
         _emit_joined(uow, tenant_id, row["id"], "h5")
+    invitation = await _invite(uow, tenant_id, row["id"], invite_code)
     pair = _tokens(ctx).issue(tenant_id, row["id"])
     return LoginOut(
         pair.access_token,
@@ -121,6 +150,7 @@ async def mint_for_external_id(
         pair.refresh_expires_in,
         member_out(row),
         created,
+        invitation,
     )
 
 
@@ -229,6 +259,39 @@ async def resolve_member_ids(conn, tenant_id: int, external_ids: list[str]) -> d
     if not external_ids:
         return {}
     return await repo.ids_by_external(conn, tenant_id, sorted(set(external_ids)))
+
+
+async def set_member_no(
+    conn: asyncpg.Connection, tenant_id: int, member_id: int, member_no: int
+) -> bool:
+    """Public (the ritual feature): give the member ``member_no`` if it has no number yet;
+    False when it already had one. A number held by another member raises
+    asyncpg.UniqueViolationError (the (tenant, member_no) key)."""
+    return await repo.set_member_no(conn, tenant_id, member_id, member_no)
+
+
+async def member_with_no(conn: asyncpg.Connection, tenant_id: int, member_no: int) -> int | None:
+    """Public: the member holding a number, if any."""
+    return await repo.member_with_no(conn, tenant_id, member_no)
+
+
+async def count_numbers_between(conn: asyncpg.Connection, tenant_id: int, lo: int, hi: int) -> int:
+    """Public: how many numbers in lo..hi are held."""
+    return await repo.count_numbers_between(conn, tenant_id, lo, hi)
+
+
+async def identities(
+    conn: asyncpg.Connection, tenant_id: int, member_id: int
+) -> list[dict[str, Any]]:
+    """Public (privacy export): the member's login identities."""
+    return [dict(r) for r in await repo.identities_of(conn, tenant_id, member_id)]
+
+
+async def erase_personal(conn: asyncpg.Connection, tenant_id: int, member_id: int) -> None:
+    """Public (privacy erasure): nickname, avatar and login identities removed; the member's
+    id, externalId and number stay so that the ledger and audit still add up."""
+    if not await repo.erase(conn, tenant_id, member_id):
+        raise DomainError("MEMBER_NOT_FOUND")
 
 
 async def wechat_openid(

@@ -450,3 +450,27 @@ async def wheel_awards(
         after_id,
         limit,
     )
+
+
+async def wheels_with_member(
+    conn: asyncpg.Connection, tenant_id: int, member_id: int
+) -> list[asyncpg.Record]:
+    """Every wheel of a tenant with the member's counters (one statement)."""
+    return await conn.fetch(
+        "SELECT w.key, w.config, m.spins, m.day, m.spins_day, m.free_used_day FROM wheels w "
+        "LEFT JOIN wheel_members m ON m.wheel_id = w.id AND m.member_id = $2 "
+        "WHERE w.tenant_id = $1 ORDER BY w.key",
+        tenant_id,
+        member_id,
+    )
+
+
+async def erase_contacts(conn: asyncpg.Connection, tenant_id: int, member_id: int) -> int:
+    """Remove the shipping contacts of a member's prizes (names, phones, addresses)."""
+    status = await conn.execute(
+        "UPDATE wheel_awards SET contact = NULL WHERE tenant_id = $1 AND member_id = $2 "
+        "AND contact IS NOT NULL",
+        tenant_id,
+        member_id,
+    )
+    return int(status.split()[-1])

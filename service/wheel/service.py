@@ -948,3 +948,44 @@ async def ship(uow: UnitOfWork, tenant_id: int, key: str, award_id: int, data: S
     )
     row = await repo.lock_award(conn, tenant_id, award_id)
     return award_out(row)
+
+
+# ----------------------------------------------------------------------------- launch summary
+
+
+async def live_for_member(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int
+) -> list[dict[str, Any]]:
+    """Public (the launch summary): every open wheel with the member's spins left today, in
+    one statement whatever the number of wheels: ``{key, name, freeSpinsLeft, spinsLeftToday}``
+    (``spinsLeftToday`` null when there is no daily or campaign cap)."""
+    now = ctx.clock.now()
+    out = []
+    for r in await repo.wheels_with_member(conn, tenant_id, member_id):
+        cfg = r["config"]
+        if rules.status_of(cfg, now) != "open":
+            continue
+        today = now.astimezone(ZoneInfo(cfg.get("timezone", "Asia/Shanghai"))).date()
+        same_day = r["day"] == today
+        spins_day = r["spins_day"] if same_day else 0
+        free_used = r["free_used_day"] if same_day else 0
+        cap_day, cap_all = cfg.get("maxSpinsPerDay"), cfg.get("maxSpinsPerCampaign")
+        left_all = None if cap_all is None else max(0, cap_all - (r["spins"] or 0))
+        left_day = None if cap_day is None else max(0, cap_day - (spins_day or 0))
+        if left_all is not None:
+            left_day = left_all if left_day is None else min(left_day, left_all)
+        out.append(
+            {
+                "key": r["key"],
+                "name": cfg.get("name", ""),
+                "freeSpinsLeft": max(0, int(cfg.get("freeSpinsPerDay", 0)) - (free_used or 0)),
+                "spinsLeftToday": left_day,
+            }
+        )
+    return out
+
+
+async def erase_contacts(conn: asyncpg.Connection, tenant_id: int, member_id: int) -> int:
+    """Public (privacy erasure): the contacts given to claim prizes are removed; the awards,
+    draws and audit stay."""
+    return await repo.erase_contacts(conn, tenant_id, member_id)

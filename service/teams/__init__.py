@@ -1,0 +1,1 @@
+"""Teams: stores, squads and staff groups; membership with its history."""
