@@ -517,3 +517,64 @@ async def test_a_malformed_nested_field_does_not_hide_the_rule_problems(ctx, ten
     assert ("prizes[0].totalStock", "WRONG_TYPE") in found
     assert {"prizes", "consolationPrize"} <= {path for path, _ in found}
     assert await table_counts(ctx) == before
+
+
+# ------------------------------------------------------------------ one URL constraint (trial 11)
+
+BAD_URLS = [
+    "https://example.com/\r\nX-Evil: 1",  # header injection
+    "https://exa mple.com/",  # whitespace
+    "https://example.com:0/",  # port 0
+    "https://example.com:65536/",  # port out of range
+    "javascript:alert(1)",  # not http(s)
+    "https://user:pw@example.com/",  # credentials
+]
+
+
+def _url_problem(r: Any, path: str) -> None:
+    found = problems_of(r)
+    assert [(p["path"], p["code"]) for p in found] == [(path, "URL_INVALID")], found
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+async def test_every_operator_and_member_url_passes_one_url_constraint(client, tenant, ctx, url):
+    """Trial 11 F5/F8: webhook target, badge icons, prize image, level badge, reminder webhook
+    and member avatar all refuse the same bad URLs with URL_INVALID at the field's path, and
+    nothing is saved."""
+    before = await table_counts(ctx)
+    hook = {"url": url, "eventTypes": ["*"]}
+    _url_problem(await client.put("/admin/v1/webhooks/u", headers=tenant.admin, json=hook), "url")
+    badge = {"name": "B", "criteria": [{"kind": "manual"}], "icon": url}
+    _url_problem(await client.put("/admin/v1/badges/u", headers=tenant.admin, json=badge), "icon")
+    wheel = wheel_config()
+    wheel["prizes"][0]["imageUrl"] = url
+    _url_problem(
+        await client.put("/admin/v1/wheels/u", headers=tenant.admin, json=wheel),
+        "prizes[0].imageUrl",
+    )
+    levels = {"levels": [{"name": "A", "threshold": 0, "badgeUrl": url}]}
+    _url_problem(
+        await client.put("/admin/v1/levels", headers=tenant.admin, json=levels),
+        "levels[0].badgeUrl",
+    )
+    reminders = {"sender": "webhook", "webhookUrl": url}
+    _url_problem(
+        await client.put("/admin/v1/reminders/config", headers=tenant.admin, json=reminders),
+        "webhookUrl",
+    )
+    assert await table_counts(ctx) == before
+    _, member = await tenant.member("url-m")
+    before = await table_counts(ctx)
+    _url_problem(await client.patch("/v1/me", headers=member, json={"avatarUrl": url}), "avatarUrl")
+    assert await table_counts(ctx) == before
+
+
+async def test_image_urls_may_be_relative_paths_and_good_urls_pass(client, tenant):
+    for icon in ("lock.png", "/static/b.png", "https://cdn.example/徽章.png", ""):
+        badge = {"name": "B", "criteria": [{"kind": "manual"}], "icon": icon}
+        r = await client.put("/admin/v1/badges/ok", headers=tenant.admin, json=badge)
+        assert r.status_code == 200, r.text
+    for icon in ("//evil.example/x.png", "data:image/png;base64,AA"):
+        badge = {"name": "B", "criteria": [{"kind": "manual"}], "icon": icon}
+        r = await client.put("/admin/v1/badges/ok", headers=tenant.admin, json=badge)
+        _url_problem(r, "icon")

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from service.core import outbox
+from service.core.clock import SystemClock
 from service.webhooks import rules
 from service.webhooks import service as webhooks
 from tests.loopback import Received, Receiver
@@ -113,6 +114,8 @@ async def test_signature_verifies_with_the_library_on_a_loopback_receiver(
         body = accepted[0].json()
         assert body["type"] == "prize.won" and body["data"]["eventId"] == str(eid)
         assert body["data"]["memberId"] == mid and body["data"]["prizeKey"] == "p1"
+        # Trial 11 F11: the brand's own member id rides along, so its CRM can match it.
+        assert body["data"]["externalId"] == "sig"
         assert accepted[0].headers["webhook-id"] == "msg_" + eid.hex
         # A receiver with another secret rejects it: the signature really binds the secret.
         with pytest.raises(WebhookVerificationError):
@@ -128,6 +131,20 @@ async def test_signature_verifies_with_the_library_on_a_loopback_receiver(
         assert entry["lastStatusCode"] == 204 and entry["latencyMs"] >= 0
     finally:
         rx.stop()
+
+
+async def test_the_timestamp_header_is_the_wall_clock_under_a_shifted_dev_clock(ctx, monkeypatch):
+    """Trial 11 F3: with the dev clock 20 days ahead, a real receiver still accepts it."""
+    monkeypatch.setattr(ctx, "clock", SystemClock(timedelta(days=20)))
+    secret = rules.new_secret(random.Random(3))
+    accepted: list[Received] = []
+    rx = Receiver(verifying({"secret": secret}, accepted, [False])).start()
+    try:
+        attempt = await webhooks.send(ctx, rx.url + "/hook", secret, "msg_clock", '{"a":1}')
+    finally:
+        rx.stop()
+    assert attempt.ok and attempt.status_code == 204, attempt
+    assert len(accepted) == 1
 
 
 async def test_failing_then_recovering_receiver_gets_every_event_in_member_order(
@@ -305,6 +322,15 @@ async def test_retry_schedule_backs_off_for_hours_with_jitter():
         "fd00::1",
         "::ffff:127.0.0.1",
         "2002:7f00:0001::1",
+        # Trial 11 F7: IPv6 forms that embed a private IPv4 address are judged by it.
+        "64:ff9b::a00:1",  # NAT64 -> 10.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 -> 169.254.169.254 (cloud metadata)
+        "64:ff9b:1::a00:1",  # local-use NAT64
+        "::127.0.0.1",  # IPv4-compatible
+        "::ffff:0:a00:1",  # IPv4-translated
+        "2002:a00:1::1",  # 6to4 -> 10.0.0.1
+        "192.0.0.8",  # IETF protocol assignments (not global, whatever the Python patch level)
+        "fec0::1",  # site-local
     ],
 )
 def test_private_loopback_and_link_local_addresses_are_refused(address):
@@ -314,6 +340,24 @@ def test_private_loopback_and_link_local_addresses_are_refused(address):
 def test_public_addresses_are_allowed():
     assert rules.address_problem("8.8.8.8") is None
     assert rules.address_problem("2001:4860:4860::8888") is None
+    assert rules.address_problem("64:ff9b::808:808") is None  # NAT64 of 8.8.8.8
+    assert rules.address_problem("2002:808:808::1") is None  # 6to4 of 8.8.8.8
+
+
+async def test_ipv4_embedding_targets_are_refused_on_save_and_at_send(
+    client, tenant, ctx, monkeypatch
+):
+    strict = ctx.settings.__class__(**{**_fields(ctx.settings), "webhook_allow_private": False})
+    monkeypatch.setattr(ctx, "settings", strict)
+    for url in ("http://[64:ff9b::a00:1]/", "http://[::127.0.0.1]:8190/"):
+        r = await client.put(
+            "/admin/v1/webhooks/fz", headers=tenant.admin, json={"url": url, "eventTypes": ["*"]}
+        )
+        err = assert_error(r, 422, "VALIDATION_FAILED")
+        assert [p["code"] for p in err["details"]["problems"]] == ["TARGET_NOT_PUBLIC"]
+        attempt = await webhooks.send(ctx, url, rules.new_secret(random.Random(1)), "msg_1", "{}")
+        assert not attempt.ok and attempt.error and attempt.error.startswith("target refused")
+    assert (await client.get("/admin/v1/webhooks/fz", headers=tenant.admin)).status_code == 404
 
 
 async def test_ssrf_targets_are_refused_on_save_and_at_send_time(client, tenant, ctx, monkeypatch):
@@ -351,7 +395,6 @@ async def test_ssrf_targets_are_refused_on_save_and_at_send_time(client, tenant,
         rules.new_secret(random.Random(1)),
         "msg_1",
         "{}",
-        ctx.clock.now(),
     )
     assert not attempt.ok and attempt.error and attempt.error.startswith("target refused")
 

@@ -8,9 +8,11 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from service.core.constraints import ImageUrl
+
 BadgeKey = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
 Title = Annotated[str, Meta(min_length=1, max_length=32)]
-Url = Annotated[str, Meta(max_length=512)]
+Url = ImageUrl
 # Counts are plain integers on purpose: a negative or zero count is reported with every other
 # problem of the definition (422 VALIDATION_FAILED), not as the first of many 400s.
 Count = Annotated[int, Meta(description="A whole number >= 1 (checked on save).")]

@@ -45,6 +45,14 @@ class FixedClock:
         self._at += timedelta(**kwargs)
 
 
+def wall_now(clock: Clock) -> datetime:
+    """The real wall-clock instant behind ``clock``: its time without the dev shift
+    (``/admin/v1/dev/clock`` sets ``offset``). For what other machines check against their
+    own clocks, such as the ``webhook-timestamp`` header; business rules use ``clock.now()``.
+    A test clock without a shift answers its pinned time."""
+    return clock.now() - getattr(clock, "offset", timedelta(0))
+
+
 def monotonic() -> float:
     """Elapsed-time source for durations (never for business rules)."""
     return time.perf_counter()

@@ -129,6 +129,55 @@ Cursor = Annotated[
 ]
 EVENT_BATCH_MAX = 1000
 
+# URLs an operator or member gives (webhook targets, icons, images, avatars): one constraint.
+# Only http(s) (or, for images, a relative path), no whitespace or control characters (a CR/LF
+# would split a header or a log line), no credentials, a port of 1-65535, a bounded length.
+# A URL that breaks it is 422 VALIDATION_FAILED with a URL_INVALID problem at its path.
+_URL_CHAR = r"[^\s\x00-\x1f\x7f-\x9f]"
+_URL_HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[^\s\x00-\x1f\x7f-\x9f/?#@\[\]:\\]+)"
+_URL_PORT = (
+    r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}"
+    r"|[1-9][0-9]{0,3}))?"
+)
+_URL_TAIL = rf"(?:[/?#]{_URL_CHAR}*)?"
+# A relative path: no scheme (`javascript:`, `data:`), not protocol-relative (`//host`).
+_URL_RELATIVE = r"(?![A-Za-z][A-Za-z0-9+.\-]*:)(?![/\\]{2})[^\s\x00-\x1f\x7f-\x9f\\]+"
+_PATTERN_PROBLEMS: dict[str, tuple[str, str]] = {}
+
+
+def web_url(
+    max_length: int,
+    description: str,
+    *,
+    https_only: bool = False,
+    relative: bool = False,
+    empty: bool = False,
+) -> Any:
+    """The shared URL constraint (see above) as a string type with ``max_length``; ``relative``
+    also allows a relative path, ``empty`` the empty string (no URL)."""
+    scheme = "https" if https_only else "https?"
+    forms = [f"{scheme}://{_URL_HOST}{_URL_PORT}{_URL_TAIL}"]
+    if relative:
+        forms.append(_URL_RELATIVE)
+    pattern = "^(?:" + "|".join(forms) + ")" + ("?" if empty else "") + "$"
+    what = "an https URL" if https_only else "an http(s) URL"
+    if relative:
+        what += " or a relative path"
+    _PATTERN_PROBLEMS[pattern] = (
+        "URL_INVALID",
+        f"must be {what}: no spaces or control characters, no credentials, port 1-65535",
+    )
+    return constrained(str, description, max_length=max_length, pattern=pattern)
+
+
+HttpUrl = web_url(2048, "An http(s) URL (port 1-65535, no spaces, no credentials).")
+ImageUrl = web_url(
+    512, "An image: an http(s) URL or a relative path; empty for none.", relative=True, empty=True
+)
+AvatarUrl = web_url(
+    512, "An https URL of the member's avatar; empty for none.", https_only=True, empty=True
+)
+
 # Codes a problem item may carry (besides feature codes such as TIMEZONE_UNKNOWN).
 PROBLEM_CODES: dict[str, str] = {
     "REQUIRED": "A required field is missing.",
@@ -144,6 +193,8 @@ PROBLEM_CODES: dict[str, str] = {
     "CHARACTER_NOT_ALLOWED": "The text holds a NUL character or a lone UTF-16 surrogate.",
     "JSON_INVALID": "The body is not parseable JSON, or nested deeper than 32 levels "
     "(with MALFORMED_REQUEST).",
+    "URL_INVALID": "Not an allowed URL: http(s) only, no spaces or control characters, no "
+    "credentials, port 1-65535.",
     "INVALID": "The value breaks a rule of this configuration; see problem.",
 }
 
@@ -354,7 +405,8 @@ def _walk(t: mi.Type, v: Any, path: str, source: str, out: list) -> None:
     elif isinstance(t, mi.StrType):
         _length(t, len(v), path, source, out)
         if t.pattern is not None and not re.search(t.pattern, v):
-            out.append(problem(source, path, "FORMAT_INVALID", f"must match {t.pattern}"))
+            code, text = _PATTERN_PROBLEMS.get(t.pattern, ("FORMAT_INVALID", ""))
+            out.append(problem(source, path, code, text or f"must match {t.pattern}"))
     elif isinstance(t, mi.LiteralType):
         if v not in t.values:
             allowed = ", ".join(repr(x) for x in t.values)

@@ -8,7 +8,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from service.core.constraints import ExternalId
+from service.core.constraints import AvatarUrl, ExternalId
 from service.core.http import ErrorBody
 
 __all__ = ["ExternalId"]
@@ -81,13 +81,13 @@ class MintTokenIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     """Optional profile fields the brand knows from its own login."""
 
     nickname: Annotated[str, Meta(max_length=64)] | None = None
-    avatar_url: Annotated[str, Meta(max_length=512)] | None = None
+    avatar_url: AvatarUrl | None = None
     invite_code: InviteCode | None = None
 
 
 class ProfileIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     nickname: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
-    avatar_url: Annotated[str, Meta(max_length=512, pattern=r"^(https://.*)?$")] | None = None
+    avatar_url: AvatarUrl | None = None
 
 
 def member_out(row) -> MemberOut:  # type: ignore[no-untyped-def]

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from service.core.constraints import ImageUrl
+
 Currency = Literal["points", "growth"]
 ReasonCode = Annotated[
     str,
@@ -66,7 +68,7 @@ class Privilege(Strict):
     code: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_.\-]+$")]
     title: Annotated[str, Meta(min_length=1, max_length=64)]
     description: Annotated[str, Meta(max_length=500)] = ""
-    icon_url: Annotated[str, Meta(max_length=512)] = ""
+    icon_url: ImageUrl = ""
 
 
 class LevelIn(Strict):
@@ -76,7 +78,7 @@ class LevelIn(Strict):
         int, Meta(ge=100, le=1000, description="Points from event rules x this / 100.")
     ] = 100
     privileges: list[Privilege] = []
-    badge_url: Annotated[str, Meta(max_length=512)] = ""
+    badge_url: ImageUrl = ""
 
 
 class Validity(Strict):

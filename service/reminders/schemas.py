@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from service.core.constraints import HttpUrl
+
 HHMM = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="Local HH:MM.")]
 TemplateId = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")]
 
@@ -57,7 +59,7 @@ class ReminderConfigIn(Strict):
         str | None,
         Meta(description="The mini-program whose openids and secret are used (wechat)."),
     ] = None
-    webhook_url: Annotated[str, Meta(max_length=2048)] | None = None
+    webhook_url: HttpUrl | None = None
     webhook_secret: Annotated[str, Meta(max_length=128)] | None = None
     templates: dict[
         Literal["checkin.streak_at_risk", "points.expiring", "prize.shipped", "pk.result"],

@@ -87,7 +87,6 @@ class WebhookSender:
             config["webhookSecret"],
             f"msg_reminder_{msg.tenant_id}_{msg.reminder_id}",
             body,
-            now,
         )
         if attempt.ok:
             return Result("sent")

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from service.core.constraints import AvatarUrl
 from service.members.schemas import InviteOutcome
 from service.points.schemas import Privilege
 
@@ -168,7 +169,7 @@ class StepIn(Strict):
     accept: bool | None = None
     covenant_version: Annotated[str, Meta(max_length=32)] | None = None
     nickname: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
-    avatar_url: Annotated[str, Meta(max_length=512, pattern=r"^(https://.*)?$")] | None = None
+    avatar_url: AvatarUrl | None = None
     birthday: date | None = None
     phone: Annotated[str, Meta(max_length=20)] | None = None
     phone_consent: bool | None = None

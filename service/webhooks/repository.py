@@ -100,6 +100,17 @@ async def enabled_for_tenants(
     )
 
 
+async def external_ids(conn: asyncpg.Connection, member_ids: list[int]) -> dict[int, str | None]:
+    """The brand's id (``externalId``) of each member, in one query; None for a member the
+    brand never named (a WeChat login not yet linked)."""
+    if not member_ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT id, external_id FROM members WHERE id = ANY($1::bigint[])", member_ids
+    )
+    return {r["id"]: r["external_id"] for r in rows}
+
+
 async def enqueue(conn: asyncpg.Connection, rows: list[dict[str, Any]], now: datetime) -> int:
     """Insert deliveries in the given order (ids follow it); an event already queued for an
     endpoint is skipped, so handing the same events over again queues nothing twice."""

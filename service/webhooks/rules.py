@@ -69,25 +69,71 @@ def host_literal(url: str) -> str:
     return urlsplit(url).hostname or ""
 
 
+# Networks that are not globally reachable (IANA special-purpose registries) but that older
+# Python patch releases (3.11 before the CVE-2024-4032 fix) report as ``is_global``.
+_NOT_GLOBAL = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "192.0.0.0/24",  # IETF protocol assignments
+        "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215): the IPv4 position depends on the site
+        "fec0::/10",  # deprecated site-local
+        "3fff::/20",  # documentation (RFC 9637)
+        "5f00::/16",  # SRv6 SIDs (RFC 9602)
+    )
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # well-known NAT64 prefix (RFC 6052)
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated ::a.b.c.d (RFC 4291)
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # SIIT ::ffff:0:a.b.c.d (RFC 2765)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries and reaches in the end: IPv4-mapped,
+    IPv4-compatible and IPv4-translated (the low 32 bits), NAT64 ``64:ff9b::/96`` (the low 32
+    bits), 6to4 (``2002::/16``) and Teredo (server and client). Empty for a plain address."""
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE or ip in _IPV4_TRANSLATED:
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip.teredo is not None:
+        return list(ip.teredo)
+    return []
+
+
 def address_problem(address: str) -> str | None:
     """Why a resolved address must not be a webhook target (SSRF), or None.
 
     Only globally routable unicast addresses are allowed: private (10/8, 172.16/12,
     192.168/16, fc00::/7), loopback, link-local (169.254/16 with cloud metadata, fe80::/10),
     shared (100.64/10), multicast, reserved and unspecified addresses are refused. An IPv6
-    address that embeds an IPv4 one (::ffff:a.b.c.d, 6to4, Teredo) is judged by that address.
+    address that embeds an IPv4 one (IPv4-mapped ``::ffff:a.b.c.d``, IPv4-compatible
+    ``::a.b.c.d``, NAT64 ``64:ff9b::a.b.c.d``, 6to4, Teredo) is judged by the IPv4 address it
+    embeds: ``64:ff9b::a00:1`` is 10.0.0.1 on a NAT64 network and refused,
+    ``64:ff9b::808:808`` (8.8.8.8) passes. Local-use NAT64 (``64:ff9b:1::/48``) is refused.
     """
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return f"{address} is not an IP address"
+    refused = f"{address} is a private, loopback, link-local or reserved address"
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is not None:
-            return address_problem(str(embedded))
-    if ip.is_multicast or not ip.is_global:
-        return f"{address} is a private, loopback, link-local or reserved address"
-    return None
+        embedded = embedded_ipv4(ip)
+        if embedded:
+            if any(_not_public(v4) for v4 in embedded):
+                return f"{refused} (it reaches {', '.join(map(str, embedded))})"
+            return None
+        if ip.is_reserved:  # the rest of ::/8 and other IETF-reserved space
+            return refused
+    return refused if _not_public(ip) else None
+
+
+def _not_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return (
+        ip.is_multicast
+        or not ip.is_global
+        or any(ip.version == n.version and ip in n for n in _NOT_GLOBAL)
+    )
 
 
 def retry_delay(attempts: int, rng: random.Random) -> timedelta:

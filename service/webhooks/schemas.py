@@ -8,7 +8,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from service.core.constraints import Key
+from service.core.constraints import HttpUrl, Key
 from service.webhooks.rules import PATTERN_RE
 
 __all__ = ["Key"]
@@ -36,13 +36,15 @@ class WebhookIn(Strict):
     """An endpoint. Saving checks the URL (http/https, no credentials) and, unless
     ENGAGE_WEBHOOK_ALLOW_PRIVATE is set, that its host resolves to public addresses only."""
 
-    url: Annotated[str, Meta(min_length=8, max_length=2048, description="Target URL.")]
+    url: HttpUrl
     event_types: Annotated[list[EventPattern], Meta(min_length=1, max_length=50)]
     secret: (
         Annotated[
             str,
             Meta(
                 max_length=128,
+                # The form here (so it is listed with a bad URL); the decoded length on save.
+                pattern=r"^(?:whsec_)?[A-Za-z0-9+/]{32,88}={0,2}$",
                 description="`whsec_` + base64 of 24..64 bytes. Omit it on creation to have one "
                 "generated (shown once in the answer); omit it on update to keep the current one.",
             ),

@@ -28,7 +28,7 @@ import structlog
 from standardwebhooks.webhooks import Webhook as Signer
 
 from service.core import cursors, outbox
-from service.core.clock import monotonic
+from service.core.clock import monotonic, wall_now
 from service.core.constraints import validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
@@ -253,12 +253,22 @@ async def on_events(ctx: Context, events: list[Event]) -> None:
         by_tenant: dict[int, list[asyncpg.Record]] = defaultdict(list)
         for h in hooks:
             by_tenant[h["tenant_id"]].append(h)
+        # The brand's member id next to ours, so a CRM can match its customer: one query for
+        # the whole batch.
+        external = await repo.external_ids(
+            conn, sorted({e.member_id for e in events if e.member_id is not None})
+        )
         rows: list[dict[str, Any]] = []
         for ev in events:
             for h in by_tenant.get(ev.tenant_id, ()):
                 if not rules.matches(list(h["event_types"]), ev.type):
                     continue
-                data = {"eventId": str(ev.event_id), "memberId": ev.member_id, **ev.payload}
+                data = {
+                    "eventId": str(ev.event_id),
+                    "memberId": ev.member_id,
+                    "externalId": external.get(ev.member_id) if ev.member_id else None,
+                    **ev.payload,
+                }
                 rows.append(
                     {
                         "tenant_id": ev.tenant_id,
@@ -281,9 +291,7 @@ class Attempt:
     latency_ms: int | None
 
 
-async def send(
-    ctx: Context, url: str, secret: str, msg_id: str, body: str, now: datetime
-) -> Attempt:
+async def send(ctx: Context, url: str, secret: str, msg_id: str, body: str) -> Attempt:
     """One signed POST. The host is resolved here and every address checked (unless private
     targets are allowed); the request then goes to the checked address itself, with the
     original Host header and TLS server name, so a second DNS answer cannot redirect it.
@@ -306,13 +314,18 @@ async def send(
     ip_host = f"[{address}]" if ":" in address else address
     netloc = f"{ip_host}:{parts.port}" if parts.port else ip_host
     pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-    signature = Signer(secret).sign(msg_id, now, body)
+    # Receivers check webhook-timestamp against their own clock (the Standard Webhooks
+    # libraries allow 5 minutes), so it is the real wall clock, never the dev-shifted one
+    # (under /admin/v1/dev/clock a receiver would reject "Message timestamp too new" while
+    # the log says delivered).
+    signed_at = wall_now(ctx.clock)
+    signature = Signer(secret).sign(msg_id, signed_at, body)
     headers = {
         "host": parts.netloc.rsplit("@", 1)[-1],
         "content-type": "application/json",
         "user-agent": USER_AGENT,
         "webhook-id": msg_id,
-        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-timestamp": str(int(signed_at.timestamp())),
         "webhook-signature": signature,
     }
     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
@@ -388,9 +401,9 @@ async def _record(ctx: Context, claimed: asyncpg.Record, result: Attempt, now: d
             log.warning("webhook disabled", webhook_id=claimed["webhook_id"], reason=reason)
 
 
-async def _attempt(ctx: Context, claimed: asyncpg.Record, now: datetime) -> None:
+async def _attempt(ctx: Context, claimed: asyncpg.Record) -> None:
     c = claimed
-    result = await send(ctx, c["url"], c["secret"], c["msg_id"], c["body"], now)
+    result = await send(ctx, c["url"], c["secret"], c["msg_id"], c["body"])
     await _record(ctx, c, result, ctx.clock.now())
 
 
@@ -407,7 +420,7 @@ async def deliver_due(ctx: Context, batch: int = 50, rounds: int = 20) -> int:
             break
 
         outcomes = await asyncio.gather(
-            *(_attempt(ctx, c, now) for c in claimed), return_exceptions=True
+            *(_attempt(ctx, c) for c in claimed), return_exceptions=True
         )
         for failure in outcomes:
             if isinstance(failure, BaseException):
@@ -445,7 +458,7 @@ async def send_test(ctx: Context, tenant_id: int, key: str) -> DeliveryOut:
             conn, delivery_id, now, now + timedelta(seconds=rules.LEASE_S)
         )
     assert claimed is not None
-    result = await send(ctx, claimed["url"], claimed["secret"], claimed["msg_id"], body, now)
+    result = await send(ctx, claimed["url"], claimed["secret"], claimed["msg_id"], body)
     async with ctx.db.transaction() as conn:
         await repo.record_test(
             conn, delivery_id, result.ok, result.status_code, result.error, result.latency_ms, now

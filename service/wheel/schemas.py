@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from service.core.constraints import AwareDatetime, constrained
+from service.core.constraints import AwareDatetime, ImageUrl, constrained
 from service.wheel.rules import MAX_WEIGHT
 
 Key = constrained(
@@ -47,7 +47,7 @@ class PrizeIn(Strict):
     value: Annotated[
         int, Meta(ge=0, le=10_000_000, description="Points or growth credited; 0 for other kinds.")
     ] = 0
-    image_url: Annotated[str, Meta(max_length=512)] = ""
+    image_url: ImageUrl = ""
     total_stock: Annotated[
         Annotated[int, Meta(ge=0, le=STOCK_MAX)] | None, Meta(description="Absent: unlimited.")
     ] = None
