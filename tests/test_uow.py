@@ -4,7 +4,9 @@ savepoints that undo their own events, and the wheel's stock given back when a s
 from __future__ import annotations
 
 import asyncio
+import uuid
 
+import asyncpg
 import pytest
 
 from service.core.errors import DomainError
@@ -126,3 +128,46 @@ async def test_a_failed_savepoint_drops_only_its_own_events_and_hooks(ctx, tenan
         uow.emit(tenant_id=tenant.id, type="uow.sp", occurred_at=DEFAULT_NOW, payload={"n": 3})
     assert [r["payload"]["n"] for r in await _events(ctx, tenant.id, "uow.sp")] == [1, 3]
     assert seen == ["inner-undo"]
+
+
+async def test_a_single_statement_unit_sends_no_begin_and_its_statement_is_atomic(ctx, tenant):
+    """single_statement=True: no explicit transaction; the one write statement (events inlined
+    with outbox.insert_sql) commits by itself; hooks still run; emit/savepoint are refused."""
+    from service.core import outbox
+
+    seen: list[str] = []
+
+    async def after() -> None:
+        seen.append("after")
+
+    async def undo() -> None:
+        seen.append("undo")
+
+    row = outbox.OutboxRow(tenant.id, uuid.uuid4(), "uow.single", None, {}, DEFAULT_NOW)
+    async with unit_of_work(ctx, single_statement=True) as uow:
+        assert not uow.conn.is_in_transaction()
+        with pytest.raises(RuntimeError):
+            uow.emit(tenant_id=tenant.id, type="uow.single", occurred_at=DEFAULT_NOW)
+        with pytest.raises(RuntimeError):
+            async with uow.savepoint():
+                pass
+        uow.after_commit(after)
+        uow.on_rollback(undo)
+        await uow.conn.execute(
+            f"WITH ev AS ({outbox.insert_sql(1)}) SELECT 1", *outbox.params([row])
+        )
+    assert seen == ["after"]
+    assert len(await _events(ctx, tenant.id, "uow.single")) == 1
+
+    # A statement that fails half-way writes nothing, and the rollback hooks run.
+    seen.clear()
+    bad = outbox.OutboxRow(tenant.id, row.event_id, "uow.single", None, {}, DEFAULT_NOW)
+    fresh = outbox.OutboxRow(tenant.id, uuid.uuid4(), "uow.single", None, {}, DEFAULT_NOW)
+    with pytest.raises(asyncpg.UniqueViolationError):
+        async with unit_of_work(ctx, single_statement=True) as uow:
+            uow.after_commit(after)
+            uow.on_rollback(undo)
+            # the second row repeats an event id: the whole statement (first row too) is undone
+            await uow.conn.execute(outbox.insert_sql(1), *outbox.params([fresh, bad]))
+    assert seen == ["undo"]
+    assert len(await _events(ctx, tenant.id, "uow.single")) == 1

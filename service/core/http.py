@@ -269,13 +269,36 @@ class RequestUnit:
         *args: P.args,
         **kw: P.kwargs,
     ) -> Response:
+        return await self._respond(False, fn, *args, **kw)
+
+    async def respond_single(
+        self,
+        fn: Callable[Concatenate[UnitOfWork, P], Awaitable[Any]],
+        /,
+        *args: P.args,
+        **kw: P.kwargs,
+    ) -> Response:
+        """``respond`` for a write whose whole effect is ONE statement (a hot path): without an
+        Idempotency-Key no BEGIN/COMMIT is sent (the statement is its own transaction; see
+        ``service.core.uow``); with one, the ordinary transactional unit records the key with
+        the effect, and ``fn`` runs unchanged inside it."""
+        return await self._respond(True, fn, *args, **kw)
+
+    async def _respond(
+        self,
+        single: bool,
+        fn: Callable[Concatenate[UnitOfWork, P], Awaitable[Any]],
+        /,
+        *args: P.args,
+        **kw: P.kwargs,
+    ) -> Response:
         request = self.request
         apidoc.note_idempotent_use(request.scope)
         key = idempotency.validate_key(request.headers.get("idempotency-key"))
         fp = ""
         if key is not None:
             fp = idempotency.fingerprint(request.method, request.url.path, await request.body())
-        async with unit_of_work(self.ctx) as uow:
+        async with unit_of_work(self.ctx, single_statement=single and key is None) as uow:
             if key is not None:
                 replay = await idempotency.claim(
                     uow,

@@ -81,24 +81,42 @@ class OutboxRow:
     occurred_at: datetime
 
 
-async def write(conn: asyncpg.Connection, rows: Iterable[OutboxRow]) -> None:
-    """The one writer of outbox rows: every row in one statement, in the given order, in the
-    caller's transaction (so the events exist exactly when the change does)."""
-    rows = list(rows)
-    if not rows:
-        return
-    await conn.execute(
+def insert_sql(first: int) -> str:
+    """The one INSERT of outbox rows, with its six array parameters numbered from ``$first``
+    (values from ``params(rows)``). Use it alone (``write``) or as a data-modifying CTE inside a
+    feature's single write statement (``WITH ..., ev AS (<insert_sql(n)>) SELECT ...``), so the
+    events commit exactly when the change does. Rows keep the given order."""
+    n = first
+    return (
         "INSERT INTO outbox (txid, tenant_id, event_id, type, member_id, payload, occurred_at) "
         "SELECT pg_current_xact_id()::text::bigint, t, e, ty, m, p, o "
-        "FROM unnest($1::int[], $2::uuid[], $3::text[], $4::bigint[], $5::jsonb[], "
-        "$6::timestamptz[]) WITH ORDINALITY AS u(t, e, ty, m, p, o, ord) ORDER BY ord",
+        f"FROM unnest(${n}::int[], ${n + 1}::uuid[], ${n + 2}::text[], ${n + 3}::bigint[], "
+        f"${n + 4}::jsonb[], ${n + 5}::timestamptz[]) WITH ORDINALITY AS u(t, e, ty, m, p, o, ord) "
+        "ORDER BY ord"
+    )
+
+
+def params(rows: Iterable[OutboxRow]) -> list[list[Any]]:
+    """The six array parameters of ``insert_sql`` for ``rows`` (tenant, event id, type, member,
+    payload, occurred_at)."""
+    rows = list(rows)
+    return [
         [r.tenant_id for r in rows],
         [r.event_id for r in rows],
         [r.type for r in rows],
         [r.member_id for r in rows],
         [r.payload for r in rows],
         [r.occurred_at for r in rows],
-    )
+    ]
+
+
+async def write(conn: asyncpg.Connection, rows: Iterable[OutboxRow]) -> None:
+    """The one writer of outbox rows: every row in one statement, in the given order, in the
+    caller's transaction (so the events exist exactly when the change does)."""
+    rows = list(rows)
+    if not rows:
+        return
+    await conn.execute(insert_sql(1), *params(rows))
 
 
 async def emit(

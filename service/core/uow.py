@@ -18,6 +18,17 @@ A mutating route receives a ``RequestUnit`` (a Litestar dependency) and makes on
     return await work.respond(service.spin, member.tenant_id, member.member_id, key)
 
 CLI commands and jobs use ``unit_of_work(ctx)`` directly.
+
+**Single-statement units** (the hot durable writes: check-in, spin, credit, brand event). A
+write whose whole effect is ONE SQL statement (data-modifying CTEs or one server-side
+function; its events inlined with ``outbox.insert_sql``) needs no BEGIN/COMMIT: PostgreSQL
+runs a lone statement atomically in its own implicit transaction. ``unit_of_work(ctx,
+single_statement=True)`` hands out a connection WITHOUT an explicit transaction: reads before
+the write are plain autocommit statements, the one write statement is the commit point, and
+the hooks work as usual (after_commit once ``fn`` returned, on_rollback if it raised). In
+this mode ``emit``, ``before_commit`` and ``savepoint`` are programming errors (they would
+need a second statement). A feature function written for it also works unchanged inside an
+ordinary transactional unit (e.g. when an Idempotency-Key must be recorded with the effect).
 """
 
 from __future__ import annotations
@@ -48,11 +59,24 @@ class UnitOfWork:
     Events are buffered by ``emit`` and written in one statement at commit (or on ``flush``).
     """
 
-    __slots__ = ("_after_commit", "_before_commit", "_events", "_on_rollback", "conn", "ctx")
+    __slots__ = (
+        "_after_commit",
+        "_before_commit",
+        "_events",
+        "_on_rollback",
+        "conn",
+        "ctx",
+        "single_statement",
+    )
 
-    def __init__(self, ctx: Context, conn: asyncpg.Connection) -> None:
+    def __init__(
+        self, ctx: Context, conn: asyncpg.Connection, *, single_statement: bool = False
+    ) -> None:
         self.ctx = ctx
         self.conn = conn
+        #: True when ``conn`` has no explicit transaction: the unit's one write statement is
+        #: its own transaction (see the module docstring).
+        self.single_statement = single_statement
         self._events: list[outbox.OutboxRow] = []
         self._before_commit: list[Hook] = []
         self._after_commit: list[Hook] = []
@@ -71,6 +95,7 @@ class UnitOfWork:
         event_id: uuid.UUID | None = None,
     ) -> uuid.UUID:
         """Queue one domain event; it is written with the others in one insert at commit."""
+        self._require_transaction("emit (inline the events with outbox.insert_sql)")
         eid = event_id or uuid.uuid4()
         self._events.append(
             outbox.OutboxRow(tenant_id, eid, type, member_id, payload or {}, occurred_at)
@@ -79,6 +104,7 @@ class UnitOfWork:
 
     def before_commit(self, hook: Hook) -> None:
         """Run ``hook`` inside the transaction, after the feature's work, before the events."""
+        self._require_transaction("before_commit")
         self._before_commit.append(hook)
 
     def after_commit(self, hook: Hook) -> None:
@@ -96,6 +122,7 @@ class UnitOfWork:
     async def savepoint(self) -> AsyncIterator[UnitOfWork]:
         """A nested transaction: if its block raises, its statements AND the events and hooks
         it registered are undone, and the outer transaction goes on."""
+        self._require_transaction("savepoint")
         marks = (len(self._events), len(self._after_commit), len(self._on_rollback))
         try:
             async with self.conn.transaction():
@@ -115,6 +142,12 @@ class UnitOfWork:
             rows, self._events = self._events, []
             await outbox.write(self.conn, rows)
             self._after_commit.append(_wake(self.ctx))
+
+    def _require_transaction(self, what: str) -> None:
+        if self.single_statement:
+            raise RuntimeError(
+                f"{what} needs a transactional unit of work, not a single-statement one"
+            )
 
     # -- the boundary -------------------------------------------------------------------------
 
@@ -153,14 +186,25 @@ def _wake(ctx: Context) -> Hook:
 
 
 @asynccontextmanager
-async def unit_of_work(ctx: Context) -> AsyncIterator[UnitOfWork]:
+async def unit_of_work(
+    ctx: Context, *, single_statement: bool = False
+) -> AsyncIterator[UnitOfWork]:
     """Open a transaction; commit when the block exits cleanly, roll back on any exception.
 
     The one place that reacts to every way out of a transaction (including cancellation):
     compensations registered with ``on_rollback`` run here, so features never catch
-    ``BaseException`` themselves."""
+    ``BaseException`` themselves. With ``single_statement=True`` no explicit transaction is
+    opened (the block's one write statement is atomic by itself; see the module docstring)."""
     async with ctx.db.connection() as conn:
-        uow = UnitOfWork(ctx, conn)
+        uow = UnitOfWork(ctx, conn, single_statement=single_statement)
+        if single_statement:
+            try:
+                yield uow
+            except BaseException:
+                await uow._rolled_back()
+                raise
+            await uow._committed()
+            return
         try:
             async with conn.transaction():
                 yield uow
