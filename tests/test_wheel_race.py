@@ -310,13 +310,14 @@ async def test_stock_comes_back_when_postgres_fails_mid_spin(client, tenant, ctx
     )
     wid = await wheel_id(ctx, tenant.id, "flaky")
     members = await bulk_members(ctx, tenant.id, 4, prefix="f")
-    real_take = repository.take_stock
+    real_record = repository.record_spin
 
     async def timeout_once(*args, **kwargs):  # type: ignore[no-untyped-def]
-        monkeypatch.setattr(repository, "take_stock", real_take)
+        # The spin's one statement (it counts the stock) times out once.
+        monkeypatch.setattr(repository, "record_spin", real_record)
         raise asyncpg.QueryCanceledError("canceling statement due to statement timeout")
 
-    monkeypatch.setattr(repository, "take_stock", timeout_once)
+    monkeypatch.setattr(repository, "record_spin", timeout_once)
     with pytest.raises(asyncpg.QueryCanceledError):
         await wheel.spin_once(ctx, tenant.id, members[0], "flaky")
     assert (await store.counts(ctx, tenant.id, wid))["i:grand"] == 0  # type: ignore[index]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from service.core.context import Context
+from service.wheel.rules import Drawn as Drawn  # the draw's result, a pure value (re-exported)
 from service.wheel.rules import PrizeTable
 
 
@@ -25,18 +25,6 @@ def total_field(prize_key: str) -> str:
 
 def daily_field(day: str, prize_key: str) -> str:
     return f"d:{day}:{prize_key}"
-
-
-@dataclass(frozen=True, slots=True)
-class Drawn:
-    index: int
-    word_index: int
-    value: int | None
-    weight_total: int
-    epoch: str
-    fallback: bool
-    forced: bool
-    remaining: list[int | None]  # per prize as the draw saw it (None: unlimited)
 
 
 NOT_LOADED = "NOT_LOADED"
