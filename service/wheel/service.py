@@ -20,6 +20,7 @@ from service.core.cache import Cache
 from service.core.constraints import register_check, validation_failed
 from service.core.context import CONFIG_CACHE_TTL_S, Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
+from service.core.ratelimit import RateCheck
 from service.core.uow import UnitOfWork, unit_of_work
 from service.points import service as points
 from service.wheel import repository as repo
@@ -328,11 +329,14 @@ async def _draw(
     member_id: int,
     spin_no: int,
     blocked: list[bool],
+    rate: RateCheck | None,
 ) -> tuple[store.Drawn, int]:
+    """Draw in Redis (the request's rate limit counted in the first call: later calls run
+    the draw alone); returns the draw and the HMAC block its word came from."""
     block = 0
     ws = rules.words(rt.seed, member_id, spin_no, block)
     for _ in range(_LOAD_ATTEMPTS):
-        res = await store.draw(ctx, rt.tenant_id, rt.id, rt.table, day, pity_due, ws, blocked)
+        res = await store.draw(ctx, rt.tenant_id, rt.id, rt.table, day, pity_due, ws, blocked, rate)
         if isinstance(res, store.Drawn):
             return res, block
         if res == store.EXHAUSTED:
@@ -352,10 +356,14 @@ async def _draw(
     raise DependencyUnavailable(details={"dependency": "redis", "problem": "stock not loaded"})
 
 
-async def spin(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> SpinOut:
+async def spin(
+    uow: UnitOfWork, tenant_id: int, member_id: int, key: str, rate: RateCheck | None = None
+) -> SpinOut:
     """One spin (see "A spin, start to end" above). Works in a single-statement unit (no
     BEGIN/COMMIT: 2 PostgreSQL round trips, 1 Redis call) and unchanged in a transactional
     one (an Idempotency-Key), where the member's row is locked by the read instead.
+    ``rate``: the request's pending rate limit, folded into the draw's Redis call (counted
+    before anything is taken; a spin refused before the draw leaves it to the caller).
 
     Errors: 404 WHEEL_NOT_FOUND, 409 WHEEL_NOT_LIVE, WHEEL_CAP_REACHED, WHEEL_NO_SPINS_LEFT,
     INSUFFICIENT_POINTS (nothing drawn, nothing taken), 403 WHEEL_LEVEL_TOO_LOW, 409
@@ -371,7 +379,7 @@ async def spin(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> Spi
     uow.on_rollback(functools.partial(give_back, ctx, holds))
     refused: set[str] = set()
     for _ in range(_SPIN_ATTEMPTS):
-        write = await _plan_and_draw(uow, rt, member_id, now, refused)
+        write = await _plan_and_draw(uow, rt, member_id, now, refused, rate)
         hold = _hold_of(rt, write)
         if hold is not None:
             holds.append(hold)
@@ -389,7 +397,12 @@ def _refuse(refusal: rules.SpinRefused | None) -> None:
 
 
 async def _plan_and_draw(
-    uow: UnitOfWork, rt: Runtime, member_id: int, now: datetime, refused: set[str]
+    uow: UnitOfWork,
+    rt: Runtime,
+    member_id: int,
+    now: datetime,
+    refused: set[str],
+    rate: RateCheck | None,
 ) -> rules.SpinWrite:
     """Read the member, plan, pay (before the draw: short of points means nothing drawn),
     draw in Redis; the pure write of what was drawn."""
@@ -420,7 +433,7 @@ async def _plan_and_draw(
     pity_due = rules.pity_due(rt.table, member.pity)
     blocked = rules.blocked_prizes(rt.table, member.wins, refused)
     drawn, block = await _draw(
-        ctx, uow.conn, rt, today.isoformat(), pity_due, member_id, plan.spin_no, blocked
+        ctx, uow.conn, rt, today.isoformat(), pity_due, member_id, plan.spin_no, blocked, rate
     )
     return rules.spin_write(
         rt.table,
