@@ -92,7 +92,7 @@ async def spin(wheelKey: Key, request: Request) -> Response[SpinOut]:
     # an Idempotency-Key the spin is ONE statement, its own transaction (respond_single);
     # stock Redis took goes back if it does not commit (service.spin, on_rollback).
     async with MemberRequest(request) as m:
-        return await m.work().respond(
+        return await m.work().respond_single(
             service.spin, m.member.tenant_id, m.member.member_id, wheelKey, m.rate
         )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from service.core.context import CONFIG_CACHE_TTL_S, Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
 from service.core.ratelimit import RateCheck
 from service.core.uow import UnitOfWork, unit_of_work
+from service.points import ledger
 from service.points import service as points
 from service.wheel import repository as repo
 from service.wheel import rules, store
@@ -404,8 +406,8 @@ async def _plan_and_draw(
     refused: set[str],
     rate: RateCheck | None,
 ) -> rules.SpinWrite:
-    """Read the member, plan, pay (before the draw: short of points means nothing drawn),
-    draw in Redis; the pure write of what was drawn."""
+    """Read the member (one round trip), plan, draw in Redis (one call, the request's rate
+    limit included); the pure write of what was drawn."""
     ctx = uow.ctx
     row = await repo.spin_state(
         uow.conn, rt.tenant_id, rt.id, member_id, now, lock=not uow.single_statement
@@ -428,8 +430,6 @@ async def _plan_and_draw(
         today,
         now,
     )
-    if plan.cost:
-        await _pay(uow, keys, plan.cost)
     pity_due = rules.pity_due(rt.table, member.pity)
     blocked = rules.blocked_prizes(rt.table, member.wins, refused)
     drawn, block = await _draw(
@@ -513,57 +513,65 @@ async def _record(
 
 
 async def _statement(uow: UnitOfWork, w: rules.SpinWrite) -> repo.SpinRecorded:
-    """The spin's one statement. Inside a transaction (an Idempotency-Key) a savepoint keeps
-    a refused statement from aborting the transaction, so the spin can draw again."""
+    """The spin's one statement, with the ledger's postings (the cost, a points or growth
+    prize) inside it. Inside a transaction (an Idempotency-Key) a savepoint keeps a refused
+    statement from aborting the transaction, so the spin can draw again. A ledger refusal
+    (INSUFFICIENT_POINTS) fails the spin: nothing of the statement stays, the stock goes back
+    (on_rollback)."""
+    k = w.keys
     events = [
-        outbox.OutboxRow(
-            w.keys.tenant_id, uuid.uuid4(), e.type, w.keys.member_id, e.payload, w.keys.now
-        )
+        outbox.OutboxRow(k.tenant_id, uuid.uuid4(), e.type, k.member_id, e.payload, k.now)
         for e in w.events
     ]
-    if uow.single_statement:
-        recorded = await repo.record_spin(uow.conn, w, events)
-    else:
-        async with uow.savepoint():
-            if w.credit is not None:
-                await _credit(uow, w)
-            await uow.flush()  # the ledger's events first, as one statement would order them
-            recorded = await repo.record_spin(uow.conn, w, events)
-    uow.after_commit(functools.partial(_wake, uow.ctx))  # the events are in the outbox
+    postings = await _postings(uow, w)
+
+    def call(p: Callable[[Any], str]) -> str:
+        return ledger.call_sql(p(k.tenant_id), p(k.now), p(postings))
+
+    with ledger.refusals():
+        if uow.single_statement:
+            recorded = await repo.record_spin(uow.conn, w, events, call if postings else None)
+        else:
+            async with uow.savepoint():
+                recorded = await repo.record_spin(uow.conn, w, events, call if postings else None)
+    points.wake_after_commit(uow)  # the statement wrote outbox rows
     return recorded
 
 
-async def _wake(ctx: Context) -> None:
-    ctx.dispatcher.wake()
-
-
-async def _pay(uow: UnitOfWork, keys: rules.SpinKeys, cost: int) -> None:
-    await points.debit(
-        uow,
-        keys.tenant_id,
-        keys.member_id,
-        cost,
-        reason="wheel.spin",
-        source_ref=f"wheel:{keys.wheel_key}:{keys.spin_id}",
-        idempotency_key=f"wheel:cost:{keys.spin_id}",
-        key_is_new=True,  # spin_id is a fresh uuid
-    )
-
-
-async def _credit(uow: UnitOfWork, w: rules.SpinWrite) -> None:
-    assert w.credit is not None
-    currency, amount = w.credit
-    await points.credit(
-        uow,
-        w.keys.tenant_id,
-        w.keys.member_id,
-        currency,
-        amount,
-        reason="wheel.prize",
-        source_ref=w.source_ref,
-        idempotency_key=f"wheel:prize:{w.keys.spin_id}",
-        key_is_new=True,
-    )
+async def _postings(uow: UnitOfWork, w: rules.SpinWrite) -> list[ledger.Posting]:
+    """The ledger moves of a spin: its cost (debit), then a points or growth prize (credit;
+    the expiry of points from the tenant's policy, cached)."""
+    k, out = w.keys, []
+    if w.plan.cost:
+        out.append(
+            ledger.Posting(
+                kind="debit",
+                amount=w.plan.cost,
+                member_id=k.member_id,
+                reason="wheel.spin",
+                source_ref=w.source_ref,
+                idempotency_key=f"wheel:cost:{k.spin_id}",
+                key_is_new=True,  # spin_id is a fresh uuid
+            )
+        )
+    if w.credit is not None:
+        currency, amount = w.credit
+        points.check_credit(currency, amount)
+        expires = await points.expiry_at(uow.ctx, uow.conn, k.tenant_id, currency, k.now)
+        out.append(
+            ledger.Posting(
+                kind="credit",
+                currency=currency,
+                amount=amount,
+                member_id=k.member_id,
+                reason="wheel.prize",
+                source_ref=w.source_ref,
+                idempotency_key=f"wheel:prize:{k.spin_id}",
+                key_is_new=True,
+                expires_at=expires,
+            )
+        )
+    return out
 
 
 def _spin_out(rt: Runtime, w: rules.SpinWrite, recorded: repo.SpinRecorded) -> SpinOut:
@@ -593,9 +601,9 @@ def _spin_out(rt: Runtime, w: rules.SpinWrite, recorded: repo.SpinRecorded) -> S
 
 
 async def spin_once(ctx: Context, tenant_id: int, member_id: int, key: str) -> SpinOut:
-    """A spin in its own unit of work, as the route runs it without an Idempotency-Key: for
-    the CLI checks and tests."""
-    async with unit_of_work(ctx) as uow:
+    """A spin in its own unit of work, as the route runs it without an Idempotency-Key (one
+    statement, no BEGIN/COMMIT): for the CLI checks and tests."""
+    async with unit_of_work(ctx, single_statement=True) as uow:
         return await spin(uow, tenant_id, member_id, key)
 
 
