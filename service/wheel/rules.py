@@ -636,12 +636,12 @@ def plan_spin(config: dict[str, Any], member: MemberSpins, today: date) -> SpinP
 
 def spin_refusal(config: dict[str, Any], status: str, level: int | None) -> SpinRefused | None:
     """Pure: why nobody (or this member, at ``level``) may spin now; None when they may.
-    ``level`` None: not read (the wheel has no ``minLevel``)."""
+    ``level`` None: not known yet (the level is checked once it is read)."""
     if status != "open":
         return SpinRefused("WHEEL_NOT_LIVE", {"status": status})
     min_level = int(config.get("minLevel", 0))
-    if min_level > 0 and (level or 0) < min_level:
-        return SpinRefused("WHEEL_LEVEL_TOO_LOW", {"minLevel": min_level, "level": level or 0})
+    if level is not None and level < min_level:
+        return SpinRefused("WHEEL_LEVEL_TOO_LOW", {"minLevel": min_level, "level": level})
     return None
 
 

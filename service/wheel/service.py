@@ -368,15 +368,16 @@ async def spin(
     before anything is taken; a spin refused before the draw leaves it to the caller).
 
     Errors: 404 WHEEL_NOT_FOUND, 409 WHEEL_NOT_LIVE, WHEEL_CAP_REACHED, WHEEL_NO_SPINS_LEFT,
-    INSUFFICIENT_POINTS (nothing drawn, nothing taken), 403 WHEEL_LEVEL_TOO_LOW, 409
+    INSUFFICIENT_POINTS (the ledger refuses inside the statement: no draw logged, the stock
+    the draw took in Redis given back), 403 WHEEL_LEVEL_TOO_LOW, 409
     CONFLICT when the member's own concurrent spins kept overtaking this one."""
     ctx = uow.ctx
     rt = await runtime(ctx, uow.conn, tenant_id, key)
     now = ctx.clock.now()
-    level = None
-    if int(rt.config.get("minLevel", 0)) > 0:
+    _refuse(rules.spin_refusal(rt.config, rt.status(now), None))
+    if int(rt.config.get("minLevel", 0)) > 0:  # one more read, for level-gated wheels only
         level = await points.member_level_index(ctx, uow.conn, tenant_id, member_id)
-    _refuse(rules.spin_refusal(rt.config, rt.status(now), level))
+        _refuse(rules.spin_refusal(rt.config, rt.status(now), level))
     holds: list[Hold] = []
     uow.on_rollback(functools.partial(give_back, ctx, holds))
     refused: set[str] = set()
