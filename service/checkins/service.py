@@ -9,6 +9,7 @@ and run in the caller's transaction; the request boundary commits.
 from __future__ import annotations
 
 import functools
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from service.checkins.schemas import (
     MakeupState,
     RewardOut,
 )
+from service.core import outbox
 from service.core.constraints import problem, register_check, validation_failed
 from service.core.context import CONFIG_CACHE_TTL_S, Context
 from service.core.errors import DEPENDENCY_ERRORS, DomainError, register_codes
@@ -301,6 +303,10 @@ def _checkin_out(
 
 # ----------------------------------------------------------------------------- check-in
 
+# A write planned from a read loses when another write of the same member lands in between
+# (its guard fails, nothing is written): re-read and re-plan, this many times at most.
+WRITE_ATTEMPTS = 4
+
 
 @dataclass(frozen=True, slots=True)
 class Mark:
@@ -315,76 +321,135 @@ class Mark:
     only_day: bool = False  # the member has no other day: seed without reading PostgreSQL
 
 
-def _state(row: asyncpg.Record) -> rules.Streaks:
-    return rules.Streaks(
-        row["last_day"], row["current_streak"], row["longest_streak"], row["total_days"]
-    )
+async def _read(
+    uow: UnitOfWork, c: Campaign, member_id: int, day: date, *, with_days: bool = False
+) -> repo.MemberRead:
+    """The member's state to plan from. In a single-statement unit it is a plain read (the
+    write's guard catches a change made meanwhile); in a transactional unit (a request with
+    an Idempotency-Key) the member's streak row is locked first, so the plan cannot go
+    stale (the guard cannot fail there, and a failed statement could not be retried)."""
+    if not uow.single_statement:
+        await repo.lock_streak(uow.conn, c.tenant_id, c.id, member_id, uow.ctx.clock.now())
+    return await repo.read_member(uow.conn, c.tenant_id, c.id, member_id, day, with_days=with_days)
 
 
-async def _check_in(
-    uow: UnitOfWork, tenant_id: int, member_id: int, key: str
-) -> tuple[CheckinOut, Mark]:
+def _wake_dispatcher(ctx: Context) -> Any:
+    async def wake() -> None:
+        ctx.dispatcher.wake()
+
+    return wake
+
+
+async def _write(
+    uow: UnitOfWork,
+    c: Campaign,
+    member_id: int,
+    plan: rules.CheckinPlan,
+    now: datetime,
+    events: list[outbox.OutboxRow],
+) -> bool:
+    """Write the plan in one statement; False when the member's state changed since the read
+    (nothing written: re-read and re-plan)."""
+    try:
+        await repo.write(uow.conn, c.tenant_id, c.id, member_id, plan, now, events)
+    except asyncpg.SerializationError:
+        if not uow.single_statement:
+            raise  # cannot happen under the row lock; the boundary answers 409 CONFLICT
+        return False
+    uow.after_commit(_wake_dispatcher(uow.ctx))
+    return True
+
+
+def _checkin_events(c: Campaign, member_id: int, plan: rules.CheckinPlan, now: datetime) -> list:
+    """checkin.done, and checkin.streak when the day is a configured streak day."""
+    day = plan.day.isoformat()
+    events = [
+        outbox.OutboxRow(
+            c.tenant_id,
+            uuid.uuid4(),
+            "checkin.done",
+            member_id,
+            {"campaign": c.key, "date": day, "streak": plan.streak},
+            now,
+        )
+    ]
+    if plan.milestone is not None:
+        events.append(
+            outbox.OutboxRow(
+                c.tenant_id,
+                uuid.uuid4(),
+                "checkin.streak",
+                member_id,
+                {
+                    "campaign": c.key,
+                    "date": day,
+                    "streak": plan.streak,
+                    "milestone": plan.milestone.day,
+                    "points": plan.reward.points,
+                    "growth": plan.reward.growth,
+                },
+                now,
+            )
+        )
+    return events
+
+
+def _planned_row(plan: rules.CheckinPlan, streak: int, now: datetime) -> dict[str, Any]:
+    """The day's row as the write stores it (the answer is shaped from it)."""
+    return {
+        "day": plan.day,
+        "kind": plan.kind,
+        "streak": streak,
+        "reward_points": plan.reward.points,
+        "reward_growth": plan.reward.growth,
+        "milestone": plan.milestone.day if plan.milestone else None,
+        "cost": plan.cost,
+        "created_at": now,
+    }
+
+
+async def check_in(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> CheckinOut:
     """Check in for today in the campaign's time zone: once per local day, whatever happens.
 
-    The member's streak row is locked first, so a burst of taps queues up behind the first;
-    each later one finds today's row and answers the first result (replayed)."""
-    ctx, conn = uow.ctx, uow.conn
-    c = await member_campaign(ctx, conn, tenant_id, key)
+    Read the member's state (one statement), plan with ``rules.plan_checkin``, write in one
+    guarded statement (``repository.write``). A repeated tap finds today's row and answers the
+    first result (``replayed``); a tap that lost a race to another re-reads and replays. The
+    day's bit is set in Redis once the write committed."""
+    ctx = uow.ctx
+    c = await member_campaign(ctx, uow.conn, tenant_id, key)
     now = ctx.clock.now()
     _require_live(c, now)
     today = rules.local_day(now, c.tz)
-    mark = Mark(tenant_id, c.id, c.epoch, member_id, c.offset(today), False)
-    advanced = await repo.advance_streak(conn, tenant_id, c.id, member_id, today, now)
-    if advanced is not None:
-        new = _state(advanced)
-        streak = new.current
-        if new.total == 1:
-            # The member's first day in this campaign: the whole calendar is known, so a
-            # missing Redis calendar is seeded without reading PostgreSQL again.
-            mark = Mark(tenant_id, c.id, c.epoch, member_id, c.offset(today), False, True)
-    else:
-        # Today is done already (a repeated tap), or the clock moved backwards (demos).
-        state = _state(await repo.lock_streak(conn, tenant_id, c.id, member_id, now))
-        existing = await repo.get_checkin(conn, tenant_id, c.id, member_id, today)
-        if existing is not None:
-            alive = rules.alive_streak(state, today)
-            return _checkin_out(c, existing, today, alive, True, True), mark
-        days = {r["day"] for r in await repo.member_days(conn, tenant_id, c.id, member_id)}
-        days.add(today)
-        new = rules.streaks_of(days)
-        streak = rules.streak_ending(days, today)
-        await repo.set_streak(
-            conn,
-            tenant_id,
-            c.id,
-            member_id,
-            new.last_day,
-            new.current,
-            new.longest,
-            new.total,
-            now,
+    for _ in range(WRITE_ATTEMPTS):
+        got = await _read(uow, c, member_id, today)
+        if got.row is not None:
+            alive = rules.alive_streak(got.streaks, today)
+            return _checkin_out(c, got.row, today, alive, True, True)
+        history = None
+        if rules.needs_history(got.streaks, today):
+            # The clock moved back (demos): the streaks are recounted from the days.
+            rows = await repo.member_days(uow.conn, tenant_id, c.id, member_id)
+            history = {r["day"] for r in rows}
+        plan = rules.plan_checkin(c.plan, got.streaks, today, history)
+        if not await _write(uow, c, member_id, plan, now, _checkin_events(c, member_id, plan, now)):
+            continue
+        await _pay(uow, c, member_id, plan)
+        uow.after_commit(_count_checkin)  # engage_checkins_total: committed check-ins only
+        # The member's first day: the whole calendar is known, so a missing Redis calendar
+        # is seeded without reading PostgreSQL again.
+        mark = Mark(
+            tenant_id, c.id, c.epoch, member_id, c.offset(today), False, plan.after.total == 1
         )
-    reward, milestone = c.plan.reward_for(streak)
-    inserted = await repo.insert_checkin(
-        conn,
-        tenant_id,
-        c.id,
-        member_id,
-        today,
-        "daily",
-        streak,
-        reward.points,
-        reward.growth,
-        milestone.day if milestone else None,
-        0,
-        now,
-    )
-    if not inserted:
-        # Unreachable while the streak row serializes the member; the unique key is the last
-        # guard, and failing here rolls the streak change back.
-        raise DomainError("CONFLICT", details={"campaign": c.key, "date": today.isoformat()})
-    uow.after_commit(_count_checkin)  # engage_checkins_total: committed check-ins only
-    ref = f"checkin:{c.id}:{today.isoformat()}"
+        uow.after_commit(functools.partial(mark_committed, ctx, mark))
+        row = _planned_row(plan, plan.streak, now)
+        return _checkin_out(c, row, today, rules.alive_streak(plan.after, today), True, False)
+    raise DomainError("CONFLICT", details={"campaign": c.key, "date": today.isoformat()})
+
+
+async def _pay(uow: UnitOfWork, c: Campaign, member_id: int, plan: rules.CheckinPlan) -> None:
+    """The check-in's reward through the ledger (idempotency key per campaign, day, member and
+    currency: today's row was just written, so no entry holds the key yet)."""
+    ref = f"checkin:{c.id}:{plan.day.isoformat()}"
     credits = [
         points.Credit(
             member_id,
@@ -393,53 +458,13 @@ async def _check_in(
             "checkin.daily",
             source_ref=ref,
             idempotency_key=f"{ref}:{member_id}:{currency}",
-            key_is_new=True,  # today's check-in row was inserted just above
+            key_is_new=True,
         )
-        for currency, amount in (("points", reward.points), ("growth", reward.growth))
+        for currency, amount in (("points", plan.reward.points), ("growth", plan.reward.growth))
         if amount > 0
     ]
     if credits:
-        await points.apply_credits(uow, tenant_id, credits)
-    uow.emit(
-        tenant_id=tenant_id,
-        type="checkin.done",
-        member_id=member_id,
-        payload={"campaign": c.key, "date": today.isoformat(), "streak": streak},
-        occurred_at=now,
-    )
-    if milestone is not None:
-        uow.emit(
-            tenant_id=tenant_id,
-            type="checkin.streak",
-            member_id=member_id,
-            payload={
-                "campaign": c.key,
-                "date": today.isoformat(),
-                "streak": streak,
-                "milestone": milestone.day,
-                "points": reward.points,
-                "growth": reward.growth,
-            },
-            occurred_at=now,
-        )
-    row = {
-        "day": today,
-        "kind": "daily",
-        "streak": streak,
-        "reward_points": reward.points,
-        "reward_growth": reward.growth,
-        "milestone": milestone.day if milestone else None,
-        "cost": 0,
-        "created_at": now,
-    }
-    return _checkin_out(c, row, today, rules.alive_streak(new, today), True, False), mark
-
-
-async def check_in(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> CheckinOut:
-    """Check in for today; the day's bit is set in Redis once the transaction committed."""
-    out, mark = await _check_in(uow, tenant_id, member_id, key)
-    uow.after_commit(functools.partial(mark_committed, uow.ctx, mark))
-    return out
+        await points.apply_credits(uow, c.tenant_id, credits)
 
 
 async def _joined_day(ctx: Context, tenant_id: int, member_id: int, tz: ZoneInfo) -> date:
@@ -452,13 +477,15 @@ async def _joined_day(ctx: Context, tenant_id: int, member_id: int, tz: ZoneInfo
     return rules.local_day(await cache.get((tenant_id, member_id), load), tz)
 
 
-async def _make_up(
+async def make_up(
     uow: UnitOfWork, tenant_id: int, member_id: int, key: str, day: date
-) -> tuple[CheckinOut, Mark]:
-    """Fill a missed day: checks, the monthly quota under the member's lock, the cost debited
-    in this transaction, and the streaks recounted (a make-up joining two runs makes one)."""
-    ctx, conn = uow.ctx, uow.conn
-    c = await member_campaign(ctx, conn, tenant_id, key)
+) -> CheckinOut:
+    """Fill a missed ``day``: the date checks, then (from one read of the member's days) the
+    monthly quota and the recounted streaks (a make-up joining two runs makes one), written
+    with the cost debited in one guarded statement; a concurrent make-up makes the guard fail
+    and this one re-reads, so the quota holds. Its bit is set in Redis after the commit."""
+    ctx = uow.ctx
+    c = await member_campaign(ctx, uow.conn, tenant_id, key)
     now = ctx.clock.now()
     _require_live(c, now)
     today = rules.local_day(now, c.tz)
@@ -473,88 +500,50 @@ async def _make_up(
                 "windowDays": c.makeup.window_days,
             },
         )
-    mark = Mark(tenant_id, c.id, c.epoch, member_id, c.offset(day), True)
-    state = _state(await repo.lock_streak(conn, tenant_id, c.id, member_id, now))
-    existing = await repo.get_checkin(conn, tenant_id, c.id, member_id, day)
-    if existing is not None:
-        if existing["kind"] == "makeup":
-            alive = rules.alive_streak(state, today)
-            return _checkin_out(c, existing, today, alive, state.last_day == today, True), mark
-        raise DomainError("MAKEUP_DAY_CHECKED", details={"date": day.isoformat()})
-    first, last = rules.month_bounds(day)
-    used = await repo.makeups_between(conn, tenant_id, c.id, member_id, first, last)
-    if used >= c.makeup.per_month:
-        raise DomainError(
-            "MAKEUP_QUOTA_USED",
-            details={"month": first.strftime("%Y-%m"), "perMonth": c.makeup.per_month},
-        )
-    ref = f"checkin:{c.id}:{day.isoformat()}"
-    if c.makeup.cost_points > 0:
-        await points.debit(
-            uow,
+    for _ in range(WRITE_ATTEMPTS):
+        got = await _read(uow, c, member_id, day, with_days=True)
+        if got.row is not None and got.row["kind"] == "makeup":
+            alive = rules.alive_streak(got.streaks, today)
+            return _checkin_out(c, got.row, today, alive, got.streaks.last_day == today, True)
+        plan = rules.plan_makeup(c.makeup, got.streaks, got.days or {}, day, today)
+        if plan == "MAKEUP_DAY_CHECKED":
+            raise DomainError(plan, details={"date": day.isoformat()})
+        if plan == "MAKEUP_QUOTA_USED":
+            raise DomainError(
+                plan,
+                details={"month": day.strftime("%Y-%m"), "perMonth": c.makeup.per_month},
+            )
+        assert isinstance(plan, rules.CheckinPlan)
+        alive = rules.alive_streak(plan.after, today)
+        event = outbox.OutboxRow(
             tenant_id,
+            uuid.uuid4(),
+            "checkin.makeup",
             member_id,
-            c.makeup.cost_points,
-            reason="checkin.makeup",
-            source_ref=ref,
-            idempotency_key=f"{ref}:{member_id}:makeup",
+            {"campaign": c.key, "date": day.isoformat(), "streak": alive, "cost": plan.cost},
+            now,
         )
-    days = {r["day"] for r in await repo.member_days(conn, tenant_id, c.id, member_id)}
-    days.add(day)
-    new = rules.streaks_of(d for d in days if d <= today)
-    await repo.insert_checkin(
-        conn,
-        tenant_id,
-        c.id,
-        member_id,
-        day,
-        "makeup",
-        rules.streak_ending(days, day),
-        0,
-        0,
-        None,
-        c.makeup.cost_points,
-        now,
-    )
-    await repo.set_streak(
-        conn, tenant_id, c.id, member_id, new.last_day, new.current, new.longest, new.total, now
-    )
-    alive = rules.alive_streak(new, today)
-    uow.emit(
-        tenant_id=tenant_id,
-        type="checkin.makeup",
-        member_id=member_id,
-        payload={
-            "campaign": c.key,
-            "date": day.isoformat(),
-            "streak": alive,
-            "cost": c.makeup.cost_points,
-        },
-        occurred_at=now,
-    )
-    row = {
-        "day": day,
-        "kind": "makeup",
-        "streak": alive,
-        "reward_points": 0,
-        "reward_growth": 0,
-        "milestone": None,
-        "cost": c.makeup.cost_points,
-        "created_at": now,
-    }
-    return _checkin_out(c, row, today, alive, new.last_day == today, False), mark
+        if not await _write(uow, c, member_id, plan, now, [event]):
+            continue
+        if plan.cost > 0:
+            ref = f"checkin:{c.id}:{day.isoformat()}"
+            await points.debit(
+                uow,
+                tenant_id,
+                member_id,
+                plan.cost,
+                reason="checkin.makeup",
+                source_ref=ref,
+                idempotency_key=f"{ref}:{member_id}:makeup",
+            )
+        mark = Mark(tenant_id, c.id, c.epoch, member_id, c.offset(day), True)
+        uow.after_commit(functools.partial(mark_committed, ctx, mark))
+        row = _planned_row(plan, alive, now)
+        return _checkin_out(c, row, today, alive, plan.after.last_day == today, False)
+    raise DomainError("CONFLICT", details={"campaign": c.key, "date": day.isoformat()})
 
 
 # ----------------------------------------------------------------------------- calendars
-
-
-async def make_up(
-    uow: UnitOfWork, tenant_id: int, member_id: int, key: str, day: date
-) -> CheckinOut:
-    """Make up a missed ``day``; its bit is set in Redis once the transaction committed."""
-    out, mark = await _make_up(uow, tenant_id, member_id, key, day)
-    uow.after_commit(functools.partial(mark_committed, uow.ctx, mark))
-    return out
 
 
 def _bitmaps(c: Campaign, rows: list[Any]) -> tuple[bytes, bytes]:
