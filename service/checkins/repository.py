@@ -269,19 +269,22 @@ async def campaigns(conn: asyncpg.Connection, tenant_id: int | None) -> list[asy
 
 
 async def iter_calendars(
-    conn: asyncpg.Connection, campaign_id: int, batch: int = 1000
+    conn: asyncpg.Connection, campaign_id: int, batch: int = 1000, since: datetime | None = None
 ) -> AsyncIterator[list[asyncpg.Record]]:
-    """Per member of a campaign: (member_id, days[], kinds[]), in batches (keyset by member)."""
+    """Per member of a campaign: (member_id, days[], kinds[]), in batches (keyset by member);
+    with ``since``, only the rows created at or after it."""
     after = 0
     while True:
         rows = await conn.fetch(
             "SELECT member_id, array_agg(day ORDER BY day) AS days, "
             "array_agg(kind ORDER BY day) AS kinds FROM checkins "
             "WHERE campaign_id = $1 AND member_id > $2 "
+            "AND ($4::timestamptz IS NULL OR created_at >= $4) "
             "GROUP BY member_id ORDER BY member_id LIMIT $3",
             campaign_id,
             after,
             batch,
+            since,
         )
         if not rows:
             return

@@ -35,6 +35,22 @@ async def mark(
     return bool(done)
 
 
+async def unmark(
+    ctx: Context,
+    tenant_id: int,
+    campaign_id: int,
+    epoch: date,
+    member_id: int,
+    offset: int,
+    bits: int,
+) -> None:
+    """Clear the bits a mark set (``bits``: 1 the calendar's, 2 the make-up's, 3 both) when
+    the write it announced did not commit."""
+    await ctx.scripts.checkin_unmark(
+        keys=keys(ctx, tenant_id, campaign_id, epoch, member_id), args=[offset, bits]
+    )
+
+
 async def seed(
     ctx: Context,
     tenant_id: int,
