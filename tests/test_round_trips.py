@@ -97,7 +97,7 @@ BUDGETS = {
     "check-in": (7, 2),  # + the Redis calendar bit after commit
     "free spin": (8, 2),  # winning 10 points
     "paid spin": (14, 2),  # the member's points account is locked twice (debit, then prize)
-    "points credit": (5, 0),
+    "points credit": (1, 0),  # one statement: member lookup + engage_ledger_post
     "brand event": (7, 0),  # one rule crediting points
 }
 
