@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import asyncpg
 
 from service.checkins import rules
 from service.core import outbox
+from service.points import ledger
 
 CAMPAIGN_COLUMNS = (
     "id, tenant_id, key, version, state, timezone, starts_at, ends_at, config, updated_at"
@@ -131,12 +133,12 @@ async def read_member(
     return MemberRead(streaks, r if r["day"] is not None else None, member_days)
 
 
-# The write of a check-in or make-up. Its guard: the streak row still holds the state the
-# plan was made from ($9 total days, $10 last day): total_days grows with every row written
-# for the member, so an unchanged count means nothing was written since the read. When the
-# guard fails nothing is written and engage_checkin_changed() aborts the statement (SQLSTATE
-# 40001), which also drops the events and ledger rows of the same statement.
-WRITE_SQL = (
+# The write of a check-in or make-up, ONE statement. Its guard: the streak row still holds
+# the state the plan was made from ($9 total days, $10 last day): total_days grows with every
+# row written for the member, so an unchanged count means nothing was written since the read.
+# When the guard fails nothing is written, the ledger is not called (it runs FROM c), and
+# engage_conflict() aborts the statement (SQLSTATE 40001), which also drops its events.
+_WRITE_SQL = (
     "WITH s AS (INSERT INTO checkin_streaks AS s (tenant_id, campaign_id, member_id, "
     "last_day, current_streak, longest_streak, total_days, updated_at) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
@@ -150,10 +152,16 @@ WRITE_SQL = (
     "reward_points, reward_growth, milestone, cost, created_at) "
     "SELECT $1, $2, $3, $11, $12, $13, $14, $15, $16, $17, $8 FROM s "
     "ON CONFLICT (tenant_id, campaign_id, member_id, day) DO NOTHING RETURNING id), "
-    "ev AS ({events}){more} "
-    "SELECT CASE WHEN EXISTS (SELECT 1 FROM c) THEN true ELSE engage_checkin_changed() END"
+    f"ev AS ({outbox.insert_sql(18)}){{ledger}} "
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM c) THEN true ELSE engage_conflict() END AS ok"
+    "{entries}"
 )
-WRITE_PARAMS = 17  # the events' parameters follow
+WRITE_SQL = _WRITE_SQL.format(ledger="", entries="")
+# With postings ($24): the ledger's one writer, called only when the day's row was written.
+WRITE_SQL_LEDGER = _WRITE_SQL.format(
+    ledger=f", led AS (SELECT {ledger.call_sql('$1', '$8', '$24')} AS entries FROM c)",
+    entries=", (SELECT entries FROM led) AS entries",
+)
 
 
 async def write(
@@ -164,13 +172,15 @@ async def write(
     plan: rules.CheckinPlan,
     now: datetime,
     events: list[outbox.OutboxRow],
+    postings: list[ledger.Posting],
 ) -> None:
     """Write a planned check-in or make-up in ONE statement: the streak row (guarded), the
-    day's row and the events. Raises asyncpg.SerializationError (nothing written) when the
-    member's state changed since it was read: re-read and re-plan."""
+    day's row, the ledger postings (the reward's credits or the make-up's debit) and the
+    events. Raises asyncpg.SerializationError (nothing written) when the member's state
+    changed since it was read (re-read and re-plan), and the ledger's refusal (asyncpg
+    RaiseError, see ``ledger.refusals``) when the points do not suffice."""
     before, after = plan.before, plan.after
-    await conn.execute(
-        WRITE_SQL.format(events=outbox.insert_sql(WRITE_PARAMS + 1), more=""),
+    args: list[Any] = [
         tenant_id,
         campaign_id,
         member_id,
@@ -189,7 +199,11 @@ async def write(
         plan.milestone.day if plan.milestone else None,
         plan.cost,
         *outbox.params(events),
-    )
+    ]
+    if postings:
+        await conn.execute(WRITE_SQL_LEDGER, *args, postings)
+    else:
+        await conn.execute(WRITE_SQL, *args)
 
 
 async def get_checkin(

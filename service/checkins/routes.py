@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Response, Router, get, post, put
+from litestar import Request, Response, Router, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
@@ -23,6 +23,7 @@ from service.core.auth import Member
 from service.core.clock import in_utc
 from service.core.errors import DomainError
 from service.core.http import (
+    MemberRequest,
     RequestUnit,
     get_ctx,
     member_principal,
@@ -61,10 +62,13 @@ async def get_state(
     description="Once per member per local day. A repeated tap answers 200 with the first "
     "result and `replayed: true`; nothing is paid twice.",
 )
-async def check_in(
-    campaignKey: Key, member: NamedDependency[Member], work: NamedDependency[RequestUnit]
-) -> Response[CheckinOut]:
-    return await work.respond(service.check_in, member.tenant_id, member.member_id, campaignKey)
+async def check_in(campaignKey: Key, request: Request) -> Response[CheckinOut]:
+    # One Redis call (the rate limit folded into the calendar mark) and, without an
+    # Idempotency-Key, no BEGIN/COMMIT: the write is one statement (service.check_in).
+    async with MemberRequest(request) as m:
+        return await m.work().respond_single(
+            service.check_in, m.member.tenant_id, m.member.member_id, campaignKey, m.rate
+        )
 
 
 @errors(
@@ -90,14 +94,12 @@ async def check_in(
     "debiting the cost in the same transaction; the streak is recounted.",
 )
 async def make_up(
-    campaignKey: Key,
-    data: JSONBody[MakeupBody],
-    member: NamedDependency[Member],
-    work: NamedDependency[RequestUnit],
+    campaignKey: Key, data: JSONBody[MakeupBody], request: Request
 ) -> Response[CheckinOut]:
-    return await work.respond(
-        service.make_up, member.tenant_id, member.member_id, campaignKey, data.date
-    )
+    async with MemberRequest(request) as m:
+        return await m.work().respond_single(
+            service.make_up, m.member.tenant_id, m.member.member_id, campaignKey, data.date, m.rate
+        )
 
 
 def _campaign_out(c: service.Campaign, now) -> CampaignOut:  # type: ignore[no-untyped-def]

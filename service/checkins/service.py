@@ -33,10 +33,12 @@ from service.checkins.schemas import (
 from service.core import outbox
 from service.core.constraints import problem, register_check, validation_failed
 from service.core.context import CONFIG_CACHE_TTL_S, Context
-from service.core.errors import DEPENDENCY_ERRORS, DomainError, register_codes
+from service.core.errors import DomainError, register_codes
 from service.core.metrics import CHECKINS
+from service.core.ratelimit import RateCheck
 from service.core.uow import UnitOfWork
 from service.members import service as members
+from service.points import ledger
 from service.points import service as points
 
 log = structlog.get_logger("engage.checkins")
@@ -310,7 +312,7 @@ WRITE_ATTEMPTS = 4
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """What to set in Redis once the transaction committed."""
+    """A day on a member's Redis calendar."""
 
     tenant_id: int
     campaign_id: int
@@ -318,7 +320,25 @@ class Mark:
     member_id: int
     offset: int
     makeup: bool
-    only_day: bool = False  # the member has no other day: seed without reading PostgreSQL
+
+
+async def _mark_first(uow: UnitOfWork, mark: Mark, rate: RateCheck | None) -> None:
+    """The request's one Redis call, before PostgreSQL: its rate limit (folded in: 429 and
+    nothing else when refused) and the day's bits. If the write does not commit, the bits
+    this call turned on are cleared again (on_rollback); see the module docstring."""
+    ctx = uow.ctx
+    m = mark
+    turned = await store.mark(
+        ctx, m.tenant_id, m.campaign_id, m.epoch, m.member_id, m.offset, m.makeup, rate
+    )
+    if turned:
+
+        async def unmark() -> None:
+            await store.unmark(
+                ctx, m.tenant_id, m.campaign_id, m.epoch, m.member_id, m.offset, turned
+            )
+
+        uow.on_rollback(unmark)
 
 
 async def _read(
@@ -347,11 +367,14 @@ async def _write(
     plan: rules.CheckinPlan,
     now: datetime,
     events: list[outbox.OutboxRow],
+    postings: list[ledger.Posting],
 ) -> bool:
     """Write the plan in one statement; False when the member's state changed since the read
-    (nothing written: re-read and re-plan)."""
+    (nothing written: re-read and re-plan). A ledger refusal (INSUFFICIENT_POINTS) is raised
+    as its DomainError, nothing written."""
     try:
-        await repo.write(uow.conn, c.tenant_id, c.id, member_id, plan, now, events)
+        with ledger.refusals():
+            await repo.write(uow.conn, c.tenant_id, c.id, member_id, plan, now, events, postings)
     except asyncpg.SerializationError:
         if not uow.single_statement:
             raise  # cannot happen under the row lock; the boundary answers 409 CONFLICT
@@ -360,7 +383,9 @@ async def _write(
     return True
 
 
-def _checkin_events(c: Campaign, member_id: int, plan: rules.CheckinPlan, now: datetime) -> list:
+def _checkin_events(
+    c: Campaign, member_id: int, plan: rules.CheckinPlan, now: datetime
+) -> list[outbox.OutboxRow]:
     """checkin.done, and checkin.streak when the day is a configured streak day."""
     day = plan.day.isoformat()
     events = [
@@ -394,6 +419,32 @@ def _checkin_events(c: Campaign, member_id: int, plan: rules.CheckinPlan, now: d
     return events
 
 
+async def _reward_postings(
+    uow: UnitOfWork, c: Campaign, member_id: int, plan: rules.CheckinPlan, now: datetime
+) -> list[ledger.Posting]:
+    """The check-in's reward as ledger credits (idempotency key per campaign, day, member and
+    currency; the statement writes the day's row, so no entry holds the key yet)."""
+    ref = f"checkin:{c.id}:{plan.day.isoformat()}"
+    out = []
+    for currency, amount in (("points", plan.reward.points), ("growth", plan.reward.growth)):
+        if amount > 0:
+            expires = await points.expiry_at(uow.ctx, uow.conn, c.tenant_id, currency, now)
+            out.append(
+                ledger.Posting(
+                    kind="credit",
+                    member_id=member_id,
+                    currency=currency,
+                    amount=amount,
+                    reason="checkin.daily",
+                    source_ref=ref,
+                    idempotency_key=f"{ref}:{member_id}:{currency}",
+                    key_is_new=True,
+                    expires_at=expires,
+                )
+            )
+    return out
+
+
 def _planned_row(plan: rules.CheckinPlan, streak: int, now: datetime) -> dict[str, Any]:
     """The day's row as the write stores it (the answer is shaped from it)."""
     return {
@@ -408,18 +459,24 @@ def _planned_row(plan: rules.CheckinPlan, streak: int, now: datetime) -> dict[st
     }
 
 
-async def check_in(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> CheckinOut:
+async def check_in(
+    uow: UnitOfWork, tenant_id: int, member_id: int, key: str, rate: RateCheck | None = None
+) -> CheckinOut:
     """Check in for today in the campaign's time zone: once per local day, whatever happens.
 
-    Read the member's state (one statement), plan with ``rules.plan_checkin``, write in one
-    guarded statement (``repository.write``). A repeated tap finds today's row and answers the
-    first result (``replayed``); a tap that lost a race to another re-reads and replays. The
-    day's bit is set in Redis once the write committed."""
+    Round trips: Redis once (``rate``, the request's pending rate limit, and today's bit:
+    ``_mark_first``), then PostgreSQL twice: read the member's state (one statement), plan
+    with ``rules.plan_checkin``, write streak, row, reward (``engage_ledger_post``) and events
+    in one guarded statement (``repository.write``), which is its own transaction in a
+    single-statement unit. A repeated tap finds today's row and answers the first result
+    (``replayed``); a tap that lost a race to another re-reads and replays."""
     ctx = uow.ctx
     c = await member_campaign(ctx, uow.conn, tenant_id, key)
     now = ctx.clock.now()
     _require_live(c, now)
     today = rules.local_day(now, c.tz)
+    mark = Mark(tenant_id, c.id, c.epoch, member_id, c.offset(today), False)
+    await _mark_first(uow, mark, rate)
     for _ in range(WRITE_ATTEMPTS):
         got = await _read(uow, c, member_id, today)
         if got.row is not None:
@@ -431,40 +488,14 @@ async def check_in(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) ->
             rows = await repo.member_days(uow.conn, tenant_id, c.id, member_id)
             history = {r["day"] for r in rows}
         plan = rules.plan_checkin(c.plan, got.streaks, today, history)
-        if not await _write(uow, c, member_id, plan, now, _checkin_events(c, member_id, plan, now)):
+        events = _checkin_events(c, member_id, plan, now)
+        postings = await _reward_postings(uow, c, member_id, plan, now)
+        if not await _write(uow, c, member_id, plan, now, events, postings):
             continue
-        await _pay(uow, c, member_id, plan)
         uow.after_commit(_count_checkin)  # engage_checkins_total: committed check-ins only
-        # The member's first day: the whole calendar is known, so a missing Redis calendar
-        # is seeded without reading PostgreSQL again.
-        mark = Mark(
-            tenant_id, c.id, c.epoch, member_id, c.offset(today), False, plan.after.total == 1
-        )
-        uow.after_commit(functools.partial(mark_committed, ctx, mark))
         row = _planned_row(plan, plan.streak, now)
         return _checkin_out(c, row, today, rules.alive_streak(plan.after, today), True, False)
     raise DomainError("CONFLICT", details={"campaign": c.key, "date": today.isoformat()})
-
-
-async def _pay(uow: UnitOfWork, c: Campaign, member_id: int, plan: rules.CheckinPlan) -> None:
-    """The check-in's reward through the ledger (idempotency key per campaign, day, member and
-    currency: today's row was just written, so no entry holds the key yet)."""
-    ref = f"checkin:{c.id}:{plan.day.isoformat()}"
-    credits = [
-        points.Credit(
-            member_id,
-            currency,
-            amount,
-            "checkin.daily",
-            source_ref=ref,
-            idempotency_key=f"{ref}:{member_id}:{currency}",
-            key_is_new=True,
-        )
-        for currency, amount in (("points", plan.reward.points), ("growth", plan.reward.growth))
-        if amount > 0
-    ]
-    if credits:
-        await points.apply_credits(uow, c.tenant_id, credits)
 
 
 async def _joined_day(ctx: Context, tenant_id: int, member_id: int, tz: ZoneInfo) -> date:
@@ -477,13 +508,47 @@ async def _joined_day(ctx: Context, tenant_id: int, member_id: int, tz: ZoneInfo
     return rules.local_day(await cache.get((tenant_id, member_id), load), tz)
 
 
+def _makeup_refusal(c: Campaign, code: str, day: date) -> DomainError:
+    if code == "MAKEUP_QUOTA_USED":
+        return DomainError(
+            code, details={"month": day.strftime("%Y-%m"), "perMonth": c.makeup.per_month}
+        )
+    return DomainError(code, details={"date": day.isoformat()})
+
+
+def _cost_posting(c: Campaign, member_id: int, plan: rules.CheckinPlan) -> list[ledger.Posting]:
+    """The make-up's cost as a ledger debit (earliest-expiring points first; refused with
+    INSUFFICIENT_POINTS when short, and then nothing of the make-up is written)."""
+    if plan.cost <= 0:
+        return []
+    ref = f"checkin:{c.id}:{plan.day.isoformat()}"
+    return [
+        ledger.Posting(
+            kind="debit",
+            member_id=member_id,
+            currency="points",
+            amount=plan.cost,
+            reason="checkin.makeup",
+            source_ref=ref,
+            idempotency_key=f"{ref}:{member_id}:makeup",
+            key_is_new=True,  # the statement writes the day's row: no entry holds the key
+        )
+    ]
+
+
 async def make_up(
-    uow: UnitOfWork, tenant_id: int, member_id: int, key: str, day: date
+    uow: UnitOfWork,
+    tenant_id: int,
+    member_id: int,
+    key: str,
+    day: date,
+    rate: RateCheck | None = None,
 ) -> CheckinOut:
     """Fill a missed ``day``: the date checks, then (from one read of the member's days) the
     monthly quota and the recounted streaks (a make-up joining two runs makes one), written
     with the cost debited in one guarded statement; a concurrent make-up makes the guard fail
-    and this one re-reads, so the quota holds. Its bit is set in Redis after the commit."""
+    and this one re-reads, so the quota holds. Round trips as ``check_in``: the day's bits
+    go with the rate limit before the write, and are taken back if it does not commit."""
     ctx = uow.ctx
     c = await member_campaign(ctx, uow.conn, tenant_id, key)
     now = ctx.clock.now()
@@ -500,20 +565,16 @@ async def make_up(
                 "windowDays": c.makeup.window_days,
             },
         )
+    mark = Mark(tenant_id, c.id, c.epoch, member_id, c.offset(day), True)
+    await _mark_first(uow, mark, rate)
     for _ in range(WRITE_ATTEMPTS):
         got = await _read(uow, c, member_id, day, with_days=True)
         if got.row is not None and got.row["kind"] == "makeup":
             alive = rules.alive_streak(got.streaks, today)
             return _checkin_out(c, got.row, today, alive, got.streaks.last_day == today, True)
         plan = rules.plan_makeup(c.makeup, got.streaks, got.days or {}, day, today)
-        if plan == "MAKEUP_DAY_CHECKED":
-            raise DomainError(plan, details={"date": day.isoformat()})
-        if plan == "MAKEUP_QUOTA_USED":
-            raise DomainError(
-                plan,
-                details={"month": day.strftime("%Y-%m"), "perMonth": c.makeup.per_month},
-            )
-        assert isinstance(plan, rules.CheckinPlan)
+        if isinstance(plan, str):
+            raise _makeup_refusal(c, plan, day)
         alive = rules.alive_streak(plan.after, today)
         event = outbox.OutboxRow(
             tenant_id,
@@ -523,21 +584,9 @@ async def make_up(
             {"campaign": c.key, "date": day.isoformat(), "streak": alive, "cost": plan.cost},
             now,
         )
-        if not await _write(uow, c, member_id, plan, now, [event]):
+        postings = _cost_posting(c, member_id, plan)
+        if not await _write(uow, c, member_id, plan, now, [event], postings):
             continue
-        if plan.cost > 0:
-            ref = f"checkin:{c.id}:{day.isoformat()}"
-            await points.debit(
-                uow,
-                tenant_id,
-                member_id,
-                plan.cost,
-                reason="checkin.makeup",
-                source_ref=ref,
-                idempotency_key=f"{ref}:{member_id}:makeup",
-            )
-        mark = Mark(tenant_id, c.id, c.epoch, member_id, c.offset(day), True)
-        uow.after_commit(functools.partial(mark_committed, ctx, mark))
         row = _planned_row(plan, alive, now)
         return _checkin_out(c, row, today, alive, plan.after.last_day == today, False)
     raise DomainError("CONFLICT", details={"campaign": c.key, "date": day.isoformat()})
@@ -558,50 +607,6 @@ async def _seed_member(ctx: Context, c: Campaign, member_id: int) -> tuple[bytes
     cal, mk = _bitmaps(c, rows)
     await store.seed(ctx, c.tenant_id, c.id, c.epoch, member_id, cal, mk)
     return cal, mk
-
-
-# What may stop the calendar mark after commit: logged, repaired by `engage rebuild checkins`.
-_CALENDAR_ERRORS: tuple[type[BaseException], ...] = (*DEPENDENCY_ERRORS, DomainError)
-
-
-async def mark_committed(ctx: Context, mark: Mark) -> None:
-    """After the commit: set the day's bit, or seed the calendar if Redis lacks it. A Redis
-    failure here is logged, not answered: the check-in is committed, and the view is
-    repaired by `engage rebuild checkins` (or the next seed)."""
-    try:
-        if mark.only_day:
-            # The whole calendar is this one day: one merge, whether Redis has it or not.
-            cal = rules.bitmap_of([mark.offset])
-            await store.seed(
-                ctx,
-                mark.tenant_id,
-                mark.campaign_id,
-                mark.epoch,
-                mark.member_id,
-                cal,
-                cal if mark.makeup else b"",
-            )
-            return
-        done = await store.mark(
-            ctx,
-            mark.tenant_id,
-            mark.campaign_id,
-            mark.epoch,
-            mark.member_id,
-            mark.offset,
-            mark.makeup,
-        )
-        if done:
-            return
-        # Redis lost the calendar: seed it from PostgreSQL (this commit included).
-        async with ctx.db.connection() as conn:
-            rows = await repo.member_days(conn, mark.tenant_id, mark.campaign_id, mark.member_id)
-        epoch = mark.epoch
-        cal = rules.bitmap_of((r["day"] - epoch).days for r in rows)
-        mk = rules.bitmap_of((r["day"] - epoch).days for r in rows if r["kind"] == "makeup")
-        await store.seed(ctx, mark.tenant_id, mark.campaign_id, epoch, mark.member_id, cal, mk)
-    except _CALENDAR_ERRORS as exc:
-        log.warning("calendar not marked", campaign=mark.campaign_id, error=repr(exc))
 
 
 def _parse_month(month: str | None, today: date) -> date:

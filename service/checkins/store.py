@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date
 
 from service.core.context import Context
+from service.core.ratelimit import RateCheck
 
 
 def keys(ctx: Context, tenant_id: int, campaign_id: int, epoch: date, member_id: int) -> list[str]:
@@ -26,13 +27,19 @@ async def mark(
     member_id: int,
     offset: int,
     makeup: bool,
-) -> bool:
-    """Set one day's bit; False when the calendar is not in Redis (seed it instead)."""
-    done = await ctx.scripts.checkin_mark(
+    rate: RateCheck | None = None,
+) -> int:
+    """Set one day's bit (and its make-up bit) before the write that makes it true; returns
+    the bits this call turned on (1 the calendar's, 2 the make-up's) for ``unmark``. An
+    incomplete calendar (not seeded) gets the calendar bit only and stays incomplete: the
+    read path merges it with PostgreSQL (checkin_mark.lua). ``rate``: the request's pending
+    rate limit, counted first in the same call (429 RATE_LIMITED, nothing marked)."""
+    turned = await ctx.scripts.checkin_mark(
         keys=keys(ctx, tenant_id, campaign_id, epoch, member_id),
-        args=[offset, "1" if makeup else "0"],
+        args=[offset, "1" if makeup else "0", "1"],
+        rate=rate,
     )
-    return bool(done)
+    return int(turned)
 
 
 async def unmark(
@@ -86,11 +93,12 @@ async def seed_many(
 async def read(
     ctx: Context, tenant_id: int, campaign_id: int, epoch: date, member_id: int
 ) -> tuple[bytes, bytes] | None:
-    """(calendar, make-ups) or None when the calendar is not in Redis."""
+    """(calendar, make-ups) or None when the calendar is not in Redis or incomplete (one of
+    its two keys missing: seed it from PostgreSQL, see checkin_mark.lua)."""
     cal, mk = await ctx.redis.mget(keys(ctx, tenant_id, campaign_id, epoch, member_id))
-    if cal is None:
+    if cal is None or mk is None:
         return None
-    return _bytes(cal), _bytes(mk or b"")
+    return _bytes(cal), _bytes(mk)
 
 
 def _bytes(v: bytes | str) -> bytes:
