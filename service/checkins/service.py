@@ -8,7 +8,9 @@ and run in the caller's transaction; the request boundary commits.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -306,8 +308,25 @@ def _checkin_out(
 # ----------------------------------------------------------------------------- check-in
 
 # A write planned from a read loses when another write of the same member lands in between
-# (its guard fails, nothing is written): re-read and re-plan, this many times at most.
-WRITE_ATTEMPTS = 4
+# (its guard fails, nothing is written): re-read and re-plan, this many times at most, after a
+# short random pause (so that writers of one member who all lost re-read one after the other
+# instead of racing again together), then 409 CONFLICT with Retry-After.
+WRITE_ATTEMPTS = 12
+_BACK_OFF_S = 0.005
+# Timing jitter only, never an answer: not the business RNG (ctx.rng, which tests pin).
+_jitter = random.Random()
+
+
+async def _back_off(attempt: int) -> None:
+    await asyncio.sleep(_jitter.uniform(0, _BACK_OFF_S * 2 ** min(attempt, 5)))
+
+
+def _conflict(c: Campaign, day: date) -> DomainError:
+    return DomainError(
+        "CONFLICT",
+        details={"campaign": c.key, "date": day.isoformat()},
+        headers={"Retry-After": "1"},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,7 +496,7 @@ async def check_in(
     today = rules.local_day(now, c.tz)
     mark = Mark(tenant_id, c.id, c.epoch, member_id, c.offset(today), False)
     await _mark_first(uow, mark, rate)
-    for _ in range(WRITE_ATTEMPTS):
+    for attempt in range(WRITE_ATTEMPTS):
         got = await _read(uow, c, member_id, today)
         if got.row is not None:
             alive = rules.alive_streak(got.streaks, today)
@@ -491,11 +510,12 @@ async def check_in(
         events = _checkin_events(c, member_id, plan, now)
         postings = await _reward_postings(uow, c, member_id, plan, now)
         if not await _write(uow, c, member_id, plan, now, events, postings):
+            await _back_off(attempt)
             continue
         uow.after_commit(_count_checkin)  # engage_checkins_total: committed check-ins only
         row = _planned_row(plan, plan.streak, now)
         return _checkin_out(c, row, today, rules.alive_streak(plan.after, today), True, False)
-    raise DomainError("CONFLICT", details={"campaign": c.key, "date": today.isoformat()})
+    raise _conflict(c, today)
 
 
 async def _joined_day(ctx: Context, tenant_id: int, member_id: int, tz: ZoneInfo) -> date:
@@ -567,7 +587,7 @@ async def make_up(
         )
     mark = Mark(tenant_id, c.id, c.epoch, member_id, c.offset(day), True)
     await _mark_first(uow, mark, rate)
-    for _ in range(WRITE_ATTEMPTS):
+    for attempt in range(WRITE_ATTEMPTS):
         got = await _read(uow, c, member_id, day, with_days=True)
         if got.row is not None and got.row["kind"] == "makeup":
             alive = rules.alive_streak(got.streaks, today)
@@ -586,10 +606,11 @@ async def make_up(
         )
         postings = _cost_posting(c, member_id, plan)
         if not await _write(uow, c, member_id, plan, now, [event], postings):
+            await _back_off(attempt)
             continue
         row = _planned_row(plan, alive, now)
         return _checkin_out(c, row, today, alive, plan.after.last_day == today, False)
-    raise DomainError("CONFLICT", details={"campaign": c.key, "date": day.isoformat()})
+    raise _conflict(c, day)
 
 
 # ----------------------------------------------------------------------------- calendars
