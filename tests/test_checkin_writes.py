@@ -246,3 +246,17 @@ async def test_one_member_firing_makeups_and_checkins_at_once(tenant, client, ct
     raw = await store.read(ctx, tenant.id, c.id, c.epoch, mid)
     assert _same(raw, await _pg_calendar(ctx, c, mid))
     assert made  # (all of them land on an idle machine)
+
+
+async def test_the_checkin_page_costs_one_redis_round_trip(monkeypatch, tenant, client, ctx):
+    from tests.test_round_trips import counting
+
+    await put_campaign(client, tenant)
+    _, headers = await tenant.member("w-page")
+    assert (await checkin(client, tenant, "w-page")).status_code == 200
+    assert (await client.get("/v1/checkins/daily", headers=headers)).status_code == 200
+    with counting(monkeypatch) as counts:
+        r = await client.get("/v1/checkins/daily", headers=headers)
+        assert r.status_code == 200 and r.json()["checkedInToday"] is True
+    monkeypatch.undo()
+    assert (len(counts.pg), counts.redis) == (0, ["pipeline[2]"]), (counts.pg, counts.redis)

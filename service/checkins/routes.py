@@ -19,7 +19,6 @@ from service.checkins.schemas import (
     MonthParam,
 )
 from service.core.apidoc import errors
-from service.core.auth import Member
 from service.core.clock import in_utc
 from service.core.errors import DomainError
 from service.core.http import (
@@ -44,13 +43,13 @@ from service.core.uow import UnitOfWork
     "`?month=2026-11` shows another month's calendar.",
 )
 async def get_state(
-    campaignKey: Key,
-    member: NamedDependency[Member],
-    state: State,
-    month: MonthParam | None = None,
+    campaignKey: Key, request: Request, month: MonthParam | None = None
 ) -> CheckinState:
-    ctx = get_ctx(state)
-    return await service.member_state(ctx, member.tenant_id, member.member_id, campaignKey, month)
+    # One Redis round trip: the rate limit rides in the calendar read's pipeline.
+    async with MemberRequest(request) as m:
+        return await service.member_state(
+            m.ctx, m.member.tenant_id, m.member.member_id, campaignKey, month, m.rate
+        )
 
 
 @errors("CAMPAIGN_NOT_FOUND", "CAMPAIGN_NOT_LIVE", idempotent=True)

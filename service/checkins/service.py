@@ -1,9 +1,34 @@
 """Check-ins: campaign config, the daily check-in, make-ups, calendars, and the rebuild.
 
-PostgreSQL decides (a row per member per local day, the streak row locked per member); Redis
-bitmaps are the calendar the read path serves, marked after the commit and seeded from
-PostgreSQL whenever a calendar is missing. Functions that write take the caller's connection
-and run in the caller's transaction; the request boundary commits.
+PostgreSQL decides: one row per member per local day (the unique key is the last guard) and
+the member's streak row, which every write of the member changes. A check-in or make-up is
+read -> pure plan -> ONE statement (issue 10): one read of the member's state, a plan by
+``rules.plan_checkin`` / ``rules.plan_makeup``, then ``repository.write``: the streak row
+guarded by the state read (``total_days`` and ``last_day``), the day's row, the reward or
+cost through the ledger's ``engage_ledger_post`` and the events, all one statement, which is
+its own transaction (``respond_single``: no BEGIN/COMMIT). When another write of the member
+landed in between, the guard makes the statement fail as a whole (``engage_conflict``,
+SQLSTATE 40001) and the request re-reads and re-plans (a repeated tap then finds its day and
+replays). With an Idempotency-Key the same code runs in a transaction, the streak row locked
+before the read. Round trips: PostgreSQL 2 (read, write), Redis 1.
+
+Redis holds the calendars the read path serves (bitmaps). The choice (issue 10): the day's
+bit is set BEFORE the write, in the request's one Redis call together with its folded rate
+limit (``checkin_mark.lua``; 429 marks nothing), and the bits that call turned on are
+cleared again by an ``on_rollback`` hook when the write does not commit (a refused make-up,
+a failure); nothing runs after the commit. Consequences:
+
+- between the mark and the commit (milliseconds) a page may show the day checked early;
+- if the process dies between the mark and the end of the statement, or Redis fails just
+  when the mark is taken back, the calendar shows a day PostgreSQL does not have until
+  ``engage rebuild checkins``, which drops each campaign's calendars and seeds them from
+  PostgreSQL (then catches up rows written meanwhile), so the calendars equal PostgreSQL;
+- a calendar Redis lacks (never seeded, expired, flushed) is not seeded by the write: the
+  mark sets the day on the calendar key alone, which leaves the calendar incomplete (its
+  make-up key missing), and the next read merges it with PostgreSQL (``store.read``);
+- one member firing many writes of different days at once (e.g. twenty make-ups) makes them
+  re-plan in turn; after ``WRITE_ATTEMPTS`` lost races a write answers 409 CONFLICT with
+  Retry-After (effects are never doubled: the guard and the unique day key hold).
 """
 
 from __future__ import annotations
@@ -643,16 +668,22 @@ def _parse_month(month: str | None, today: date) -> date:
 
 
 async def member_state(
-    ctx: Context, tenant_id: int, member_id: int, key: str, month: str | None
+    ctx: Context,
+    tenant_id: int,
+    member_id: int,
+    key: str,
+    month: str | None,
+    rate: RateCheck | None = None,
 ) -> CheckinState:
     """What the check-in page shows, from the Redis calendar (seeded from PostgreSQL when
-    missing): today, streaks, a month's calendar, make-ups left, the rewards ahead."""
+    missing): today, streaks, a month's calendar, make-ups left, the rewards ahead.
+    ``rate``: the request's pending rate limit, counted in the calendar read's round trip."""
     async with ctx.db.connection() as conn:
         c = await member_campaign(ctx, conn, tenant_id, key)
     now = ctx.clock.now()
     today = rules.local_day(now, c.tz)
     first = _parse_month(month, today)
-    got = await store.read(ctx, tenant_id, c.id, c.epoch, member_id)
+    got = await store.read(ctx, tenant_id, c.id, c.epoch, member_id, rate)
     cal, mk = got if got is not None else await _seed_member(ctx, c, member_id)
     state, alive = rules.streaks_from_bitmap(cal, c.epoch, today)
     checked_today = rules.bit_set(cal, c.offset(today))

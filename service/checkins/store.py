@@ -91,11 +91,24 @@ async def seed_many(
 
 
 async def read(
-    ctx: Context, tenant_id: int, campaign_id: int, epoch: date, member_id: int
+    ctx: Context,
+    tenant_id: int,
+    campaign_id: int,
+    epoch: date,
+    member_id: int,
+    rate: RateCheck | None = None,
 ) -> tuple[bytes, bytes] | None:
     """(calendar, make-ups) or None when the calendar is not in Redis or incomplete (one of
-    its two keys missing: seed it from PostgreSQL, see checkin_mark.lua)."""
-    cal, mk = await ctx.redis.mget(keys(ctx, tenant_id, campaign_id, epoch, member_id))
+    its two keys missing: seed it from PostgreSQL, see checkin_mark.lua). ``rate``: the
+    request's pending rate limit, sent first in the same pipeline (429 when refused)."""
+    ks = keys(ctx, tenant_id, campaign_id, epoch, member_id)
+    if rate is None or rate.done:
+        cal, mk = await ctx.redis.mget(ks)
+    else:
+        async with ctx.redis.pipeline(transaction=False) as pipe:
+            await rate.queue(pipe)
+            pipe.mget(ks)
+            [(cal, mk)] = await rate.execute(pipe)
     if cal is None or mk is None:
         return None
     return _bytes(cal), _bytes(mk)
