@@ -1,5 +1,8 @@
-"""SQL of check-ins. A member's changes in a campaign lock that member's streak row first, so
-check-ins and make-ups of one member serialize; the unique day key is the last guard."""
+"""SQL of check-ins. A member's writes in a campaign all change that member's streak row: a
+check-in or make-up is one read (``READ_SQL``) and one statement (``WRITE_SQL``) guarded by
+the streak row as read, so writes of one member never interleave (a loser re-plans); the
+unique day key is the last guard. With an Idempotency-Key the row is locked first
+(``lock_streak``), in a transaction."""
 
 from __future__ import annotations
 
@@ -89,6 +92,26 @@ class MemberRead:
     days: dict[date, str] | None
 
 
+_READ_SQL = (
+    "SELECT s.last_day, s.current_streak, s.longest_streak, s.total_days, "
+    "c.day, c.kind, c.streak, c.reward_points, c.reward_growth, c.milestone, c.cost, "
+    "c.created_at{days} FROM (SELECT 1) one "
+    "LEFT JOIN checkin_streaks s ON s.tenant_id = $1 AND s.campaign_id = $2 "
+    "AND s.member_id = $3 "
+    "LEFT JOIN checkins c ON c.tenant_id = $1 AND c.campaign_id = $2 AND c.member_id = $3 "
+    "AND c.day = $4"
+)
+# The read of a check-in ($1 tenant, $2 campaign, $3 member, $4 day): streak row and the day's.
+READ_SQL = _READ_SQL.format(days="")
+# The read of a make-up: the same, and every checked day of the member with its kind.
+READ_SQL_DAYS = _READ_SQL.format(
+    days=", (SELECT array_agg(d.day ORDER BY d.day) FROM checkins d WHERE d.tenant_id = $1 "
+    "AND d.campaign_id = $2 AND d.member_id = $3) AS days, "
+    "(SELECT array_agg(d.kind ORDER BY d.day) FROM checkins d WHERE d.tenant_id = $1 "
+    "AND d.campaign_id = $2 AND d.member_id = $3) AS kinds"
+)
+
+
 async def read_member(
     conn: asyncpg.Connection,
     tenant_id: int,
@@ -100,26 +123,8 @@ async def read_member(
 ) -> MemberRead:
     """The member's streak row, their row of ``day`` and (``with_days``) every checked day:
     the one read a check-in or a make-up plans from."""
-    days = (
-        ", (SELECT array_agg(d.day ORDER BY d.day) FROM checkins d WHERE d.tenant_id = $1 "
-        "AND d.campaign_id = $2 AND d.member_id = $3) AS days, "
-        "(SELECT array_agg(d.kind ORDER BY d.day) FROM checkins d WHERE d.tenant_id = $1 "
-        "AND d.campaign_id = $2 AND d.member_id = $3) AS kinds"
-        if with_days
-        else ""
-    )
     r = await conn.fetchrow(
-        "SELECT s.last_day, s.current_streak, s.longest_streak, s.total_days, "
-        "c.day, c.kind, c.streak, c.reward_points, c.reward_growth, c.milestone, c.cost, "
-        f"c.created_at{days} FROM (SELECT 1) one "
-        "LEFT JOIN checkin_streaks s ON s.tenant_id = $1 AND s.campaign_id = $2 "
-        "AND s.member_id = $3 "
-        "LEFT JOIN checkins c ON c.tenant_id = $1 AND c.campaign_id = $2 AND c.member_id = $3 "
-        "AND c.day = $4",
-        tenant_id,
-        campaign_id,
-        member_id,
-        day,
+        READ_SQL_DAYS if with_days else READ_SQL, tenant_id, campaign_id, member_id, day
     )
     streaks = rules.Streaks(
         r["last_day"],
