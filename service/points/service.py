@@ -416,7 +416,9 @@ async def _review_one(uow: UnitOfWork, tenant_id: int, member_id: int, now: date
     got = await ladder_of(ctx, conn, tenant_id)
     if got is None or got[0].validity_mode != "rolling":
         await repo.set_levels(
-            conn, tenant_id, [(member_id, current["level_index"], current["since"], None)]
+            conn,
+            tenant_id,
+            [repo.LevelRow(member_id, current["level_index"], current["since"], None)],
         )
         return
     ladder = got[0]
@@ -447,7 +449,14 @@ async def _review_one(uow: UnitOfWork, tenant_id: int, member_id: int, now: date
     await repo.set_levels(
         conn,
         tenant_id,
-        [(member_id, cur, now if cur != current["level_index"] else current["since"], review_at)],
+        [
+            repo.LevelRow(
+                member_id,
+                cur,
+                now if cur != current["level_index"] else current["since"],
+                review_at,
+            )
+        ],
     )
 
 
