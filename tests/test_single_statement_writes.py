@@ -172,3 +172,30 @@ async def test_a_short_debit_changes_nothing(tenant, client, ctx):
     assert err["details"] == {"balance": 10, "requested": 11}
     assert await _count(ctx, "SELECT count(*) FROM ledger_entries WHERE member_id=$1", mid) == 1
     assert await _outbox(ctx, tenant.id, "points.debited", mid) == 0
+
+
+async def test_round_trips_of_a_capped_event_and_a_debit(monkeypatch, tenant, client):
+    """A rule with a daily cap (or a level multiplier while a ladder exists) needs the member's
+    state: one read, then the one statement. A debit by hand is one statement."""
+    from tests.test_round_trips import _measure
+
+    await client.put("/admin/v1/levels", headers=tenant.admin, json=LADDER)
+    await put_rule(client, tenant, "order-points", {**ORDER_RULE, "capPerMemberPerDay": 1000})
+    await tenant.member("ss-rt")
+    assert (await adjust(client, tenant, "ss-rt", 500)).status_code == 200
+    k = [0]
+
+    async def event():  # type: ignore[no-untyped-def]
+        k[0] += 1
+        return await client.post(
+            "/admin/v1/events", headers=tenant.admin, json=ev(f"rt-cap-{k[0]}", "ss-rt", value=2)
+        )
+
+    counts = await _measure(monkeypatch, event)
+    assert len(counts.pg) == 2 and not counts.redis, counts
+
+    async def debit():  # type: ignore[no-untyped-def]
+        return await adjust(client, tenant, "ss-rt", -1)
+
+    counts = await _measure(monkeypatch, debit)
+    assert len(counts.pg) == 1 and not counts.redis, counts

@@ -2,7 +2,8 @@
 
 A batch is one transaction with a fixed number of statements whatever its size: members are
 resolved in bulk, events deduped by the brand's eventId in one insert, and all credits applied
-through the ledger's bulk path. Ingesting the same event twice changes nothing.
+through the ledger's bulk path. Ingesting the same event twice changes nothing. A single
+event is one statement in the common case (``ingest_one``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The ledger and levels: credit, debit, reverse, expire; level ups, reviews; event rules.
 
 Every function that changes balances takes the caller's connection and runs inside the
-caller's transaction (the request boundary commits). Other features pay through ``credit`` and
+caller's transaction (the request boundary commits); each is ONE call of the ledger's one
+writer, the server-side ``engage_ledger_post`` (service.points.ledger), which other features
+may also call inside their own single statement. Other features pay through ``credit`` and
 ``debit``; the ledger never calls them back.
 """
 
