@@ -98,7 +98,7 @@ BUDGETS = {
     "free spin": (8, 2),  # winning 10 points
     "paid spin": (14, 2),  # the member's points account is locked twice (debit, then prize)
     "points credit": (1, 0),  # one statement: member lookup + engage_ledger_post
-    "brand event": (7, 0),  # one rule crediting points
+    "brand event": (1, 0),  # one statement: member, dedupe, caps guard, ledger, member.event
 }
 
 
