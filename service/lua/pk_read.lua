@@ -1,7 +1,8 @@
 --#fold ratelimit (service/core/redis.py: rate= counts the request's limits first)
 -- A PK's live scoreboard in one call, or only my place in it.
 -- KEYS[1] team totals (zset), KEYS[2] meta (hash: built, upd, r:<team>), KEYS[3..] the
--- contribution set of each team, in the order the caller lists its teams.
+-- contribution set of each team, in the order the caller lists its teams (my place only:
+-- just my team's set, or none).
 -- ARGV: top (contributors per team), mine (1-based index of my team's set among KEYS[3..],
 -- 0: none), my member bytes, '0' for my place only (the rest is cached by the caller).
 -- Returns -1 when the PK is not built (the caller rebuilds it from PostgreSQL), else

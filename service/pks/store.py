@@ -143,10 +143,10 @@ async def read_mine(
 ) -> tuple[int | None, float | None]:
     """(my 0-based rank in my team, my encoded contribution) only, in one script call (the
     same script; the rate limit counted first); NotBuilt when not built."""
-    mine = team_ids.index(my_team) + 1 if my_team in team_ids else 0
-    reply = await ctx.scripts.pk_read(
-        keys=_read_keys(ctx, tenant_id, pk_id, team_ids), args=[0, mine, member, 0], rate=rate
-    )
+    keys = [totals_key(ctx, tenant_id, pk_id), meta_key(ctx, tenant_id, pk_id)]
+    if my_team is not None and my_team in team_ids:
+        keys.append(contrib_key(ctx, tenant_id, pk_id, my_team))  # only my team's set
+    reply = await ctx.scripts.pk_read(keys=keys, args=[0, len(keys) - 2, member, 0], rate=rate)
     if reply == -1:
         raise NotBuilt
     return _place(reply[0] if reply else None, reply[1] if len(reply) > 1 else None)
