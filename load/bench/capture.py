@@ -16,7 +16,6 @@ variables, so every pgbench transaction is a real write of a new member like the
 from __future__ import annotations
 
 import contextvars
-import json
 import re
 import sys
 import uuid
@@ -28,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import msgspec
 import redis.asyncio.client as redis_client
 
 
@@ -177,7 +177,7 @@ class _Render:
             return f"'\\x{bytes(value).hex()}'"
         if isinstance(value, str):
             return self.string(value)
-        return self.string(json.dumps(value, default=str, ensure_ascii=False))
+        return self.string(_json(value))
 
     def string(self, s: str) -> str:
         patterns = [re.escape(k) for k in self.fresh.keys if k] + [_UUID.pattern]
@@ -206,8 +206,14 @@ class _Render:
             elems = ", ".join("NULL" if v is None else self.text(v, ids) for v in value)
             return f"CAST(ARRAY[{elems}]::text[] AS {type_name})"
         if type_name in ("json", "jsonb") and not isinstance(value, str):
-            value = json.dumps(value, default=str, ensure_ascii=False)
+            value = _json(value)
         return f"CAST({self.text(value, ids)} AS {type_name})"
+
+
+def _json(value: Any) -> str:
+    """JSON as the service's connections encode it (msgspec, service.core.db.init_connection):
+    Structs, dataclasses and datetimes included."""
+    return msgspec.json.encode(value).decode()
 
 
 def _quote(text: str) -> str:
