@@ -61,6 +61,9 @@ def test_bench_smoke_prints_every_row(servers: dict[str, Any], tmp_path: Path) -
         # the reference replays SQL the service's own code ran (no copy in load/bench)
         assert all(s.startswith("service.") for s in w["statements"]), w["statements"]
         assert w["pg"] == len(w["statements"]) and w["pg"] >= 1
+        # pgbench writes for another member in every transaction, never the recorded one
+        script = w["pgbenchScript"]
+        assert ":m" in script or ":x" in script, script
     # a paid spin's debit chains the lot its own transaction found (\aset), not the recorded one
     paid = data["writes"]["paid spin"]["pgbenchScript"].splitlines()
     assert any("UPDATE point_lots" in line and ":r" in line for line in paid), paid

@@ -134,15 +134,21 @@ class Fresh:
     """Values of the recorded request that pgbench makes new in every transaction.
 
     ``member``: the member's id (as a whole number wherever it appears: an argument, an array
-    element, a token of a string such as a ledger key) becomes ``:m``, a new member in every
-    transaction (``pool``: the ids lo..hi of members holding points, each used once: client
-    c's i-th transaction takes lo + c + clients x i);
+    element, a token of a string such as a ledger key) becomes ``:m``, a new member id in every
+    transaction. With ``pool`` (the ids lo..hi of members ``p1``..``pN``, ``pool_prefix``),
+    ``:m`` is one of them instead, ``:x`` its number and ``external`` (the recorded member's
+    externalId, for paths that find the member by it) becomes ``p`` || ``:x``: at random, or
+    each used once when ``sequential`` (client c's i-th transaction takes number 1 + c +
+    clients x (i - 1)), e.g. for members holding exactly the points one paid spin costs;
     every string of ``keys`` (an event id) becomes ``:k``; every UUID becomes a UUID made
     from ``:k`` (distinct ones stay distinct)."""
 
     member: int
     keys: tuple[str, ...] = ()
     pool: tuple[int, int] | None = None
+    pool_prefix: str = "p"
+    sequential: bool = False
+    external: str | None = None
 
 
 @dataclass
@@ -182,12 +188,17 @@ class _Render:
     def string(self, s: str) -> str:
         patterns = [re.escape(k) for k in self.fresh.keys if k] + [_UUID.pattern]
         patterns.append(rf"(?<!\d){self.fresh.member}(?!\d)")
+        ext = self.fresh.external if self.fresh.pool else None
+        if ext:
+            patterns.insert(0, rf"(?<![\w-]){re.escape(ext)}(?![\w-])")
         parts: list[str] = []
         pos = 0
         for m in re.finditer("|".join(patterns), s, re.I):
             if m.start() > pos:
                 parts.append(_quote(s[pos : m.start()]))
-            if m.group(0) == str(self.fresh.member):
+            if ext and m.group(0) == ext:
+                parts.append(f"{_quote(self.fresh.pool_prefix)} || CAST(:x AS text)")
+            elif m.group(0) == str(self.fresh.member):
                 parts.append("CAST(:m AS text)")
             elif _UUID.fullmatch(m.group(0)):
                 parts.append(self.uuid(m.group(0)))
@@ -230,9 +241,13 @@ async def pgbench_script(
     An id a statement returned (an ``id`` or ``*_id`` column) and a later statement passes back
     (a lot to debit, the draw of an award) is kept in a variable (``\\aset``), so each
     transaction chains its own rows like the service does."""
-    if fresh.pool:  # -D i=0 -D nclients=N (kit.pgbench)
+    if fresh.pool and fresh.sequential:  # -D i=0 -D nclients=N (kit.pgbench)
         lo = fresh.pool[0]  # the pool must hold every transaction's member
-        lines = ["\\set i :i + 1", f"\\set m {lo} + :client_id + :nclients * (:i - 1)"]
+        lines = ["\\set i :i + 1", "\\set x 1 + :client_id + :nclients * (:i - 1)"]
+        lines.append(f"\\set m {lo - 1} + :x")
+    elif fresh.pool:
+        lo, hi = fresh.pool
+        lines = [f"\\set x random(1, {hi - lo + 1})", f"\\set m {lo - 1} + :x"]
     else:
         lines = ["\\set m random(1000000000000, 9000000000000)"]
     lines.append("\\set k random(1, 9000000000000000)")
@@ -245,7 +260,7 @@ async def pgbench_script(
         ]
         sql = re.sub(r"\$(\d+)", lambda m, e=exprs: e[int(m.group(1)) - 1], st.sql)
         sql = " ".join(sql.split()).rstrip(";")
-        stray = re.findall(r"(?<![:\w]):(?!m\b|k\b|r\d+_)[A-Za-z_]\w*", sql)
+        stray = re.findall(r"(?<![:\w]):(?!m\b|k\b|x\b|r\d+_)[A-Za-z_]\w*", sql)
         if stray:
             raise RuntimeError(f"pgbench would read {stray} as variables in: {sql[:200]}")
         returned = dict(st.returned or {})

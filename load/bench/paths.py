@@ -42,7 +42,8 @@ class Setup:
     pool_tokens: list[str]  # members holding points (paid spins, reads, PK teams)
     now: datetime
     pool_ids: tuple[int, int]  # ids of the pool members (contiguous)
-    pgbench_pool: tuple[int, int] = (0, 0)  # members with 1 point each, for pgbench paid spins
+    # members p1..pN holding 1 point each: pgbench's paid spins (each once), credits and events
+    pgbench_pool: tuple[int, int] = (0, 0)
     made: list[int] = field(default_factory=lambda: [0])
     used: dict[str, int] = field(default_factory=dict)  # fresh tokens used, per feature
 
@@ -112,7 +113,7 @@ def _spin(wheel: str, points: int) -> One:
 
     async def one(client: httpx.AsyncClient, s: Setup) -> tuple[Fresh, Send]:
         member, token = await s.new_member(client, points)
-        fresh = Fresh(member, pool=s.pgbench_pool if points else None)
+        fresh = Fresh(member, pool=s.pgbench_pool, sequential=True) if points else Fresh(member)
         return fresh, lambda: client.post(f"/v1/wheels/{wheel}/spins", headers=_bearer(token))
 
     return one
@@ -121,7 +122,8 @@ def _spin(wheel: str, points: int) -> One:
 async def _credit(client: httpx.AsyncClient, s: Setup) -> tuple[Fresh, Send]:
     member, _ = await s.new_member(client)
     ext = f"rec-{s.made[0]}"
-    return Fresh(member), lambda: client.post(
+    fresh = Fresh(member, pool=s.pgbench_pool, external=ext)
+    return fresh, lambda: client.post(
         f"/admin/v1/members/{ext}/points",
         headers=s.admin,
         json={"amount": 10, "currency": "points", "reason": "bench"},
@@ -131,10 +133,10 @@ async def _credit(client: httpx.AsyncClient, s: Setup) -> tuple[Fresh, Send]:
 async def _event(client: httpx.AsyncClient, s: Setup) -> tuple[Fresh, Send]:
     member, _ = await s.new_member(client)
     event_id = f"rec-event-{s.made[0]}"
-    body = event(s, event_id, f"rec-{s.made[0]}")
-    return Fresh(member, keys=(event_id,)), lambda: client.post(
-        "/admin/v1/events", headers=s.admin, json=body
-    )
+    ext = f"rec-{s.made[0]}"
+    body = event(s, event_id, ext)
+    fresh = Fresh(member, keys=(event_id,), pool=s.pgbench_pool, external=ext)
+    return fresh, lambda: client.post("/admin/v1/events", headers=s.admin, json=body)
 
 
 def event(s: Setup, event_id: str, ext: str) -> dict[str, object]:
