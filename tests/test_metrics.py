@@ -76,7 +76,9 @@ async def test_metrics_show_routes_pool_redis_outbox_prizes_and_checkins(ctx, cl
     assert value(after, "engage_outbox_undelivered_events") >= 0
 
 
-async def test_each_pipeline_round_trip_is_one_redis_observation(ctx, client, tenant, monkeypatch):
+async def test_each_pipeline_round_trip_is_one_redis_observation(
+    ctx, client, tenant, monkeypatch, patient
+):
     """A pipeline (the leaderboard, PK and calendar batches) is one PIPELINE observation per
     round trip, a transaction one MULTI, whatever they carry (see core/redis.py), and both
     show on /metrics. (The cache poller and dispatcher use Redis meanwhile: the exact count is
@@ -106,12 +108,14 @@ async def test_each_pipeline_round_trip_is_one_redis_observation(ctx, client, te
 
     before = await scrape(client)
     key = ctx.keys.tenant(tenant.id, "metrics-probe")
-    async with ctx.redis.pipeline(transaction=False) as pipe:
+    # (Through the patient app's client: the session's 1 s Redis timeout is about the box.)
+    redis = patient.ctx.redis
+    async with redis.pipeline(transaction=False) as pipe:
         for i in range(25):
             pipe.set(key, i)
         pipe.get(key)
         assert (await pipe.execute())[-1] == b"24"
-    async with ctx.redis.pipeline(transaction=True) as pipe:
+    async with redis.pipeline(transaction=True) as pipe:
         pipe.incr(key)
         pipe.delete(key)
         assert await pipe.execute() == [25, 1]

@@ -111,7 +111,9 @@ async def test_a_pipeline_sends_scripts_as_evalsha_and_reloads_them_per_node(ctx
 
     # A script no Redis has seen (a fresh body): every node answers NOSCRIPT the first time.
     body = f"-- {secrets.token_hex(8)}\nredis.call('SET', KEYS[1], ARGV[1]) return ARGV[1]"
-    script = SlotCheckedScript("probe", ctx.redis.register_script(body))
+    script = SlotCheckedScript(
+        "probe", ctx.redis.register_script(body), folds=False, cluster=is_cluster(ctx.redis)
+    )
     keys = [f"{ctx.keys.prefix}:{{probe{i}}}:k" for i in range(12)]
     on_cluster = is_cluster(ctx.redis)
     evals = _calls(ctx, "eval") if on_cluster else 0
@@ -145,7 +147,12 @@ async def test_a_pipeline_sends_scripts_as_evalsha_and_reloads_them_per_node(ctx
         assert _calls(ctx, "eval") == evals  # the body never travelled as EVAL
         assert len(owners) == 3 and set(_script_on(ctx, script.sha).values()) == {True}
         # Per node: a script whose calls all land on one node is loaded there only.
-        one = SlotCheckedScript("probe_one", ctx.redis.register_script(body + " -- one"))
+        one = SlotCheckedScript(
+            "probe_one",
+            ctx.redis.register_script(body + " -- one"),
+            folds=False,
+            cluster=True,
+        )
         node = ctx.redis.get_node_from_key(keys[0]).name
         mine = [k for k in keys if ctx.redis.get_node_from_key(k).name == node]
         async with ctx.redis.pipeline(transaction=False) as pipe:
@@ -164,7 +171,9 @@ async def test_a_transaction_is_one_multi_observation_and_sends_a_script_whole(c
     from service.core.redis import SlotCheckedScript
 
     body = f"-- {secrets.token_hex(8)}\nreturn redis.call('INCR', KEYS[1])"
-    script = SlotCheckedScript("probe_multi", ctx.redis.register_script(body))
+    script = SlotCheckedScript(
+        "probe_multi", ctx.redis.register_script(body), folds=False, cluster=is_cluster(ctx.redis)
+    )
     key = f"{ctx.keys.prefix}:{{probe-multi}}:n"
     async with ctx.redis.pipeline(transaction=True) as pipe:
         await script(keys=[key], client=pipe)
