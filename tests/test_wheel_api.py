@@ -360,7 +360,10 @@ async def test_simulate_and_rebuild(client, tenant, ctx):
     assert r.status_code == 200, r.text
     got = {i["key"]: i["count"] for i in r.json()["items"]}
     assert got["big"] == 3 and sum(got.values()) == 5000
-    assert 0.35 < got["pts"] / 5000 < 0.45
+    # Once the 3 "big" are gone (within the first few dozen draws) "pts" has 400 of the 900
+    # weight left: about 0.444 of the draws, sd 0.007 over 5,000. (The bound was 0.45, less than
+    # one sd above that: whether it held depended on the session RNG's state, i.e. test order.)
+    assert 0.415 < got["pts"] / 5000 < 0.475
     wid = await wheel_id(ctx, tenant.id, "sim")
     for i in range(12):
         _, h = await tenant.member(f"sim{i}")
