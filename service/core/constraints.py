@@ -21,7 +21,7 @@ import types
 import typing
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from litestar.params import Parameter
@@ -645,7 +645,19 @@ def _drop(t: Any, v: Any, tokens: list[str | int]) -> bool:
 
 # ------------------------------------------------------------------ request hook
 
-_BODY_TYPES: dict[Any, Any] = {}
+_V = TypeVar("_V")
+
+
+def _per_handler(route_handler: Any, name: str, compute: Callable[[], _V]) -> _V:
+    """What ``compute`` says about a handler, worked out once and kept ON the handler (its
+    ``opt``). Not in a dict keyed by ``id(handler)``: tests build many apps, and a collected
+    handler's id is reused by another one, which then got the first one's body type."""
+    opt = route_handler.opt
+    try:
+        return opt[name]
+    except KeyError:
+        value = opt[name] = compute()
+        return value
 
 
 def body_required(route_handler: Any) -> bool:
@@ -656,18 +668,18 @@ def body_required(route_handler: Any) -> bool:
 
 def body_type_of(route_handler: Any) -> Any:
     """The declared type of a handler's ``data`` (with its Meta constraints), or None."""
-    key = id(route_handler)
-    if key not in _BODY_TYPES:
+
+    def compute() -> Any:
         field = route_handler.parsed_data_field
         if field is None:
-            _BODY_TYPES[key] = None
-        else:
-            raw = field.raw
-            # JSONBody[X] is Annotated[X, Body(...)]: keep X and any msgspec Meta on it.
-            metas = tuple(m for m in getattr(raw, "__metadata__", ()) if isinstance(m, Meta))
-            inner = getattr(raw, "__origin__", raw) if hasattr(raw, "__metadata__") else raw
-            _BODY_TYPES[key] = Annotated[(inner, *metas)] if metas else inner
-    return _BODY_TYPES[key]
+            return None
+        raw = field.raw
+        # JSONBody[X] is Annotated[X, Body(...)]: keep X and any msgspec Meta on it.
+        metas = tuple(m for m in getattr(raw, "__metadata__", ()) if isinstance(m, Meta))
+        inner = getattr(raw, "__origin__", raw) if hasattr(raw, "__metadata__") else raw
+        return Annotated[(inner, *metas)] if metas else inner
+
+    return _per_handler(route_handler, "_body_type", compute)
 
 
 _MESSAGE_CODES = (
@@ -718,17 +730,17 @@ def _without_none(t: Any) -> Any:
 
 _CONSTRAINTS = ("ge", "le", "gt", "lt", "min_length", "max_length", "pattern")
 _NOT_PARAMS = {"data", "state", "request", "scope", "headers", "cookies", "query", "body"}
-_PARAMS: dict[int, list[tuple[str, str, Any, bool]]] = {}
 
 
 def param_specs(route_handler: Any) -> list[tuple[str, str, Any, bool]]:
     """(name, wire name, type with every constraint, required) of each path/query/header
     parameter of a handler. Litestar drops msgspec ``Meta`` on parameters; this keeps it."""
+    return _per_handler(route_handler, "_param_specs", lambda: _param_specs(route_handler))
+
+
+def _param_specs(route_handler: Any) -> list[tuple[str, str, Any, bool]]:
     from litestar.params import BodyKwarg, DependencyKwarg, ParameterKwarg
 
-    key = id(route_handler)
-    if key in _PARAMS:
-        return _PARAMS[key]
     deps = set(route_handler.resolve_dependencies())
     specs = []
     for name, field in route_handler.parsed_fn_signature.parameters.items():
@@ -756,15 +768,48 @@ def param_specs(route_handler: Any) -> list[tuple[str, str, Any, bool]]:
         type_ = Annotated[(base, *metas)] if metas else base
         required = not field.has_default and not field.is_optional
         specs.append((name, wire, type_, required))
-    _PARAMS[key] = specs
     return specs
+
+
+class _Param(typing.NamedTuple):
+    """A parameter's spec with what checking it needs, worked out once per route."""
+
+    name: str
+    wire: str
+    type_: Any
+    required: bool
+    is_list: bool  # a query parameter given as a list (?x=1&x=2)
+    own_code: str | None
+    has_extra: bool
+
+
+def _param_plan(route_handler: Any) -> list[_Param]:
+    return _per_handler(route_handler, "_param_plan", lambda: _plan_of(route_handler))
+
+
+def _plan_of(route_handler: Any) -> list[_Param]:
+    return [
+        _Param(
+            name,
+            wire,
+            type_,
+            required,
+            isinstance(getattr(mi.type_info(type_), "item_type", None), mi.Type),
+            _own_code(type_),
+            any(isinstance(m, Meta) and m.extra for m in _unwrap(type_)[1]),
+        )
+        for name, wire, type_, required in param_specs(route_handler)
+    ]
 
 
 def params_problems(request: Any) -> list[dict]:
     """Every problem of the path, query and header parameters of this request."""
+    plan = _param_plan(request.route_handler)
+    if not plan:
+        return []
     out: list[dict] = []
     path_params = request.scope.get("path_params") or {}
-    for name, wire, type_, required in param_specs(request.route_handler):
+    for name, wire, type_, required, is_list, own_code, has_extra in plan:
         if name in path_params:
             source, value = "path", path_params[name]
         elif wire.startswith("header:"):
@@ -774,13 +819,12 @@ def params_problems(request: Any) -> list[dict]:
             source = "query"
             values = request.query_params.getall(wire, [])
             value = values[-1] if values else None
-            if isinstance(getattr(mi.type_info(type_), "item_type", None), mi.Type):
+            if is_list:
                 value = values or None
         if value is None:
             if required:
                 out.append(problem(source, wire, "REQUIRED", "is required"))
             continue
-        own_code = _own_code(type_)
         texts = value if isinstance(value, list) else [value]
         if any(isinstance(t, str) and (why := bad_text(t)) is not None for t in texts):
             if own_code == "CURSOR_INVALID":
@@ -802,7 +846,11 @@ def params_problems(request: Any) -> list[dict]:
                 out.append(problem(source, wire, "OUT_OF_RANGE", f"a time {TIME_RANGE_TEXT}"))
             elif isinstance(item, date) and not date_in_range(item):
                 out.append(problem(source, wire, "OUT_OF_RANGE", f"a date {TIME_RANGE_TEXT}"))
-            elif isinstance(item, str) and (extra := _extra_problem(type_, item)) is not None:
+            elif (
+                has_extra
+                and isinstance(item, str)
+                and (extra := _extra_problem(type_, item)) is not None
+            ):
                 out.append(problem(source, wire, "OUT_OF_RANGE", extra))
     return out
 
@@ -827,14 +875,14 @@ def _extra_problem(type_: Any, value: str) -> str | None:
 
 
 _PRINCIPALS = frozenset({"member", "operator"})
-_NEEDS_PRINCIPAL: dict[int, bool] = {}
 
 
 def _needs_principal(route_handler: Any) -> bool:
-    key = id(route_handler)
-    if key not in _NEEDS_PRINCIPAL:
-        _NEEDS_PRINCIPAL[key] = bool(_PRINCIPALS & set(route_handler.resolve_dependencies()))
-    return _NEEDS_PRINCIPAL[key]
+    return _per_handler(
+        route_handler,
+        "_needs_principal",
+        lambda: bool(_PRINCIPALS & set(route_handler.resolve_dependencies())),
+    )
 
 
 async def strict_request(request: Any) -> None:
@@ -888,13 +936,11 @@ async def strict_request(request: Any) -> None:
         raise _too_deep()
     if bad:
         raise validation_failed(found + bad)
-    with contextlib.suppress(AttributeError):
-        # Litestar reads the JSON once more for the handler: hand it the parsed value.
-        request._connection_state.json = raw
     try:
-        msgspec.convert(raw, type_, strict=True)
+        value = msgspec.convert(raw, type_, strict=True)
         shape = range_problems(type_, raw, "body")
     except msgspec.ValidationError as exc:
+        value = None
         shape = problems_of(type_, raw, "body") or [
             problem("body", _msgspec_path(str(exc)), "INVALID", str(exc).split(" - ")[0])
         ]
@@ -902,3 +948,7 @@ async def strict_request(request: Any) -> None:
         found += shape + rule_problems_of(type_, raw, shape)
     if found:
         raise validation_failed(found)
+    with contextlib.suppress(AttributeError):
+        # The body is decoded and converted once, here: Litestar hands the handler this value
+        # (its own conversion passes an instance of the declared type through unchanged).
+        request._connection_state.json = value
