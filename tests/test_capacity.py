@@ -99,3 +99,94 @@ def test_the_shipped_thresholds_file_reads_and_the_command_refuses_remote_target
         check=False,
     )
     assert proc.returncode == 2 and "not a loopback address" in proc.stdout
+
+
+def reference_rows(t0: float, per_s: int = 200, seconds: int = 10) -> list:
+    """The reference phase, before the ramp: /health/live alone at ``per_s`` a second."""
+    start = t0 - seconds - 5
+    return [
+        (start + sec + i / per_s, analyse.REFERENCE, 2.0, 200, "")
+        for sec in range(seconds)
+        for i in range(per_s)
+    ]
+
+
+REF_PLAN = {**PLAN, "reference": {"s": 10, "users": 8}}
+
+
+def test_the_answer_gives_each_throughput_as_a_ratio_to_the_reference():
+    t0 = 1_000_000.0
+    rows = sorted(reference_rows(t0) + synthetic(t0))
+    steps = analyse.steps_of(rows, REF_PLAN, t0, [])
+    ref = analyse.reference_of(rows, REF_PLAN, [])
+    assert ref is not None and ref.rps == 200.0 and ref.users == 8
+    # The reference's requests are not counted in any step.
+    assert [s.held for s in steps] == [True, True, False] and steps[1].rps == 40.0
+    ans = analyse.answer(steps, REF_PLAN, 1, ref)
+    assert ans["ratios"] == {"all": 0.2, "checkin": 0.05, "spin": 0.05, "board": 0.1}
+    assert "0.2x the reference (/health/live alone: 200 requests/s at 8 users)" in ans["words"]
+    assert "check-ins 0.05x, spins 0.05x, board reads 0.1x" in ans["words"]
+    assert "at 8 users it did not hold: p99 200 ms > 50 ms; 1 5xx" in ans["words"]
+    spec = {"thresholds": {"http_reqs{kind:board}": ["ratio>=0.1", "ratio>0.1"]}}
+    got = [(r["value"], r["ok"]) for r in analyse.check_thresholds(spec, steps, ref)]
+    assert got == [(0.1, True), (0.1, False)]
+    # Without a reference phase: no ratios, and a ratio threshold is breached.
+    assert analyse.answer(steps, PLAN, 1)["ratios"] == {}
+    assert not analyse.check_thresholds(spec, steps)[0]["ok"]
+
+
+def test_a_step_whose_requests_failed_does_not_hold_and_throughput_counts_successes():
+    """429s answer fast: counted as throughput they would flatter the step, and a step where
+    the server refused the load held nothing."""
+    t0 = 1_000_000.0
+    rows = []
+    for sec in range(10):
+        for i in range(100):
+            status, code = (429, "RATE_LIMITED") if i % 5 < 2 else (200, "")
+            rows.append((t0 + sec + i / 100, "board", 5.0, status, code))
+    plan = {"steps": [4], "step_s": 10, "p99_ms": 50.0}
+    [st] = analyse.steps_of(sorted(rows), plan, t0, [])
+    assert st.sent_rps == 100.0 and st.rps == 60.0 and st.per_kind_rps == {"board": 60.0}
+    assert not st.held and st.server_errors == 0
+    words = analyse.answer([st], plan, 1)["words"]
+    assert "40% failed (429 RATE_LIMITED x300)" in words
+    assert "raise ENGAGE_RATE_MEMBER_PER_MIN" in words
+    # One failure in a hundred is tolerated (a member's check failing once is not the load).
+    rows = [(t, k, ms, 200, "") for t, k, ms, *_ in rows]
+    rows[5] = (rows[5][0], "board", 5.0, 409, "WHEEL_NO_SPINS_LEFT")
+    assert analyse.steps_of(rows, plan, t0, [])[0].held
+
+
+def test_redraw_rewrites_the_answer_summary_and_report_from_a_run_folder(tmp_path):
+    t0 = 1_000_000.0
+    rows = sorted(reference_rows(t0) + synthetic(t0))
+    with (tmp_path / "requests-1.jsonl").open("w") as f:
+        for r in rows:
+            f.write(json.dumps(list(r)) + "\n")
+    plan = {**REF_PLAN, "run": "r1", "url": "http://127.0.0.1:1", "processes": 1}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    (tmp_path / "samples.json").write_text(json.dumps(samples(t0)))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "load.capacity",
+            "--redraw",
+            str(tmp_path),
+            "--thresholds",
+            str(ROOT / "load/capacity/thresholds.json"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # thresholds breached
+    assert "reference:    8 users      200 req/s" in proc.stdout
+    assert "ratios to /health/live: all 0.2x, checkin 0.05x" in proc.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["answer"]["users"] == 4 and summary["reference"]["rps"] == 200.0
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<img src='data:image/png;base64,") == 5
+    assert "GET /health/live alone" in page and "0.2x" in page

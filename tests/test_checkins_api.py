@@ -203,11 +203,12 @@ async def test_month_and_year_edges(tenant, client, clock):
     assert_error(bad, 422, "VALIDATION_FAILED")
 
 
-async def test_fifty_concurrent_checkins_make_one(tenant, client, ctx):
+async def test_fifty_concurrent_checkins_make_one(tenant, client, ctx, patient):
     await put_campaign(client, tenant)
     mid, headers = await tenant.member("c-race")
+    # (The 50 queue on one member: through the patient app, the last may wait its turn.)
     rs = await asyncio.gather(
-        *[client.post("/v1/checkins/daily", headers=headers) for _ in range(50)]
+        *[patient.client.post("/v1/checkins/daily", headers=headers) for _ in range(50)]
     )
     assert [r.status_code for r in rs] == [200] * 50
     bodies = [r.json() for r in rs]
@@ -294,7 +295,9 @@ async def test_makeup_refusals_write_nothing(tenant, client, ctx, clock):
     assert await db_balance(ctx, tenant.id, mid) == 1000 + 20
 
 
-async def test_twenty_concurrent_makeups_against_a_quota_of_two(tenant, client, ctx, clock):
+async def test_twenty_concurrent_makeups_against_a_quota_of_two(
+    tenant, client, ctx, clock, patient
+):
     await put_campaign(client, tenant, makeup={"perMonth": 2, "costPoints": 30, "windowDays": 20})
     mid = await early_member(tenant, clock, "c-q")
     await adjust(client, tenant, "c-q", 1000)
@@ -302,7 +305,7 @@ async def test_twenty_concurrent_makeups_against_a_quota_of_two(tenant, client, 
     days = [f"2026-11-{d:02d}" for d in range(3, 23)]  # 20 different missed days
     rs = await asyncio.gather(
         *[
-            client.post("/v1/checkins/daily/makeups", headers=headers, json={"date": d})
+            patient.client.post("/v1/checkins/daily/makeups", headers=headers, json={"date": d})
             for d in days
         ]
     )

@@ -76,6 +76,55 @@ async def test_metrics_show_routes_pool_redis_outbox_prizes_and_checkins(ctx, cl
     assert value(after, "engage_outbox_undelivered_events") >= 0
 
 
+async def test_each_pipeline_round_trip_is_one_redis_observation(
+    ctx, client, tenant, monkeypatch, patient
+):
+    """A pipeline (the leaderboard, PK and calendar batches) is one PIPELINE observation per
+    round trip, a transaction one MULTI, whatever they carry (see core/redis.py), and both
+    show on /metrics. (The cache poller and dispatcher use Redis meanwhile: the exact count is
+    taken over this task's own observations.)"""
+    import asyncio
+
+    from service.core import redis as core_redis
+
+    mine: list[str] = []
+    observe = core_redis.observe_redis
+
+    def recording(command: str, started: float) -> None:
+        if asyncio.current_task() is task:
+            mine.append(command)
+        observe(command, started)
+
+    task = asyncio.current_task()
+    monkeypatch.setattr(core_redis, "observe_redis", recording)
+
+    def count(samples, label: str) -> float:  # type: ignore[no-untyped-def]
+        got = [
+            s.value
+            for s in samples.get("engage_redis_command_seconds_count", [])
+            if s.labels.get("command") == label
+        ]
+        return sum(got)
+
+    before = await scrape(client)
+    key = ctx.keys.tenant(tenant.id, "metrics-probe")
+    # (Through the patient app's client: the session's 1 s Redis timeout is about the box.)
+    redis = patient.ctx.redis
+    async with redis.pipeline(transaction=False) as pipe:
+        for i in range(25):
+            pipe.set(key, i)
+        pipe.get(key)
+        assert (await pipe.execute())[-1] == b"24"
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.incr(key)
+        pipe.delete(key)
+        assert await pipe.execute() == [25, 1]
+    assert mine == ["PIPELINE", "MULTI"]
+    after = await scrape(client)
+    assert count(after, "PIPELINE") - count(before, "PIPELINE") >= 1
+    assert count(after, "MULTI") - count(before, "MULTI") >= 1
+
+
 def test_grafana_dashboard_is_current_and_uses_exported_metrics():
     import json
     import re

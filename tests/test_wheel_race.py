@@ -44,12 +44,17 @@ async def _spin_all(ctx, tenant_id, members, key, *, chunk=250, midway=None):  #
     return results
 
 
-async def test_stock_100_and_10000_concurrent_spins_give_exactly_100(client, tenant, ctx):
+# 10,000 spins take about a minute on a quiet 2-core box and several on a loaded one: the
+# suite's 300 s per test would judge the box, not the wheel.
+@pytest.mark.timeout(1200)
+async def test_stock_100_and_10000_concurrent_spins_give_exactly_100(client, tenant, ctx, patient):
     await put_wheel(client, tenant, "race", race_config())
     wid = await wheel_id(ctx, tenant.id, "race")
     members = await bulk_members(ctx, tenant.id, SPINS)
     t0 = time.perf_counter()
-    results = await _spin_all(ctx, tenant.id, members, "race", chunk=250)
+    # 250 at a time queue for 25 pooled connections: the patient app's context lets each
+    # wait its turn on a busy box (the session's gives up after 10 s, Redis after 1 s).
+    results = await _spin_all(patient.ctx, tenant.id, members, "race", chunk=250)
     elapsed = time.perf_counter() - t0
     errors = [r for r in results if isinstance(r, BaseException)]
     assert not errors, errors[:3]
@@ -70,7 +75,9 @@ async def test_stock_100_and_10000_concurrent_spins_give_exactly_100(client, ten
     print(f"10,000 spins in {elapsed:.1f}s")
 
 
-async def test_redis_lost_mid_run_and_rebuilt_still_never_oversells(client, tenant, ctx):
+@pytest.mark.timeout(1200)
+async def test_redis_lost_mid_run_and_rebuilt_still_never_oversells(client, tenant, patient):
+    ctx = patient.ctx  # (see the test above)
     await put_wheel(client, tenant, "race2", race_config())
     wid = await wheel_id(ctx, tenant.id, "race2")
     members = await bulk_members(ctx, tenant.id, SPINS, prefix="r")

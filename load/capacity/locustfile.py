@@ -7,6 +7,12 @@ not wait between requests (a closed loop): the ramp raises the number of users s
 until the server saturates. Every request is logged to `<out>/requests-<pid>.jsonl` (time,
 kind, milliseconds, status, error code), which the analysis reads; with `--processes` each
 worker process writes its own file.
+
+Two phases, two Locust runs (ENGAGE_CAPACITY_PHASE): `reference` runs `LiveProbe` alone, a
+closed loop on the bare `GET /health/live` for PLAN["reference"]["s"] seconds at
+PLAN["reference"]["users"] users (the figure every throughput is divided by: the performance
+targets are ratios to it); `ramp` (the default) runs the steps with `FreshMember` and
+`BoardReader`. The command picks the classes of each phase on Locust's command line.
 """
 
 from __future__ import annotations
@@ -137,11 +143,32 @@ class BoardReader(FastHttpUser):
                 resp.failure("no `me` in the board")
 
 
+class LiveProbe(FastHttpUser):
+    """The reference phase: the bare /health/live, no wait (its ceiling on this server)."""
+
+    def wait_time(self) -> float:  # type: ignore[override]
+        return 0.0
+
+    @task
+    def live(self) -> None:
+        with self.client.get("/health/live", name="live", catch_response=True) as resp:
+            body = _ok(resp, "live")
+            if body is not None and body != {"status": "ok"}:
+                resp.failure(f"unexpected body {resp.text[:100]!r}")
+
+
+PHASE = os.environ.get("ENGAGE_CAPACITY_PHASE", "ramp")
+
+
 class Ramp(LoadTestShape):
-    """Users step up: PLAN["steps"] users, each held PLAN["step_s"] seconds, then stop."""
+    """Users step up: PLAN["steps"] users, each held PLAN["step_s"] seconds, then stop. In the
+    reference phase: PLAN["reference"]["users"] for PLAN["reference"]["s"] seconds."""
 
     def tick(self):  # type: ignore[no-untyped-def]
         t = self.get_run_time()
+        if PHASE == "reference":
+            ref = PLAN["reference"]
+            return None if t >= ref["s"] else (ref["users"], max(ref["users"], 50))
         i = int(t // PLAN["step_s"])
         if i >= len(PLAN["steps"]):
             return None

@@ -1,4 +1,5 @@
-"""Service endpoints: the bare /health/live every other figure is compared with."""
+"""Service endpoints: the bare /health/live, watched once a second under the mix (the rate the
+ratios are formed with comes from `engage capacity`'s reference phase, see load/README.md)."""
 
 from __future__ import annotations
 

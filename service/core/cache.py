@@ -115,8 +115,10 @@ class Caches:
 
     def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
         self._redis = redis
-        self._version_key = f"{prefix}cache:version"
-        self._log_key = f"{prefix}cache:changes"
+        # One hash tag: both are read and written in one MULTI, which a Redis Cluster only
+        # accepts for keys of one slot.
+        self._version_key = f"{prefix}:{{cache}}:version"
+        self._log_key = f"{prefix}:{{cache}}:changes"
         self._caches: dict[str, Cache[Any, Any]] = {}
         self._seen: int | None = None
         self._origin = secrets.token_hex(6)  # our own changes come back in the log: skip them

@@ -97,8 +97,22 @@ def start_embedded(
     return srv
 
 
+def _quiet_pgserver_import() -> Any:
+    """pgserver asks platformdirs for a runtime folder at import; without XDG_RUNTIME_DIR
+    (root shells, containers, CI) platformdirs warns on stderr before our first log line,
+    a newcomer's first sight of `python3 dev.py serve`. The fallback it takes is fine."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import pgserver
+        import pgserver.postgres_server
+
+    return pgserver
+
+
 def _start_postgres(root: Path) -> Any:
-    from pgserver.postgres_server import PostgresServer
+    PostgresServer = _quiet_pgserver_import().postgres_server.PostgresServer
 
     pgdata = root / "pg"
     pgdata.mkdir(exist_ok=True)
@@ -240,8 +254,7 @@ def pg_binary(name: str) -> str | None:
     if found:
         return found
     try:
-        import pgserver
-
+        pgserver = _quiet_pgserver_import()
         candidate = Path(pgserver.__file__).parent / "pginstall" / "bin" / name
         return str(candidate) if candidate.exists() else None
     except ImportError:

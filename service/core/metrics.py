@@ -8,7 +8,9 @@ sums the workers' files):
 - ``engage_db_pool_connections{state="in_use"|"idle"}`` and ``engage_db_pool_waiting``:
   the PostgreSQL pool of each process, and requests waiting for a connection.
 - ``engage_redis_command_seconds{command}``: latency of each Redis call (a script call is
-  ``EVALSHA``; a pipeline is one ``PIPELINE`` observation).
+  ``EVALSHA``); a pipeline is one observation per round trip, ``command="PIPELINE"`` (or
+  ``"MULTI"`` for a transaction), whatever it carries; a pipeline whose scripts a node had to
+  reload (NOSCRIPT) makes a second ``PIPELINE`` observation for the re-sent calls.
 - ``engage_outbox_oldest_undelivered_age_seconds``, ``engage_outbox_undelivered_events``
   (up to 100,000 counted) and ``engage_outbox_dead_letters``: refreshed every
   ``REFRESH_S`` by :func:`refresh` from PostgreSQL. The age is measured from the event's

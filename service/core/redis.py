@@ -5,6 +5,16 @@ gives redis-py's asyncio ``RedisCluster``, which routes each command and script 
 slot of its keys. Every script's keys must therefore share one hash tag (see core/keys.py);
 :class:`Scripts` checks that on every call, whatever the deployment, so a script that would
 fail with CROSSSLOT on a cluster fails in the single-node test suite too.
+
+Pipelines (both deployments) are :class:`TimedPipeline` / :class:`TimedClusterPipeline`:
+each round trip is one observation of ``engage_redis_command_seconds`` (``PIPELINE``, or
+``MULTI`` for a transaction), and a script queued in a plain pipeline goes as ``EVALSHA`` (the
+40-byte digest, not the script body). A node that answers ``NOSCRIPT`` (restarted, failed
+over, ``SCRIPT FLUSH``) gets ``SCRIPT LOAD`` and only the calls it refused are sent again, in
+their order, in one more round trip; like redis-py's own MOVED/ASK re-sends, they then run
+after the pipeline's other commands, which a non-transactional pipeline never promised to
+order. In a transaction (MULTI) a script goes as ``EVAL``: a NOSCRIPT there would fail one
+command while the rest of the block commits.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from service.config import Settings
 from service.core.metrics import observe_redis
@@ -41,6 +51,129 @@ def cluster_url(url: str, cluster: bool = False) -> tuple[str, bool]:
     return url, cluster
 
 
+class _ScriptCall:
+    """A script queued in a pipeline: where its reply lands, and how to send it again."""
+
+    __slots__ = ("args", "keys", "position", "script")
+
+    def __init__(
+        self, position: int, script: SlotCheckedScript, keys: tuple[Any, ...], args: tuple[Any, ...]
+    ) -> None:
+        self.position, self.script, self.keys, self.args = position, script, keys, args
+
+
+class _ScriptedPipeline:
+    """What the two pipeline classes share: scripts queued as EVALSHA, NOSCRIPT recovered per
+    node, one latency observation per round trip. Mixed in before redis-py's class."""
+
+    _owner: Any
+    _calls: list[_ScriptCall]
+
+    def _transactional(self) -> bool:
+        raise NotImplementedError
+
+    def _plain_pipeline(self) -> Any:
+        """A new non-transactional pipeline of the same client (the NOSCRIPT re-send)."""
+        raise NotImplementedError
+
+    def _node_of(self, call: _ScriptCall) -> Any:
+        """The node that runs the call (None: the one server, or every primary)."""
+        return None
+
+    async def _load(self, call: _ScriptCall, node: Any) -> None:
+        """SCRIPT LOAD on ``node``."""
+        raise NotImplementedError
+
+    def queue_script(
+        self, script: SlotCheckedScript, keys: tuple[Any, ...], args: tuple[Any, ...]
+    ) -> Any:
+        pipe: Any = self
+        if self._transactional():
+            # Inside MULTI a NOSCRIPT fails one command while the others commit: send the body.
+            return pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
+        self._calls.append(_ScriptCall(len(pipe), script, keys, args))
+        return pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    async def _round_trip(self, **kwargs: Any) -> list[Any]:
+        if not len(self):  # type: ignore[arg-type]
+            return cast(list[Any], await super().execute(raise_on_error=False, **kwargs))  # type: ignore[misc]
+        started = time.perf_counter()
+        try:
+            return cast(list[Any], await super().execute(raise_on_error=False, **kwargs))  # type: ignore[misc]
+        finally:
+            observe_redis("MULTI" if self._transactional() else "PIPELINE", started)
+
+    async def execute(self, raise_on_error: bool = True, **kwargs: Any) -> list[Any]:
+        calls, self._calls = self._calls, []
+        results = await self._round_trip(**kwargs)
+        refused = [c for c in calls if isinstance(results[c.position], NoScriptError)]
+        if refused:
+            loaded: set[tuple[str, str]] = set()
+            for call in refused:  # once per script and node that refused it
+                node = self._node_of(call)
+                where = (getattr(node, "name", ""), call.script.sha)
+                if where not in loaded:
+                    await self._load(call, node)
+                    loaded.add(where)
+            again = self._plain_pipeline()
+            for call in refused:
+                again.execute_command(
+                    "EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args
+                )
+            for call, reply in zip(refused, await again.execute(raise_on_error=False), strict=True):
+                results[call.position] = reply
+        if raise_on_error:
+            for reply in results:
+                if isinstance(reply, Exception):
+                    raise reply
+        return results
+
+    async def reset(self) -> None:
+        self._calls = []
+        await super().reset()  # type: ignore[misc]
+
+
+class TimedPipeline(_ScriptedPipeline, Pipeline):  # type: ignore[misc]
+    """The single-node pipeline (see the module docstring)."""
+
+    def __init__(self, owner: aioredis.Redis, transaction: bool) -> None:
+        super().__init__(owner.connection_pool, owner.response_callbacks, transaction, None)
+        self._owner, self._calls = owner, []
+
+    def _transactional(self) -> bool:
+        return bool(self.is_transaction or self.explicit_transaction)
+
+    def _plain_pipeline(self) -> TimedPipeline:
+        return TimedPipeline(self._owner, transaction=False)
+
+    async def _load(self, call: _ScriptCall, node: Any) -> None:
+        call.script.sha = await self._owner.script_load(call.script.script)
+
+
+class TimedClusterPipeline(_ScriptedPipeline, ClusterPipeline):  # type: ignore[misc]
+    """The cluster pipeline (see the module docstring); redis-py's refuses ``evalsha()``,
+    so the command is queued raw (routed by its keys' slot like any other)."""
+
+    def __init__(self, owner: RedisCluster, transaction: bool | None) -> None:
+        super().__init__(owner, transaction)
+        self._owner, self._calls = owner, []
+
+    def _transactional(self) -> bool:
+        return bool(self._transaction)
+
+    def _plain_pipeline(self) -> TimedClusterPipeline:
+        return TimedClusterPipeline(self._owner, transaction=False)  # type: ignore[abstract]
+
+    def _node_of(self, call: _ScriptCall) -> Any:
+        return self._owner.get_node_from_key(call.keys[0]) if call.keys else None
+
+    async def _load(self, call: _ScriptCall, node: Any) -> None:
+        if node is not None:
+            await self._owner.execute_command("SCRIPT LOAD", call.script.script, target_nodes=node)
+        else:
+            await self._owner.script_load(call.script.script)
+
+
 class BoundedRedisCluster(RedisCluster):
     """redis-py's asyncio RedisCluster fails a command at once (MaxConnectionsError) when a
     node's connections are all busy; the single-node client waits on a blocking pool instead.
@@ -58,6 +191,11 @@ class BoundedRedisCluster(RedisCluster):
             finally:
                 observe_redis(str(args[0]), started)
 
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> TimedClusterPipeline:
+        if shard_hint:
+            raise ValueError("shard_hint is not supported in cluster mode")
+        return TimedClusterPipeline(self, transaction)  # type: ignore[abstract]
+
 
 class TimedRedis(aioredis.Redis):
     """The single-node client, each call's latency observed (engage_redis_command_seconds)."""
@@ -68,6 +206,11 @@ class TimedRedis(aioredis.Redis):
             return await super().execute_command(*args, **options)
         finally:
             observe_redis(str(args[0]), started)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> TimedPipeline:
+        if shard_hint:
+            raise ValueError("shard_hint is not supported")
+        return TimedPipeline(self, transaction)
 
 
 def is_cluster(client: object) -> bool:
@@ -189,12 +332,11 @@ class SlotCheckedScript:
                 args = [0, *args]
         elif rate is not None:
             await rate.settle()
+        if isinstance(client, _ScriptedPipeline):
+            # Queued as EVALSHA (EVAL in a transaction); NOSCRIPT is recovered at execute().
+            return client.queue_script(self, tuple(keys), tuple(args))
         if isinstance(client, ClusterPipeline):
-            # redis-py refuses EVALSHA in a cluster pipeline; EVAL is queued like any command
-            # (routed by its keys' slot) and cannot miss a script cache after a restart.
-            # (Queued only: awaiting a ClusterPipeline re-initializes it and drops the queue.)
-            client.execute_command("EVAL", self.script, len(keys), *keys, *args)
-            return client
+            raise TypeError("scripts in a cluster pipeline need the service's client's pipeline()")
         if folded is None:
             return await self._script(keys=keys, args=args, client=client)
         try:
