@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -39,6 +40,12 @@ register_codes(
             409,
             "原事件尚未收到，请稍后重发",
             "The original event has not arrived yet; send this one again later.",
+        ),
+        "MEMBER_ERASED": (
+            410,
+            "该会员的个人信息已删除",
+            "The member's personal data was erased (privacy): events for this externalId are "
+            "refused and never re-create the member; do not resend them.",
         ),
     }
 )
@@ -146,19 +153,33 @@ async def ingest(uow: UnitOfWork, tenant_id: int, events: list[EventIn]) -> Inge
             continue
         seen.add(e.event_id)
         if (e.occurred_at - now).total_seconds() > FUTURE_SLACK_S:
-            res.status, res.error = "rejected", _error("EVENT_IN_FUTURE")
+            res.status, res.error = (
+                "rejected",
+                _error(
+                    "EVENT_IN_FUTURE",
+                    {
+                        "occurredAt": e.occurred_at.isoformat(),
+                        "receivedAt": now.isoformat(),
+                        "latestAccepted": (now + timedelta(seconds=FUTURE_SLACK_S)).isoformat(),
+                        "slackSeconds": FUTURE_SLACK_S,
+                    },
+                ),
+            )
             continue
         candidates.append((len(results) - 1, e))
     wanted = sorted({e.external_id for _, e in candidates})
-    ids = (
-        await members.resolve_many(uow, tenant_id, wanted)
-        if policy.unknown_member == "create"
-        else await members.find_many(conn, tenant_id, wanted)
+    # An erased member is never re-created by events (their externalId stays taken): each of
+    # their events is rejected with MEMBER_ERASED, the same on every resend.
+    ids, erased = await members.resolve_for_events(
+        uow, tenant_id, wanted, policy.unknown_member == "create"
     )
     known: list[tuple[int, EventIn, int]] = []
     for i, e in candidates:
         mid = ids.get(e.external_id)
-        if mid is None:
+        if e.external_id in erased:
+            results[i].status = "rejected"
+            results[i].error = _error("MEMBER_ERASED", {"externalId": e.external_id})
+        elif mid is None:
             results[i].status = "rejected"
             results[i].error = _error("MEMBER_NOT_FOUND", {"externalId": e.external_id})
         else:
