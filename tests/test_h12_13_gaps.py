@@ -339,6 +339,10 @@ async def test_members_get_a_fixed_sentence_for_a_parked_pk(client, tenant, ctx)
     assert r.json()["error"]["details"]["reason"] == pks.MEMBER_PARKED_REASON
     admin = (await client.get("/admin/v1/pks/broken", headers=tenant.admin)).json()
     assert "metric" in admin["parkedReason"]  # the operator sees the stored reason
+    # Corrected again: other tests rebuild every PK of the database.
+    await put_pk(
+        client, tenant, "broken", name="b", teams=["east", "west"], metric="points", **window()
+    )
 
 
 async def test_a_redelivered_revoke_never_withdraws_the_ceremony_of_a_re_award(client, tenant, ctx):
