@@ -310,13 +310,14 @@ async def test_stock_comes_back_when_postgres_fails_mid_spin(client, tenant, ctx
     )
     wid = await wheel_id(ctx, tenant.id, "flaky")
     members = await bulk_members(ctx, tenant.id, 4, prefix="f")
-    real_take = repository.take_stock
+    real_record = repository.record_spin
 
     async def timeout_once(*args, **kwargs):  # type: ignore[no-untyped-def]
-        monkeypatch.setattr(repository, "take_stock", real_take)
+        # The spin's one statement (it counts the stock) times out once.
+        monkeypatch.setattr(repository, "record_spin", real_record)
         raise asyncpg.QueryCanceledError("canceling statement due to statement timeout")
 
-    monkeypatch.setattr(repository, "take_stock", timeout_once)
+    monkeypatch.setattr(repository, "record_spin", timeout_once)
     with pytest.raises(asyncpg.QueryCanceledError):
         await wheel.spin_once(ctx, tenant.id, members[0], "flaky")
     assert (await store.counts(ctx, tenant.id, wid))["i:grand"] == 0  # type: ignore[index]
@@ -324,3 +325,29 @@ async def test_stock_comes_back_when_postgres_fails_mid_spin(client, tenant, ctx
     assert won == ["grand", "grand", "grand"]
     assert await wins_in_db(ctx, wid, "grand") == 3
     assert (await store.counts(ctx, tenant.id, wid))["i:grand"] == 3  # type: ignore[index]
+
+
+async def test_paid_spins_short_of_points_take_no_stock(client, tenant, ctx):
+    """The ledger refuses the cost inside the spin's statement, after Redis drew: every
+    refused spin gives its stock back, logs no draw and leaves the balance alone."""
+    await put_wheel(
+        client,
+        tenant,
+        "broke",
+        wheel_config(
+            [prize("grand", "physical", 1000, totalStock=5), prize("thanks", "nothing", 1)],
+            freeSpinsPerDay=0,
+            costPoints=10,
+        ),
+    )
+    wid = await wheel_id(ctx, tenant.id, "broke")
+    members = await bulk_members(ctx, tenant.id, 20, prefix="broke")
+    results = await asyncio.gather(
+        *(wheel.spin_once(ctx, tenant.id, m, "broke") for m in members), return_exceptions=True
+    )
+    assert all(isinstance(r, DomainError) and r.code == "INSUFFICIENT_POINTS" for r in results)
+    assert (await store.counts(ctx, tenant.id, wid))["i:grand"] == 0  # type: ignore[index]
+    assert await wins_in_db(ctx, wid, "grand") == 0
+    async with ctx.db.connection() as conn:
+        draws = await conn.fetchval("SELECT count(*) FROM wheel_draws WHERE wheel_id=$1", wid)
+    assert draws == 0

@@ -193,3 +193,100 @@ def test_plan_spin_decides_free_paid_caps_and_what_is_left():
     with pytest.raises(SpinRefused) as refused:
         plan_spin({"freeSpinsPerDay": 1}, MemberSpins(1, today, 1, 1), today)
     assert refused.value.code == "WHEEL_NO_SPINS_LEFT"
+
+
+def test_spin_write_plans_every_row_and_event_of_a_drawn_spin():
+    import uuid
+    from datetime import UTC, date, datetime
+
+    from service.wheel.rules import Drawn, MemberSpins, SpinKeys, plan_spin, spin_write
+
+    table = rules.table_from_config(
+        {
+            "prizes": [
+                {
+                    "key": "big",
+                    "name": "Big",
+                    "kind": "points",
+                    "value": 50,
+                    "weight": 1,
+                    "totalStock": 3,
+                    "perMemberCap": 1,
+                },
+                {"key": "thanks", "name": "Thanks", "kind": "nothing", "weight": 9},
+            ],
+            "consolationPrize": "thanks",
+            "pity": {"afterSpins": 2, "prizeKeys": ["big"]},
+        }
+    )
+    today = date(2026, 11, 23)
+    cfg = {"freeSpinsPerDay": 1, "costPoints": 20}
+    member = MemberSpins(4, today, 1, 1, pity=2, wins={})
+    plan = plan_spin(cfg, member, today)
+    keys = SpinKeys(
+        1, 7, "w", 3, 2, 42, uuid.UUID(int=5), 99, today, datetime(2026, 11, 23, tzinfo=UTC)
+    )
+    drawn = Drawn(0, 1, 0, 10, "e1", False, True, [3, None])
+    w = spin_write(
+        table,
+        keys,
+        member,
+        plan,
+        drawn,
+        ws=[11, 22, 33, 44],
+        block=0,
+        blocked=[False, False],
+        pity_was_due=True,
+    )
+    assert (w.plan.spin_no, w.plan.free, w.plan.cost) == (5, False, 20)
+    a = w.advance
+    assert (a.spins, a.day, a.spins_day, a.free_used_day, a.pity, a.wins) == (
+        5,
+        today,
+        2,
+        1,
+        0,
+        {"big": 1},
+    )
+    assert w.random_word == 22 and w.take_total and w.daily_limit is None
+    assert w.stock_seen == {"remaining": {"big": 3}, "blocked": [], "pityDue": True, "block": 0}
+    assert (w.award_id, w.award_state, w.credit) == (99, "issued", ("points", 50))
+    assert [e.type for e in w.events] == ["prize.won", "wheel.spun"]
+    assert w.events[0].payload["awardId"] == 99 and w.events[1].payload["cost"] == 20
+    # "Thank you": no award, no credit, one event; the pity count goes on.
+    lost = spin_write(
+        table,
+        keys,
+        member,
+        plan,
+        Drawn(1, 0, 5, 10, "e1", False, False, [3, None]),
+        ws=[11, 22, 33, 44],
+        block=0,
+        blocked=[True, False],
+        pity_was_due=False,
+    )
+    assert (lost.award_id, lost.credit, lost.take_total, lost.advance.pity) == (
+        None,
+        None,
+        False,
+        3,
+    )
+    assert [e.type for e in lost.events] == ["wheel.spun"]
+    assert lost.stock_seen["blocked"] == ["big"]
+
+
+def test_spin_refusal_and_spins_left():
+    from datetime import date
+
+    from service.wheel.rules import MemberSpins, spin_refusal, spins_left
+
+    assert spin_refusal({}, "draft", None).code == "WHEEL_NOT_LIVE"  # type: ignore[union-attr]
+    assert spin_refusal({"minLevel": 2}, "open", None) is None  # level not read yet
+    assert spin_refusal({"minLevel": 2}, "open", 1).code == "WHEEL_LEVEL_TOO_LOW"  # type: ignore[union-attr]
+    assert spin_refusal({"minLevel": 2}, "open", 2) is None
+    today = date(2026, 11, 23)
+    cfg = {"freeSpinsPerDay": 2, "maxSpinsPerDay": 5, "maxSpinsPerCampaign": 6}
+    left = spins_left(cfg, MemberSpins(4, today, 2, 1), today)
+    assert (left.spins, left.free_left, left.today, left.campaign) == (4, 1, 2, 2)
+    never = spins_left(cfg, None, today)
+    assert (never.spins, never.free_left, never.today, never.campaign) == (0, 2, 5, 6)

@@ -81,18 +81,26 @@ class OutboxRow:
     occurred_at: datetime
 
 
-def insert_sql(first: int) -> str:
+def insert_sql(first: int, *, each: str | None = None, member: str | None = None) -> str:
     """The one INSERT of outbox rows, with its six array parameters numbered from ``$first``
     (values from ``params(rows)``). Use it alone (``write``) or as a data-modifying CTE inside a
     feature's single write statement (``WITH ..., ev AS (<insert_sql(n)>) SELECT ...``), so the
-    events commit exactly when the change does. Rows keep the given order."""
+    events commit exactly when the change does. Rows keep the given order.
+
+    Inside a statement whose member is only known there (found or created by a CTE):
+    ``each`` names a FROM item of the statement (e.g. ``"fresh"``, a CTE of 0 or 1 row): the
+    rows are written once per row of it (none when it is empty: "only if the change
+    happened"); ``member`` is an SQL expression over it (``"fresh.member_id"``) for the rows
+    whose member is None."""
     n = first
+    member_col = f"COALESCE(u.m, {member})" if member else "u.m"
+    joined = f" CROSS JOIN {each}" if each else ""
     return (
         "INSERT INTO outbox (txid, tenant_id, event_id, type, member_id, payload, occurred_at) "
-        "SELECT pg_current_xact_id()::text::bigint, t, e, ty, m, p, o "
+        f"SELECT pg_current_xact_id()::text::bigint, u.t, u.e, u.ty, {member_col}, u.p, u.o "
         f"FROM unnest(${n}::int[], ${n + 1}::uuid[], ${n + 2}::text[], ${n + 3}::bigint[], "
-        f"${n + 4}::jsonb[], ${n + 5}::timestamptz[]) WITH ORDINALITY AS u(t, e, ty, m, p, o, ord) "
-        "ORDER BY ord"
+        f"${n + 4}::jsonb[], ${n + 5}::timestamptz[]) WITH ORDINALITY AS u(t, e, ty, m, p, o, ord)"
+        f"{joined} ORDER BY u.ord"
     )
 
 

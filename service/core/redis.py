@@ -13,15 +13,19 @@ import asyncio
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
+from redis.exceptions import ResponseError
 
 from service.config import Settings
 from service.core.metrics import observe_redis
+
+if TYPE_CHECKING:
+    from service.core.ratelimit import RateCheck
 
 LUA_DIR = Path(__file__).resolve().parent.parent / "lua"
 
@@ -110,12 +114,34 @@ def check_one_slot(name: str, keys: Sequence[Any]) -> None:
             raise CrossSlotKeys(f"script {name}: keys span hash slots {sorted(slots)}: {keys}")
 
 
-class SlotCheckedScript:
-    """An AsyncScript whose keys are checked to share one hash slot before each call."""
+def one_slot(keys: Sequence[Any]) -> bool:
+    """True when every key hashes to one cluster slot."""
+    return len({key_slot(k.encode() if isinstance(k, str) else k) for k in keys}) <= 1
 
-    def __init__(self, name: str, script: AsyncScript) -> None:
+
+class SlotCheckedScript:
+    """An AsyncScript whose keys are checked to share one hash slot before each call.
+
+    A script whose file starts with ``--#fold ratelimit`` FOLDS a request's rate limit: pass
+    the request's pending :class:`~service.core.ratelimit.RateCheck` as ``rate=`` and the
+    script counts the member and IP limits first, in the same call (one round trip), and runs
+    its own body only when they admit the request; refused, nothing of the body runs and the
+    call raises 429 RATE_LIMITED (Retry-After) like ``RateLimiter.check``. Without ``rate``
+    (or once the check was counted) the body runs alone. Keys and args are the body's own,
+    as documented in its .lua file: the check's keys and args are prepended here.
+
+    Redis Cluster: a script's keys must share one slot. The limit's keys carry the tenant tag
+    ``{t<tenant>}``; when the body's keys have another tag (a board, a wheel, a PK) and the
+    client is a cluster, the check is made first in its own call (two round trips, still
+    before the body). On a single Redis any keys fold into one call. The body's own keys are
+    checked to share one slot on every deployment (so the single-node suite catches them).
+    """
+
+    def __init__(self, name: str, script: AsyncScript, *, folds: bool, cluster: bool) -> None:
         self.name = name
         self._script = script
+        self.folds = folds
+        self.cluster = cluster
 
     @property
     def sha(self) -> Any:
@@ -134,16 +160,90 @@ class SlotCheckedScript:
         keys: Sequence[Any] | None = None,
         args: Sequence[Any] | None = None,
         client: Any = None,
+        rate: RateCheck | None = None,
     ) -> Any:
-        check_one_slot(self.name, keys or ())
+        keys, args = list(keys or ()), list(args or ())
+        check_one_slot(self.name, keys)
+        folded = None
+        if self.folds:
+            if (
+                rate is not None
+                and not rate.done
+                and (not self.cluster or one_slot([*rate.keys, *keys]))
+            ):
+                folded = rate
+                rate_keys, rate_args = rate.take()
+                keys, args = [*rate_keys, *keys], [len(rate_keys), *rate_args, *args]
+            else:
+                if rate is not None:
+                    await rate.settle()  # a cluster, other slots: the check's own call first
+                args = [0, *args]
+        elif rate is not None:
+            await rate.settle()
         if isinstance(client, ClusterPipeline):
             # redis-py refuses EVALSHA in a cluster pipeline; EVAL is queued like any command
             # (routed by its keys' slot) and cannot miss a script cache after a restart.
-            keys, args = tuple(keys or ()), tuple(args or ())
             # (Queued only: awaiting a ClusterPipeline re-initializes it and drops the queue.)
             client.execute_command("EVAL", self.script, len(keys), *keys, *args)
             return client
-        return await self._script(keys=keys, args=args, client=client)
+        if folded is None:
+            return await self._script(keys=keys, args=args, client=client)
+        try:
+            return await self._script(keys=keys, args=args, client=client)
+        except ResponseError as exc:
+            raise folded.refusal_of(exc) from None
+
+
+FOLD_MARK = "--#fold ratelimit"
+INCLUDE = "--#include "
+
+
+def _included(text: str) -> str:
+    """``--#include lib/x.lua`` lines replaced by that file (relative to service/lua)."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith(INCLUDE):
+            out.append((LUA_DIR / line[len(INCLUDE) :].strip()).read_text())
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def script_text(path: Path) -> tuple[str, bool]:
+    """(the script Redis runs, whether it folds the rate limit). A folding script's body is
+    wrapped in a function called after lib/ratelimit.lua admitted the request:
+
+    KEYS = the check's n sorted sets, then the body's keys; ARGV[1] = n (0: no check),
+    ARGV[2 .. 4 + n] = the check's now, window, id and n limits (absent when n = 0), then the
+    body's args. A refusal is the error reply ``RATE_LIMITED <i> <retry_after_ms>``.
+    """
+    text = _included(path.read_text())
+    if not text.startswith(FOLD_MARK):
+        return text, False
+    lib = (LUA_DIR / "lib" / "ratelimit.lua").read_text()
+    composed = f"""{lib}
+local function engage_body(KEYS, ARGV)
+{text}
+end
+local n = tonumber(ARGV[1])
+local a = 1
+if n > 0 then
+  local refused = engage_rate_limit(KEYS, ARGV, 0, 1, n)
+  if refused then
+    return redis.error_reply('RATE_LIMITED ' .. refused[1] .. ' ' .. refused[2])
+  end
+  a = 4 + n
+end
+local body_keys, body_argv = {{}}, {{}}
+for i = n + 1, #KEYS do
+  body_keys[#body_keys + 1] = KEYS[i]
+end
+for i = a + 1, #ARGV do
+  body_argv[#body_argv + 1] = ARGV[i]
+end
+return engage_body(body_keys, body_argv)
+"""
+    return composed, True
 
 
 class Scripts:
@@ -151,9 +251,11 @@ class Scripts:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self._scripts: dict[str, SlotCheckedScript] = {}
+        cluster = is_cluster(client)
         for path in sorted(LUA_DIR.glob("*.lua")):
+            text, folds = script_text(path)
             self._scripts[path.stem] = SlotCheckedScript(
-                path.stem, client.register_script(path.read_text())
+                path.stem, client.register_script(text), folds=folds, cluster=cluster
             )
 
     def __getattr__(self, name: str) -> SlotCheckedScript:

@@ -136,6 +136,27 @@ class UnitOfWork:
                 await _quietly(hook, "rollback compensation failed")
             raise
 
+    @asynccontextmanager
+    async def transactional(self) -> AsyncIterator[UnitOfWork]:
+        """The rare path of a single-statement write that needs more than one statement (e.g.
+        a member to create first): an ordinary transaction on the SAME connection (no second
+        pool connection), as a transactional unit. Its events are written at the end of the
+        block; its after-commit hooks run with this unit's. On a transactional unit, yields
+        the unit itself."""
+        if not self.single_statement:
+            yield self
+            return
+        inner = UnitOfWork(self.ctx, self.conn)
+        try:
+            async with self.conn.transaction():
+                yield inner
+                await inner._commit_work()
+        except BaseException:
+            await inner._rolled_back()
+            raise
+        self._after_commit.extend(inner._after_commit)
+        inner._after_commit.clear()
+
     async def flush(self) -> None:
         """Write the queued events now (one statement); done for you at commit."""
         if self._events:

@@ -1,3 +1,4 @@
+--#fold ratelimit (service/core/redis.py: rate= counts the request's limits first)
 -- Mark one day on a member's check-in calendar, if the calendar is in Redis.
 -- KEYS[1] calendar bitmap (all checked days), KEYS[2] make-up bitmap (days made up);
 -- both share the tenant hash tag.

@@ -1,3 +1,4 @@
+--#fold ratelimit (service/core/redis.py: rate= counts the request's limits first)
 -- Merge calendars read from PostgreSQL into Redis: byte-wise OR with what is there.
 -- KEYS[1] calendar bitmap, KEYS[2] make-up bitmap (same tenant hash tag).
 -- ARGV[1] calendar bytes, ARGV[2] make-up bytes (Redis bit order, offset = days since epoch).

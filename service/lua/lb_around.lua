@@ -1,3 +1,4 @@
+--#fold ratelimit (service/core/redis.py: rate= counts the request's limits first)
 -- The members ranked around me: my rank (0-based) and the slice from rank - radius to
 -- rank + radius as member, encoded score pairs (never the built marker).
 -- KEYS[1]: period sorted set. ARGV[1]: member; ARGV[2]: radius (count of members each side);

@@ -1,3 +1,4 @@
+--#fold ratelimit (service/core/redis.py: rate= counts the request's limits first)
 -- My place on a board in one round trip: rank (0-based), my encoded score, and the encoded
 -- score of the member just above me ('' when I am first).
 -- KEYS[1]: period sorted set. ARGV[1]: member (6 bytes, see leaderboards/rules.py);

@@ -1,3 +1,4 @@
+--#fold ratelimit (service/core/redis.py: rate= counts the request's limits first)
 -- A page of a board in one round trip: members from rank ARGV[3] (0-based), at most ARGV[4],
 -- whose encoded score is at least ARGV[2], with when the period was last updated.
 -- KEYS[1]: period sorted set; KEYS[2]: hash of updated-at (ms) per period key.

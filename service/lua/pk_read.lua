@@ -1,3 +1,4 @@
+--#fold ratelimit (service/core/redis.py: rate= counts the request's limits first)
 -- A PK's live scoreboard in one call.
 -- KEYS[1] team totals (zset), KEYS[2] meta (hash: built, upd, r:<team>), KEYS[3..] the
 -- contribution set of each team, in the order the caller lists its teams.

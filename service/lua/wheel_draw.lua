@@ -1,3 +1,4 @@
+--#fold ratelimit (service/core/redis.py: rate= counts the request's limits first)
 -- Draw one prize and take its stock, atomically (service/wheel/rules.py:draw is the reference).
 -- KEYS[1]  stock hash of one wheel: _epoch (set by a load), i:<prize> wins so far,
 --          d:<day>:<prize> wins on that campaign-local day. Counts are whole prizes.

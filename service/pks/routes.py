@@ -10,8 +10,13 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
 from service.core.apidoc import errors
-from service.core.auth import Member
-from service.core.http import RequestUnit, get_ctx, member_principal, operator_principal
+from service.core.http import (
+    MemberRequest,
+    RequestUnit,
+    get_ctx,
+    member_principal,
+    operator_principal,
+)
 from service.core.tenancy import Operator
 from service.pks import service
 from service.pks.schemas import PkBoard, PkIn, PkKey, PkList, PkOut, SettlementOut
@@ -92,8 +97,9 @@ async def settle_pk(
         "the frozen result with the winner and each team's MVP. Parked: 409 PK_PARKED."
     ),
 )
-async def read_pk(pkKey: Key, member: NamedDependency[Member], state: State) -> PkBoard:
-    return await service.read(get_ctx(state), member.tenant_id, member.member_id, pkKey)
+async def read_pk(pkKey: Key, request: Request) -> PkBoard:
+    async with MemberRequest(request) as m:
+        return await service.read(m.ctx, m.member.tenant_id, m.member.member_id, pkKey, m.rate)
 
 
 member_router = Router(

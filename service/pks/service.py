@@ -23,6 +23,7 @@ from service.core.constraints import register_io_check, validation_failed
 from service.core.context import Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
 from service.core.outbox import Event
+from service.core.ratelimit import RateCheck
 from service.core.uow import UnitOfWork, unit_of_work
 from service.leaderboards import service as boards
 from service.members import service as members
@@ -634,10 +635,13 @@ async def _shown(ctx: Context, tenant_id: int, member_ids: list[int]) -> dict[in
     return out
 
 
-async def read(ctx: Context, tenant_id: int, member_id: int, key: str) -> PkBoard:
+async def read(
+    ctx: Context, tenant_id: int, member_id: int, key: str, rate: RateCheck | None = None
+) -> PkBoard:
     """The live scoreboard: team scores and ranks, my team, my contribution and rank in it,
     top contributors per team, time left. Live: one Redis script call (rebuilt from
-    PostgreSQL on a miss). Settled: the frozen results from PostgreSQL."""
+    PostgreSQL on a miss), which also counts the request's rate limit ``rate`` first.
+    Settled: the frozen results from PostgreSQL."""
     spec = await spec_of(ctx, tenant_id, key)
     if spec.settled:
         return await _read_settled(ctx, spec, member_id)
@@ -648,7 +652,7 @@ async def read(ctx: Context, tenant_id: int, member_id: int, key: str) -> PkBoar
     for _ in range(3):
         try:
             view = await store.read(
-                ctx, tenant_id, spec.id, list(spec.team_ids), spec.top, my_team, me_bytes
+                ctx, tenant_id, spec.id, list(spec.team_ids), spec.top, my_team, me_bytes, rate
             )
             break
         except store.NotBuilt:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from service.core.context import Context
+from service.core.ratelimit import RateCheck
 
 
 class NotBuilt(Exception):
@@ -98,12 +99,14 @@ async def read(
     top: int,
     my_team: int | None,
     member: bytes,
+    rate: RateCheck | None = None,
 ) -> View:
-    """The whole scoreboard and my place in one script call; NotBuilt when not built."""
+    """The whole scoreboard and my place in one script call (which counts the request's rate
+    limit first: 429 when refused); NotBuilt when not built."""
     keys = [totals_key(ctx, tenant_id, pk_id), meta_key(ctx, tenant_id, pk_id)]
     keys += [contrib_key(ctx, tenant_id, pk_id, t) for t in team_ids]
     mine = team_ids.index(my_team) + 1 if my_team in team_ids else 0
-    reply = await ctx.scripts.pk_read(keys=keys, args=[top, mine, member])
+    reply = await ctx.scripts.pk_read(keys=keys, args=[top, mine, member], rate=rate)
     if reply == -1:
         raise NotBuilt
     flat_totals, flat_meta, per, rank, score = reply

@@ -13,7 +13,7 @@ import msgspec
 from service.core.errors import DomainError
 from service.core.uow import UnitOfWork
 from service.members import service as members
-from service.points import service
+from service.points import ledger, service
 from service.points.schemas import AdjustIn, AdjustOut, EntryOut, LadderIn, LadderOut, ReverseIn
 
 
@@ -46,6 +46,15 @@ async def member_id_of(uow: UnitOfWork, tenant_id: int, external_id: str) -> int
     return found[external_id]
 
 
+# The member by externalId and the posting, in one statement: a credit or debit by hand is one
+# round trip when the member exists (the refusal of a short debit fails it as a whole).
+ADJUST_SQL = (
+    "WITH m AS (SELECT id FROM members WHERE tenant_id = $1 AND external_id = $2) "
+    f"SELECT (SELECT id FROM m) AS member_id, "
+    f"(SELECT {ledger.call_sql('$1', '$3', '$4', 'm.id')} FROM m) AS entries"
+)
+
+
 async def adjust(
     uow: UnitOfWork,
     tenant_id: int,
@@ -54,34 +63,39 @@ async def adjust(
     data: AdjustIn,
     ledger_key: str | None,
 ) -> AdjustOut:
-    """Credit (amount > 0) or debit (amount < 0) a member by hand; ``ledger_key`` dedupes."""
-    member_id = await member_id_of(uow, tenant_id, external_id)
-    source_ref = f"manual:{key_id}"
+    """Credit (amount > 0) or debit (amount < 0) a member by hand; ``ledger_key`` dedupes.
+
+    One statement when the member exists (works in a single-statement unit); an unknown member
+    is created first when the policy says so (then in a transaction), else 404."""
+    ctx, conn = uow.ctx, uow.conn
     if data.amount > 0:
-        e = await service.credit(
-            uow,
-            tenant_id,
-            member_id,
-            data.currency,
-            data.amount,
-            reason=data.reason,
-            note=data.note,
-            source_ref=source_ref,
-            idempotency_key=ledger_key,
-        )
+        service.check_credit(data.currency, data.amount)
     else:
-        e = await service.debit(
-            uow,
-            tenant_id,
-            member_id,
-            -data.amount,
-            reason=data.reason,
-            note=data.note,
-            source_ref=source_ref,
-            idempotency_key=ledger_key,
-            currency=data.currency,
-        )
-    return AdjustOut(entry_out(e), e.balance_after, e.replayed)
+        service.check_debit(data.currency, -data.amount)
+    now = ctx.clock.now()
+    posting = ledger.Posting(
+        kind="credit" if data.amount > 0 else "debit",
+        currency=data.currency,
+        amount=abs(data.amount),
+        reason=data.reason,
+        note=data.note,
+        source_ref=f"manual:{key_id}",
+        idempotency_key=ledger_key,
+        expires_at=await service.expiry_at(ctx, conn, tenant_id, data.currency, now)
+        if data.amount > 0
+        else None,
+    )
+    with ledger.refusals():
+        row = await conn.fetchrow(ADJUST_SQL, tenant_id, external_id, now, [posting])
+    if row["member_id"] is None:
+        async with uow.transactional() as tx:
+            member_id = await member_id_of(tx, tenant_id, external_id)
+            [entry] = await ledger.post(tx.conn, tenant_id, now, [posting], member_id)
+    else:
+        [entry] = ledger.entries_of(row["entries"])
+    service.wake_after_commit(uow)
+    assert entry is not None
+    return AdjustOut(entry_out(entry), entry.balance_after, entry.replayed)
 
 
 async def reverse(uow: UnitOfWork, tenant_id: int, external_id: str, data: ReverseIn) -> AdjustOut:

@@ -113,7 +113,7 @@ async def adjust(
         raise validation_failed([problem("body", "amount", "OUT_OF_RANGE", "must not be zero")])
     header_key = request.headers.get("idempotency-key")
     ledger_key = f"manual:{operator.key_id}:{header_key}" if header_key else None
-    return await work.respond(
+    return await work.respond_single(
         operator_ops.adjust, operator.tenant_id, operator.key_id, externalId, data, ledger_key
     )
 

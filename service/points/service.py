@@ -8,7 +8,6 @@ caller's transaction (the request boundary commits). Other features pay through 
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,8 +20,8 @@ from service.core.context import CONFIG_CACHE_TTL_S, Context
 from service.core.errors import DomainError, register_codes
 from service.core.tenancy import get_tenant, update_tenant_settings
 from service.core.uow import UnitOfWork, unit_of_work
+from service.points import ledger, rules
 from service.points import repository as repo
-from service.points import rules
 
 register_codes(
     {
@@ -121,41 +120,27 @@ async def get_policy_raw(conn: asyncpg.Connection, tenant_id: int) -> dict:
 
 # ----------------------------------------------------------------------------- entries
 
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    id: int
-    member_id: int
-    currency: str
-    kind: str
-    delta: int
-    balance_after: int
-    reason: str
-    note: str
-    source_ref: str | None
-    reverses_entry_id: int | None
-    shortfall: int
-    expires_at: datetime | None
-    created_at: datetime
-    replayed: bool = False
+# Every balance change is written by one server-side function (service.points.ledger); the
+# functions below are Python's door to it (one round trip each, in the caller's transaction).
+Entry = ledger.Entry
 
 
 def _entry(row: Any, replayed: bool = False) -> Entry:
     return Entry(
-        row["id"],
-        row["member_id"],
-        row["currency"],
-        row["kind"],
-        row["delta"],
-        row["balance_after"],
-        row["reason"],
-        row["note"],
-        row["source_ref"],
-        row["reverses_entry_id"],
-        row["shortfall"],
-        row["expires_at"],
-        row["created_at"],
-        replayed,
+        id=row["id"],
+        member_id=row["member_id"],
+        currency=row["currency"],
+        kind=row["kind"],
+        delta=row["delta"],
+        balance_after=row["balance_after"],
+        reason=row["reason"],
+        note=row["note"],
+        source_ref=row["source_ref"],
+        reverses_entry_id=row["reverses_entry_id"],
+        shortfall=row["shortfall"],
+        expires_at=row["expires_at"],
+        created_at=row["created_at"],
+        replayed=replayed,
     )
 
 
@@ -181,6 +166,49 @@ def _check_currency(currency: str) -> None:
         )
 
 
+def check_credit(currency: str, amount: int) -> None:
+    """Public: 422 unless ``currency`` is one of rules.CURRENCIES and ``amount`` positive."""
+    _check_currency(currency)
+    if amount <= 0:
+        raise validation_failed([problem("body", "amount", "OUT_OF_RANGE", "must be positive")])
+
+
+def check_debit(currency: str, amount: int) -> None:
+    """Public: as ``check_credit``; growth is never spent (422 GROWTH_NOT_SPENDABLE)."""
+    _check_currency(currency)
+    if currency == "growth":
+        raise DomainError("GROWTH_NOT_SPENDABLE")
+    if amount <= 0:
+        raise validation_failed([problem("body", "amount", "OUT_OF_RANGE", "must be positive")])
+
+
+async def expiry_at(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int, currency: str, now: datetime
+) -> datetime | None:
+    """Public: when points credited at ``now`` expire under the tenant's policy (cached; no
+    round trip in steady state). Growth never expires."""
+    if currency != "points":
+        return None
+    policy = await policy_of(ctx, conn, tenant_id)
+    return rules.expiry_for(policy.expiry, now, policy.tz)
+
+
+def credit_posting(c: Credit, expires_at: datetime | None) -> ledger.Posting:
+    """Public: the ledger posting of a ``Credit`` (``expires_at`` from ``expiry_at``)."""
+    return ledger.Posting(
+        kind="credit",
+        member_id=c.member_id,
+        currency=c.currency,
+        amount=c.amount,
+        reason=c.reason,
+        note=c.note,
+        source_ref=c.source_ref,
+        idempotency_key=c.idempotency_key,
+        key_is_new=c.key_is_new,
+        expires_at=expires_at if c.currency == "points" else None,
+    )
+
+
 async def credit(
     uow: UnitOfWork,
     tenant_id: int,
@@ -201,7 +229,14 @@ async def credit(
         tenant_id,
         [
             Credit(
-                member_id, currency, amount, reason, note, source_ref, idempotency_key, key_is_new
+                member_id,
+                currency,
+                amount,
+                reason,
+                note,
+                source_ref,
+                idempotency_key,
+                key_is_new,
             )
         ],
     )
@@ -209,134 +244,32 @@ async def credit(
 
 
 async def apply_credits(uow: UnitOfWork, tenant_id: int, credits: list[Credit]) -> list[Entry]:
-    """Credit many at once: a handful of statements whatever the count (event batches)."""
+    """Credit many at once, in one round trip whatever the count (event batches)."""
     ctx, conn = uow.ctx, uow.conn
     for c in credits:
-        _check_currency(c.currency)
-        if c.amount <= 0:
-            raise validation_failed([problem("body", "amount", "OUT_OF_RANGE", "must be positive")])
+        check_credit(c.currency, c.amount)
+    if not credits:
+        return []
     now = ctx.clock.now()
-    policy = await policy_of(ctx, conn, tenant_id)
-    accounts = await repo.lock_accounts(
-        conn, tenant_id, [(c.member_id, c.currency) for c in credits], now
-    )
-    keys = [c.idempotency_key for c in credits if c.idempotency_key and not c.key_is_new]
-    existing = await repo.find_entries_by_keys(conn, tenant_id, keys) if keys else {}
-    running = {k: v[0] for k, v in accounts.items()}
-    rows: list[tuple] = []
-    fresh: list[int] = []  # index into credits of each new row
-    seen_keys: set[str] = set()
-    for i, c in enumerate(credits):
-        if c.idempotency_key and (c.idempotency_key in existing or c.idempotency_key in seen_keys):
-            continue
-        if c.idempotency_key:
-            seen_keys.add(c.idempotency_key)
-        acct = (c.member_id, c.currency)
-        running[acct] += c.amount
-        expires = (
-            rules.expiry_for(policy.expiry, now, policy.tz) if c.currency == "points" else None
-        )
-        rows.append(
-            (
-                c.member_id,
-                c.currency,
-                "credit",
-                c.amount,
-                running[acct],
-                c.reason,
-                c.note,
-                c.source_ref,
-                c.idempotency_key,
-                None,
-                0,
-                expires,
-            )
-        )
-        fresh.append(i)
-    # The statement writes the expiry of these members' lots past their date first, so each
-    # credit's balance_after is the balance at ``now`` (see repository.DUE_LOTS).
-    written = (
-        await repo.write_credits(
-            conn,
-            tenant_id,
-            [(r[0], r[1], r[3], r[4], r[5], r[6], r[7], r[8], r[11]) for r in rows],
-            now,
-        )
-        if rows
-        else []
-    )
-    totals: dict[tuple[int, str], int] = defaultdict(int)
-    for r in rows:
-        totals[(r[0], r[1])] += r[3]
-    if totals:
-        growth_members = sorted({m for (m, c) in totals if c == "growth"})
-        if growth_members:
-            earned = {m: accounts[(m, "growth")][1] + totals[(m, "growth")] for m in growth_members}
-            await _levels_after_growth(uow, tenant_id, earned, now, allow_down=False)
-    by_index: dict[int, Entry] = {}
-    for i, r, (eid, after) in zip(fresh, rows, written, strict=True):
-        by_index[i] = Entry(
-            eid, r[0], r[1], "credit", r[3], after, r[5], r[6], r[7], None, 0, r[11], now
-        )
-    out: list[Entry] = []
-    new_by_key = {
-        credits[i].idempotency_key: e for i, e in by_index.items() if credits[i].idempotency_key
-    }
-    for i, c in enumerate(credits):
-        if i in by_index:
-            out.append(by_index[i])
-        elif c.idempotency_key in existing:
-            out.append(_entry(existing[c.idempotency_key], replayed=True))
-        else:
-            out.append(new_by_key[c.idempotency_key])
-    return out
+    expires = await expiry_at(ctx, conn, tenant_id, "points", now)
+    entries = await ledger.post(conn, tenant_id, now, [credit_posting(c, expires) for c in credits])
+    wake_after_commit(uow)
+    return [_written(e) for e in entries]
 
 
-async def _expire_locked(
-    uow: UnitOfWork,
-    tenant_id: int,
-    member_id: int,
-    currency: str,
-    due: list[Any],
-    balance: int,
-    now: datetime,
-) -> int:
-    """Write the expiry of already-locked due lots; returns the new balance."""
-    conn = uow.conn
-    amount = sum(r["remaining"] for r in due)
-    if amount <= 0:
-        return balance
-    [eid] = await repo.insert_entries(
-        conn,
-        tenant_id,
-        [
-            (
-                member_id,
-                currency,
-                "expire",
-                -amount,
-                balance - amount,
-                "expiry",
-                "",
-                None,
-                None,
-                None,
-                0,
-                None,
-            )
-        ],
-        now,
-    )
-    await repo.take_from_lots(conn, eid, [(r["id"], r["remaining"]) for r in due])
-    await repo.add_to_accounts(conn, tenant_id, [(member_id, currency, -amount, 0)], now)
-    uow.emit(
-        tenant_id=tenant_id,
-        type=f"{currency}.expired",
-        member_id=member_id,
-        payload={"currency": currency, "amount": amount, "entryId": eid},
-        occurred_at=now,
-    )
-    return balance - amount
+def wake_after_commit(uow: UnitOfWork) -> None:
+    """Public: the statement wrote outbox rows itself: wake the dispatcher once it commits."""
+    ctx = uow.ctx
+
+    async def wake() -> None:
+        ctx.dispatcher.wake()
+
+    uow.after_commit(wake)
+
+
+def _written(e: Entry | None) -> Entry:
+    assert e is not None  # only an ``expire`` posting may answer null
+    return e
 
 
 async def debit(
@@ -355,81 +288,21 @@ async def debit(
     """Public: spend points, earliest-expiring first. 409 INSUFFICIENT_POINTS if short.
     A repeated idempotency key returns the first entry (``key_is_new``: see ``Credit``)."""
     ctx, conn = uow.ctx, uow.conn
-    _check_currency(currency)
-    if currency == "growth":
-        raise DomainError("GROWTH_NOT_SPENDABLE")
-    if amount <= 0:
-        raise validation_failed([problem("body", "amount", "OUT_OF_RANGE", "must be positive")])
-    now = ctx.clock.now()
-    accounts = await repo.lock_accounts(conn, tenant_id, [(member_id, currency)], now)
-    balance = accounts[(member_id, currency)][0]
-    if idempotency_key and not key_is_new:
-        found = await repo.find_entries_by_keys(conn, tenant_id, [idempotency_key])
-        if idempotency_key in found:
-            return _entry(found[idempotency_key], replayed=True)
-    lots = await repo.open_lots(conn, tenant_id, member_id, currency)
-    # repository.DUE_LOTS, evaluated on the locked lots: due ones expire before the spend.
-    due = [r for r in lots if r["expires_at"] is not None and r["expires_at"] <= now]
-    live = [rules.Lot(r["id"], r["remaining"], r["expires_at"]) for r in lots if r not in due]
-    if due:
-        balance = await _expire_locked(uow, tenant_id, member_id, currency, due, balance, now)
-    available = sum(lot.remaining for lot in live)
-    if amount > available:
-        raise DomainError(
-            "INSUFFICIENT_POINTS", details={"balance": available, "requested": amount}
-        )
-    takes = rules.allocate(live, amount)
-    [eid] = await repo.insert_entries(
-        conn,
-        tenant_id,
-        [
-            (
-                member_id,
-                currency,
-                "debit",
-                -amount,
-                balance - amount,
-                reason,
-                note,
-                source_ref,
-                idempotency_key,
-                None,
-                0,
-                None,
-            )
-        ],
-        now,
-    )
-    await repo.take_from_lots(conn, eid, takes)
-    await repo.add_to_accounts(conn, tenant_id, [(member_id, currency, -amount, 0)], now)
-    uow.emit(
-        tenant_id=tenant_id,
-        type=f"{currency}.debited",
+    check_debit(currency, amount)
+    posting = ledger.Posting(
+        kind="debit",
         member_id=member_id,
-        payload={
-            "currency": currency,
-            "amount": amount,
-            "entryId": eid,
-            "reason": reason,
-            "balance": balance - amount,
-        },
-        occurred_at=now,
+        currency=currency,
+        amount=amount,
+        reason=reason,
+        note=note,
+        source_ref=source_ref,
+        idempotency_key=idempotency_key,
+        key_is_new=key_is_new,
     )
-    return Entry(
-        eid,
-        member_id,
-        currency,
-        "debit",
-        -amount,
-        balance - amount,
-        reason,
-        note,
-        source_ref,
-        None,
-        0,
-        None,
-        now,
-    )
+    [entry] = await ledger.post(conn, tenant_id, ctx.clock.now(), [posting])
+    wake_after_commit(uow)
+    return _written(entry)
 
 
 async def reverse(
@@ -446,103 +319,31 @@ async def reverse(
     ``partial`` (default) takes what is left and records the shortfall on the reversal entry;
     ``refuse`` answers 409 REVERSAL_SHORTFALL and changes nothing. We never take the missing
     part from other lots: points the member earned elsewhere are not collateral.
+    404 ENTRY_NOT_FOUND, 422 NOT_REVERSIBLE (not a credit).
     """
     ctx, conn = uow.ctx, uow.conn
-    credit_row = await repo.get_entry(conn, tenant_id, entry_id)
-    if credit_row is None:
-        raise DomainError("ENTRY_NOT_FOUND", details={"entryId": entry_id})
-    if credit_row["kind"] != "credit":
-        raise DomainError(
-            "NOT_REVERSIBLE", details={"entryId": entry_id, "kind": credit_row["kind"]}
-        )
-    member_id, currency = credit_row["member_id"], credit_row["currency"]
-    now = ctx.clock.now()
-    accounts = await repo.lock_accounts(conn, tenant_id, [(member_id, currency)], now)
-    balance, earned = accounts[(member_id, currency)]
-    already = await repo.reversal_of(conn, entry_id)
-    if already is not None:
-        return _entry(already, replayed=True)
-    # Lots past their date are gone whether or not the job wrote it: write it now, so the
-    # reversal takes back only what is left and answers the balance at ``now``.
-    due = await repo.due_lots(conn, tenant_id, member_id, currency, now)
-    balance = await _expire_locked(uow, tenant_id, member_id, currency, due, balance, now)
-    lots = await repo.lots_of_entry(conn, entry_id)
-    clawback = sum(r["remaining"] for r in lots)
-    shortfall = credit_row["delta"] - clawback
     policy = await policy_of(ctx, conn, tenant_id)
-    if shortfall > 0 and policy.reversal_shortfall == "refuse":
-        raise DomainError(
-            "REVERSAL_SHORTFALL",
-            details={"entryId": entry_id, "credited": credit_row["delta"], "available": clawback},
-        )
-    [eid] = await repo.insert_entries(
-        conn,
-        tenant_id,
-        [
-            (
-                member_id,
-                currency,
-                "reverse",
-                -clawback,
-                balance - clawback,
-                reason,
-                note,
-                credit_row["source_ref"],
-                None,
-                entry_id,
-                shortfall,
-                None,
-            )
-        ],
-        now,
+    posting = ledger.Posting(
+        kind="reverse",
+        reverses_entry_id=entry_id,
+        reason=reason,
+        note=note,
+        refuse_shortfall=policy.reversal_shortfall == "refuse",
     )
-    await repo.take_from_lots(
-        conn, eid, [(r["id"], r["remaining"]) for r in lots if r["remaining"] > 0]
-    )
-    await repo.add_to_accounts(conn, tenant_id, [(member_id, currency, -clawback, -clawback)], now)
-    uow.emit(
-        tenant_id=tenant_id,
-        type=f"{currency}.reversed",
-        member_id=member_id,
-        payload={
-            "currency": currency,
-            "amount": clawback,
-            "entryId": eid,
-            "reversedEntryId": entry_id,
-            "shortfall": shortfall,
-        },
-        occurred_at=now,
-    )
-    if currency == "growth":
-        await _levels_after_growth(
-            uow, tenant_id, {member_id: earned - clawback}, now, allow_down=True
-        )
-    return Entry(
-        eid,
-        member_id,
-        currency,
-        "reverse",
-        -clawback,
-        balance - clawback,
-        reason,
-        note,
-        credit_row["source_ref"],
-        entry_id,
-        shortfall,
-        None,
-        now,
-    )
+    [entry] = await ledger.post(conn, tenant_id, ctx.clock.now(), [posting])
+    wake_after_commit(uow)
+    return _written(entry)
 
 
 async def expire_member(uow: UnitOfWork, tenant_id: int, member_id: int, currency: str) -> int:
     """Expire what is due for one member; returns the amount expired (0 if nothing)."""
-    ctx, conn = uow.ctx, uow.conn
-    now = ctx.clock.now()
-    accounts = await repo.lock_accounts(conn, tenant_id, [(member_id, currency)], now)
-    balance = accounts[(member_id, currency)][0]
-    due = await repo.due_lots(conn, tenant_id, member_id, currency, now)
-    after = await _expire_locked(uow, tenant_id, member_id, currency, due, balance, now)
-    return balance - after
+    ctx = uow.ctx
+    posting = ledger.Posting(kind="expire", member_id=member_id, currency=currency)
+    [entry] = await ledger.post(uow.conn, tenant_id, ctx.clock.now(), [posting])
+    if entry is None:
+        return 0
+    wake_after_commit(uow)
+    return -entry.delta
 
 
 async def expire_due(ctx: Context, batch: int = 500) -> int:
@@ -587,59 +388,6 @@ async def ladder_of(
         return (ladder_from_config(row["config"]), row["config"]) if row else None
 
     return await ctx.caches.get(LADDER_CACHE, _CACHE_TTL).get(tenant_id, load)
-
-
-async def _levels_after_growth(
-    uow: UnitOfWork,
-    tenant_id: int,
-    earned: dict[int, int],
-    now: datetime,
-    *,
-    allow_down: bool,
-) -> None:
-    """Move members' levels after their growth changed. Earning only raises a level; a
-    reversal (``allow_down``) may lower it to what the remaining growth supports."""
-    ctx, conn = uow.ctx, uow.conn
-    got = await ladder_of(ctx, conn, tenant_id)
-    if got is None:
-        return
-    ladder, _ = got
-    members = sorted(earned)
-    current = await repo.lock_member_levels(conn, tenant_id, members, now)
-    if ladder.validity_mode == "rolling":
-        qualifying = await repo.window_growth(
-            conn, tenant_id, members, now - timedelta(days=ladder.validity_days), now
-        )
-    else:
-        qualifying = earned
-    changes = []
-    for m in members:
-        cur = current[m]["level_index"]
-        cur = min(cur, len(ladder.levels) - 1)
-        target = ladder.index_for(qualifying.get(m, 0))
-        new = target if allow_down else max(cur, target)
-        if new == cur:
-            continue
-        review = (
-            now + timedelta(days=ladder.validity_days)
-            if ladder.validity_mode == "rolling" and new > 0
-            else None
-        )
-        changes.append((m, new, now, review))
-        uow.emit(
-            tenant_id=tenant_id,
-            type="level.up" if new > cur else "level.down",
-            member_id=m,
-            payload={
-                "from": cur,
-                "to": new,
-                "fromName": ladder.levels[cur].name,
-                "toName": ladder.levels[new].name,
-            },
-            occurred_at=now,
-        )
-    if changes:
-        await repo.set_levels(conn, tenant_id, changes)
 
 
 async def review_levels(ctx: Context, batch: int = 500) -> int:

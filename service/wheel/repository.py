@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import asyncpg
+
+from service.core import outbox
+from service.wheel.rules import SpinWrite
 
 WHEEL_COLUMNS = (
     "id, tenant_id, key, version, layout_version, config, seed, seed_hash, created_at, updated_at"
@@ -126,35 +131,6 @@ async def sync_stock(
     )
 
 
-async def take_stock(conn: asyncpg.Connection, wheel_id: int, prize_key: str) -> None:
-    """Count one win of a limited prize; the table's check raises when it would oversell."""
-    await conn.execute(
-        "UPDATE wheel_prize_stock SET issued = issued + 1 WHERE wheel_id = $1 AND prize_key = $2",
-        wheel_id,
-        prize_key,
-    )
-
-
-async def take_daily(
-    conn: asyncpg.Connection,
-    tenant_id: int,
-    wheel_id: int,
-    prize_key: str,
-    day: date,
-    limit: int,
-) -> None:
-    await conn.execute(
-        "INSERT INTO wheel_prize_days (tenant_id, wheel_id, prize_key, day, daily_limit, issued) "
-        "VALUES ($1, $2, $3, $4, $5, 1) ON CONFLICT (wheel_id, prize_key, day) DO UPDATE "
-        "SET issued = wheel_prize_days.issued + 1, daily_limit = EXCLUDED.daily_limit",
-        tenant_id,
-        wheel_id,
-        prize_key,
-        day,
-        limit,
-    )
-
-
 async def stock_rows(conn: asyncpg.Connection, wheel_id: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT prize_key, total, issued FROM wheel_prize_stock WHERE wheel_id = $1", wheel_id
@@ -180,19 +156,42 @@ async def wins_by_prize(conn: asyncpg.Connection, wheel_id: int) -> dict[str, in
 # ----------------------------------------------------------------------------- members
 
 
-async def lock_member(
-    conn: asyncpg.Connection, tenant_id: int, wheel_id: int, member_id: int, now: datetime
+_AWARD_ID = "nextval(pg_get_serial_sequence('wheel_awards', 'id')) AS award_id"
+
+
+async def spin_state(
+    conn: asyncpg.Connection,
+    tenant_id: int,
+    wheel_id: int,
+    member_id: int,
+    now: datetime,
+    *,
+    lock: bool,
 ) -> asyncpg.Record:
-    """Create the member's row if needed and lock it for the rest of the transaction."""
+    """The member's counters (NULLs: never spun) and an id for the award this spin may give,
+    in one round trip. Without ``lock`` a plain read: a spin planned from it that another
+    spin overtakes collides on its draw's number (``record_spin``). With ``lock`` (inside a
+    transaction) the row is created if needed and locked until commit: the member's spins
+    queue instead of colliding."""
+    if lock:
+        return await conn.fetchrow(
+            "WITH m AS (INSERT INTO wheel_members (tenant_id, wheel_id, member_id, spins, "
+            "spins_day, free_used_day, pity, wins, updated_at) "
+            "VALUES ($1, $2, $3, 0, 0, 0, 0, '{}', $4) ON CONFLICT (wheel_id, member_id) "
+            "DO UPDATE SET updated_at = wheel_members.updated_at "
+            "RETURNING spins, day, spins_day, free_used_day, pity, wins) "
+            f"SELECT m.*, {_AWARD_ID} FROM m",
+            tenant_id,
+            wheel_id,
+            member_id,
+            now,
+        )
     return await conn.fetchrow(
-        "INSERT INTO wheel_members (tenant_id, wheel_id, member_id, spins, spins_day, "
-        "free_used_day, pity, wins, updated_at) VALUES ($1, $2, $3, 0, 0, 0, 0, '{}', $4) "
-        "ON CONFLICT (wheel_id, member_id) DO UPDATE SET updated_at = wheel_members.updated_at "
-        "RETURNING id, spins, day, spins_day, free_used_day, pity, wins",
-        tenant_id,
+        f"SELECT m.spins, m.day, m.spins_day, m.free_used_day, m.pity, m.wins, {_AWARD_ID} "
+        "FROM (SELECT 1) AS one LEFT JOIN wheel_members m "
+        "ON m.wheel_id = $1 AND m.member_id = $2",
         wheel_id,
         member_id,
-        now,
     )
 
 
@@ -216,49 +215,178 @@ DRAW_COLUMNS = (
 )
 
 
-async def insert_draw(
+class _Params:
+    """Numbered placeholders for a statement assembled from parts: ``p(value)`` -> ``$n``."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any, cast: str = "") -> str:
+        self.values.append(value)
+        return f"${len(self.values)}{'::' + cast if cast else ''}"
+
+
+#: Raised by ``record_spin`` when another spin of the member committed since the state was
+#: read (both drew the same spin number): re-read and re-plan.
+SPIN_NUMBER_TAKEN = "wheel_draws_one_per_spin"
+#: The coupon pool had no free code (the award's check refuses a coupon without one).
+POOL_EMPTY = "wheel_awards_coupon_has_code"
+#: PostgreSQL's stock guards (a stale Redis let a win through that the counts refuse).
+DAILY_STOCK_GUARD = "wheel_prize_days_within_limit"
+TOTAL_STOCK_GUARD = "wheel_prize_stock_within_total"
+
+
+@dataclass(frozen=True, slots=True)
+class SpinRecorded:
+    draw_id: int
+    ledger_entries: Any  # the ledger's answer (decoded jsonb), None without postings
+    award_id: int | None
+    coupon_code: str | None
+
+
+class _SpinSql:
+    """The spin statement's parts, each a data-modifying CTE (see ``spin_statement``)."""
+
+    def __init__(self, w: SpinWrite) -> None:
+        self.w = w
+        self.p = p = _Params()
+        k = w.keys
+        self.t, self.wid, self.mid, self.now = (
+            p(k.tenant_id),
+            p(k.wheel_id),
+            p(k.member_id),
+            p(k.now),
+        )
+        self.pk = p(w.prize.key)
+        self.ctes: list[str] = []
+        self.code = "NULL::text"
+        self.award = "NULL::bigint"
+        self.entries = "NULL::jsonb"
+
+    def advance(self) -> None:
+        a, p = self.w.advance, self.p
+        self.ctes.append(
+            "adv AS (INSERT INTO wheel_members AS m (tenant_id, wheel_id, member_id, spins, "
+            "day, spins_day, free_used_day, pity, wins, updated_at) VALUES "
+            f"({self.t}, {self.wid}, {self.mid}, {p(a.spins)}, {p(a.day)}, {p(a.spins_day)}, "
+            f"{p(a.free_used_day)}, {p(a.pity)}, {p(a.wins)}, {self.now}) "
+            "ON CONFLICT (wheel_id, member_id) DO UPDATE SET spins = EXCLUDED.spins, "
+            "day = EXCLUDED.day, spins_day = EXCLUDED.spins_day, "
+            "free_used_day = EXCLUDED.free_used_day, pity = EXCLUDED.pity, "
+            "wins = EXCLUDED.wins, updated_at = EXCLUDED.updated_at)"
+        )
+
+    def draw(self) -> None:
+        w, k, d, p = self.w, self.w.keys, self.w.drawn, self.p
+        self.ctes.append(
+            "d AS (INSERT INTO wheel_draws (spin_id, tenant_id, wheel_id, member_id, spin_no, "
+            "prize_key, slot_index, kind, value, table_version, layout_version, word_index, "
+            "random_word, random_value, weight_total, stock_seen, pity, fallback, free, cost, "
+            f"day, created_at) VALUES ({p(k.spin_id)}, {self.t}, {self.wid}, {self.mid}, "
+            f"{p(w.plan.spin_no)}, {self.pk}, {p(d.index)}, {p(w.prize.kind)}, "
+            f"{p(w.prize.value)}, {p(k.table_version)}, {p(k.layout_version)}, "
+            f"{p(d.word_index)}, {p(w.random_word)}, {p(d.value)}, {p(d.weight_total)}, "
+            f"{p(w.stock_seen)}, {p(d.forced)}, {p(d.fallback)}, {p(w.plan.free)}, "
+            f"{p(w.plan.cost)}, {p(k.today)}, {self.now}) RETURNING id)"
+        )
+
+    def coupon(self) -> None:
+        # SKIP LOCKED: concurrent winners take different codes.
+        self.ctes.append(
+            f"c AS (UPDATE wheel_coupon_codes SET member_id = {self.mid}, "
+            f"draw_id = (SELECT id FROM d), issued_at = {self.now} WHERE id = (SELECT id FROM "
+            f"wheel_coupon_codes WHERE wheel_id = {self.wid} AND prize_key = {self.pk} AND "
+            "member_id IS NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING code)"
+        )
+        self.code = "(SELECT code FROM c)"
+
+    def award_row(self) -> None:
+        w, p = self.w, self.p
+        self.ctes.append(
+            "aw AS (INSERT INTO wheel_awards (id, tenant_id, wheel_id, draw_id, member_id, "
+            "prize_key, kind, name, value, coupon_code, state, won_at) "
+            f"SELECT {p(w.award_id)}, {self.t}, {self.wid}, d.id, {self.mid}, {self.pk}, "
+            f"{p(w.prize.kind)}, {p(w.prize.name)}, {p(w.prize.value)}, {self.code}, "
+            f"{p(w.award_state)}, {self.now} FROM d RETURNING id)"
+        )
+        self.award = "(SELECT id FROM aw)"
+
+    def ledger(self, call: LedgerCall) -> None:
+        # Fed from the draw: runs after it (a lost race fails there first), and before the
+        # events below, so the ledger's events come first in the outbox.
+        self.ctes.append(f"led AS (SELECT {call(self.p)} AS entries FROM d)")
+        self.entries = "(SELECT entries FROM led)"
+
+    def events(self, events: list[outbox.OutboxRow]) -> None:
+        self.ctes.append(f"ev AS ({outbox.insert_sql(len(self.p.values) + 1)})")
+        self.p.values.extend(outbox.params(events))
+
+    def stock(self) -> None:
+        w, p = self.w, self.p
+        if w.daily_limit is not None:
+            self.ctes.append(
+                "sd AS (INSERT INTO wheel_prize_days (tenant_id, wheel_id, prize_key, day, "
+                f"daily_limit, issued) VALUES ({self.t}, {self.wid}, {self.pk}, "
+                f"{p(w.keys.today)}, {p(w.daily_limit)}, 1) "
+                "ON CONFLICT (wheel_id, prize_key, day) DO UPDATE SET "
+                "issued = wheel_prize_days.issued + 1, daily_limit = EXCLUDED.daily_limit)"
+            )
+        if w.take_total:
+            self.ctes.append(
+                "st AS (UPDATE wheel_prize_stock SET issued = issued + 1 "
+                f"WHERE wheel_id = {self.wid} AND prize_key = {self.pk})"
+            )
+
+    def sql(self) -> str:
+        return (
+            "WITH "
+            + ", ".join(self.ctes)
+            + f" SELECT (SELECT id FROM d) AS draw_id, {self.entries} AS entries, "
+            f"{self.award} AS award_id, {self.code} AS coupon_code"
+        )
+
+
+#: The ledger's call as an SQL expression (its values numbered with the statement's ``p``).
+LedgerCall = Callable[[_Params], str]
+
+
+def spin_statement(
+    w: SpinWrite, events: list[outbox.OutboxRow], ledger: LedgerCall | None = None
+) -> tuple[str, list[Any]]:
+    """The ONE statement of a spin (data-modifying CTEs on one snapshot): the member's
+    advance, the draw, the coupon, the award, the ledger's postings (``ledger``), the events,
+    and the stock counts last (the hot stock row is locked only until the statement commits;
+    unreferenced CTEs run after the final SELECT, in order).
+
+    Guards, each failing the whole statement: the draw's (wheel, member, spin number) is
+    unique (SPIN_NUMBER_TAKEN: another spin of the member came first), a coupon award needs
+    a code (POOL_EMPTY), the stock counts stay within their limits (the STOCK_GUARDs), and
+    the ledger's refusals (INSUFFICIENT_POINTS)."""
+    s = _SpinSql(w)
+    s.advance()
+    s.draw()
+    if w.prize.kind == "coupon":
+        s.coupon()
+    if w.award_id is not None:
+        s.award_row()
+    if ledger is not None:
+        s.ledger(ledger)
+    if events:
+        s.events(events)
+    s.stock()
+    return s.sql(), s.p.values
+
+
+async def record_spin(
     conn: asyncpg.Connection,
-    tenant_id: int,
-    wheel_id: int,
-    advance: tuple[Any, ...],
-    **f: Any,
-) -> int:
-    """Log the draw and advance the member's row (``advance``: row id, spins, day, spins that
-    day, free spins used that day, pity count, wins per capped prize, now) in one round trip:
-    both are written on every spin, and a spin is a handful of statements at most."""
-    return await conn.fetchval(
-        "WITH adv AS (UPDATE wheel_members SET spins = $23, day = $24, spins_day = $25, "
-        "free_used_day = $26, pity = $27, wins = $28, updated_at = $29 WHERE id = $30) "
-        "INSERT INTO wheel_draws (spin_id, tenant_id, wheel_id, member_id, spin_no, prize_key, "
-        "slot_index, kind, value, table_version, layout_version, word_index, random_word, "
-        "random_value, weight_total, stock_seen, pity, fallback, free, cost, day, created_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
-        "$18, $19, $20, $21, $22) RETURNING id",
-        f["spin_id"],
-        tenant_id,
-        wheel_id,
-        f["member_id"],
-        f["spin_no"],
-        f["prize_key"],
-        f["slot_index"],
-        f["kind"],
-        f["value"],
-        f["table_version"],
-        f["layout_version"],
-        f["word_index"],
-        f["random_word"],
-        f["random_value"],
-        f["weight_total"],
-        f["stock_seen"],
-        f["pity"],
-        f["fallback"],
-        f["free"],
-        f["cost"],
-        f["day"],
-        f["created_at"],
-        *advance[1:],
-        advance[0],
-    )
+    w: SpinWrite,
+    events: list[outbox.OutboxRow],
+    ledger: LedgerCall | None = None,
+) -> SpinRecorded:
+    """Run ``spin_statement`` (one round trip; its own transaction outside one)."""
+    sql, args = spin_statement(w, events, ledger)
+    row = await conn.fetchrow(sql, *args)
+    return SpinRecorded(row["draw_id"], row["entries"], row["award_id"], row["coupon_code"])
 
 
 async def list_draws(
@@ -302,27 +430,6 @@ async def add_codes(
     return int(status.split()[-1])
 
 
-async def issue_code(
-    conn: asyncpg.Connection,
-    wheel_id: int,
-    prize_key: str,
-    member_id: int,
-    draw_id: int,
-    now: datetime,
-) -> str | None:
-    """Hand out one unused code (SKIP LOCKED: concurrent winners take different codes)."""
-    return await conn.fetchval(
-        "UPDATE wheel_coupon_codes SET member_id = $3, draw_id = $4, issued_at = $5 "
-        "WHERE id = (SELECT id FROM wheel_coupon_codes WHERE wheel_id = $1 AND prize_key = $2 "
-        "AND member_id IS NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING code",
-        wheel_id,
-        prize_key,
-        member_id,
-        draw_id,
-        now,
-    )
-
-
 async def code_counts(conn: asyncpg.Connection, wheel_id: int) -> dict[str, tuple[int, int]]:
     """prize -> (codes uploaded, codes still free)."""
     rows = await conn.fetch(
@@ -339,38 +446,6 @@ AWARD_COLUMNS = (
     "a.id, a.wheel_id, w.key AS wheel_key, a.draw_id, a.member_id, a.prize_key, a.kind, a.name, "
     "a.value, a.coupon_code, a.state, a.contact, a.shipment, a.won_at, a.claimed_at, a.shipped_at"
 )
-
-
-async def insert_award(
-    conn: asyncpg.Connection,
-    tenant_id: int,
-    wheel_id: int,
-    draw_id: int,
-    member_id: int,
-    prize_key: str,
-    kind: str,
-    name: str,
-    value: int,
-    coupon_code: str | None,
-    state: str,
-    now: datetime,
-) -> int:
-    return await conn.fetchval(
-        "INSERT INTO wheel_awards (tenant_id, wheel_id, draw_id, member_id, prize_key, kind, "
-        "name, value, coupon_code, state, won_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-        tenant_id,
-        wheel_id,
-        draw_id,
-        member_id,
-        prize_key,
-        kind,
-        name,
-        value,
-        coupon_code,
-        state,
-        now,
-    )
 
 
 async def member_awards(

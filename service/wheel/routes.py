@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from litestar import Response, Router, get, post, put
+from litestar import Request, Response, Router, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
@@ -14,6 +14,7 @@ from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.constraints import Cursor, OperatorPageSize, PageSize
 from service.core.http import (
+    MemberRequest,
     RequestUnit,
     get_ctx,
     member_principal,
@@ -86,10 +87,14 @@ async def wheel_view(wheelKey: Key, member: NamedDependency[Member], state: Stat
         "WHEEL_NO_SPINS_LEFT, WHEEL_NOT_LIVE; 403 WHEEL_LEVEL_TOO_LOW."
     ),
 )
-async def spin(
-    wheelKey: Key, member: NamedDependency[Member], work: NamedDependency[RequestUnit]
-) -> Response[SpinOut]:
-    return await work.respond(service.spin, member.tenant_id, member.member_id, wheelKey)
+async def spin(wheelKey: Key, request: Request) -> Response[SpinOut]:
+    # The member's rate limit is counted in the draw's Redis call (MemberRequest). Without
+    # an Idempotency-Key the spin is ONE statement, its own transaction (respond_single);
+    # stock Redis took goes back if it does not commit (service.spin, on_rollback).
+    async with MemberRequest(request) as m:
+        return await m.work().respond_single(
+            service.spin, m.member.tenant_id, m.member.member_id, wheelKey, m.rate
+        )
 
 
 @errors()

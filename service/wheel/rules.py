@@ -11,8 +11,9 @@ import hashlib
 import hmac
 import random
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -300,6 +301,9 @@ def _zone_ok(name: str) -> bool:
         return False
 
 
+Add = Callable[[str, str], None]  # add(path, problem)
+
+
 def config_problems(
     config: dict[str, Any],
     *,
@@ -317,6 +321,22 @@ def config_problems(
     def add(path: str, problem: str) -> None:
         problems.append({"path": path, "problem": problem})
 
+    _schedule_problems(config, add)
+    _prize_problems(config, issued, add)
+    _consolation_problems(config, add)
+    _pity_problems(config, add)
+    if (
+        previous is not None
+        and now is not None
+        and status_of(previous, now) == "ended"
+        and status_of(config, now) != "ended"
+    ):
+        add("state", "the wheel has ended and its seed is public; start a new wheel key")
+    return problems
+
+
+def _schedule_problems(config: dict[str, Any], add: Add) -> None:
+    """Dates, time zone, cost, free spins, caps, level."""
     starts, ends = parse_dt(config["startsAt"]), parse_dt(config["endsAt"])
     if ends <= starts:
         add("endsAt", "must be after startsAt")
@@ -333,6 +353,10 @@ def config_problems(
             add(f, "must be at least 1 (leave it out for no cap)")
     if config.get("minLevel", 0) < 0:
         add("minLevel", "must not be negative")
+
+
+def _prize_problems(config: dict[str, Any], issued: dict[str, int] | None, add: Add) -> None:
+    """Keys, weights, stock, caps and values of each prize; the total weight."""
     prizes = config["prizes"]
     keys = [p["key"] for p in prizes]
     total_weight = 0
@@ -369,6 +393,12 @@ def config_problems(
         add("prizes", "weights are all zero: nothing can be drawn")
     if total_weight > MAX_TOTAL_WEIGHT:
         add("prizes", f"weights add up to more than {MAX_TOTAL_WEIGHT}")
+
+
+def _consolation_problems(config: dict[str, Any], add: Add) -> None:
+    """The consolation prize exists and can always be given."""
+    keys = [p["key"] for p in config["prizes"]]
+    prizes = config["prizes"]
     cons = config.get("consolationPrize")
     if not cons:
         add("consolationPrize", "no consolation prize: name the prize given when stock runs out")
@@ -380,6 +410,12 @@ def config_problems(
             add("consolationPrize", "the consolation prize must be unlimited (no stock or cap)")
         if p["kind"] not in ("nothing", "points", "growth"):
             add("consolationPrize", "the consolation prize must be nothing, points or growth")
+
+
+def _pity_problems(config: dict[str, Any], add: Add) -> None:
+    """The pity rule names drawable prizes."""
+    keys = [p["key"] for p in config["prizes"]]
+    prizes = config["prizes"]
     pity = config.get("pity")
     if pity:
         if pity["afterSpins"] < 1:
@@ -391,14 +427,6 @@ def config_problems(
                 add(f"pity.prizeKeys[{j}]", f"no prize with key {k!r}")
         if all(k not in keys or prizes[keys.index(k)]["weight"] <= 0 for k in pity["prizeKeys"]):
             add("pity.prizeKeys", "the pity prizes need a positive weight")
-    if (
-        previous is not None
-        and now is not None
-        and status_of(previous, now) == "ended"
-        and status_of(config, now) != "ended"
-    ):
-        add("state", "the wheel has ended and its seed is public; start a new wheel key")
-    return problems
 
 
 def status_of(config: dict[str, Any], now: datetime) -> str:
@@ -499,12 +527,14 @@ def verify_draw(
 
 @dataclass(frozen=True, slots=True)
 class MemberSpins:
-    """A member's spin counters on one wheel, as locked for this spin."""
+    """A member's spin counters on one wheel, as read for this spin (zeros: never spun)."""
 
-    spins: int  # all spins so far
+    spins: int  # all spins so far (= the member's draws on this wheel, numbered 1..spins)
     day: date | None  # the local day the daily counters belong to
     spins_day: int
     free_used_day: int
+    pity: int = 0  # spins since the last pity prize
+    wins: Mapping[str, int] = field(default_factory=dict)  # wins per capped prize
 
 
 @dataclass(frozen=True, slots=True)
@@ -518,6 +548,47 @@ class SpinPlan:
     free_used: int  # today's free spins before this one
     free_left: int  # free spins left today after this one
     spins_left: int | None  # spins left after this one under the caps (None: no cap)
+
+
+@dataclass(frozen=True, slots=True)
+class SpinsLeft:
+    """What a member can still do today (the member view, the launch summary)."""
+
+    spins: int  # all spins so far
+    free_left: int  # free spins left today
+    today: int | None  # spins left today under the daily and campaign caps (None: no cap)
+    campaign: int | None  # spins left under the campaign cap (None: no cap)
+
+
+def spins_left(config: dict[str, Any], member: MemberSpins | None, today: date) -> SpinsLeft:
+    """Pure: the member's spins left on ``today`` (``member`` None: never spun)."""
+    same_day = member is not None and member.day == today
+    spins_day = member.spins_day if member is not None and same_day else 0
+    free_used = member.free_used_day if member is not None and same_day else 0
+    spins = member.spins if member is not None else 0
+    cap_day, cap_all = config.get("maxSpinsPerDay"), config.get("maxSpinsPerCampaign")
+    left_all = None if cap_all is None else max(0, cap_all - spins)
+    left_day = None if cap_day is None else max(0, cap_day - spins_day)
+    if left_all is not None:
+        left_day = left_all if left_day is None else min(left_day, left_all)
+    free_left = max(0, int(config.get("freeSpinsPerDay", 0)) - free_used)
+    return SpinsLeft(spins, free_left, left_day, left_all)
+
+
+def member_spins(row: Any) -> MemberSpins | None:
+    """A member's counters from a row with ``spins, day, spins_day, free_used_day`` (and
+    ``pity``, ``wins`` when read); None when the row (or its left join) is empty."""
+    if row is None or row["spins"] is None:
+        return None
+    keys = row.keys()
+    return MemberSpins(
+        row["spins"],
+        row["day"],
+        row["spins_day"] or 0,
+        row["free_used_day"] or 0,
+        (row["pity"] or 0) if "pity" in keys else 0,
+        (row["wins"] or {}) if "wins" in keys else {},
+    )
 
 
 class SpinRefused(Exception):
@@ -561,3 +632,186 @@ def plan_spin(config: dict[str, Any], member: MemberSpins, today: date) -> SpinP
         max(0, free_per_day - free_used - (1 if free else 0)),
         spins_left,
     )
+
+
+def spin_refusal(config: dict[str, Any], status: str, level: int | None) -> SpinRefused | None:
+    """Pure: why nobody (or this member, at ``level``) may spin now; None when they may.
+    ``level`` None: not known yet (the level is checked once it is read)."""
+    if status != "open":
+        return SpinRefused("WHEEL_NOT_LIVE", {"status": status})
+    min_level = int(config.get("minLevel", 0))
+    if level is not None and level < min_level:
+        return SpinRefused("WHEEL_LEVEL_TOO_LOW", {"minLevel": min_level, "level": level})
+    return None
+
+
+# ----------------------------------------------------------------------------- spin write
+
+
+@dataclass(frozen=True, slots=True)
+class Drawn:
+    """What the stock script (service/lua/wheel_draw.lua) drew and took."""
+
+    index: int
+    word_index: int
+    value: int | None
+    weight_total: int
+    epoch: str
+    fallback: bool
+    forced: bool
+    remaining: list[int | None]  # per prize as the draw saw it (None: unlimited)
+
+
+def blocked_prizes(table: PrizeTable, wins: Mapping[str, int], refused: set[str]) -> list[bool]:
+    """Per prize: not drawable for this member (own cap reached, or PostgreSQL refused it)."""
+    return [
+        p.key in refused or (p.member_cap is not None and wins.get(p.key, 0) >= p.member_cap)
+        for p in table.prizes
+    ]
+
+
+def initial_state(kind: str) -> str:
+    """A won prize's fulfilment state: physical prizes wait for a claim."""
+    return "won" if kind == "physical" else "issued"
+
+
+@dataclass(frozen=True, slots=True)
+class SpinKeys:
+    """Who spins which wheel, when, and the ids made for this spin."""
+
+    tenant_id: int
+    wheel_id: int
+    wheel_key: str
+    table_version: int
+    layout_version: int
+    member_id: int
+    spin_id: uuid.UUID
+    award_id: int  # allocated before the draw; used only when the prize is an award
+    today: date
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemberAdvance:
+    """The member's counters after this spin (written over the row as read)."""
+
+    spins: int
+    day: date
+    spins_day: int
+    free_used_day: int
+    pity: int
+    wins: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SpinEvent:
+    type: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SpinWrite:
+    """Everything one spin writes, decided before its one statement runs: the member's
+    advance, the audit row, the award, the stock counted in PostgreSQL, the ledger moves
+    and the events."""
+
+    keys: SpinKeys
+    plan: SpinPlan
+    drawn: Drawn
+    prize: Prize
+    advance: MemberAdvance
+    random_word: int | None
+    stock_seen: dict[str, Any]
+    award_id: int | None  # None: "nothing" won, no award row
+    award_state: str | None
+    take_total: bool  # count one win of a prize with a total stock
+    daily_limit: int | None  # count one win today of a prize with a daily stock
+    credit: tuple[str, int] | None  # (currency, amount) of a points or growth prize
+    events: tuple[SpinEvent, ...]
+
+    @property
+    def source_ref(self) -> str:
+        return f"wheel:{self.keys.wheel_key}:{self.keys.spin_id}"
+
+
+def spin_write(
+    table: PrizeTable,
+    keys: SpinKeys,
+    member: MemberSpins,
+    plan: SpinPlan,
+    drawn: Drawn,
+    *,
+    ws: Sequence[int],
+    block: int,
+    blocked: Sequence[bool],
+    pity_was_due: bool,
+) -> SpinWrite:
+    """Pure: the rows and events of one drawn spin (``ws``: the words of ``block``)."""
+    prize = table.prizes[drawn.index]
+    wins = dict(member.wins)
+    if prize.member_cap is not None:
+        wins[prize.key] = wins.get(prize.key, 0) + 1
+    advance = MemberAdvance(
+        plan.spin_no,
+        keys.today,
+        plan.spins_day + 1,
+        plan.free_used + (1 if plan.free else 0),
+        next_pity_count(table, member.pity, drawn.index),
+        wins,
+    )
+    stock_seen = {
+        "remaining": {p.key: drawn.remaining[i] for i, p in enumerate(table.prizes) if p.limited},
+        "blocked": [p.key for i, p in enumerate(table.prizes) if blocked[i]],
+        "pityDue": pity_was_due,
+        "block": block,
+    }
+    award_id = keys.award_id if prize.kind != "nothing" else None
+    return SpinWrite(
+        keys,
+        plan,
+        drawn,
+        prize,
+        advance,
+        ws[drawn.word_index] if drawn.word_index >= 0 else None,
+        stock_seen,
+        award_id,
+        initial_state(prize.kind) if award_id is not None else None,
+        prize.total is not None,
+        prize.daily,
+        (prize.kind, prize.value) if prize.kind in ("points", "growth") else None,
+        spin_events(keys, plan, prize, award_id),
+    )
+
+
+def spin_events(
+    keys: SpinKeys, plan: SpinPlan, prize: Prize, award_id: int | None
+) -> tuple[SpinEvent, ...]:
+    """``prize.won`` (when an award was given) then ``wheel.spun``."""
+    spun = SpinEvent(
+        "wheel.spun",
+        {
+            "wheelKey": keys.wheel_key,
+            "spinId": str(keys.spin_id),
+            "spinNo": plan.spin_no,
+            "prizeKey": prize.key,
+            "kind": prize.kind,
+            "value": prize.value,
+            "free": plan.free,
+            "cost": plan.cost,
+        },
+    )
+    if award_id is None:
+        return (spun,)
+    won = SpinEvent(
+        "prize.won",
+        {
+            "wheelKey": keys.wheel_key,
+            "spinId": str(keys.spin_id),
+            "awardId": award_id,
+            "prizeKey": prize.key,
+            "name": prize.name,
+            "kind": prize.kind,
+            "value": prize.value,
+        },
+    )
+    return (won, spun)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,11 +16,14 @@ import asyncpg
 import msgspec
 import structlog
 
+from service.core import outbox
 from service.core.cache import Cache
 from service.core.constraints import register_check, validation_failed
 from service.core.context import CONFIG_CACHE_TTL_S, Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
+from service.core.ratelimit import RateCheck
 from service.core.uow import UnitOfWork, unit_of_work
+from service.points import ledger
 from service.points import service as points
 from service.wheel import repository as repo
 from service.wheel import rules, store
@@ -278,6 +282,20 @@ async def rebuild_one(ctx: Context, tenant_id: int, key: str) -> int:
 
 
 # ----------------------------------------------------------------------------- the spin
+#
+# A spin, start to end (``spin``):
+#   1. one read of the member's counters (and an id for the award it may give);
+#   2. the pure plan (rules.plan_spin: number, free or paid, caps);
+#   3. one Redis call draws and takes the stock (wheel_draw.lua);
+#   4. the pure write (rules.spin_write: rows, counts, events);
+#   5. ONE statement writes it all (repository.record_spin), in a single-statement unit its
+#      own transaction. It fails as a whole when another spin of the member came first (the
+#      draw's number is taken: read and plan again), when PostgreSQL's stock guard refuses a
+#      win a stale Redis allowed, or when the coupon pool ran dry (draw again without that
+#      prize). Stock Redis took is given back whenever the statement does not commit: by the
+#      retry below, or by the unit of work's on_rollback hook for any other failure.
+
+_SPIN_ATTEMPTS = 20  # each lost race means another spin of the member committed
 
 
 @dataclass(slots=True)
@@ -289,10 +307,6 @@ class Hold:
     epoch: str
     total_field: str
     daily_field: str
-
-
-class _PoolEmpty(Exception):
-    """The coupon pool had no code left: rolls the savepoint back; the prize is redrawn."""
 
 
 async def give_back(ctx: Context, holds: list[Hold]) -> None:
@@ -317,11 +331,14 @@ async def _draw(
     member_id: int,
     spin_no: int,
     blocked: list[bool],
+    rate: RateCheck | None,
 ) -> tuple[store.Drawn, int]:
+    """Draw in Redis (the request's rate limit counted in the first call: later calls run
+    the draw alone); returns the draw and the HMAC block its word came from."""
     block = 0
     ws = rules.words(rt.seed, member_id, spin_no, block)
     for _ in range(_LOAD_ATTEMPTS):
-        res = await store.draw(ctx, rt.tenant_id, rt.id, rt.table, day, pity_due, ws, blocked)
+        res = await store.draw(ctx, rt.tenant_id, rt.id, rt.table, day, pity_due, ws, blocked, rate)
         if isinstance(res, store.Drawn):
             return res, block
         if res == store.EXHAUSTED:
@@ -329,8 +346,8 @@ async def _draw(
             ws = rules.words(rt.seed, member_id, spin_no, block)
         elif res == store.NOT_LOADED:
             # Redis lost the hash (flush, failover): one spin reloads it from PostgreSQL
-            # through its own transaction's connection (a pool full of waiting spins must
-            # not starve the loader), the others wait for it.
+            # through its own unit's connection (a pool full of waiting spins must not
+            # starve the loader), the others wait for it.
             if await store.try_load_lock(ctx, rt.tenant_id, rt.id):
                 try:
                     await load_stock(ctx, conn, rt)
@@ -341,285 +358,253 @@ async def _draw(
     raise DependencyUnavailable(details={"dependency": "redis", "problem": "stock not loaded"})
 
 
-async def spin(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> SpinOut:
-    """One spin inside the unit of work. Stock taken in Redis is held in ``holds``, which the
-    unit of work gives back if the transaction does not commit."""
-    ctx, conn = uow.ctx, uow.conn
+async def spin(
+    uow: UnitOfWork, tenant_id: int, member_id: int, key: str, rate: RateCheck | None = None
+) -> SpinOut:
+    """One spin (see "A spin, start to end" above). Works in a single-statement unit (no
+    BEGIN/COMMIT: 2 PostgreSQL round trips, 1 Redis call) and unchanged in a transactional
+    one (an Idempotency-Key), where the member's row is locked by the read instead.
+    ``rate``: the request's pending rate limit, folded into the draw's Redis call (counted
+    before anything is taken; a spin refused before the draw leaves it to the caller).
+
+    Errors: 404 WHEEL_NOT_FOUND, 409 WHEEL_NOT_LIVE, WHEEL_CAP_REACHED, WHEEL_NO_SPINS_LEFT,
+    INSUFFICIENT_POINTS (the ledger refuses inside the statement: no draw logged, the stock
+    the draw took in Redis given back), 403 WHEEL_LEVEL_TOO_LOW, 409
+    CONFLICT when the member's own concurrent spins kept overtaking this one."""
+    ctx = uow.ctx
+    rt = await runtime(ctx, uow.conn, tenant_id, key)
+    now = ctx.clock.now()
+    _refuse(rules.spin_refusal(rt.config, rt.status(now), None))
+    if int(rt.config.get("minLevel", 0)) > 0:  # one more read, for level-gated wheels only
+        level = await points.member_level_index(ctx, uow.conn, tenant_id, member_id)
+        _refuse(rules.spin_refusal(rt.config, rt.status(now), level))
     holds: list[Hold] = []
     uow.on_rollback(functools.partial(give_back, ctx, holds))
-    rt = await runtime(ctx, conn, tenant_id, key)
-    cfg = rt.config
-    now = ctx.clock.now()
-    status = rt.status(now)
-    if status != "open":
-        raise DomainError("WHEEL_NOT_LIVE", details={"status": status})
-    min_level = int(cfg.get("minLevel", 0))
-    if min_level > 0:
-        level = await points.member_level_index(ctx, conn, tenant_id, member_id)
-        if level < min_level:
-            raise DomainError(
-                "WHEEL_LEVEL_TOO_LOW", details={"minLevel": min_level, "level": level}
-            )
+    refused: set[str] = set()
+    for _ in range(_SPIN_ATTEMPTS):
+        write = await _plan_and_draw(uow, rt, member_id, now, refused, rate)
+        hold = _hold_of(rt, write)
+        if hold is not None:
+            holds.append(hold)
+        recorded = await _record(uow, rt, write, holds, hold, refused)
+        if recorded is not None:
+            if uow.single_statement:
+                holds.clear()  # committed with the statement: nothing left to give back
+            return _spin_out(rt, write, recorded)
+    raise DomainError("CONFLICT", details={"problem": "your other spins kept coming first"})
+
+
+def _refuse(refusal: rules.SpinRefused | None) -> None:
+    if refusal is not None:
+        raise DomainError(refusal.code, details=refusal.details)
+
+
+async def _plan_and_draw(
+    uow: UnitOfWork,
+    rt: Runtime,
+    member_id: int,
+    now: datetime,
+    refused: set[str],
+    rate: RateCheck | None,
+) -> rules.SpinWrite:
+    """Read the member (one round trip), plan, draw in Redis (one call, the request's rate
+    limit included); the pure write of what was drawn."""
+    ctx = uow.ctx
+    row = await repo.spin_state(
+        uow.conn, rt.tenant_id, rt.id, member_id, now, lock=not uow.single_statement
+    )
+    member = rules.member_spins(row) or rules.MemberSpins(0, None, 0, 0)
     today = now.astimezone(rt.tz).date()
-    # The member's row lock serializes this member's spins until commit: the spin number,
-    # caps, free spins and pity count below are exact however many requests race.
-    m = await repo.lock_member(conn, tenant_id, rt.id, member_id, now)
     try:
-        plan = rules.plan_spin(
-            cfg, rules.MemberSpins(m["spins"], m["day"], m["spins_day"], m["free_used_day"]), today
-        )
+        plan = rules.plan_spin(rt.config, member, today)
     except rules.SpinRefused as refusal:
         raise DomainError(refusal.code, details=refusal.details) from None
-    spin_no, free, cost = plan.spin_no, plan.free, plan.cost
-    spins_day, free_used = plan.spins_day, plan.free_used
-    spin_id = uuid.uuid4()
-    source_ref = f"wheel:{key}:{spin_id}"
-    if cost:
-        # Paid before the draw: not enough points means no draw and no stock touched.
-        await points.debit(
-            uow,
-            tenant_id,
-            member_id,
-            cost,
-            reason="wheel.spin",
-            source_ref=source_ref,
-            idempotency_key=f"wheel:cost:{spin_id}",
-            key_is_new=True,  # spin_id is a fresh uuid
-        )
-    table = rt.table
-    wins: dict[str, int] = dict(m["wins"] or {})
-    pity_due = rules.pity_due(table, m["pity"])
-    refused: set[str] = set()
-    day_s = today.isoformat()
-    while True:
-        blocked = [
-            p.key in refused or (p.member_cap is not None and wins.get(p.key, 0) >= p.member_cap)
-            for p in table.prizes
-        ]
-        drawn, block = await _draw(ctx, conn, rt, day_s, pity_due, member_id, spin_no, blocked)
-        prize = table.prizes[drawn.index]
-        hold = Hold(
-            tenant_id,
-            rt.id,
-            drawn.epoch,
-            store.total_field(prize.key) if prize.total is not None else "",
-            store.daily_field(day_s, prize.key) if prize.daily is not None else "",
-        )
-        stock_seen = {
-            "remaining": {
-                p.key: drawn.remaining[i] for i, p in enumerate(table.prizes) if p.limited
-            },
-            "blocked": [p.key for i, p in enumerate(table.prizes) if blocked[i]],
-            "pityDue": pity_due,
-            "block": block,
-        }
-        wins_after = dict(wins)
-        if prize.member_cap is not None:
-            wins_after[prize.key] = wins.get(prize.key, 0) + 1
-        advance = (
-            m["id"],
-            spin_no,
-            today,
-            spins_day + 1,
-            free_used + (1 if free else 0),
-            rules.next_pity_count(table, m["pity"], drawn.index),
-            wins_after,
-            now,
-        )
-        args = (
-            uow,
-            rt,
-            member_id,
-            spin_id,
-            spin_no,
-            drawn,
-            stock_seen,
-            free,
-            cost,
-            today,
-            advance,
-        )
-        # From here on the stock Redis took is ours to give back if anything fails: a refused
-        # win (below), but also a statement timeout, a deadlock or a lost connection in
-        # _record, which the unit of work answers by giving back every hold (on_rollback).
-        if prize.limited:
-            holds.append(hold)
-        if not (prize.limited or prize.kind == "coupon"):
-            award_id, code = await _record(*args)
-            break
-        try:
-            # A savepoint: if PostgreSQL refuses the win (its stock guard, or an empty coupon
-            # pool), only this draw's rows roll back and the spin draws again without it.
-            async with uow.savepoint():
-                award_id, code = await _record(*args)
-        except asyncpg.CheckViolationError as exc:
-            field, limit = (
-                (hold.daily_field, prize.daily)
-                if exc.constraint_name == "wheel_prize_days_within_limit"
-                else (hold.total_field, prize.total)
-            )
-            log.warning("postgres refused a win redis allowed", wheel=rt.id, prize=prize.key)
-            if prize.limited:
-                holds.remove(hold)  # mark_out sets Redis to what PostgreSQL says instead
-            await store.mark_out(ctx, tenant_id, rt.id, field, int(limit or 0))
-            refused.add(prize.key)
-            continue
-        except _PoolEmpty:
-            log.warning("coupon pool empty", wheel=rt.id, prize=prize.key)
-            if prize.limited:
-                holds.remove(hold)
-                await give_back(ctx, [hold])
-            refused.add(prize.key)
-            continue
-        break
-    uow.emit(
-        tenant_id=tenant_id,
-        type="wheel.spun",
-        member_id=member_id,
-        payload={
-            "wheelKey": key,
-            "spinId": str(spin_id),
-            "spinNo": spin_no,
-            "prizeKey": prize.key,
-            "kind": prize.kind,
-            "value": prize.value,
-            "free": free,
-            "cost": cost,
-        },
-        occurred_at=now,
-    )
-    return SpinOut(
-        str(spin_id),
-        spin_no,
-        drawn.index,
+    keys = rules.SpinKeys(
+        rt.tenant_id,
+        rt.id,
+        rt.key,
+        rt.version,
         rt.layout_version,
-        WonPrize(
-            drawn.index,
-            prize.key,
-            prize.name,
-            prize.image_url,
-            prize.kind,
-            prize.value,
-            award_id,
-            code,
-            _initial_state(prize.kind) if award_id else None,
-        ),
-        free,
-        cost,
-        drawn.forced,
-        plan.free_left,
-        plan.spins_left,
+        member_id,
+        uuid.uuid4(),
+        row["award_id"],
+        today,
+        now,
+    )
+    pity_due = rules.pity_due(rt.table, member.pity)
+    blocked = rules.blocked_prizes(rt.table, member.wins, refused)
+    drawn, block = await _draw(
+        ctx, uow.conn, rt, today.isoformat(), pity_due, member_id, plan.spin_no, blocked, rate
+    )
+    return rules.spin_write(
+        rt.table,
+        keys,
+        member,
+        plan,
+        drawn,
+        ws=rules.words(rt.seed, member_id, plan.spin_no, block),
+        block=block,
+        blocked=blocked,
+        pity_was_due=pity_due,
     )
 
 
-def _initial_state(kind: str) -> str:
-    return "won" if kind == "physical" else "issued"
+def _hold_of(rt: Runtime, w: rules.SpinWrite) -> Hold | None:
+    """The stock the draw took in Redis (None: an unlimited prize took none)."""
+    p = w.prize
+    if not p.limited:
+        return None
+    return Hold(
+        rt.tenant_id,
+        rt.id,
+        w.drawn.epoch,
+        store.total_field(p.key) if p.total is not None else "",
+        store.daily_field(w.keys.today.isoformat(), p.key) if p.daily is not None else "",
+    )
 
 
 async def _record(
     uow: UnitOfWork,
     rt: Runtime,
-    member_id: int,
-    spin_id: uuid.UUID,
-    spin_no: int,
-    drawn: store.Drawn,
-    stock_seen: dict[str, Any],
-    free: bool,
-    cost: int,
-    today: date,
-    advance: tuple[Any, ...],
-) -> tuple[int | None, str | None]:
-    """The draw's rows: audit entry and the member's advanced state (one statement), award,
-    ledger credit, coupon, event, stock guards last (the hot stock row is then locked only
-    for the commit)."""
-    ctx, conn = uow.ctx, uow.conn
-    now = ctx.clock.now()
-    prize = rt.table.prizes[drawn.index]
-    ws = rules.words(rt.seed, member_id, spin_no, int(stock_seen["block"]))
-    draw_id = await repo.insert_draw(
-        conn,
-        rt.tenant_id,
-        rt.id,
-        advance,
-        spin_id=spin_id,
-        member_id=member_id,
-        spin_no=spin_no,
-        prize_key=prize.key,
-        slot_index=drawn.index,
-        kind=prize.kind,
-        value=prize.value,
-        table_version=rt.version,
-        layout_version=rt.layout_version,
-        word_index=drawn.word_index,
-        random_word=ws[drawn.word_index] if drawn.word_index >= 0 else None,
-        random_value=drawn.value,
-        weight_total=drawn.weight_total,
-        stock_seen=stock_seen,
-        pity=drawn.forced,
-        fallback=drawn.fallback,
-        free=free,
-        cost=cost,
-        day=today,
-        created_at=now,
-    )
-    award_id: int | None = None
-    code: str | None = None
-    if prize.kind != "nothing":
-        if prize.kind == "coupon":
-            code = await repo.issue_code(conn, rt.id, prize.key, member_id, draw_id, now)
-            if code is None:
-                raise _PoolEmpty
-        elif prize.kind in ("points", "growth"):
-            await points.credit(
-                uow,
+    w: rules.SpinWrite,
+    holds: list[Hold],
+    hold: Hold | None,
+    refused: set[str],
+) -> repo.SpinRecorded | None:
+    """Run the spin's statement; None when the spin must be planned and drawn again (its
+    stock then given back, or set to PostgreSQL's count). Any other failure propagates and
+    the unit of work gives back every hold."""
+    ctx = uow.ctx
+    try:
+        recorded = await _statement(uow, w)
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name != repo.SPIN_NUMBER_TAKEN:
+            raise
+        log.info("spin overtaken by the member's other spin", wheel=rt.id, member=w.keys.member_id)
+    except asyncpg.DeadlockDetectedError:
+        log.warning("spin deadlocked, retried", wheel=rt.id, member=w.keys.member_id)
+    except asyncpg.CheckViolationError as exc:
+        prize = w.prize
+        if exc.constraint_name == repo.POOL_EMPTY:
+            log.warning("coupon pool empty", wheel=rt.id, prize=prize.key)
+        elif exc.constraint_name in (repo.DAILY_STOCK_GUARD, repo.TOTAL_STOCK_GUARD):
+            log.warning("postgres refused a win redis allowed", wheel=rt.id, prize=prize.key)
+            daily = exc.constraint_name == repo.DAILY_STOCK_GUARD
+            if hold is not None:
+                holds.remove(hold)  # mark_out sets Redis to what PostgreSQL says instead
+                hold = None
+            await store.mark_out(
+                ctx,
                 rt.tenant_id,
-                member_id,
-                prize.kind,
-                prize.value,
-                reason="wheel.prize",
-                source_ref=f"wheel:{rt.key}:{spin_id}",
-                idempotency_key=f"wheel:prize:{spin_id}",
-                key_is_new=True,
+                rt.id,
+                store.daily_field(w.keys.today.isoformat(), prize.key)
+                if daily
+                else store.total_field(prize.key),
+                int((prize.daily if daily else prize.total) or 0),
             )
-        award_id = await repo.insert_award(
-            conn,
-            rt.tenant_id,
-            rt.id,
-            draw_id,
-            member_id,
-            prize.key,
-            prize.kind,
-            prize.name,
-            prize.value,
-            code,
-            _initial_state(prize.kind),
-            now,
+        else:
+            raise
+        refused.add(prize.key)
+    else:
+        return recorded
+    if hold is not None:
+        holds.remove(hold)
+        await give_back(ctx, [hold])
+    return None
+
+
+async def _statement(uow: UnitOfWork, w: rules.SpinWrite) -> repo.SpinRecorded:
+    """The spin's one statement, with the ledger's postings (the cost, a points or growth
+    prize) inside it. Inside a transaction (an Idempotency-Key) a savepoint keeps a refused
+    statement from aborting the transaction, so the spin can draw again. A ledger refusal
+    (INSUFFICIENT_POINTS) fails the spin: nothing of the statement stays, the stock goes back
+    (on_rollback)."""
+    k = w.keys
+    events = [
+        outbox.OutboxRow(k.tenant_id, uuid.uuid4(), e.type, k.member_id, e.payload, k.now)
+        for e in w.events
+    ]
+    postings = await _postings(uow, w)
+
+    def call(p: Callable[[Any], str]) -> str:
+        return ledger.call_sql(p(k.tenant_id), p(k.now), p(postings))
+
+    with ledger.refusals():
+        if uow.single_statement:
+            recorded = await repo.record_spin(uow.conn, w, events, call if postings else None)
+        else:
+            async with uow.savepoint():
+                recorded = await repo.record_spin(uow.conn, w, events, call if postings else None)
+    points.wake_after_commit(uow)  # the statement wrote outbox rows
+    return recorded
+
+
+async def _postings(uow: UnitOfWork, w: rules.SpinWrite) -> list[ledger.Posting]:
+    """The ledger moves of a spin: its cost (debit), then a points or growth prize (credit;
+    the expiry of points from the tenant's policy, cached)."""
+    k, out = w.keys, []
+    if w.plan.cost:
+        out.append(
+            ledger.Posting(
+                kind="debit",
+                amount=w.plan.cost,
+                member_id=k.member_id,
+                reason="wheel.spin",
+                source_ref=w.source_ref,
+                idempotency_key=f"wheel:cost:{k.spin_id}",
+                key_is_new=True,  # spin_id is a fresh uuid
+            )
         )
-        uow.emit(
-            tenant_id=rt.tenant_id,
-            type="prize.won",
-            member_id=member_id,
-            payload={
-                "wheelKey": rt.key,
-                "spinId": str(spin_id),
-                "awardId": award_id,
-                "prizeKey": prize.key,
-                "name": prize.name,
-                "kind": prize.kind,
-                "value": prize.value,
-            },
-            occurred_at=now,
+    if w.credit is not None:
+        currency, amount = w.credit
+        points.check_credit(currency, amount)
+        expires = await points.expiry_at(uow.ctx, uow.conn, k.tenant_id, currency, k.now)
+        out.append(
+            ledger.Posting(
+                kind="credit",
+                currency=currency,
+                amount=amount,
+                member_id=k.member_id,
+                reason="wheel.prize",
+                source_ref=w.source_ref,
+                idempotency_key=f"wheel:prize:{k.spin_id}",
+                key_is_new=True,
+                expires_at=expires,
+            )
         )
-    if prize.daily is not None:
-        await repo.take_daily(conn, rt.tenant_id, rt.id, prize.key, today, prize.daily)
-    if prize.total is not None:
-        await repo.take_stock(conn, rt.id, prize.key)
-    return award_id, code
+    return out
+
+
+def _spin_out(rt: Runtime, w: rules.SpinWrite, recorded: repo.SpinRecorded) -> SpinOut:
+    p, plan = w.prize, w.plan
+    return SpinOut(
+        str(w.keys.spin_id),
+        plan.spin_no,
+        w.drawn.index,
+        rt.layout_version,
+        WonPrize(
+            w.drawn.index,
+            p.key,
+            p.name,
+            p.image_url,
+            p.kind,
+            p.value,
+            recorded.award_id,
+            recorded.coupon_code,
+            w.award_state,
+        ),
+        plan.free,
+        plan.cost,
+        w.drawn.forced,
+        plan.free_left,
+        plan.spins_left,
+    )
 
 
 async def spin_once(ctx: Context, tenant_id: int, member_id: int, key: str) -> SpinOut:
-    """A spin in its own unit of work (no Idempotency-Key): for the CLI checks and tests."""
-    async with unit_of_work(ctx) as uow:
+    """A spin in its own unit of work, as the route runs it without an Idempotency-Key (one
+    statement, no BEGIN/COMMIT): for the CLI checks and tests."""
+    async with unit_of_work(ctx, single_statement=True) as uow:
         return await spin(uow, tenant_id, member_id, key)
 
 
@@ -641,19 +626,11 @@ async def member_view(ctx: Context, tenant_id: int, member_id: int, key: str) ->
         if rt.config.get("showStock"):
             remaining = await _remaining(ctx, conn, rt, now)
     cfg = rt.config
-    today = now.astimezone(rt.tz).date()
-    same_day = m is not None and m["day"] == today
-    spins_day = m["spins_day"] if m is not None and same_day else 0
-    free_used = m["free_used_day"] if m is not None and same_day else 0
-    spins = m["spins"] if m else 0
-    cap_day, cap_all = cfg.get("maxSpinsPerDay"), cfg.get("maxSpinsPerCampaign")
-    left_all = None if cap_all is None else max(0, cap_all - spins)
-    left_day = None if cap_day is None else max(0, cap_day - spins_day)
-    if left_all is not None:
-        left_day = left_all if left_day is None else min(left_day, left_all)
+    member = rules.member_spins(m)
+    left = rules.spins_left(cfg, member, now.astimezone(rt.tz).date())
     guaranteed_in = None
     if rt.table.pity_after is not None:
-        guaranteed_in = max(1, rt.table.pity_after + 1 - (m["pity"] if m else 0))
+        guaranteed_in = max(1, rt.table.pity_after + 1 - (member.pity if member else 0))
     return WheelView(
         rt.key,
         cfg["name"],
@@ -677,13 +654,13 @@ async def member_view(ctx: Context, tenant_id: int, member_id: int, key: str) ->
         ],
         int(cfg.get("costPoints", 0)),
         int(cfg.get("freeSpinsPerDay", 0)),
-        max(0, int(cfg.get("freeSpinsPerDay", 0)) - free_used),
-        left_day,
-        left_all,
+        left.free_left,
+        left.today,
+        left.campaign,
         min_level,
         level >= min_level,
         guaranteed_in,
-        spins,
+        left.spins,
         rt.seed_hash,
         rt.seed_if_revealed(now),
     )
@@ -966,20 +943,13 @@ async def live_for_member(
         if rules.status_of(cfg, now) != "open":
             continue
         today = now.astimezone(ZoneInfo(cfg.get("timezone", "Asia/Shanghai"))).date()
-        same_day = r["day"] == today
-        spins_day = r["spins_day"] if same_day else 0
-        free_used = r["free_used_day"] if same_day else 0
-        cap_day, cap_all = cfg.get("maxSpinsPerDay"), cfg.get("maxSpinsPerCampaign")
-        left_all = None if cap_all is None else max(0, cap_all - (r["spins"] or 0))
-        left_day = None if cap_day is None else max(0, cap_day - (spins_day or 0))
-        if left_all is not None:
-            left_day = left_all if left_day is None else min(left_day, left_all)
+        left = rules.spins_left(cfg, rules.member_spins(r), today)
         out.append(
             {
                 "key": r["key"],
                 "name": cfg.get("name", ""),
-                "freeSpinsLeft": max(0, int(cfg.get("freeSpinsPerDay", 0)) - (free_used or 0)),
-                "spinsLeftToday": left_day,
+                "freeSpinsLeft": left.free_left,
+                "spinsLeftToday": left.today,
             }
         )
     return out

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from service.core.context import Context
+from service.core.ratelimit import RateCheck
+from service.wheel.rules import Drawn as Drawn  # the draw's result, a pure value (re-exported)
 from service.wheel.rules import PrizeTable
 
 
@@ -27,18 +28,6 @@ def daily_field(day: str, prize_key: str) -> str:
     return f"d:{day}:{prize_key}"
 
 
-@dataclass(frozen=True, slots=True)
-class Drawn:
-    index: int
-    word_index: int
-    value: int | None
-    weight_total: int
-    epoch: str
-    fallback: bool
-    forced: bool
-    remaining: list[int | None]  # per prize as the draw saw it (None: unlimited)
-
-
 NOT_LOADED = "NOT_LOADED"
 EXHAUSTED = "EXHAUSTED"
 
@@ -52,8 +41,12 @@ async def draw(
     pity_due: bool,
     words: Sequence[int],
     blocked: Sequence[bool],
+    rate: RateCheck | None = None,
 ) -> Drawn | str:
-    """Run wheel_draw.lua: pick among what is in stock and take it, in one step."""
+    """Run wheel_draw.lua: pick among what is in stock and take it, in one step. ``rate``:
+    the request's pending rate limit, counted first in the same call (429 RATE_LIMITED and
+    nothing taken when refused; on a Redis Cluster a call of its own first, the limit's and
+    the wheel's keys having different hash tags: see service.core.redis)."""
     args: list[str | int] = [
         day,
         table.out_of_stock,
@@ -72,7 +65,9 @@ async def draw(
             1 if i in table.pity else 0,
             1 if blocked[i] else 0,
         ]
-    res = await ctx.scripts.wheel_draw(keys=[stock_key(ctx, tenant_id, wheel_id)], args=args)
+    res = await ctx.scripts.wheel_draw(
+        keys=[stock_key(ctx, tenant_id, wheel_id)], args=args, rate=rate
+    )
     status = res[0].decode() if isinstance(res[0], bytes) else res[0]
     if status != "OK":
         return str(status)

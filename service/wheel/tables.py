@@ -78,8 +78,10 @@ class WheelPrizeDay(Table, tablename="wheel_prize_days"):
 
 
 class WheelMember(Table, tablename="wheel_members"):
-    """A member's state on one wheel. Its row lock serializes the member's spins, so the spin
-    number, caps, free spins, pity count and per-prize caps are exact under concurrency."""
+    """A member's state on one wheel. ``spins`` counts the member's draws (numbered 1..spins,
+    unique per member): a spin planned from a state another spin changed meanwhile collides
+    on that number and fails as a whole, so caps, free spins, pity and per-prize caps are
+    exact under concurrency (service/wheel/service.py, "the spin")."""
 
     id = BigSerial(primary_key=True)
     tenant_id = Integer()
@@ -163,6 +165,7 @@ class WheelAward(Table, tablename="wheel_awards"):
     won_at = Timestamptz()
     claimed_at = Timestamptz(null=True, default=None)
     shipped_at = Timestamptz(null=True, default=None)
+    wheel_awards_coupon_has_code = Check("kind <> 'coupon' OR coupon_code IS NOT NULL")
 
 
 class CouponGrant(Table, tablename="coupon_grants"):

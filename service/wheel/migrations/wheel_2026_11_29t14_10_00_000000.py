@@ -1,40 +1,23 @@
-"""Coupon grants: a code handed out from a wheel's coupon pool outside a draw (the ritual's
-welcome gift), once per member per grant source."""
+"""A coupon award always carries its code: the spin's one statement relies on this check to
+fail as a whole when the coupon pool ran dry (service/wheel/repository.py:record_spin)."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
 ID = "2026-11-29T14:10:00:000000"
 VERSION = "1.38.0"
-DESCRIPTION = "coupon grants"
+DESCRIPTION = "coupon awards carry their code"
 
 
 async def forwards():
     manager = MigrationManager(migration_id=ID, app_name="wheel", description=DESCRIPTION)
 
     async def run():
-        from service.wheel.tables import WheelCouponCode
+        from service.wheel.tables import WheelAward
 
-        for ddl in (
-            "CREATE TABLE IF NOT EXISTS coupon_grants ("
-            " id BIGSERIAL PRIMARY KEY,"
-            " tenant_id INTEGER NOT NULL,"
-            " member_id BIGINT NOT NULL,"
-            " source VARCHAR(128) NOT NULL,"
-            " wheel_key VARCHAR(64) NOT NULL,"
-            " wheel_id BIGINT NULL,"
-            " prize_key VARCHAR(64) NOT NULL,"
-            " code VARCHAR(128) NULL,"
-            " state VARCHAR(16) NOT NULL,"
-            " reason VARCHAR(32) NULL,"
-            " created_at TIMESTAMPTZ NOT NULL,"
-            " issued_at TIMESTAMPTZ NULL,"
-            " CONSTRAINT coupon_grants_once UNIQUE (tenant_id, member_id, source),"
-            " CONSTRAINT coupon_grants_state CHECK (state IN ('issued', 'owed'))"
-            ")",
-            "CREATE INDEX IF NOT EXISTS coupon_grants_owed ON coupon_grants "
-            "(tenant_id, wheel_key, prize_key, id) WHERE state = 'owed'",
-        ):
-            await WheelCouponCode.raw(ddl)
+        await WheelAward.raw(
+            "ALTER TABLE wheel_awards ADD CONSTRAINT wheel_awards_coupon_has_code "
+            "CHECK (kind <> 'coupon' OR coupon_code IS NOT NULL)"
+        )
 
     manager.add_raw(run)
     return manager
