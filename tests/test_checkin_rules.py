@@ -111,6 +111,43 @@ def test_makeup_eligibility():
     assert rules.makeup_problem(off, d(22), today, start, joined) == "MAKEUP_NOT_OFFERED"
 
 
+def test_plan_checkin_from_the_streak_row_and_from_the_days():
+    s = rules.Streaks(d(22), 2, 5, 9)
+    p = rules.plan_checkin(PLAN, s, d(23))
+    assert (p.day, p.kind, p.streak, p.reward, p.milestone) == (
+        d(23),
+        "daily",
+        3,
+        rules.Reward(30),
+        PLAN.milestones[0],
+    )
+    assert p.before == s and p.after == rules.Streaks(d(23), 3, 5, 10)
+    # A gap restarts the streak; the first day of a member is day 1.
+    assert rules.plan_checkin(PLAN, s, d(25)).after == rules.Streaks(d(25), 1, 5, 10)
+    first = rules.plan_checkin(PLAN, rules.Streaks(None, 0, 0, 0), d(23))
+    assert first.after == rules.Streaks(d(23), 1, 1, 1) and first.reward == rules.Reward(10)
+    # The clock moved back: planned from the days, not the row.
+    assert rules.needs_history(s, d(20)) and not rules.needs_history(s, d(23))
+    back = rules.plan_checkin(PLAN, s, d(20), {d(18), d(19), d(21), d(22)})
+    assert back.streak == 3 and back.after == rules.streaks_of({d(18), d(19), d(20), d(21), d(22)})
+
+
+def test_plan_makeup_quota_checked_day_and_recount():
+    mk = rules.MakeupRules(per_month=2, cost_points=30, window_days=7)
+    days = {d(20): "daily", d(21): "daily", d(23): "daily", d(24): "daily"}
+    state = rules.streaks_of(days)
+    p = rules.plan_makeup(mk, state, days, d(22), d(24))
+    assert isinstance(p, rules.CheckinPlan)
+    assert (p.kind, p.streak, p.cost, p.reward) == ("makeup", 3, 30, rules.Reward())
+    assert p.after == rules.Streaks(d(24), 5, 5, 5) and p.before == state
+    assert rules.plan_makeup(mk, state, days, d(21), d(24)) == "MAKEUP_DAY_CHECKED"
+    used = {**days, d(1): "makeup", d(2): "makeup"}
+    assert rules.plan_makeup(mk, state, used, d(22), d(24)) == "MAKEUP_QUOTA_USED"
+    # The quota is per month of the day made up.
+    october = {**days, d(30, 10): "makeup", d(31, 10): "makeup"}
+    assert isinstance(rules.plan_makeup(mk, state, october, d(22), d(24)), rules.CheckinPlan)
+
+
 def test_upcoming_rewards():
     state = rules.Streaks(d(22), 2, 2, 2)
     ahead = rules.upcoming(PLAN, state, d(23), False, 3)

@@ -1,12 +1,21 @@
-"""SQL of check-ins. A member's changes in a campaign lock that member's streak row first, so
-check-ins and make-ups of one member serialize; the unique day key is the last guard."""
+"""SQL of check-ins. A member's writes in a campaign all change that member's streak row: a
+check-in or make-up is one read (``READ_SQL``) and one statement (``WRITE_SQL``) guarded by
+the streak row as read, so writes of one member never interleave (a loser re-plans); the
+unique day key is the last guard. With an Idempotency-Key the row is locked first
+(``lock_streak``), in a transaction."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import asyncpg
+
+from service.checkins import rules
+from service.core import outbox
+from service.points import ledger
 
 CAMPAIGN_COLUMNS = (
     "id, tenant_id, key, version, state, timezone, starts_at, ends_at, config, updated_at"
@@ -70,96 +79,136 @@ async def lock_streak(
     )
 
 
-async def advance_streak(
+@dataclass(frozen=True, slots=True)
+class MemberRead:
+    """A member's state in a campaign, read in one statement (one snapshot).
+
+    ``streaks`` the streak row (zeros when the member has none), ``row`` the member's row of
+    the day asked for (``CHECKIN_COLUMNS``) or None, ``days`` every checked day with its kind
+    (``daily``/``makeup``) when asked for, else None."""
+
+    streaks: rules.Streaks
+    row: asyncpg.Record | None
+    days: dict[date, str] | None
+
+
+_READ_SQL = (
+    "SELECT s.last_day, s.current_streak, s.longest_streak, s.total_days, "
+    "c.day, c.kind, c.streak, c.reward_points, c.reward_growth, c.milestone, c.cost, "
+    "c.created_at{days} FROM (SELECT 1) one "
+    "LEFT JOIN checkin_streaks s ON s.tenant_id = $1 AND s.campaign_id = $2 "
+    "AND s.member_id = $3 "
+    "LEFT JOIN checkins c ON c.tenant_id = $1 AND c.campaign_id = $2 AND c.member_id = $3 "
+    "AND c.day = $4"
+)
+# The read of a check-in ($1 tenant, $2 campaign, $3 member, $4 day): streak row and the day's.
+READ_SQL = _READ_SQL.format(days="")
+# The read of a make-up: the same, and every checked day of the member with its kind.
+READ_SQL_DAYS = _READ_SQL.format(
+    days=", (SELECT array_agg(d.day ORDER BY d.day) FROM checkins d WHERE d.tenant_id = $1 "
+    "AND d.campaign_id = $2 AND d.member_id = $3) AS days, "
+    "(SELECT array_agg(d.kind ORDER BY d.day) FROM checkins d WHERE d.tenant_id = $1 "
+    "AND d.campaign_id = $2 AND d.member_id = $3) AS kinds"
+)
+
+
+async def read_member(
     conn: asyncpg.Connection,
     tenant_id: int,
     campaign_id: int,
     member_id: int,
     day: date,
-    now: datetime,
-) -> asyncpg.Record | None:
-    """The hot path in one statement: lock the member's streak row and move it to ``day`` if
-    ``day`` is later than its last day (yesterday continues the streak, a gap restarts it).
-    ON CONFLICT works on the latest committed row and locks it even when its WHERE is false,
-    so a concurrent tap waits here and then gets None (today is done: replay)."""
-    return await conn.fetchrow(
-        "INSERT INTO checkin_streaks AS s (tenant_id, campaign_id, member_id, last_day, "
-        "current_streak, longest_streak, total_days, updated_at) "
-        "VALUES ($1, $2, $3, $4, 1, 1, 1, $5) "
-        "ON CONFLICT (tenant_id, campaign_id, member_id) DO UPDATE SET "
-        "current_streak = CASE WHEN s.last_day = $4 - 1 THEN s.current_streak + 1 ELSE 1 END, "
-        "longest_streak = GREATEST(s.longest_streak, "
-        "CASE WHEN s.last_day = $4 - 1 THEN s.current_streak + 1 ELSE 1 END), "
-        "total_days = s.total_days + 1, last_day = $4, updated_at = $5 "
-        "WHERE s.last_day IS NULL OR s.last_day < $4 "
-        "RETURNING last_day, current_streak, longest_streak, total_days",
-        tenant_id,
-        campaign_id,
-        member_id,
-        day,
-        now,
+    *,
+    with_days: bool = False,
+) -> MemberRead:
+    """The member's streak row, their row of ``day`` and (``with_days``) every checked day:
+    the one read a check-in or a make-up plans from."""
+    r = await conn.fetchrow(
+        READ_SQL_DAYS if with_days else READ_SQL, tenant_id, campaign_id, member_id, day
     )
+    streaks = rules.Streaks(
+        r["last_day"],
+        r["current_streak"] or 0,
+        r["longest_streak"] or 0,
+        r["total_days"] or 0,
+    )
+    member_days = None
+    if with_days:
+        member_days = dict(zip(r["days"] or [], r["kinds"] or [], strict=True))
+    return MemberRead(streaks, r if r["day"] is not None else None, member_days)
 
 
-async def set_streak(
+# The write of a check-in or make-up, ONE statement. Its guard: the streak row still holds
+# the state the plan was made from ($9 total days, $10 last day): total_days grows with every
+# row written for the member, so an unchanged count means nothing was written since the read.
+# When the guard fails nothing is written, the ledger is not called (it runs FROM c), and
+# engage_conflict() aborts the statement (SQLSTATE 40001), which also drops its events.
+_WRITE_SQL = (
+    "WITH s AS (INSERT INTO checkin_streaks AS s (tenant_id, campaign_id, member_id, "
+    "last_day, current_streak, longest_streak, total_days, updated_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+    "ON CONFLICT (tenant_id, campaign_id, member_id) DO UPDATE SET "
+    "last_day = EXCLUDED.last_day, current_streak = EXCLUDED.current_streak, "
+    "longest_streak = EXCLUDED.longest_streak, total_days = EXCLUDED.total_days, "
+    "updated_at = EXCLUDED.updated_at "
+    "WHERE s.total_days = $9 AND s.last_day IS NOT DISTINCT FROM $10::date "
+    "RETURNING 1), "
+    "c AS (INSERT INTO checkins (tenant_id, campaign_id, member_id, day, kind, streak, "
+    "reward_points, reward_growth, milestone, cost, created_at) "
+    "SELECT $1, $2, $3, $11, $12, $13, $14, $15, $16, $17, $8 FROM s "
+    "ON CONFLICT (tenant_id, campaign_id, member_id, day) DO NOTHING RETURNING id), "
+    f"ev AS ({outbox.insert_sql(18)}){{ledger}} "
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM c) THEN true ELSE engage_conflict() END AS ok"
+    "{entries}"
+)
+WRITE_SQL = _WRITE_SQL.format(ledger="", entries="")
+# With postings ($24): the ledger's one writer, called only when the day's row was written.
+WRITE_SQL_LEDGER = _WRITE_SQL.format(
+    ledger=f", led AS (SELECT {ledger.call_sql('$1', '$8', '$24')} AS entries FROM c)",
+    entries=", (SELECT entries FROM led) AS entries",
+)
+
+
+async def write(
     conn: asyncpg.Connection,
     tenant_id: int,
     campaign_id: int,
     member_id: int,
-    last_day: date | None,
-    current: int,
-    longest: int,
-    total: int,
+    plan: rules.CheckinPlan,
     now: datetime,
+    events: list[outbox.OutboxRow],
+    postings: list[ledger.Posting],
 ) -> None:
-    await conn.execute(
-        "UPDATE checkin_streaks SET last_day = $4, current_streak = $5, longest_streak = $6, "
-        "total_days = $7, updated_at = $8 "
-        "WHERE tenant_id = $1 AND campaign_id = $2 AND member_id = $3",
+    """Write a planned check-in or make-up in ONE statement: the streak row (guarded), the
+    day's row, the ledger postings (the reward's credits or the make-up's debit) and the
+    events. Raises asyncpg.SerializationError (nothing written) when the member's state
+    changed since it was read (re-read and re-plan), and the ledger's refusal (asyncpg
+    RaiseError, see ``ledger.refusals``) when the points do not suffice."""
+    before, after = plan.before, plan.after
+    args: list[Any] = [
         tenant_id,
         campaign_id,
         member_id,
-        last_day,
-        current,
-        longest,
-        total,
+        after.last_day,
+        after.current,
+        after.longest,
+        after.total,
         now,
-    )
-
-
-async def insert_checkin(
-    conn: asyncpg.Connection,
-    tenant_id: int,
-    campaign_id: int,
-    member_id: int,
-    day: date,
-    kind: str,
-    streak: int,
-    reward_points: int,
-    reward_growth: int,
-    milestone: int | None,
-    cost: int,
-    now: datetime,
-) -> bool:
-    """False when the member already has that day (the unique key held)."""
-    row = await conn.fetchval(
-        "INSERT INTO checkins (tenant_id, campaign_id, member_id, day, kind, streak, "
-        "reward_points, reward_growth, milestone, cost, created_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
-        "ON CONFLICT (tenant_id, campaign_id, member_id, day) DO NOTHING RETURNING id",
-        tenant_id,
-        campaign_id,
-        member_id,
-        day,
-        kind,
-        streak,
-        reward_points,
-        reward_growth,
-        milestone,
-        cost,
-        now,
-    )
-    return row is not None
+        before.total,
+        before.last_day,
+        plan.day,
+        plan.kind,
+        plan.streak,
+        plan.reward.points,
+        plan.reward.growth,
+        plan.milestone.day if plan.milestone else None,
+        plan.cost,
+        *outbox.params(events),
+    ]
+    if postings:
+        await conn.execute(WRITE_SQL_LEDGER, *args, postings)
+    else:
+        await conn.execute(WRITE_SQL, *args)
 
 
 async def get_checkin(
@@ -239,19 +288,22 @@ async def campaigns(conn: asyncpg.Connection, tenant_id: int | None) -> list[asy
 
 
 async def iter_calendars(
-    conn: asyncpg.Connection, campaign_id: int, batch: int = 1000
+    conn: asyncpg.Connection, campaign_id: int, batch: int = 1000, since: datetime | None = None
 ) -> AsyncIterator[list[asyncpg.Record]]:
-    """Per member of a campaign: (member_id, days[], kinds[]), in batches (keyset by member)."""
+    """Per member of a campaign: (member_id, days[], kinds[]), in batches (keyset by member);
+    with ``since``, only the rows created at or after it."""
     after = 0
     while True:
         rows = await conn.fetch(
             "SELECT member_id, array_agg(day ORDER BY day) AS days, "
             "array_agg(kind ORDER BY day) AS kinds FROM checkins "
             "WHERE campaign_id = $1 AND member_id > $2 "
+            "AND ($4::timestamptz IS NULL OR created_at >= $4) "
             "GROUP BY member_id ORDER BY member_id LIMIT $3",
             campaign_id,
             after,
             batch,
+            since,
         )
         if not rows:
             return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Response, Router, get, post, put
+from litestar import Request, Response, Router, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
@@ -19,10 +19,10 @@ from service.checkins.schemas import (
     MonthParam,
 )
 from service.core.apidoc import errors
-from service.core.auth import Member
 from service.core.clock import in_utc
 from service.core.errors import DomainError
 from service.core.http import (
+    MemberRequest,
     RequestUnit,
     get_ctx,
     member_principal,
@@ -43,13 +43,13 @@ from service.core.uow import UnitOfWork
     "`?month=2026-11` shows another month's calendar.",
 )
 async def get_state(
-    campaignKey: Key,
-    member: NamedDependency[Member],
-    state: State,
-    month: MonthParam | None = None,
+    campaignKey: Key, request: Request, month: MonthParam | None = None
 ) -> CheckinState:
-    ctx = get_ctx(state)
-    return await service.member_state(ctx, member.tenant_id, member.member_id, campaignKey, month)
+    # One Redis round trip: the rate limit rides in the calendar read's pipeline.
+    async with MemberRequest(request) as m:
+        return await service.member_state(
+            m.ctx, m.member.tenant_id, m.member.member_id, campaignKey, month, m.rate
+        )
 
 
 @errors("CAMPAIGN_NOT_FOUND", "CAMPAIGN_NOT_LIVE", idempotent=True)
@@ -61,10 +61,13 @@ async def get_state(
     description="Once per member per local day. A repeated tap answers 200 with the first "
     "result and `replayed: true`; nothing is paid twice.",
 )
-async def check_in(
-    campaignKey: Key, member: NamedDependency[Member], work: NamedDependency[RequestUnit]
-) -> Response[CheckinOut]:
-    return await work.respond(service.check_in, member.tenant_id, member.member_id, campaignKey)
+async def check_in(campaignKey: Key, request: Request) -> Response[CheckinOut]:
+    # One Redis call (the rate limit folded into the calendar mark) and, without an
+    # Idempotency-Key, no BEGIN/COMMIT: the write is one statement (service.check_in).
+    async with MemberRequest(request) as m:
+        return await m.work().respond_single(
+            service.check_in, m.member.tenant_id, m.member.member_id, campaignKey, m.rate
+        )
 
 
 @errors(
@@ -90,14 +93,12 @@ async def check_in(
     "debiting the cost in the same transaction; the streak is recounted.",
 )
 async def make_up(
-    campaignKey: Key,
-    data: JSONBody[MakeupBody],
-    member: NamedDependency[Member],
-    work: NamedDependency[RequestUnit],
+    campaignKey: Key, data: JSONBody[MakeupBody], request: Request
 ) -> Response[CheckinOut]:
-    return await work.respond(
-        service.make_up, member.tenant_id, member.member_id, campaignKey, data.date
-    )
+    async with MemberRequest(request) as m:
+        return await m.work().respond_single(
+            service.make_up, m.member.tenant_id, m.member.member_id, campaignKey, data.date, m.rate
+        )
 
 
 def _campaign_out(c: service.Campaign, now) -> CampaignOut:  # type: ignore[no-untyped-def]

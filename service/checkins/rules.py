@@ -236,3 +236,82 @@ def upcoming(
         reward, m = plan.reward_for(s)
         out.append((first + timedelta(days=i), s, reward, m))
     return out
+
+
+# ----------------------------------------------------------------------------- plans
+
+
+@dataclass(frozen=True, slots=True)
+class CheckinPlan:
+    """What one check-in or make-up writes, decided from the member's state as read.
+
+    ``before`` is that state (the write's guard: it applies only if the streak row still
+    holds it), ``after`` the streak state to store, ``streak`` the streak the day's row
+    records, ``reward`` what it pays (``milestone`` when a streak reward is part of it) and
+    ``cost`` what a make-up costs in points."""
+
+    day: date
+    kind: str  # daily, makeup
+    before: Streaks
+    after: Streaks
+    streak: int
+    reward: Reward
+    milestone: Milestone | None
+    cost: int = 0
+
+
+def needs_history(state: Streaks, today: date) -> bool:
+    """True when a check-in of ``today`` cannot be planned from the streak row alone: today
+    is not after the last checked day (the clock was moved back, in demos)."""
+    return state.last_day is not None and today <= state.last_day
+
+
+def plan_checkin(
+    plan: RewardPlan, state: Streaks, today: date, history: set[date] | None = None
+) -> CheckinPlan:
+    """The check-in of ``today`` for a member whose streak row holds ``state``, today not yet
+    checked. ``history`` (every checked day) is needed only when ``needs_history``: the
+    streaks are then recounted from the days."""
+    if needs_history(state, today):
+        if history is None:
+            raise ValueError("this check-in needs the member's checked days")
+        days = history | {today}
+        after = streaks_of(days)
+        streak = streak_ending(days, today)
+    else:
+        after = after_checkin(state, today)
+        streak = after.current
+    reward, milestone = plan.reward_for(streak)
+    return CheckinPlan(today, "daily", state, after, streak, reward, milestone)
+
+
+def makeups_in_month(days: dict[date, str], day: date) -> int:
+    """How many make-ups fall in the calendar month of ``day``."""
+    first, last = month_bounds(day)
+    return sum(1 for d, kind in days.items() if kind == "makeup" and first <= d <= last)
+
+
+def plan_makeup(
+    rules: MakeupRules, state: Streaks, days: dict[date, str], day: date, today: date
+) -> CheckinPlan | str:
+    """The make-up of ``day`` (already found eligible by ``makeup_problem``) for a member whose
+    streak row holds ``state`` and whose checked days are ``days`` (day -> kind), or the code
+    that refuses it: ``MAKEUP_DAY_CHECKED`` (a check-in holds the day) or ``MAKEUP_QUOTA_USED``
+    (the month of ``day`` has its ``per_month`` make-ups). A make-up pays no reward; the
+    streaks are recounted, so a make-up joining two runs makes one."""
+    if day in days:
+        return "MAKEUP_DAY_CHECKED"
+    if makeups_in_month(days, day) >= rules.per_month:
+        return "MAKEUP_QUOTA_USED"
+    filled = set(days) | {day}
+    after = streaks_of(d for d in filled if d <= today)
+    return CheckinPlan(
+        day,
+        "makeup",
+        state,
+        after,
+        streak_ending(filled, day),
+        Reward(),
+        None,
+        rules.cost_points,
+    )

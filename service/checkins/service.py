@@ -1,14 +1,42 @@
 """Check-ins: campaign config, the daily check-in, make-ups, calendars, and the rebuild.
 
-PostgreSQL decides (a row per member per local day, the streak row locked per member); Redis
-bitmaps are the calendar the read path serves, marked after the commit and seeded from
-PostgreSQL whenever a calendar is missing. Functions that write take the caller's connection
-and run in the caller's transaction; the request boundary commits.
+PostgreSQL decides: one row per member per local day (the unique key is the last guard) and
+the member's streak row, which every write of the member changes. A check-in or make-up is
+read -> pure plan -> ONE statement (issue 10): one read of the member's state, a plan by
+``rules.plan_checkin`` / ``rules.plan_makeup``, then ``repository.write``: the streak row
+guarded by the state read (``total_days`` and ``last_day``), the day's row, the reward or
+cost through the ledger's ``engage_ledger_post`` and the events, all one statement, which is
+its own transaction (``respond_single``: no BEGIN/COMMIT). When another write of the member
+landed in between, the guard makes the statement fail as a whole (``engage_conflict``,
+SQLSTATE 40001) and the request re-reads and re-plans (a repeated tap then finds its day and
+replays). With an Idempotency-Key the same code runs in a transaction, the streak row locked
+before the read. Round trips: PostgreSQL 2 (read, write), Redis 1.
+
+Redis holds the calendars the read path serves (bitmaps). The choice (issue 10): the day's
+bit is set BEFORE the write, in the request's one Redis call together with its folded rate
+limit (``checkin_mark.lua``; 429 marks nothing), and the bits that call turned on are
+cleared again by an ``on_rollback`` hook when the write does not commit (a refused make-up,
+a failure); nothing runs after the commit. Consequences:
+
+- between the mark and the commit (milliseconds) a page may show the day checked early;
+- if the process dies between the mark and the end of the statement, or Redis fails just
+  when the mark is taken back, the calendar shows a day PostgreSQL does not have until
+  ``engage rebuild checkins``, which drops each campaign's calendars and seeds them from
+  PostgreSQL (then catches up rows written meanwhile), so the calendars equal PostgreSQL;
+- a calendar Redis lacks (never seeded, expired, flushed) is not seeded by the write: the
+  mark sets the day on the calendar key alone, which leaves the calendar incomplete (its
+  make-up key missing), and the next read merges it with PostgreSQL (``store.read``);
+- one member firing many writes of different days at once (e.g. twenty make-ups) makes them
+  re-plan in turn; after ``WRITE_ATTEMPTS`` lost races a write answers 409 CONFLICT with
+  Retry-After (effects are never doubled: the guard and the unique day key hold).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import random
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -29,12 +57,15 @@ from service.checkins.schemas import (
     MakeupState,
     RewardOut,
 )
+from service.core import outbox
 from service.core.constraints import problem, register_check, validation_failed
 from service.core.context import CONFIG_CACHE_TTL_S, Context
-from service.core.errors import DEPENDENCY_ERRORS, DomainError, register_codes
+from service.core.errors import DomainError, register_codes
 from service.core.metrics import CHECKINS
+from service.core.ratelimit import RateCheck
 from service.core.uow import UnitOfWork
 from service.members import service as members
+from service.points import ledger
 from service.points import service as points
 
 log = structlog.get_logger("engage.checkins")
@@ -301,10 +332,31 @@ def _checkin_out(
 
 # ----------------------------------------------------------------------------- check-in
 
+# A write planned from a read loses when another write of the same member lands in between
+# (its guard fails, nothing is written): re-read and re-plan, this many times at most, after a
+# short random pause (so that writers of one member who all lost re-read one after the other
+# instead of racing again together), then 409 CONFLICT with Retry-After.
+WRITE_ATTEMPTS = 12
+_BACK_OFF_S = 0.005
+# Timing jitter only, never an answer: not the business RNG (ctx.rng, which tests pin).
+_jitter = random.Random()
+
+
+async def _back_off(attempt: int) -> None:
+    await asyncio.sleep(_jitter.uniform(0, _BACK_OFF_S * 2 ** min(attempt, 5)))
+
+
+def _conflict(c: Campaign, day: date) -> DomainError:
+    return DomainError(
+        "CONFLICT",
+        details={"campaign": c.key, "date": day.isoformat()},
+        headers={"Retry-After": "1"},
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """What to set in Redis once the transaction committed."""
+    """A day on a member's Redis calendar."""
 
     tenant_id: int
     campaign_id: int
@@ -312,134 +364,183 @@ class Mark:
     member_id: int
     offset: int
     makeup: bool
-    only_day: bool = False  # the member has no other day: seed without reading PostgreSQL
 
 
-def _state(row: asyncpg.Record) -> rules.Streaks:
-    return rules.Streaks(
-        row["last_day"], row["current_streak"], row["longest_streak"], row["total_days"]
+async def _mark_first(uow: UnitOfWork, mark: Mark, rate: RateCheck | None) -> None:
+    """The request's one Redis call, before PostgreSQL: its rate limit (folded in: 429 and
+    nothing else when refused) and the day's bits. If the write does not commit, the bits
+    this call turned on are cleared again (on_rollback); see the module docstring."""
+    ctx = uow.ctx
+    m = mark
+    turned = await store.mark(
+        ctx, m.tenant_id, m.campaign_id, m.epoch, m.member_id, m.offset, m.makeup, rate
     )
+    if turned:
+
+        async def unmark() -> None:
+            await store.unmark(
+                ctx, m.tenant_id, m.campaign_id, m.epoch, m.member_id, m.offset, turned
+            )
+
+        uow.on_rollback(unmark)
 
 
-async def _check_in(
-    uow: UnitOfWork, tenant_id: int, member_id: int, key: str
-) -> tuple[CheckinOut, Mark]:
+async def _read(
+    uow: UnitOfWork, c: Campaign, member_id: int, day: date, *, with_days: bool = False
+) -> repo.MemberRead:
+    """The member's state to plan from. In a single-statement unit it is a plain read (the
+    write's guard catches a change made meanwhile); in a transactional unit (a request with
+    an Idempotency-Key) the member's streak row is locked first, so the plan cannot go
+    stale (the guard cannot fail there, and a failed statement could not be retried)."""
+    if not uow.single_statement:
+        await repo.lock_streak(uow.conn, c.tenant_id, c.id, member_id, uow.ctx.clock.now())
+    return await repo.read_member(uow.conn, c.tenant_id, c.id, member_id, day, with_days=with_days)
+
+
+def _wake_dispatcher(ctx: Context) -> Any:
+    async def wake() -> None:
+        ctx.dispatcher.wake()
+
+    return wake
+
+
+async def _write(
+    uow: UnitOfWork,
+    c: Campaign,
+    member_id: int,
+    plan: rules.CheckinPlan,
+    now: datetime,
+    events: list[outbox.OutboxRow],
+    postings: list[ledger.Posting],
+) -> bool:
+    """Write the plan in one statement; False when the member's state changed since the read
+    (nothing written: re-read and re-plan). A ledger refusal (INSUFFICIENT_POINTS) is raised
+    as its DomainError, nothing written."""
+    try:
+        with ledger.refusals():
+            await repo.write(uow.conn, c.tenant_id, c.id, member_id, plan, now, events, postings)
+    except asyncpg.SerializationError:
+        if not uow.single_statement:
+            raise  # cannot happen under the row lock; the boundary answers 409 CONFLICT
+        return False
+    uow.after_commit(_wake_dispatcher(uow.ctx))
+    return True
+
+
+def _checkin_events(
+    c: Campaign, member_id: int, plan: rules.CheckinPlan, now: datetime
+) -> list[outbox.OutboxRow]:
+    """checkin.done, and checkin.streak when the day is a configured streak day."""
+    day = plan.day.isoformat()
+    events = [
+        outbox.OutboxRow(
+            c.tenant_id,
+            uuid.uuid4(),
+            "checkin.done",
+            member_id,
+            {"campaign": c.key, "date": day, "streak": plan.streak},
+            now,
+        )
+    ]
+    if plan.milestone is not None:
+        events.append(
+            outbox.OutboxRow(
+                c.tenant_id,
+                uuid.uuid4(),
+                "checkin.streak",
+                member_id,
+                {
+                    "campaign": c.key,
+                    "date": day,
+                    "streak": plan.streak,
+                    "milestone": plan.milestone.day,
+                    "points": plan.reward.points,
+                    "growth": plan.reward.growth,
+                },
+                now,
+            )
+        )
+    return events
+
+
+async def _reward_postings(
+    uow: UnitOfWork, c: Campaign, member_id: int, plan: rules.CheckinPlan, now: datetime
+) -> list[ledger.Posting]:
+    """The check-in's reward as ledger credits (idempotency key per campaign, day, member and
+    currency; the statement writes the day's row, so no entry holds the key yet)."""
+    ref = f"checkin:{c.id}:{plan.day.isoformat()}"
+    out = []
+    for currency, amount in (("points", plan.reward.points), ("growth", plan.reward.growth)):
+        if amount > 0:
+            expires = await points.expiry_at(uow.ctx, uow.conn, c.tenant_id, currency, now)
+            out.append(
+                ledger.Posting(
+                    kind="credit",
+                    member_id=member_id,
+                    currency=currency,
+                    amount=amount,
+                    reason="checkin.daily",
+                    source_ref=ref,
+                    idempotency_key=f"{ref}:{member_id}:{currency}",
+                    key_is_new=True,
+                    expires_at=expires,
+                )
+            )
+    return out
+
+
+def _planned_row(plan: rules.CheckinPlan, streak: int, now: datetime) -> dict[str, Any]:
+    """The day's row as the write stores it (the answer is shaped from it)."""
+    return {
+        "day": plan.day,
+        "kind": plan.kind,
+        "streak": streak,
+        "reward_points": plan.reward.points,
+        "reward_growth": plan.reward.growth,
+        "milestone": plan.milestone.day if plan.milestone else None,
+        "cost": plan.cost,
+        "created_at": now,
+    }
+
+
+async def check_in(
+    uow: UnitOfWork, tenant_id: int, member_id: int, key: str, rate: RateCheck | None = None
+) -> CheckinOut:
     """Check in for today in the campaign's time zone: once per local day, whatever happens.
 
-    The member's streak row is locked first, so a burst of taps queues up behind the first;
-    each later one finds today's row and answers the first result (replayed)."""
-    ctx, conn = uow.ctx, uow.conn
-    c = await member_campaign(ctx, conn, tenant_id, key)
+    Round trips: Redis once (``rate``, the request's pending rate limit, and today's bit:
+    ``_mark_first``), then PostgreSQL twice: read the member's state (one statement), plan
+    with ``rules.plan_checkin``, write streak, row, reward (``engage_ledger_post``) and events
+    in one guarded statement (``repository.write``), which is its own transaction in a
+    single-statement unit. A repeated tap finds today's row and answers the first result
+    (``replayed``); a tap that lost a race to another re-reads and replays."""
+    ctx = uow.ctx
+    c = await member_campaign(ctx, uow.conn, tenant_id, key)
     now = ctx.clock.now()
     _require_live(c, now)
     today = rules.local_day(now, c.tz)
     mark = Mark(tenant_id, c.id, c.epoch, member_id, c.offset(today), False)
-    advanced = await repo.advance_streak(conn, tenant_id, c.id, member_id, today, now)
-    if advanced is not None:
-        new = _state(advanced)
-        streak = new.current
-        if new.total == 1:
-            # The member's first day in this campaign: the whole calendar is known, so a
-            # missing Redis calendar is seeded without reading PostgreSQL again.
-            mark = Mark(tenant_id, c.id, c.epoch, member_id, c.offset(today), False, True)
-    else:
-        # Today is done already (a repeated tap), or the clock moved backwards (demos).
-        state = _state(await repo.lock_streak(conn, tenant_id, c.id, member_id, now))
-        existing = await repo.get_checkin(conn, tenant_id, c.id, member_id, today)
-        if existing is not None:
-            alive = rules.alive_streak(state, today)
-            return _checkin_out(c, existing, today, alive, True, True), mark
-        days = {r["day"] for r in await repo.member_days(conn, tenant_id, c.id, member_id)}
-        days.add(today)
-        new = rules.streaks_of(days)
-        streak = rules.streak_ending(days, today)
-        await repo.set_streak(
-            conn,
-            tenant_id,
-            c.id,
-            member_id,
-            new.last_day,
-            new.current,
-            new.longest,
-            new.total,
-            now,
-        )
-    reward, milestone = c.plan.reward_for(streak)
-    inserted = await repo.insert_checkin(
-        conn,
-        tenant_id,
-        c.id,
-        member_id,
-        today,
-        "daily",
-        streak,
-        reward.points,
-        reward.growth,
-        milestone.day if milestone else None,
-        0,
-        now,
-    )
-    if not inserted:
-        # Unreachable while the streak row serializes the member; the unique key is the last
-        # guard, and failing here rolls the streak change back.
-        raise DomainError("CONFLICT", details={"campaign": c.key, "date": today.isoformat()})
-    uow.after_commit(_count_checkin)  # engage_checkins_total: committed check-ins only
-    ref = f"checkin:{c.id}:{today.isoformat()}"
-    credits = [
-        points.Credit(
-            member_id,
-            currency,
-            amount,
-            "checkin.daily",
-            source_ref=ref,
-            idempotency_key=f"{ref}:{member_id}:{currency}",
-            key_is_new=True,  # today's check-in row was inserted just above
-        )
-        for currency, amount in (("points", reward.points), ("growth", reward.growth))
-        if amount > 0
-    ]
-    if credits:
-        await points.apply_credits(uow, tenant_id, credits)
-    uow.emit(
-        tenant_id=tenant_id,
-        type="checkin.done",
-        member_id=member_id,
-        payload={"campaign": c.key, "date": today.isoformat(), "streak": streak},
-        occurred_at=now,
-    )
-    if milestone is not None:
-        uow.emit(
-            tenant_id=tenant_id,
-            type="checkin.streak",
-            member_id=member_id,
-            payload={
-                "campaign": c.key,
-                "date": today.isoformat(),
-                "streak": streak,
-                "milestone": milestone.day,
-                "points": reward.points,
-                "growth": reward.growth,
-            },
-            occurred_at=now,
-        )
-    row = {
-        "day": today,
-        "kind": "daily",
-        "streak": streak,
-        "reward_points": reward.points,
-        "reward_growth": reward.growth,
-        "milestone": milestone.day if milestone else None,
-        "cost": 0,
-        "created_at": now,
-    }
-    return _checkin_out(c, row, today, rules.alive_streak(new, today), True, False), mark
-
-
-async def check_in(uow: UnitOfWork, tenant_id: int, member_id: int, key: str) -> CheckinOut:
-    """Check in for today; the day's bit is set in Redis once the transaction committed."""
-    out, mark = await _check_in(uow, tenant_id, member_id, key)
-    uow.after_commit(functools.partial(mark_committed, uow.ctx, mark))
-    return out
+    await _mark_first(uow, mark, rate)
+    for attempt in range(WRITE_ATTEMPTS):
+        got = await _read(uow, c, member_id, today)
+        if got.row is not None:
+            alive = rules.alive_streak(got.streaks, today)
+            return _checkin_out(c, got.row, today, alive, True, True)
+        history = None
+        if rules.needs_history(got.streaks, today):
+            # The clock moved back (demos): the streaks are recounted from the days.
+            rows = await repo.member_days(uow.conn, tenant_id, c.id, member_id)
+            history = {r["day"] for r in rows}
+        plan = rules.plan_checkin(c.plan, got.streaks, today, history)
+        events = _checkin_events(c, member_id, plan, now)
+        postings = await _reward_postings(uow, c, member_id, plan, now)
+        if not await _write(uow, c, member_id, plan, now, events, postings):
+            await _back_off(attempt)
+            continue
+        uow.after_commit(_count_checkin)  # engage_checkins_total: committed check-ins only
+        row = _planned_row(plan, plan.streak, now)
+        return _checkin_out(c, row, today, rules.alive_streak(plan.after, today), True, False)
+    raise _conflict(c, today)
 
 
 async def _joined_day(ctx: Context, tenant_id: int, member_id: int, tz: ZoneInfo) -> date:
@@ -452,13 +553,49 @@ async def _joined_day(ctx: Context, tenant_id: int, member_id: int, tz: ZoneInfo
     return rules.local_day(await cache.get((tenant_id, member_id), load), tz)
 
 
-async def _make_up(
-    uow: UnitOfWork, tenant_id: int, member_id: int, key: str, day: date
-) -> tuple[CheckinOut, Mark]:
-    """Fill a missed day: checks, the monthly quota under the member's lock, the cost debited
-    in this transaction, and the streaks recounted (a make-up joining two runs makes one)."""
-    ctx, conn = uow.ctx, uow.conn
-    c = await member_campaign(ctx, conn, tenant_id, key)
+def _makeup_refusal(c: Campaign, code: str, day: date) -> DomainError:
+    if code == "MAKEUP_QUOTA_USED":
+        return DomainError(
+            code, details={"month": day.strftime("%Y-%m"), "perMonth": c.makeup.per_month}
+        )
+    return DomainError(code, details={"date": day.isoformat()})
+
+
+def _cost_posting(c: Campaign, member_id: int, plan: rules.CheckinPlan) -> list[ledger.Posting]:
+    """The make-up's cost as a ledger debit (earliest-expiring points first; refused with
+    INSUFFICIENT_POINTS when short, and then nothing of the make-up is written)."""
+    if plan.cost <= 0:
+        return []
+    ref = f"checkin:{c.id}:{plan.day.isoformat()}"
+    return [
+        ledger.Posting(
+            kind="debit",
+            member_id=member_id,
+            currency="points",
+            amount=plan.cost,
+            reason="checkin.makeup",
+            source_ref=ref,
+            idempotency_key=f"{ref}:{member_id}:makeup",
+            key_is_new=True,  # the statement writes the day's row: no entry holds the key
+        )
+    ]
+
+
+async def make_up(
+    uow: UnitOfWork,
+    tenant_id: int,
+    member_id: int,
+    key: str,
+    day: date,
+    rate: RateCheck | None = None,
+) -> CheckinOut:
+    """Fill a missed ``day``: the date checks, then (from one read of the member's days) the
+    monthly quota and the recounted streaks (a make-up joining two runs makes one), written
+    with the cost debited in one guarded statement; a concurrent make-up makes the guard fail
+    and this one re-reads, so the quota holds. Round trips as ``check_in``: the day's bits
+    go with the rate limit before the write, and are taken back if it does not commit."""
+    ctx = uow.ctx
+    c = await member_campaign(ctx, uow.conn, tenant_id, key)
     now = ctx.clock.now()
     _require_live(c, now)
     today = rules.local_day(now, c.tz)
@@ -474,87 +611,34 @@ async def _make_up(
             },
         )
     mark = Mark(tenant_id, c.id, c.epoch, member_id, c.offset(day), True)
-    state = _state(await repo.lock_streak(conn, tenant_id, c.id, member_id, now))
-    existing = await repo.get_checkin(conn, tenant_id, c.id, member_id, day)
-    if existing is not None:
-        if existing["kind"] == "makeup":
-            alive = rules.alive_streak(state, today)
-            return _checkin_out(c, existing, today, alive, state.last_day == today, True), mark
-        raise DomainError("MAKEUP_DAY_CHECKED", details={"date": day.isoformat()})
-    first, last = rules.month_bounds(day)
-    used = await repo.makeups_between(conn, tenant_id, c.id, member_id, first, last)
-    if used >= c.makeup.per_month:
-        raise DomainError(
-            "MAKEUP_QUOTA_USED",
-            details={"month": first.strftime("%Y-%m"), "perMonth": c.makeup.per_month},
-        )
-    ref = f"checkin:{c.id}:{day.isoformat()}"
-    if c.makeup.cost_points > 0:
-        await points.debit(
-            uow,
+    await _mark_first(uow, mark, rate)
+    for attempt in range(WRITE_ATTEMPTS):
+        got = await _read(uow, c, member_id, day, with_days=True)
+        if got.row is not None and got.row["kind"] == "makeup":
+            alive = rules.alive_streak(got.streaks, today)
+            return _checkin_out(c, got.row, today, alive, got.streaks.last_day == today, True)
+        plan = rules.plan_makeup(c.makeup, got.streaks, got.days or {}, day, today)
+        if isinstance(plan, str):
+            raise _makeup_refusal(c, plan, day)
+        alive = rules.alive_streak(plan.after, today)
+        event = outbox.OutboxRow(
             tenant_id,
+            uuid.uuid4(),
+            "checkin.makeup",
             member_id,
-            c.makeup.cost_points,
-            reason="checkin.makeup",
-            source_ref=ref,
-            idempotency_key=f"{ref}:{member_id}:makeup",
+            {"campaign": c.key, "date": day.isoformat(), "streak": alive, "cost": plan.cost},
+            now,
         )
-    days = {r["day"] for r in await repo.member_days(conn, tenant_id, c.id, member_id)}
-    days.add(day)
-    new = rules.streaks_of(d for d in days if d <= today)
-    await repo.insert_checkin(
-        conn,
-        tenant_id,
-        c.id,
-        member_id,
-        day,
-        "makeup",
-        rules.streak_ending(days, day),
-        0,
-        0,
-        None,
-        c.makeup.cost_points,
-        now,
-    )
-    await repo.set_streak(
-        conn, tenant_id, c.id, member_id, new.last_day, new.current, new.longest, new.total, now
-    )
-    alive = rules.alive_streak(new, today)
-    uow.emit(
-        tenant_id=tenant_id,
-        type="checkin.makeup",
-        member_id=member_id,
-        payload={
-            "campaign": c.key,
-            "date": day.isoformat(),
-            "streak": alive,
-            "cost": c.makeup.cost_points,
-        },
-        occurred_at=now,
-    )
-    row = {
-        "day": day,
-        "kind": "makeup",
-        "streak": alive,
-        "reward_points": 0,
-        "reward_growth": 0,
-        "milestone": None,
-        "cost": c.makeup.cost_points,
-        "created_at": now,
-    }
-    return _checkin_out(c, row, today, alive, new.last_day == today, False), mark
+        postings = _cost_posting(c, member_id, plan)
+        if not await _write(uow, c, member_id, plan, now, [event], postings):
+            await _back_off(attempt)
+            continue
+        row = _planned_row(plan, alive, now)
+        return _checkin_out(c, row, today, alive, plan.after.last_day == today, False)
+    raise _conflict(c, day)
 
 
 # ----------------------------------------------------------------------------- calendars
-
-
-async def make_up(
-    uow: UnitOfWork, tenant_id: int, member_id: int, key: str, day: date
-) -> CheckinOut:
-    """Make up a missed ``day``; its bit is set in Redis once the transaction committed."""
-    out, mark = await _make_up(uow, tenant_id, member_id, key, day)
-    uow.after_commit(functools.partial(mark_committed, uow.ctx, mark))
-    return out
 
 
 def _bitmaps(c: Campaign, rows: list[Any]) -> tuple[bytes, bytes]:
@@ -571,50 +655,6 @@ async def _seed_member(ctx: Context, c: Campaign, member_id: int) -> tuple[bytes
     return cal, mk
 
 
-# What may stop the calendar mark after commit: logged, repaired by `engage rebuild checkins`.
-_CALENDAR_ERRORS: tuple[type[BaseException], ...] = (*DEPENDENCY_ERRORS, DomainError)
-
-
-async def mark_committed(ctx: Context, mark: Mark) -> None:
-    """After the commit: set the day's bit, or seed the calendar if Redis lacks it. A Redis
-    failure here is logged, not answered: the check-in is committed, and the view is
-    repaired by `engage rebuild checkins` (or the next seed)."""
-    try:
-        if mark.only_day:
-            # The whole calendar is this one day: one merge, whether Redis has it or not.
-            cal = rules.bitmap_of([mark.offset])
-            await store.seed(
-                ctx,
-                mark.tenant_id,
-                mark.campaign_id,
-                mark.epoch,
-                mark.member_id,
-                cal,
-                cal if mark.makeup else b"",
-            )
-            return
-        done = await store.mark(
-            ctx,
-            mark.tenant_id,
-            mark.campaign_id,
-            mark.epoch,
-            mark.member_id,
-            mark.offset,
-            mark.makeup,
-        )
-        if done:
-            return
-        # Redis lost the calendar: seed it from PostgreSQL (this commit included).
-        async with ctx.db.connection() as conn:
-            rows = await repo.member_days(conn, mark.tenant_id, mark.campaign_id, mark.member_id)
-        epoch = mark.epoch
-        cal = rules.bitmap_of((r["day"] - epoch).days for r in rows)
-        mk = rules.bitmap_of((r["day"] - epoch).days for r in rows if r["kind"] == "makeup")
-        await store.seed(ctx, mark.tenant_id, mark.campaign_id, epoch, mark.member_id, cal, mk)
-    except _CALENDAR_ERRORS as exc:
-        log.warning("calendar not marked", campaign=mark.campaign_id, error=repr(exc))
-
-
 def _parse_month(month: str | None, today: date) -> date:
     if month is None:
         return today.replace(day=1)
@@ -628,16 +668,22 @@ def _parse_month(month: str | None, today: date) -> date:
 
 
 async def member_state(
-    ctx: Context, tenant_id: int, member_id: int, key: str, month: str | None
+    ctx: Context,
+    tenant_id: int,
+    member_id: int,
+    key: str,
+    month: str | None,
+    rate: RateCheck | None = None,
 ) -> CheckinState:
     """What the check-in page shows, from the Redis calendar (seeded from PostgreSQL when
-    missing): today, streaks, a month's calendar, make-ups left, the rewards ahead."""
+    missing): today, streaks, a month's calendar, make-ups left, the rewards ahead.
+    ``rate``: the request's pending rate limit, counted in the calendar read's round trip."""
     async with ctx.db.connection() as conn:
         c = await member_campaign(ctx, conn, tenant_id, key)
     now = ctx.clock.now()
     today = rules.local_day(now, c.tz)
     first = _parse_month(month, today)
-    got = await store.read(ctx, tenant_id, c.id, c.epoch, member_id)
+    got = await store.read(ctx, tenant_id, c.id, c.epoch, member_id, rate)
     cal, mk = got if got is not None else await _seed_member(ctx, c, member_id)
     state, alive = rules.streaks_from_bitmap(cal, c.epoch, today)
     checked_today = rules.bit_set(cal, c.offset(today))
@@ -684,23 +730,43 @@ async def member_state(
     )
 
 
+# A check-in marks its day before its statement runs (see check_in); one whose mark a rebuild
+# dropped and whose commit the rebuild's read missed is caught up by a last pass over the rows
+# created since shortly before the rebuild began.
+REBUILD_CATCH_UP = timedelta(minutes=1)
+
+
+async def _seed_calendars(
+    ctx: Context, conn: asyncpg.Connection, c: Campaign, since: datetime | None = None
+) -> int:
+    n = 0
+    async for batch in repo.iter_calendars(conn, c.id, since=since):
+        items = []
+        for r in batch:
+            rows = [{"day": d, "kind": k} for d, k in zip(r["days"], r["kinds"], strict=True)]
+            cal, mk = _bitmaps(c, rows)
+            items.append((r["member_id"], cal, mk))
+        await store.seed_many(ctx, c.tenant_id, c.id, c.epoch, items)
+        n += len(items)
+    return n
+
+
 async def rebuild(ctx: Context, tenant_id: int | None = None) -> dict[str, Any]:
-    """Restore every calendar in Redis from PostgreSQL (merged, see checkin_seed.lua)."""
+    """Make every calendar in Redis equal PostgreSQL: each campaign's calendars are dropped
+    (a day marked by a check-in that never committed goes with them), seeded from PostgreSQL
+    (merged, see checkin_seed.lua, so a check-in landing meanwhile is kept), then the rows
+    written since shortly before the rebuild began are merged once more (a check-in in
+    flight while its calendar was dropped). Returns ``{campaigns, calendars}``."""
     n_campaigns = n_calendars = 0
+    since = ctx.clock.now() - REBUILD_CATCH_UP
     async with ctx.db.connection() as conn:
         campaigns = [_campaign(r) for r in await repo.campaigns(conn, tenant_id)]
         for c in campaigns:
             n_campaigns += 1
-            async for batch in repo.iter_calendars(conn, c.id):
-                items = []
-                for r in batch:
-                    rows = [
-                        {"day": d, "kind": k} for d, k in zip(r["days"], r["kinds"], strict=True)
-                    ]
-                    cal, mk = _bitmaps(c, rows)
-                    items.append((r["member_id"], cal, mk))
-                await store.seed_many(ctx, c.tenant_id, c.id, c.epoch, items)
-                n_calendars += len(items)
+            await store.delete_campaign(ctx, c.tenant_id, c.id)
+            n_calendars += await _seed_calendars(ctx, conn, c)
+        for c in campaigns:
+            await _seed_calendars(ctx, conn, c, since)
     return {"campaigns": n_campaigns, "calendars": n_calendars}
 
 

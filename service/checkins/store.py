@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date
 
 from service.core.context import Context
+from service.core.ratelimit import RateCheck
 
 
 def keys(ctx: Context, tenant_id: int, campaign_id: int, epoch: date, member_id: int) -> list[str]:
@@ -26,13 +27,35 @@ async def mark(
     member_id: int,
     offset: int,
     makeup: bool,
-) -> bool:
-    """Set one day's bit; False when the calendar is not in Redis (seed it instead)."""
-    done = await ctx.scripts.checkin_mark(
+    rate: RateCheck | None = None,
+) -> int:
+    """Set one day's bit (and its make-up bit) before the write that makes it true; returns
+    the bits this call turned on (1 the calendar's, 2 the make-up's) for ``unmark``. An
+    incomplete calendar (not seeded) gets the calendar bit only and stays incomplete: the
+    read path merges it with PostgreSQL (checkin_mark.lua). ``rate``: the request's pending
+    rate limit, counted first in the same call (429 RATE_LIMITED, nothing marked)."""
+    turned = await ctx.scripts.checkin_mark(
         keys=keys(ctx, tenant_id, campaign_id, epoch, member_id),
-        args=[offset, "1" if makeup else "0"],
+        args=[offset, "1" if makeup else "0", "1"],
+        rate=rate,
     )
-    return bool(done)
+    return int(turned)
+
+
+async def unmark(
+    ctx: Context,
+    tenant_id: int,
+    campaign_id: int,
+    epoch: date,
+    member_id: int,
+    offset: int,
+    bits: int,
+) -> None:
+    """Clear the bits a mark set (``bits``: 1 the calendar's, 2 the make-up's, 3 both) when
+    the write it announced did not commit."""
+    await ctx.scripts.checkin_unmark(
+        keys=keys(ctx, tenant_id, campaign_id, epoch, member_id), args=[offset, bits]
+    )
 
 
 async def seed(
@@ -68,13 +91,27 @@ async def seed_many(
 
 
 async def read(
-    ctx: Context, tenant_id: int, campaign_id: int, epoch: date, member_id: int
+    ctx: Context,
+    tenant_id: int,
+    campaign_id: int,
+    epoch: date,
+    member_id: int,
+    rate: RateCheck | None = None,
 ) -> tuple[bytes, bytes] | None:
-    """(calendar, make-ups) or None when the calendar is not in Redis."""
-    cal, mk = await ctx.redis.mget(keys(ctx, tenant_id, campaign_id, epoch, member_id))
-    if cal is None:
+    """(calendar, make-ups) or None when the calendar is not in Redis or incomplete (one of
+    its two keys missing: seed it from PostgreSQL, see checkin_mark.lua). ``rate``: the
+    request's pending rate limit, sent first in the same pipeline (429 when refused)."""
+    ks = keys(ctx, tenant_id, campaign_id, epoch, member_id)
+    if rate is None or rate.done:
+        cal, mk = await ctx.redis.mget(ks)
+    else:
+        async with ctx.redis.pipeline(transaction=False) as pipe:
+            await rate.queue(pipe)
+            pipe.mget(ks)
+            [(cal, mk)] = await rate.execute(pipe)
+    if cal is None or mk is None:
         return None
-    return _bytes(cal), _bytes(mk or b"")
+    return _bytes(cal), _bytes(mk)
 
 
 def _bytes(v: bytes | str) -> bytes:

@@ -60,7 +60,16 @@ class Cache(Generic[K, V]):
             return hit[1]
         return None
 
-    def put(self, key: K, value: V) -> None:
+    @property
+    def generation(self) -> int:
+        """Bumped by every drop/clear: read it before loading, pass it to ``put``."""
+        return self._generation
+
+    def put(self, key: K, value: V, generation: int | None = None) -> None:
+        """Store ``value``; with ``generation``, only if nothing was dropped since it was read
+        (a value loaded before an invalidation is not stored)."""
+        if generation is not None and generation != self._generation:
+            return
         if len(self._data) >= self.max_entries:
             self._data.clear()
         self._data[key] = (time.monotonic() + self.ttl, value)

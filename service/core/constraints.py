@@ -924,11 +924,48 @@ def param_specs(route_handler: Any) -> list[tuple[str, str, Any, bool]]:
     return specs
 
 
+class _Param(typing.NamedTuple):
+    """A parameter's spec with what checking it needs, worked out once per route."""
+
+    name: str
+    wire: str
+    type_: Any
+    required: bool
+    is_list: bool  # a query parameter given as a list (?x=1&x=2)
+    own_code: str | None
+    has_extra: bool
+
+
+_PLANS: dict[int, list[_Param]] = {}
+
+
+def _param_plan(route_handler: Any) -> list[_Param]:
+    key = id(route_handler)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = [
+            _Param(
+                name,
+                wire,
+                type_,
+                required,
+                isinstance(getattr(mi.type_info(type_), "item_type", None), mi.Type),
+                _own_code(type_),
+                any(isinstance(m, Meta) and m.extra for m in _unwrap(type_)[1]),
+            )
+            for name, wire, type_, required in param_specs(route_handler)
+        ]
+    return plan
+
+
 def params_problems(request: Any) -> list[dict]:
     """Every problem of the path, query and header parameters of this request."""
+    plan = _param_plan(request.route_handler)
+    if not plan:
+        return []
     out: list[dict] = []
     path_params = request.scope.get("path_params") or {}
-    for name, wire, type_, required in param_specs(request.route_handler):
+    for name, wire, type_, required, is_list, own_code, has_extra in plan:
         if name in path_params:
             source, value = "path", path_params[name]
         elif wire.startswith("header:"):
@@ -938,13 +975,12 @@ def params_problems(request: Any) -> list[dict]:
             source = "query"
             values = request.query_params.getall(wire, [])
             value = values[-1] if values else None
-            if isinstance(getattr(mi.type_info(type_), "item_type", None), mi.Type):
+            if is_list:
                 value = values or None
         if value is None:
             if required:
                 out.append(problem(source, wire, "REQUIRED", "is required"))
             continue
-        own_code = _own_code(type_)
         texts = value if isinstance(value, list) else [value]
         if any(isinstance(t, str) and (why := bad_text(t)) is not None for t in texts):
             if own_code == "CURSOR_INVALID":
@@ -966,7 +1002,11 @@ def params_problems(request: Any) -> list[dict]:
                 out.append(problem(source, wire, "OUT_OF_RANGE", f"a time {TIME_RANGE_TEXT}"))
             elif isinstance(item, date) and not date_in_range(item):
                 out.append(problem(source, wire, "OUT_OF_RANGE", f"a date {TIME_RANGE_TEXT}"))
-            elif isinstance(item, str) and (extra := _extra_problem(type_, item)) is not None:
+            elif (
+                has_extra
+                and isinstance(item, str)
+                and (extra := _extra_problem(type_, item)) is not None
+            ):
                 out.append(problem(source, wire, *extra))
     return out
 
@@ -1057,13 +1097,11 @@ async def strict_request(request: Any) -> None:
     if bad:
         raise validation_failed(found + bad)
     raw = normalize_urls(type_, raw)
-    with contextlib.suppress(AttributeError):
-        # Litestar reads the JSON once more for the handler: hand it the parsed value.
-        request._connection_state.json = raw
     try:
-        msgspec.convert(raw, type_, strict=True)
+        value = msgspec.convert(raw, type_, strict=True)
         shape = range_problems(type_, raw, "body")
     except msgspec.ValidationError as exc:
+        value = None
         shape = problems_of(type_, raw, "body") or [
             problem("body", _msgspec_path(str(exc)), "INVALID", str(exc).split(" - ")[0])
         ]
@@ -1072,3 +1110,7 @@ async def strict_request(request: Any) -> None:
         found += await io_rule_problems_of(request, type_, raw, shape)
     if found:
         raise validation_failed(found)
+    with contextlib.suppress(AttributeError):
+        # The body is decoded and converted once, here: Litestar hands the handler this value
+        # (its own conversion passes an instance of the declared type through unchanged).
+        request._connection_state.json = value

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
@@ -164,6 +165,14 @@ class SlotCheckedScript:
     ) -> Any:
         keys, args = list(keys or ()), list(args or ())
         check_one_slot(self.name, keys)
+        if (
+            rate is not None
+            and client is not None
+            and not rate.done
+            and isinstance(client, Pipeline | ClusterPipeline)
+        ):
+            # A refusal would only surface at execute: put the check first with rate.queue.
+            raise TypeError(f"{self.name}: in a pipeline, use rate.queue(pipe) and rate.execute")
         folded = None
         if self.folds:
             if (

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
+
+from service.events.rules import CapKey
 
 
 async def put_rule(
@@ -45,57 +49,73 @@ async def list_rules(conn: asyncpg.Connection, tenant_id: int) -> list[asyncpg.R
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ReceivedEvent:
+    """A brand event as stored for dedupe (``value`` as text, exact)."""
+
+    event_id: str
+    member_id: int | None
+    type: str
+    value: str | None
+    attributes: dict[str, Any]
+    occurred_at: datetime
+
+
 async def insert_member_events(
-    conn: asyncpg.Connection, tenant_id: int, rows: list[tuple], now: datetime
+    conn: asyncpg.Connection, tenant_id: int, rows: list[ReceivedEvent], now: datetime
 ) -> set[str]:
-    """rows: (event id, member, type, value text, attributes, occurred_at). Returns the ids
-    that were new (the rest were seen before: ingesting twice changes nothing)."""
+    """Record events; returns the ids that were new (the rest were seen before: ingesting
+    twice changes nothing)."""
     if not rows:
         return set()
-    rows = sorted(rows, key=lambda r: r[0])  # one lock order for overlapping batches
-    cols = list(zip(*rows, strict=True))
+    rows = sorted(rows, key=lambda r: r.event_id)  # one lock order for overlapping batches
     result = await conn.fetch(
         "INSERT INTO member_events (tenant_id, event_id, member_id, type, value, attributes, "
         "occurred_at, received_at) SELECT $1, e, m, t, v, a, o, $8 FROM unnest($2::text[], "
         "$3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[]) "
         "AS u(e, m, t, v, a, o) ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id",
         tenant_id,
-        *[list(c) for c in cols],
+        [r.event_id for r in rows],
+        [r.member_id for r in rows],
+        [r.type for r in rows],
+        [r.value for r in rows],
+        [r.attributes for r in rows],
+        [r.occurred_at for r in rows],
         now,
     )
     return {r["event_id"] for r in result}
 
 
 async def lock_usage(
-    conn: asyncpg.Connection, tenant_id: int, keys: list[tuple[str, int, object]]
-) -> dict[tuple[str, int, object], int]:
-    """Create and lock the daily-cap counters (rule, member, day); returns amounts used."""
-    ordered = sorted(set(keys), key=lambda k: (k[0], k[1], str(k[2])))
+    conn: asyncpg.Connection, tenant_id: int, keys: list[CapKey]
+) -> dict[CapKey, int]:
+    """Create and lock the daily-cap counters; returns the amounts used so far."""
+    ordered = sorted(set(keys), key=lambda k: (k.rule, k.member_id, k.day))
     rows = await conn.fetch(
         "INSERT INTO rule_daily_usage (tenant_id, rule_key, member_id, day, amount) "
         "SELECT $1, r, m, d, 0 FROM unnest($2::text[], $3::bigint[], $4::date[]) AS u(r, m, d) "
         "ON CONFLICT (tenant_id, rule_key, member_id, day) DO UPDATE "
         "SET amount = rule_daily_usage.amount RETURNING rule_key, member_id, day, amount",
         tenant_id,
-        [k[0] for k in ordered],
-        [k[1] for k in ordered],
-        [k[2] for k in ordered],
+        [k.rule for k in ordered],
+        [k.member_id for k in ordered],
+        [k.day for k in ordered],
     )
-    return {(r["rule_key"], r["member_id"], r["day"]): r["amount"] for r in rows}
+    return {CapKey(r["rule_key"], r["member_id"], r["day"]): r["amount"] for r in rows}
 
 
-async def add_usage(
-    conn: asyncpg.Connection, tenant_id: int, rows: list[tuple[str, int, object, int]]
-) -> None:
+async def add_usage(conn: asyncpg.Connection, tenant_id: int, added: dict[CapKey, int]) -> None:
+    """Raise locked cap counters by what was credited."""
+    keys = list(added)
     await conn.execute(
         "UPDATE rule_daily_usage u SET amount = u.amount + d.a FROM unnest($2::text[], "
         "$3::bigint[], $4::date[], $5::bigint[]) AS d(r, m, dy, a) WHERE u.tenant_id = $1 "
         "AND u.rule_key = d.r AND u.member_id = d.m AND u.day = d.dy",
         tenant_id,
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [r[3] for r in rows],
+        [k.rule for k in keys],
+        [k.member_id for k in keys],
+        [k.day for k in keys],
+        [added[k] for k in keys],
     )
 
 

@@ -42,7 +42,7 @@ async def post_events(
     work: NamedDependency[RequestUnit],
 ) -> Response[IngestOut]:
     if isinstance(data, EventIn):
-        return await work.respond(service.ingest_one, operator.tenant_id, data)
+        return await work.respond_single(service.ingest_one, operator.tenant_id, data)
     return await work.respond(service.ingest, operator.tenant_id, data)
 
 

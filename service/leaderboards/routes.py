@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Response, Router, delete, get, post, put
+from litestar import Request, Response, Router, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
@@ -14,6 +14,7 @@ from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.constraints import PERIOD_ID, Cursor, OperatorPageSize, PageSize
 from service.core.http import (
+    MemberRequest,
     RequestUnit,
     get_ctx,
     member_principal,
@@ -244,15 +245,15 @@ async def publish_red_black(
 )
 async def read_board(
     boardKey: Key,
-    member: NamedDependency[Member],
-    state: State,
+    request: Request,
     period: Period = "current",
     limit: PageSize = 20,
     cursor: Cursor = None,
 ) -> BoardPage:
-    return await service.read_board(
-        get_ctx(state), member.tenant_id, member.member_id, boardKey, period, limit, cursor
-    )
+    async with MemberRequest(request) as m:
+        return await service.read_board(
+            m.ctx, m.member.tenant_id, m.member.member_id, boardKey, period, limit, cursor, m.rate
+        )
 
 
 @errors(
@@ -268,8 +269,7 @@ async def read_board(
 )
 async def around_me(
     boardKey: Key,
-    member: NamedDependency[Member],
-    state: State,
+    request: Request,
     period: Period = "current",
     radius: Annotated[
         int,
@@ -278,9 +278,10 @@ async def around_me(
         ),
     ] = 5,
 ) -> BoardPage:
-    return await service.around_me(
-        get_ctx(state), member.tenant_id, member.member_id, boardKey, period, radius
-    )
+    async with MemberRequest(request) as m:
+        return await service.around_me(
+            m.ctx, m.member.tenant_id, m.member.member_id, boardKey, period, radius, m.rate
+        )
 
 
 @errors(

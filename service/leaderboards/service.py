@@ -27,6 +27,7 @@ from service.core.constraints import (
 from service.core.context import CONFIG_CACHE_TTL_S, Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
 from service.core.outbox import Event
+from service.core.ratelimit import RateCheck
 from service.core.uow import UnitOfWork, unit_of_work
 from service.leaderboards import repository as repo
 from service.leaderboards import rules, store
@@ -778,9 +779,15 @@ async def _top_page(
 
 
 async def _my_place(
-    ctx: Context, spec: BoardSpec, period: Period, closed: bool, member_id: int
+    ctx: Context,
+    spec: BoardSpec,
+    period: Period,
+    closed: bool,
+    member_id: int,
+    rate: RateCheck | None = None,
 ) -> MeOnBoard:
-    """Always exact: read on every request, never from the page cache."""
+    """Always exact: read on every request, never from the page cache; the live read counts
+    the request's rate limit ``rate`` in the same call."""
     if closed:
         async with ctx.db.connection() as conn:
             row = await repo.archive_entry(conn, spec.id, period.id, member_id)
@@ -794,7 +801,9 @@ async def _my_place(
                 prev = above[0]["score"] - row["score"] if above else None
         return MeOnBoard(row["rank"], row["score"], prev)
     k = _key(ctx, spec, period.id)
-    got = await _built(ctx, spec, period, lambda: store.me(ctx, k, rules.member_bytes(member_id)))
+    got = await _built(
+        ctx, spec, period, lambda: store.me(ctx, k, rules.member_bytes(member_id), rate)
+    )
     if got is None:
         return MeOnBoard(None, 0, None)
     rank, enc, prev = got
@@ -812,7 +821,10 @@ async def read_board(
     period_param: str,
     limit: int,
     cursor: str | None,
+    rate: RateCheck | None = None,
 ) -> BoardPage:
+    """A page of the board (cached in process, TOP_CACHE_TTL_S) and my exact place, read
+    live in one Redis call that also counts the request's rate limit ``rate``."""
     _check_limit("limit", limit, 1, rules.MAX_LIMIT)
     offset = _offset(cursor)
     spec = await board_spec(ctx, tenant_id, key)
@@ -822,7 +834,7 @@ async def read_board(
     me = (
         MeOnBoard(None, 0, None)
         if entry is None
-        else await _my_place(ctx, spec, period, closed, entry)
+        else await _my_place(ctx, spec, period, closed, entry, rate)
     )
     items = cached
     if me.rank is not None and offset < me.rank <= offset + len(cached):
@@ -835,8 +847,15 @@ async def read_board(
 
 
 async def around_me(
-    ctx: Context, tenant_id: int, member_id: int, key: str, period_param: str, radius: int
+    ctx: Context,
+    tenant_id: int,
+    member_id: int,
+    key: str,
+    period_param: str,
+    radius: int,
+    rate: RateCheck | None = None,
 ) -> BoardPage:
+    """The members around me; a live period in one Redis call that also counts ``rate``."""
     _check_limit("radius", radius, 1, rules.MAX_RADIUS)
     spec = await board_spec(ctx, tenant_id, key)
     period, closed = await _resolve_period(ctx, spec, period_param)
@@ -857,7 +876,10 @@ async def around_me(
     else:
         k = _key(ctx, spec, period.id)
         got = await _built(
-            ctx, spec, period, lambda: store.around(ctx, k, rules.member_bytes(member_id), radius)
+            ctx,
+            spec,
+            period,
+            lambda: store.around(ctx, k, rules.member_bytes(member_id), radius, rate),
         )
         if got is not None:
             rank, start, pairs = got

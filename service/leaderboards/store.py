@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from service.core.context import Context
+from service.core.ratelimit import RateCheck
 
 Update = tuple[bytes, float | None]  # (member bytes, encoded score or None to remove)
 
@@ -98,10 +99,13 @@ async def top(
     return pairs, upd
 
 
-async def me(ctx: Context, key: str, member: bytes) -> tuple[int, float, float | None] | None:
-    """(0-based rank, my encoded score, the encoded score just above me) in one round trip;
-    None when I am not on the board; NotBuilt when the set is not built."""
-    reply = _checked(await ctx.scripts.lb_me(keys=[key], args=[member, BUILT]))
+async def me(
+    ctx: Context, key: str, member: bytes, rate: RateCheck | None = None
+) -> tuple[int, float, float | None] | None:
+    """(0-based rank, my encoded score, the encoded score just above me) in one round trip,
+    which counts the request's rate limit ``rate`` first (429 when refused); None when I am
+    not on the board; NotBuilt when the set is not built."""
+    reply = _checked(await ctx.scripts.lb_me(keys=[key], args=[member, BUILT], rate=rate))
     if not reply:
         return None
     rank, score, prev = reply
@@ -109,9 +113,13 @@ async def me(ctx: Context, key: str, member: bytes) -> tuple[int, float, float |
 
 
 async def around(
-    ctx: Context, key: str, member: bytes, radius: int
+    ctx: Context, key: str, member: bytes, radius: int, rate: RateCheck | None = None
 ) -> tuple[int, int, list[tuple[bytes, float]]] | None:
-    reply = _checked(await ctx.scripts.lb_around(keys=[key], args=[member, radius, BUILT]))
+    """(my 0-based rank, the slice's first rank, member/encoded pairs) in one round trip,
+    the rate limit ``rate`` counted first; None when I am not on the board."""
+    reply = _checked(
+        await ctx.scripts.lb_around(keys=[key], args=[member, radius, BUILT], rate=rate)
+    )
     if not reply:
         return None
     rank, start, flat = reply

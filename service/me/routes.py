@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from litestar import Response, Router, get, patch
-from litestar.datastructures import State
+from litestar import Request, Response, Router, get, patch
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
 from service.core.apidoc import errors
 from service.core.auth import Member
-from service.core.http import RequestUnit, get_ctx, member_principal, member_work
+from service.core.http import MemberRequest, RequestUnit, member_principal, member_work
 from service.me import service
 from service.me.schemas import MeOut, SummaryOut
 from service.members import service as members
@@ -18,8 +17,9 @@ from service.members.schemas import MemberOut, ProfileIn
 
 @errors()
 @get("/me", summary="My card: profile, member number, level and progress, balances", tags=["me"])
-async def me(member: NamedDependency[Member], state: State) -> MeOut:
-    return await service.me(get_ctx(state), member.tenant_id, member.member_id)
+async def me(request: Request) -> MeOut:
+    async with MemberRequest(request) as m:
+        return await service.me(m.ctx, m.member.tenant_id, m.member.member_id)
 
 
 @errors()
@@ -34,8 +34,9 @@ async def me(member: NamedDependency[Member], state: State) -> MeOut:
         "number of database statements whatever the number of campaigns."
     ),
 )
-async def summary(member: NamedDependency[Member], state: State) -> SummaryOut:
-    return await service.summary(get_ctx(state), member.tenant_id, member.member_id)
+async def summary(request: Request) -> SummaryOut:
+    async with MemberRequest(request) as m:
+        return await service.summary(m.ctx, m.member.tenant_id, m.member.member_id)
 
 
 @errors(idempotent=True)

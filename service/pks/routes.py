@@ -94,7 +94,8 @@ async def settle_pk(
     description=(
         "Team scores and ranks (ties: who reached the score first), my team, my contribution "
         "and rank inside my team, the top contributors of each team, time left. Once settled, "
-        "the frozen result with the winner and each team's MVP. Parked: 409 PK_PARKED."
+        "the frozen result with the winner and each team's MVP. Parked: 409 PK_PARKED. Team "
+        "scores and top contributors may be up to a second old; my contribution is exact."
     ),
 )
 async def read_pk(pkKey: Key, request: Request) -> PkBoard:

@@ -75,6 +75,8 @@ HEADCOUNT_TTL_S = 5.0
 GRACE = timedelta(days=7)  # Redis views outlive the end by this (reads go to PostgreSQL after)
 SPEC_CACHE = "pks.spec"
 DISPLAY_TTL_S = 30.0
+LIVE_CACHE = "pks.live"
+LIVE_TTL_S = 1.0  # team scores and top contributors lag at most this in other processes
 
 
 def _spec_cache(ctx: Context) -> Cache[tuple[int, str], Any]:
@@ -521,6 +523,9 @@ async def _apply(ctx: Context, hits: list[Hit]) -> None:
             for p in specs
         ]
         skipped = await store.apply(ctx, writes, ctx.clock.now())
+        live = _live_cache(ctx)
+        for p in specs:
+            live.drop(p)  # this process's readers see the new scores at once
         if skipped:
             log.info("pk views not built; left for the next read to rebuild", pks=skipped)
 
@@ -567,6 +572,7 @@ async def rebuild_pk(ctx: Context, spec: Spec, *, only_if_missing: bool = False)
                 max(spec.expire_at, int(ctx.clock.now().timestamp()) + 3600),
                 ctx.clock.now(),
             )
+        _live_cache(ctx).drop(spec.id)
     return True
 
 
@@ -635,34 +641,21 @@ async def _shown(ctx: Context, tenant_id: int, member_ids: list[int]) -> dict[in
     return out
 
 
-async def read(
-    ctx: Context, tenant_id: int, member_id: int, key: str, rate: RateCheck | None = None
-) -> PkBoard:
-    """The live scoreboard: team scores and ranks, my team, my contribution and rank in it,
-    top contributors per team, time left. Live: one Redis script call (rebuilt from
-    PostgreSQL on a miss), which also counts the request's rate limit ``rate`` first.
-    Settled: the frozen results from PostgreSQL."""
-    spec = await spec_of(ctx, tenant_id, key)
-    if spec.settled:
-        return await _read_settled(ctx, spec, member_id)
-    my_team = await _my_team(ctx, spec, member_id)
+class _Live(msgspec.Struct, frozen=True):
+    """The per-PK part of a live scoreboard (the same for every member), cached LIVE_TTL_S:
+    ranked standings (no "mine"/"me" marks) and the member ids of each team's top
+    contributors, in the same order."""
+
+    standings: list[tuple[int, TeamStanding, list[int]]]  # (team id, standing, top ids)
+    keys: dict[int, str]  # team id -> key
+
+
+def _live_cache(ctx: Context) -> Cache[int, _Live]:
+    return ctx.caches.get(LIVE_CACHE, LIVE_TTL_S)
+
+
+async def _live_of(ctx: Context, spec: Spec, view: store.View) -> _Live:
     heads = await _headcounts(ctx, spec)
-    me_bytes = boards.entry_bytes(member_id)
-    view = None
-    for _ in range(3):
-        try:
-            view = await store.read(
-                ctx, tenant_id, spec.id, list(spec.team_ids), spec.top, my_team, me_bytes, rate
-            )
-            break
-        except store.NotBuilt:
-            global rebuilt_on_read
-            if await rebuild_pk(ctx, spec, only_if_missing=True):
-                rebuilt_on_read += 1
-    if view is None:
-        raise DependencyUnavailable(
-            details={"dependency": "redis", "problem": "the PK could not be rebuilt"}
-        )
     ranked = rules.rank_teams(
         spec.aggregation,
         spec.min_headcount,
@@ -676,34 +669,100 @@ async def read(
         t: [(boards.entry_of(m), boards.rank_decode(s)) for m, s in view.top[index[t]]]
         for t in spec.team_ids
     }
-    shown = await _shown(ctx, tenant_id, [m for items in tops.values() for m, _ in items])
+    shown = await _shown(ctx, spec.tenant_id, [m for items in tops.values() for m, _ in items])
     info = await _team_info(ctx, spec)
     standings = [
-        TeamStanding(
-            rank=r.rank,
-            key=info[r.team_id].key,
-            name=info[r.team_id].name,
-            score=rules.shown(r.score),
-            total=r.total,
-            headcount=r.headcount,
-            reached_at=r.reached_at,
-            is_mine=r.team_id == my_team,
-            top_contributors=[
-                Contributor(i + 1, shown[m], s, m == member_id)
-                for i, (m, s) in enumerate(tops[r.team_id])
-            ],
-            contributors=view.counts[index[r.team_id]],
+        (
+            r.team_id,
+            TeamStanding(
+                rank=r.rank,
+                key=info[r.team_id].key,
+                name=info[r.team_id].name,
+                score=rules.shown(r.score),
+                total=r.total,
+                headcount=r.headcount,
+                reached_at=r.reached_at,
+                is_mine=False,
+                top_contributors=[
+                    Contributor(i + 1, shown[m], s) for i, (m, s) in enumerate(tops[r.team_id])
+                ],
+                contributors=view.counts[index[r.team_id]],
+            ),
+            [m for m, _ in tops[r.team_id]],
         )
         for r in ranked
         if r.team_id in info
     ]
-    my_score = boards.rank_decode(view.my_score) if view.my_score is not None else 0
+    return _Live(standings, {t: info[t].key for t in info})
+
+
+def _marked(live: _Live, my_team: int | None, member_id: int) -> list[TeamStanding]:
+    """The cached standings with my team and my own line marked (copies; the cache is
+    shared)."""
+    out = []
+    for team_id, standing, top_ids in live.standings:
+        if member_id in top_ids:  # (in an earlier team too, after a switch)
+            i = top_ids.index(member_id)
+            tops = list(standing.top_contributors)
+            tops[i] = msgspec.structs.replace(tops[i], is_me=True)
+            standing = msgspec.structs.replace(standing, top_contributors=tops)
+        if team_id == my_team:
+            standing = msgspec.structs.replace(standing, is_mine=True)
+        out.append(standing)
+    return out
+
+
+async def read(
+    ctx: Context, tenant_id: int, member_id: int, key: str, rate: RateCheck | None = None
+) -> PkBoard:
+    """The live scoreboard: team scores and ranks, my team, my contribution and rank in it,
+    top contributors per team, time left. Settled: the frozen results from PostgreSQL.
+
+    Live, ONE Redis call (which also counts the request's rate limit ``rate`` first): the
+    per-PK part (scores, ranks, top contributors with display names) is cached in this
+    process for LIVE_TTL_S and dropped when this process applies events to the PK, so a
+    warm read asks Redis only for my place; a cold one reads the whole board and my place
+    in the same call. A PK whose view Redis lost is rebuilt from PostgreSQL on the read."""
+    spec = await spec_of(ctx, tenant_id, key)
+    if spec.settled:
+        return await _read_settled(ctx, spec, member_id)
+    my_team = await _my_team(ctx, spec, member_id)
+    me_bytes = boards.entry_bytes(member_id)
+    team_ids = list(spec.team_ids)
+    cache = _live_cache(ctx)
+    live = cache.peek(spec.id)
+    place: tuple[int | None, float | None] | None = None
+    for _ in range(3):
+        try:
+            if live is not None:
+                place = await store.read_mine(
+                    ctx, tenant_id, spec.id, team_ids, my_team, me_bytes, rate
+                )
+            else:
+                generation = cache.generation
+                view = await store.read(
+                    ctx, tenant_id, spec.id, team_ids, spec.top, my_team, me_bytes, rate
+                )
+                live = await _live_of(ctx, spec, view)
+                cache.put(spec.id, live, generation)
+                place = view.my_rank, view.my_score
+            break
+        except store.NotBuilt:
+            global rebuilt_on_read
+            live = None
+            if await rebuild_pk(ctx, spec, only_if_missing=True):
+                rebuilt_on_read += 1
+    if place is None or live is None:
+        raise DependencyUnavailable(
+            details={"dependency": "redis", "problem": "the PK could not be rebuilt"}
+        )
+    my_rank, my_score = place
     me = MeInPk(
-        info[my_team].key if my_team in info else None,
-        my_score,
-        None if view.my_rank is None else view.my_rank + 1,
+        live.keys.get(my_team) if my_team is not None else None,
+        boards.rank_decode(my_score) if my_score is not None else 0,
+        None if my_rank is None else my_rank + 1,
     )
-    return _board(ctx, spec, standings, me, None)
+    return _board(ctx, spec, _marked(live, my_team, member_id), me, None)
 
 
 def _board(

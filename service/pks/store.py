@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from service.core.context import Context
 from service.core.ratelimit import RateCheck
@@ -91,6 +92,15 @@ def _at(ms: bytes | str | None) -> datetime | None:
     return datetime.fromtimestamp(int(ms) / 1000, UTC)
 
 
+def _read_keys(ctx: Context, tenant_id: int, pk_id: int, team_ids: Sequence[int]) -> list[str]:
+    keys = [totals_key(ctx, tenant_id, pk_id), meta_key(ctx, tenant_id, pk_id)]
+    return keys + [contrib_key(ctx, tenant_id, pk_id, t) for t in team_ids]
+
+
+def _place(rank: Any, score: Any) -> tuple[int | None, float | None]:
+    return (None if rank is None else int(rank)), (None if score is None else float(score))
+
+
 async def read(
     ctx: Context,
     tenant_id: int,
@@ -103,10 +113,10 @@ async def read(
 ) -> View:
     """The whole scoreboard and my place in one script call (which counts the request's rate
     limit first: 429 when refused); NotBuilt when not built."""
-    keys = [totals_key(ctx, tenant_id, pk_id), meta_key(ctx, tenant_id, pk_id)]
-    keys += [contrib_key(ctx, tenant_id, pk_id, t) for t in team_ids]
     mine = team_ids.index(my_team) + 1 if my_team in team_ids else 0
-    reply = await ctx.scripts.pk_read(keys=keys, args=[top, mine, member], rate=rate)
+    reply = await ctx.scripts.pk_read(
+        keys=_read_keys(ctx, tenant_id, pk_id, team_ids), args=[top, mine, member, 1], rate=rate
+    )
     if reply == -1:
         raise NotBuilt
     flat_totals, flat_meta, per, rank, score = reply
@@ -116,15 +126,30 @@ async def read(
     meta = {flat_meta[i].decode(): flat_meta[i + 1] for i in range(0, len(flat_meta), 2)}
     reached = {t: _at(meta.get(f"r:{t}")) for t in team_ids}
     tops = [[(items[i], float(items[i + 1])) for i in range(0, len(items), 2)] for items, _ in per]
+    my_rank, my_score = _place(rank, score)
     return View(
-        totals,
-        reached,
-        _at(meta.get("upd")),
-        tops,
-        [int(c) for _, c in per],
-        None if rank is None else int(rank),
-        None if score is None else float(score),
+        totals, reached, _at(meta.get("upd")), tops, [int(c) for _, c in per], my_rank, my_score
     )
+
+
+async def read_mine(
+    ctx: Context,
+    tenant_id: int,
+    pk_id: int,
+    team_ids: Sequence[int],
+    my_team: int | None,
+    member: bytes,
+    rate: RateCheck | None = None,
+) -> tuple[int | None, float | None]:
+    """(my 0-based rank in my team, my encoded contribution) only, in one script call (the
+    same script; the rate limit counted first); NotBuilt when not built."""
+    keys = [totals_key(ctx, tenant_id, pk_id), meta_key(ctx, tenant_id, pk_id)]
+    if my_team is not None and my_team in team_ids:
+        keys.append(contrib_key(ctx, tenant_id, pk_id, my_team))  # only my team's set
+    reply = await ctx.scripts.pk_read(keys=keys, args=[0, len(keys) - 2, member, 0], rate=rate)
+    if reply == -1:
+        raise NotBuilt
+    return _place(reply[0] if reply else None, reply[1] if len(reply) > 1 else None)
 
 
 async def replace(

@@ -4,6 +4,7 @@ member's account row first, so changes of one member serialize."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -119,21 +120,26 @@ async def member_level_indexes(
     return {r["member_id"]: r["level_index"] for r in rows}
 
 
-async def set_levels(
-    conn: asyncpg.Connection,
-    tenant_id: int,
-    rows: list[tuple[int, int, datetime, datetime | None]],
-) -> None:
-    """rows: (member, level index, since, review_at)."""
+@dataclass(frozen=True, slots=True)
+class LevelRow:
+    """A member's level as stored: index into the ladder, since when, next validity review."""
+
+    member_id: int
+    level_index: int
+    since: datetime
+    review_at: datetime | None
+
+
+async def set_levels(conn: asyncpg.Connection, tenant_id: int, rows: list[LevelRow]) -> None:
     await conn.execute(
         "UPDATE member_levels l SET level_index = u.i, since = u.s, review_at = u.r "
         "FROM unnest($2::bigint[], $3::smallint[], $4::timestamptz[], $5::timestamptz[]) "
         "AS u(m, i, s, r) WHERE l.tenant_id = $1 AND l.member_id = u.m",
         tenant_id,
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [r[3] for r in rows],
+        [r.member_id for r in rows],
+        [r.level_index for r in rows],
+        [r.since for r in rows],
+        [r.review_at for r in rows],
     )
 
 

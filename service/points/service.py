@@ -1,7 +1,9 @@
 """The ledger and levels: credit, debit, reverse, expire; level ups, reviews; event rules.
 
 Every function that changes balances takes the caller's connection and runs inside the
-caller's transaction (the request boundary commits). Other features pay through ``credit`` and
+caller's transaction (the request boundary commits); each is ONE call of the ledger's one
+writer, the server-side ``engage_ledger_post`` (service.points.ledger), which other features
+may also call inside their own single statement. Other features pay through ``credit`` and
 ``debit``; the ledger never calls them back.
 """
 
@@ -416,7 +418,9 @@ async def _review_one(uow: UnitOfWork, tenant_id: int, member_id: int, now: date
     got = await ladder_of(ctx, conn, tenant_id)
     if got is None or got[0].validity_mode != "rolling":
         await repo.set_levels(
-            conn, tenant_id, [(member_id, current["level_index"], current["since"], None)]
+            conn,
+            tenant_id,
+            [repo.LevelRow(member_id, current["level_index"], current["since"], None)],
         )
         return
     ladder = got[0]
@@ -447,7 +451,14 @@ async def _review_one(uow: UnitOfWork, tenant_id: int, member_id: int, now: date
     await repo.set_levels(
         conn,
         tenant_id,
-        [(member_id, cur, now if cur != current["level_index"] else current["since"], review_at)],
+        [
+            repo.LevelRow(
+                member_id,
+                cur,
+                now if cur != current["level_index"] else current["since"],
+                review_at,
+            )
+        ],
     )
 
 
