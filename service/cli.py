@@ -281,10 +281,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return t, full
 
     tenant, key = asyncio.run(_with_db(settings, fn))
-    _say(f"""Demo tenant '{tenant.slug}' (id {tenant.id}) is ready.
+    _say(f"Demo tenant '{tenant.slug}' (id {tenant.id}) is ready.")
+    if not args.no_campaigns:
+        from service import demo
 
+        _say(f"Demo campaigns, through the operator API at {base}:")
+        for line in demo.seed(base, key, _now()):
+            _say(line)
+    _say(f"""
 Operator API key (admin scope; shown once):
   export ENGAGE_KEY={key}
+
+The operator console (sign in with the key above):
+  {base}/console
+The member H5 page (any name as the dev openid):
+  {base}/h5?app=wxdemo
 
 Log in as a demo member (the server must run with ENGAGE_DEV_LOGIN=true, which the README's
 serve command sets for local use):
@@ -422,6 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="create a demo tenant, key and login")
     d.add_argument("--port", type=int, default=None)
+    d.add_argument(
+        "--no-campaigns",
+        action="store_true",
+        help="only the tenant, key and app (no demo campaigns through the running server)",
+    )
     d.set_defaults(fn=cmd_demo)
 
     o = sub.add_parser("export-openapi", help="write frontend-api-spec/openapi.json")

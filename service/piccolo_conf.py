@@ -27,5 +27,6 @@ APP_REGISTRY = AppRegistry(
         "service.teams.piccolo_app",
         "service.pks.piccolo_app",
         "service.rituals.piccolo_app",
+        "service.operator.piccolo_app",
     ]
 )

@@ -218,10 +218,22 @@ async def test_operator_and_member_end_to_end(server, browser, ctx, client) -> N
         await page.click("#simulate")
         await page.wait_for_selector("#sim-result")
         assert "big" in await page.locator("#sim-result").inner_text()
+        # The page says how many draws it simulated, keeps the number typed, and the
+        # table adds up to it.
+        assert await page.get_attribute("#sim-draws", "data-draws") == "2000"
+        assert await page.input_value("#sim-n") == "2000"
+        assert await page.locator("#sim-total").inner_text() == "2,000"
+        # The prize kind select shows its whole word.
+        box = await page.locator("select[name='prizes[0].kind']").bounding_box()
+        assert box is not None and box["width"] >= 90
     async with s.step("wheel-published"):
         await page.click("#publish")
         await page.wait_for_selector("#saved")
-        assert await page.locator("#wheel-status").inner_text() == "open"
+        # One word for a wheel's state: the list says what the wheel API says.
+        assert await page.get_attribute("#wheel-status", "data-state") == "open"
+        await page.goto(server + "/console/c/wheels")
+        assert await page.get_attribute("tr[data-key=lucky] .pill", "data-state") == "open"
+        await page.goto(server + "/console/wheels/lucky")
 
     # ------------------------------------------------------------- the member
     phone = await browser.new_context(
@@ -250,6 +262,12 @@ async def test_operator_and_member_end_to_end(server, browser, ctx, client) -> N
         slot = int(await m.get_attribute("#wheel", "data-slot"))
         assert shown in {"big", "pts"} and slot == {"big": 0, "pts": 1}[shown]
         await m.wait_for_selector(f"#prizes li[data-prize='{shown}']")
+        # The win toast never covers the header's points.
+        await m.wait_for_selector("#toast:not([hidden])")
+        toast = await m.locator("#toast").bounding_box()
+        points = await m.locator("#me-points").bounding_box()
+        assert toast is not None and points is not None
+        assert toast["y"] > points["y"] + points["height"]
         await dismiss_ceremonies(m)
     async with ms.step("reloaded"):
         # Every ceremony was acked when played: a reload shows none again.
@@ -280,6 +298,7 @@ async def test_operator_and_member_end_to_end(server, browser, ctx, client) -> N
             "/console/events",
             "/console/apikeys",
             "/console/c/checkin-campaigns",
+            "/console/c/wheels/versions?key=lucky",
         ):
             await page.goto(server + path)
             await page.screenshot(
@@ -297,5 +316,165 @@ async def test_operator_and_member_end_to_end(server, browser, ctx, client) -> N
         await page.wait_for_url(server + "/console/login")
         await page.goto(server + "/console")
         assert page.url.endswith("/console/login")
+    await phone.close()
+    await op_ctx.close()
+
+
+async def _console_login(page, server: str, api_key: str) -> None:  # type: ignore[no-untyped-def]
+    await page.goto(server + "/console/login")
+    await page.fill("#api-key", api_key)
+    await page.click("#sign-in")
+    await page.wait_for_url(server + "/console")
+
+
+async def _save_config(page, server: str, kind: str, key: str | None, doc: str) -> None:  # type: ignore[no-untyped-def]
+    await page.goto(f"{server}/console/c/{kind}/edit")
+    if key is not None:
+        await page.fill("#config-key", key)
+    await page.fill("#config-text", doc)
+    await page.click("#save-config")
+    await page.wait_for_load_state()
+
+
+async def test_console_editors_history_replay_and_member_ritual(  # type: ignore[no-untyped-def]
+    server, browser, ctx, client
+) -> None:
+    """Levels, teams, PKs and the ritual from the console's editors (problems next to the
+    fields, what was typed kept), their version history, per-tenant dead-letter replay; then a
+    member completes the ritual on /h5, sees the member number, joins a team in the PK."""
+    tenant = await new_tenant(ctx, client)
+    other = await new_tenant(ctx, client)
+    now = datetime.now(UTC).replace(microsecond=0)
+    healthy = sorted(ctx.dispatcher.handlers)[0]
+    letters = {}
+    for t in (tenant, other):
+        async with ctx.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO outbox (event_id, tenant_id, type, payload, occurred_at) "
+                "VALUES (gen_random_uuid(), $1, 'test.dead', '{}'::jsonb, $2)",
+                t.id,
+                now,
+            )
+            oid = await conn.fetchval(
+                "SELECT max(id) FROM outbox WHERE tenant_id = $1 AND type = 'test.dead'", t.id
+            )
+            letters[t.id] = await conn.fetchval(
+                "INSERT INTO outbox_dead_letters (subscriber, outbox_id, attempts, error, "
+                "created_at) VALUES ($1, $2, 5, 'RuntimeError(boom)', $3) RETURNING id",
+                healthy,
+                oid,
+                now,
+            )
+
+    op_ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await op_ctx.new_page()
+    s = Steps(page, "editors")
+    async with s.step("signed-in"):
+        await _console_login(page, server, tenant.api_key)
+    async with s.step("levels-problems"):
+        bad = '{"levels": [{"name": "", "threshold": -5}], "validity": {"mode": "sometimes"}}'
+        await _save_config(page, server, "levels", None, bad)
+        await page.wait_for_selector("#problems")
+        paths = set(
+            await page.locator("#fields .field-error").evaluate_all(
+                "els => els.map(e => e.dataset.path)"
+            )
+        )
+        assert {"levels[0].name", "levels[0].threshold"} <= paths or "validity.mode" in paths
+        assert await page.locator("tr[data-field=levels].bad-row").count() == 1
+        assert await page.input_value("#config-text") == bad  # what was typed is kept
+        assert await page.input_value("#config-key") == "ladder"
+    async with s.step("levels-saved"):
+        await page.fill(
+            "#config-text",
+            '{"levels": [{"name": "新朋友", "threshold": 0}, {"name": "银卡", "threshold": 100}]}',
+        )
+        await page.click("#save-config")
+        await page.wait_for_selector("#saved")
+    async with s.step("teams-saved"):
+        for key, name in (("east", "东区"), ("west", "西区"), ("east", "东区门店")):
+            await _save_config(
+                page,
+                server,
+                "teams",
+                key,
+                f'{{"name": "{name}", "kind": "store", "teamSet": "stores", "open": true}}',
+            )
+            await page.wait_for_selector("#saved")
+        await page.goto(server + "/console/c/teams")
+        assert await page.locator("#config-list tr[data-key]").count() == 2
+    async with s.step("team-history"):
+        await page.click("tr[data-key=east] a.versions")
+        await page.wait_for_selector("#versions")
+        assert await page.locator("#versions tr[data-version]").count() == 2
+        assert "name" in await page.locator("#versions tr[data-version]").first.inner_text()
+    async with s.step("pk-problems"):
+        start, end = (now - timedelta(hours=1)).isoformat(), (now + timedelta(days=3)).isoformat()
+        doc = (
+            f'{{"name": "门店 PK", "teams": ["east", "ghost"], "metric": "points", '
+            f'"startsAt": "{start}", "endsAt": "{end}"}}'
+        )
+        await _save_config(page, server, "pks", "duel", doc)
+        await page.wait_for_selector("#problems")
+        assert "ghost" in await page.locator("#problems").inner_text()
+        assert await page.input_value("#config-text") == doc
+    async with s.step("pk-saved"):
+        await page.fill("#config-text", doc.replace('"ghost"', '"west"'))
+        await page.click("#save-config")
+        await page.wait_for_selector("#saved")
+    async with s.step("ritual-saved"):
+        await _save_config(
+            page,
+            server,
+            "rituals",
+            None,
+            '{"title": "欢迎加入", "steps": [{"kind": "covenant", "key": "covenant", '
+            '"title": "会员公约", "text": "一起成长", "version": "v1"}, {"kind": "profile", '
+            '"key": "profile", "title": "介绍一下你自己", "fields": ["nickname"], '
+            '"requiredFields": ["nickname"]}], "gift": {"points": 30}}',
+        )
+        await page.wait_for_selector("#saved")
+    async with s.step("dead-letters-replayed"):
+        await page.goto(server + "/console/events")
+        assert await page.locator("#dead-letters tr[data-id]").count() == 1
+        await page.click("#replay")
+        await page.wait_for_selector("#replay-result")
+        assert "1" in await page.locator("#replay-result").inner_text()
+        assert await page.locator("#dead-letters tr[data-id]").count() == 0
+        async with ctx.db.connection() as conn:
+            left = await conn.fetchval(
+                "SELECT count(*) FROM outbox_dead_letters WHERE id = ANY($1::bigint[])",
+                list(letters.values()),
+            )
+        assert left == 1  # the other tenant's letter is untouched
+
+    phone = await browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
+    )
+    m = await phone.new_page()
+    ms = Steps(m, "h5-ritual")
+    async with ms.step("ritual-shown"):
+        await m.goto(f"{server}/h5?app={tenant.app_id}&pk=duel")
+        await m.fill("#openid", "ritual-member")
+        await m.click("#login-btn")
+        await m.wait_for_selector("#ritual-panel:not([hidden])")
+        assert "完成入会" in await m.locator("#me-no").inner_text()
+    async with ms.step("covenant-needs-accept"):
+        await m.click("#step-btn")
+        await m.wait_for_selector("#ritual-error:not([hidden])")
+        await m.check("input[name=accept]")
+        await m.click("#step-btn")
+        await m.wait_for_selector("input[name=nickname]")
+    async with ms.step("joined"):
+        await m.fill("input[name=nickname]", "小红")
+        await m.click("#step-btn")
+        await m.wait_for_selector("#ritual-panel", state="hidden")
+        await m.wait_for_function("document.getElementById('me-no').textContent.startsWith('NO.')")
+        assert await m.locator("#me-name").inner_text() == "小红"
+        await dismiss_ceremonies(m)
+    async with ms.step("pk-joined"):
+        await m.wait_for_selector("#pk-panel:not([hidden])")
+        await m.click("#pk-teams li[data-team=east] button.join")
+        await m.wait_for_selector("#pk-teams li.mine[data-team=east]")
     await phone.close()
     await op_ctx.close()

@@ -18,7 +18,7 @@ async def test_wheels_list_pages_and_filters_by_state(client, tenant, other_tena
     assert r.status_code == 200, r.text
     page = r.json()
     assert [i["key"] for i in page["items"]] == ["w4", "w3"]
-    assert page["items"][0]["state"] == "live" and page["items"][0]["kind"] == "wheels"
+    assert page["items"][0]["state"] == "open" and page["items"][0]["kind"] == "wheels"
     seen = [i["key"] for i in page["items"]]
     while page["nextCursor"]:
         page = (
@@ -35,7 +35,7 @@ async def test_wheels_list_pages_and_filters_by_state(client, tenant, other_tena
 
 
 async def test_list_bad_input_is_one_422_with_every_problem(client, tenant) -> None:
-    r = await client.get("/admin/v1/wheels?status=open&limit=0", headers=tenant.admin)
+    r = await client.get("/admin/v1/wheels?status=shut&limit=0", headers=tenant.admin)
     assert r.status_code == 422, r.text
     err = r.json()["error"]
     assert err["code"] == "VALIDATION_FAILED"

@@ -360,7 +360,9 @@ async def test_simulate_and_rebuild(client, tenant, ctx):
     assert r.status_code == 200, r.text
     got = {i["key"]: i["count"] for i in r.json()["items"]}
     assert got["big"] == 3 and sum(got.values()) == 5000
-    assert 0.35 < got["pts"] / 5000 < 0.45
+    # Once the 3 big prizes are gone (redraw), pts is 400 / 900 = 44.4%: about 0.7 points of
+    # standard deviation at 5000 draws, so the bound allows several either side.
+    assert 0.40 < got["pts"] / 5000 < 0.49
     wid = await wheel_id(ctx, tenant.id, "sim")
     for i in range(12):
         _, h = await tenant.member(f"sim{i}")

@@ -16,6 +16,8 @@ def bars(labels: list[str], series: list[list[int]], names: list[str], height: i
     plot_h = height - 34
     group_w = (width - 40) / max(1, len(labels))
     bar_w = max(2.0, (group_w - 4) / max(1, len(series)))
+    # At most 8 axis labels (a label is ~30 units wide): every step-th day, the last one kept.
+    step = max(1, -(-len(labels) // 8))
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(" / ".join(names))}</title>',
@@ -32,7 +34,7 @@ def bars(labels: list[str], series: list[list[int]], names: list[str], height: i
                 f'height="{h:.1f}" fill="{COLOURS[j % 3]}"><title>{escape(names[j])} '
                 f"{escape(label)}: {v}</title></rect>"
             )
-        if len(labels) <= 16 or i % 2 == 0:
+        if (len(labels) - 1 - i) % step == 0:
             parts.append(
                 f'<text x="{x0 + group_w / 2 - 2:.1f}" y="{height - 4}" class="axis" '
                 f'text-anchor="middle">{escape(label)}</text>'

@@ -27,6 +27,7 @@ class Session:
     csrf: str
     expires: int
     operator: Operator
+    tenant_name: str = ""
 
 
 def _secret(ctx: Context) -> bytes:
@@ -73,10 +74,18 @@ async def load(ctx: Context, cookie: str | None) -> Session | None:
         return None
     async with ctx.db.connection() as conn:
         row = await tenancy.active_key(conn, key_id)
-    if row is None or row["tenant_id"] != tenant_id:
-        return None
+        if row is None or row["tenant_id"] != tenant_id:
+            return None
+        tenant = await tenancy.get_tenant(conn, tenant_id)
     return Session(
-        tenant_id, key_id, csrf, exp, Operator(tenant_id, key_id, frozenset(row["scopes"]))
+        tenant_id,
+        key_id,
+        csrf,
+        exp,
+        Operator(tenant_id, key_id, frozenset(row["scopes"])),
+        (tenant.name if tenant.name == tenant.slug else f"{tenant.name} ({tenant.slug})")
+        if tenant
+        else f"tenant {tenant_id}",
     )
 
 

@@ -50,6 +50,34 @@ _WHEEL_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 EDITORS: dict[str, tuple[Any, Any]] = {
     k: (w.body, w.save) for k, w in writers.WRITERS.items() if k != "wheels"
 }
+# Kinds with one config per tenant: their key is fixed.
+SINGLE_KEY = {"levels": "ladder", "rituals": "ritual"}
+
+
+def schema_fields(type_: Any) -> list[dict[str, Any]]:
+    """The body's top-level fields for the editor's reference: name, type, required, text."""
+    _, defs = msgspec.json.schema_components([type_])
+    name = getattr(type_, "__name__", "")
+    body = defs.get(name, {})
+    required = set(body.get("required", []))
+    out = []
+    for field, spec in body.get("properties", {}).items():
+        kind = spec.get("type") or ("object" if "$ref" in spec else "")
+        if not kind and "anyOf" in spec:
+            kind = " | ".join(
+                str(x.get("type") or x.get("$ref", "").rsplit("/", 1)[-1]) for x in spec["anyOf"]
+            )
+        if "enum" in spec:
+            kind = " | ".join(map(str, spec["enum"]))
+        out.append(
+            {
+                "name": field,
+                "type": kind,
+                "required": field in required,
+                "text": spec.get("description", ""),
+            }
+        )
+    return out
 
 
 class Problems(Exception):
@@ -211,8 +239,8 @@ async def dashboard(request: Request) -> Template | Redirect:
     today = figures.days[-1]
     live: list[Any] = []
     for kind in configs.KINDS.values():
-        wanted = "live" if "live" in kind.states else None
-        if wanted is None:
+        wanted = next((s for s in ("live", "open") if s in kind.states), None)
+        if wanted is None or kind.path in SINGLE_KEY:
             continue
         page = await page_of(request.app.state, sess.tenant_id, kind, wanted, None, 20)
         live += page.items
@@ -310,6 +338,7 @@ async def config_list(request: Request, kind: KindParam) -> Template | Redirect 
             status=status,
             problems=err.details.get("problems", []),
             editable=kind in EDITORS,
+            single=SINGLE_KEY.get(kind),
         )
     return render(
         request,
@@ -321,6 +350,8 @@ async def config_list(request: Request, kind: KindParam) -> Template | Redirect 
         problems=[],
         editable=kind in EDITORS or kind == "wheels",
         actions=writers.WRITERS[kind].actions if kind in writers.WRITERS else None,
+        copyable=kind in writers.WRITERS and not writers.WRITERS[kind].single,
+        single=SINGLE_KEY.get(kind),
     )
 
 
@@ -331,15 +362,58 @@ async def config_edit(request: Request, kind: KindParam) -> Template | Redirect 
         return _to_login()
     if kind not in EDITORS:
         return Response("404", status_code=404, media_type="text/plain")
-    key = request.query_params.get("key") or ""
+    key = SINGLE_KEY.get(kind) or request.query_params.get("key") or ""
     text = "{\n}"
+    exists = False
+    from_version = request.query_params.get("version") or ""
     if key:
-        page = await page_of(
-            request.app.state, sess.tenant_id, configs.KINDS[kind], None, None, 1000
-        )
-        found = [i for i in page.items if i.key == key]
-        if found:
-            text = msgspec.json.format(msgspec.json.encode(found[0].config), indent=2).decode()
+        ctx = _ctx(request)
+        async with ctx.db.connection() as conn:
+            item = await configs.get_item(ctx, conn, sess.tenant_id, configs.KINDS[kind], key)
+            doc = item.config if item else None
+            exists = item is not None
+            if item is not None and from_version.isdigit():
+                history = await configs.versions(conn, sess.tenant_id, configs.KINDS[kind], key)
+                old = [
+                    v for v in (history.items if history else []) if v.version == int(from_version)
+                ]
+                doc = old[0].config if old else doc
+        if doc is not None:
+            text = msgspec.json.format(msgspec.json.encode(_clean(doc)), indent=2).decode()
+    return _editor(
+        request,
+        sess,
+        kind,
+        key,
+        text,
+        {},
+        saved=request.query_params.get("saved"),
+        exists=exists,
+        from_version=from_version,
+    )
+
+
+def _clean(doc: Any) -> Any:
+    """The stored document as a PUT body would carry it (defaults stored as null omitted)."""
+    if isinstance(doc, dict):
+        return {k: _clean(v) for k, v in doc.items() if v is not None}
+    if isinstance(doc, list):
+        return [_clean(v) for v in doc]
+    return doc
+
+
+def _editor(
+    request: Request,
+    sess: session.Session,
+    kind: str,
+    key: str,
+    text: str,
+    problems: dict[str, list[str]],
+    *,
+    saved: Any = None,
+    exists: bool = True,
+    from_version: str = "",
+) -> Template:
     return render(
         request,
         "editor.html",
@@ -347,8 +421,12 @@ async def config_edit(request: Request, kind: KindParam) -> Template | Redirect 
         kind=kind,
         key=key,
         text=text,
-        problems={},
-        saved=request.query_params.get("saved"),
+        problems=problems,
+        saved=saved,
+        exists=exists,
+        single=SINGLE_KEY.get(kind),
+        fields=schema_fields(EDITORS[kind][0]),
+        from_version=from_version,
     )
 
 
@@ -364,7 +442,7 @@ async def config_save(request: Request, kind: KindParam) -> Any:
         return form
     ctx = _ctx(request)
     type_, save = EDITORS[kind]
-    key = str(form.get("key", "")).strip()
+    key = SINGLE_KEY.get(kind) or str(form.get("key", "")).strip()
     text = str(form.get("config", ""))
     try:
         found: list[dict] = []
@@ -435,6 +513,8 @@ async def config_action(
             problems=probs,
             editable=True,
             actions=w.actions,
+            copyable=not w.single,
+            single=SINGLE_KEY.get(kind),
         )
         tpl.status_code = 422
         return tpl
@@ -442,18 +522,51 @@ async def config_action(
 
 
 def _editor_problems(request, sess, kind, key, text, problems) -> Template:  # type: ignore[no-untyped-def]
-    tpl = render(
+    tpl = _editor(request, sess, kind, key, text, _problem_map(problems), exists=False)
+    tpl.status_code = 422
+    return tpl
+
+
+@get("/c/{kind:str}/versions", include_in_schema=False)
+async def config_versions(request: Request, kind: KindParam) -> Any:
+    """Every saved version of one config (the same list as .../versions in the API)."""
+    sess = await _session(request)
+    if sess is None:
+        return _to_login()
+    spec = configs.KINDS.get(kind)
+    key = SINGLE_KEY.get(kind) or request.query_params.get("key") or ""
+    if spec is None or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", key):
+        return Response("404", status_code=404, media_type="text/plain")
+    ctx = _ctx(request)
+    async with ctx.db.connection() as conn:
+        found = await configs.versions(conn, sess.tenant_id, spec, key)
+    if found is None:
+        return Response("404", status_code=404, media_type="text/plain")
+    items = [
+        {
+            "version": v.version,
+            "saved_at": v.saved_at,
+            "text": msgspec.json.format(msgspec.json.encode(_clean(v.config)), indent=2).decode(),
+            "changed": _changed(v.config, found.items[i + 1].config)
+            if i + 1 < len(found.items)
+            else [],
+        }
+        for i, v in enumerate(found.items)
+    ]
+    return render(
         request,
-        "editor.html",
+        "versions.html",
         sess,
         kind=kind,
         key=key,
-        text=text,
-        problems=_problem_map(problems),
-        saved=None,
+        items=items,
+        editable=kind in EDITORS or kind == "wheels",
     )
-    tpl.status_code = 422
-    return tpl
+
+
+def _changed(new: dict, old: dict) -> list[str]:
+    """Top-level fields that differ between two saved versions."""
+    return sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
 
 
 # ----------------------------------------------------------------------------- the wheel editor
@@ -527,7 +640,9 @@ def _preview(raw: dict[str, Any]) -> list[dict]:
     return out
 
 
-async def _wheel_page(request, sess, key, raw, problems=None, sim=None, saved=None, status=200):  # type: ignore[no-untyped-def]
+async def _wheel_page(  # type: ignore[no-untyped-def]
+    request, sess, key, raw, problems=None, sim=None, saved=None, status=200, sim_n="10000"
+):
     ctx = _ctx(request)
     view = None
     if key:
@@ -550,6 +665,7 @@ async def _wheel_page(request, sess, key, raw, problems=None, sim=None, saved=No
         preview=_preview(raw),
         problems=_problem_map(problems or []),
         sim=sim,
+        sim_n=sim_n,
         saved=saved,
     )
     tpl.status_code = status
@@ -660,7 +776,8 @@ async def wheel_simulate(request: Request, key: WheelKey) -> Any:
     form = await _form(request, sess)
     if isinstance(form, Response):
         return form
-    n = _num(str(form.get("draws", "")))
+    typed = str(form.get("draws", ""))[:20]
+    n = _num(typed)
     if not isinstance(n, int) or not 1 <= n <= 100_000:
         return await _wheel_page(
             request,
@@ -669,9 +786,10 @@ async def wheel_simulate(request: Request, key: WheelKey) -> Any:
             None,
             status=422,
             problems=[problem("body", "draws", "OUT_OF_RANGE", "1-100000")],
+            sim_n=typed,
         )
     sim = await wheel.simulate(_ctx(request), sess.tenant_id, key, n)
-    return await _wheel_page(request, sess, key, None, sim=sim)
+    return await _wheel_page(request, sess, key, None, sim=sim, sim_n=str(n))
 
 
 # ----------------------------------------------------------------------------- members
@@ -919,12 +1037,35 @@ async def events_page(request: Request) -> Any:
     if sess is None:
         return _to_login()
     ctx = _ctx(request)
+    replayed = request.query_params.get("replayed")
+    failing = request.query_params.get("failing")
     return render(
         request,
         "events.html",
         sess,
         recent=await operator_service.recent_events(ctx, sess.tenant_id),
         dead=await operator_service.dead_letters(ctx, sess.tenant_id),
+        replayed=int(replayed) if replayed and replayed.isdigit() else None,
+        failing=int(failing) if failing and failing.isdigit() else 0,
+        can_replay=sess.operator.allows("admin"),
+    )
+
+
+@post("/events/replay", include_in_schema=False, status_code=200)
+async def events_replay(request: Request) -> Any:
+    """Deliver this tenant's dead letters again (never another tenant's)."""
+    sess = await _session(request)
+    if sess is None:
+        return _to_login()
+    form = await _form(request, sess)
+    if isinstance(form, Response):
+        return form
+    if not sess.operator.allows("admin"):
+        return Response("403", status_code=403, media_type="text/plain")
+    out = await operator_service.replay_dead_letters(_ctx(request), sess.tenant_id, None)
+    return Redirect(
+        f"/console/events?replayed={out['replayed']}&failing={out['stillFailing']}",
+        status_code=303,
     )
 
 
@@ -965,6 +1106,8 @@ console_router = Router(
         config_edit,
         config_save,
         config_action,
+        config_versions,
+        events_replay,
         wheel_new,
         wheel_edit,
         wheel_save,

@@ -313,46 +313,60 @@ class Dispatcher:
                 passed = i
         return passed
 
-    async def replay_dead_letters(self, ctx: Context, subscriber: str | None = None) -> dict:
-        """Deliver dead-lettered events again (after the bug that stopped them is fixed).
-        A letter is removed once its subscriber accepts the event; failures stay."""
+    async def replay_dead_letters(
+        self, ctx: Context, subscriber: str | None = None, tenant_id: int | None = None
+    ) -> dict:
+        """Deliver dead-lettered events again (after the bug that stopped them is fixed):
+        every tenant's (the CLI) or one tenant's (an operator: ``tenant_id``). A letter is
+        removed once its subscriber accepts the event; failures stay. Each letter is held
+        (row lock, SKIP LOCKED) while it is delivered, so replays running at once never
+        deliver the same letter twice. Answers ``{"replayed", "stillFailing"}``."""
         async with ctx.db.connection() as conn:
-            letters = await conn.fetch(
-                "SELECT d.id AS letter, d.subscriber, o.id, o.event_id, o.tenant_id, o.type, "
-                "o.member_id, o.payload, o.occurred_at FROM outbox_dead_letters d "
-                "JOIN outbox o ON o.id = d.outbox_id "
-                "WHERE ($1::text IS NULL OR d.subscriber = $1) ORDER BY o.txid, o.id",
+            ids = await conn.fetch(
+                "SELECT d.id FROM outbox_dead_letters d JOIN outbox o ON o.id = d.outbox_id "
+                "WHERE ($1::text IS NULL OR d.subscriber = $1) "
+                "AND ($2::int IS NULL OR o.tenant_id = $2) ORDER BY o.txid, o.id",
                 subscriber,
+                tenant_id,
             )
         done = failed = 0
-        for r in letters:
-            entry = self.handlers.get(r["subscriber"])
-            if entry is None:
-                failed += 1
-                continue
-            ev = Event(
-                r["id"],
-                r["event_id"],
-                r["tenant_id"],
-                r["type"],
-                r["member_id"],
-                r["payload"],
-                r["occurred_at"],
-            )
-            try:
-                await entry[0](ctx, [ev])
-            except Exception as exc:
-                log.error(
-                    "dead letter still fails",
-                    subscriber=r["subscriber"],
-                    outbox_id=r["id"],
-                    error=repr(exc),
+        for letter in ids:
+            async with ctx.db.connection() as conn, conn.transaction():
+                r = await conn.fetchrow(
+                    "SELECT d.id AS letter, d.subscriber, o.id, o.event_id, o.tenant_id, o.type, "
+                    "o.member_id, o.payload, o.occurred_at FROM outbox_dead_letters d "
+                    "JOIN outbox o ON o.id = d.outbox_id WHERE d.id = $1 "
+                    "FOR UPDATE OF d SKIP LOCKED",
+                    letter["id"],
                 )
-                failed += 1
-                continue
-            async with ctx.db.connection() as conn:
+                if r is None:
+                    continue  # another replay holds it, or delivered it already
+                entry = self.handlers.get(r["subscriber"])
+                if entry is None:
+                    failed += 1
+                    continue
+                ev = Event(
+                    r["id"],
+                    r["event_id"],
+                    r["tenant_id"],
+                    r["type"],
+                    r["member_id"],
+                    r["payload"],
+                    r["occurred_at"],
+                )
+                try:
+                    await entry[0](ctx, [ev])
+                except Exception as exc:
+                    log.error(
+                        "dead letter still fails",
+                        subscriber=r["subscriber"],
+                        outbox_id=r["id"],
+                        error=repr(exc),
+                    )
+                    failed += 1
+                    continue
                 await conn.execute("DELETE FROM outbox_dead_letters WHERE id = $1", r["letter"])
-            done += 1
+                done += 1
         return {"replayed": done, "stillFailing": failed}
 
     @staticmethod

@@ -32,15 +32,49 @@ class ConfigKind:
     updated_sql: str = "updated_at"
     name_sql: str = "COALESCE(config->>'name', config->>'title', '')"
     config_sql: str = "config"
-    # SQL of the kind's saved versions (newest first; $1 tenant, $2 key), when it keeps them.
+    # SQL of the kind's saved versions (newest first; $1 tenant, $2 key). Default: the rows
+    # the ``config_versions`` trigger keeps (operator migration) for ``path``.
     versions_sql: str | None = None
     label: str = ""
+    # SQL giving a row's key (kinds with one config per tenant have a constant key).
+    key_sql: str = "t.key"
+    # Values of the state filter that are old names of a state (kept for API clients).
+    aliases: tuple[tuple[str, str], ...] = ()
+
+    def versions_query(self) -> str:
+        return self.versions_sql or (
+            "SELECT version, saved_at, config FROM config_versions WHERE tenant_id = $1 "
+            f"AND kind = '{self.path}' AND key = $2 ORDER BY version DESC LIMIT 200"
+        )
+
+    def canonical_state(self, state: str) -> str:
+        return dict(self.aliases).get(state, state)
 
 
+# The wheel's status as GET /admin/v1/wheels/{key} and /v1/wheels/{key} answer it
+# (draft, upcoming, open, ended); the stored ``state`` field is draft, live or ended.
 _WHEEL_STATE = (
     "CASE WHEN config->>'state' = 'draft' THEN 'draft' "
     "WHEN config->>'state' = 'ended' OR (config->>'endsAt')::timestamptz <= $2 THEN 'ended' "
-    "WHEN (config->>'startsAt')::timestamptz > $2 THEN 'upcoming' ELSE 'live' END"
+    "WHEN (config->>'startsAt')::timestamptz > $2 THEN 'upcoming' ELSE 'open' END"
+)
+# The PK's state as GET /admin/v1/pks/{key} answers it (parked is not shown here).
+_PK_STATE = (
+    "CASE WHEN settled_at IS NOT NULL THEN 'settled' WHEN $2 < starts_at THEN 'scheduled' "
+    "WHEN $2 < ends_at THEN 'live' ELSE 'ended' END"
+)
+# The current ritual: its definitions are one row per version.
+_RITUAL_TABLE = (
+    "(SELECT DISTINCT ON (tenant_id) * FROM ritual_definitions ORDER BY tenant_id, version DESC)"
+)
+TEAM_CONFIG_SQL = (
+    "jsonb_strip_nulls(jsonb_build_object('name', t.name, 'kind', t.kind, 'teamSet', "
+    "t.team_set, 'captain', (SELECT m.external_id FROM members m WHERE m.id = t.captain_id), "
+    "'capacity', t.capacity, 'open', t.open, 'joinCode', t.join_code))"
+)
+WEBHOOK_CONFIG_SQL = (
+    "jsonb_build_object('url', t.url, 'eventTypes', t.event_types, "
+    "'description', t.description, 'enabled', t.enabled, 'disabledReason', t.disabled_reason)"
 )
 _BOARD_STATE = (
     "CASE WHEN archived_at IS NOT NULL THEN 'archived' WHEN EXISTS (SELECT 1 FROM "
@@ -57,7 +91,8 @@ KINDS: dict[str, ConfigKind] = {
             "wheels",
             "wheels",
             _WHEEL_STATE,
-            ("draft", "upcoming", "live", "ended"),
+            ("draft", "upcoming", "open", "ended"),
+            aliases=(("live", "open"),),
             versions_sql="SELECT v.version, v.created_at AS saved_at, v.config "
             "FROM wheel_versions v JOIN wheels w ON w.id = v.wheel_id "
             "WHERE w.tenant_id = $1 AND w.key = $2 ORDER BY v.version DESC LIMIT 200",
@@ -67,7 +102,14 @@ KINDS: dict[str, ConfigKind] = {
         ConfigKind(
             "rules", "event_rules", "COALESCE(config->>'state', 'live')", ("live", "paused")
         ),
-        ConfigKind("levels", "level_ladders", "'live'", ("live",), name_sql="'level ladder'"),
+        ConfigKind(
+            "levels",
+            "level_ladders",
+            "'live'",
+            ("live",),
+            name_sql="'level ladder'",
+            key_sql="'ladder'",
+        ),
         ConfigKind(
             "badges",
             "badge_definitions",
@@ -81,11 +123,31 @@ KINDS: dict[str, ConfigKind] = {
             "webhooks",
             "CASE WHEN enabled THEN 'enabled' ELSE 'disabled' END",
             ("enabled", "disabled"),
-            version_sql="0",
+            version_sql="(SELECT COALESCE(max(v.version), 0) FROM config_versions v "
+            "WHERE v.tenant_id = t.tenant_id AND v.kind = 'webhooks' AND v.key = t.key)",
             name_sql="description",
-            config_sql="jsonb_build_object('url', url, 'eventTypes', event_types, "
-            "'description', description, 'enabled', enabled, 'disabledReason', disabled_reason)",
+            config_sql=WEBHOOK_CONFIG_SQL,
         ),
+        ConfigKind(
+            "rituals",
+            _RITUAL_TABLE,
+            "'live'",
+            ("live",),
+            name_sql="'entry ritual'",
+            key_sql="'ritual'",
+            updated_sql="created_at",
+            versions_sql="SELECT version, created_at AS saved_at, config FROM ritual_definitions "
+            "WHERE tenant_id = $1 AND $2 = 'ritual' ORDER BY version DESC LIMIT 200",
+        ),
+        ConfigKind(
+            "teams",
+            "teams",
+            "'active'",
+            ("active",),
+            name_sql="t.name",
+            config_sql=TEAM_CONFIG_SQL,
+        ),
+        ConfigKind("pks", "pks", _PK_STATE, ("scheduled", "live", "ended", "settled")),
     )
 }
 
@@ -105,10 +167,6 @@ class ConfigPage(msgspec.Struct, rename="camel"):
     next_cursor: str | None
 
 
-def _key_sql(kind: ConfigKind) -> str:
-    return "'ladder'" if kind.table == "level_ladders" else "key"
-
-
 async def list_configs(
     ctx: Context,
     conn: asyncpg.Connection,
@@ -122,7 +180,7 @@ async def list_configs(
     """One page of a tenant's configs of ``kind``, newest first. Errors: CURSOR_INVALID."""
     before = cursors.decode("c", cursor)
     sql = (
-        f"SELECT * FROM (SELECT t.id, {_key_sql(kind)} AS key, {kind.name_sql} AS name, "
+        f"SELECT * FROM (SELECT t.id, {kind.key_sql} AS key, {kind.name_sql} AS name, "
         f"{kind.state_sql} AS state, {kind.version_sql} AS version, "
         f"{kind.updated_sql} AS updated_at, {kind.config_sql} AS config FROM {kind.table} t "
         "WHERE t.tenant_id = $1 AND $2::timestamptz IS NOT NULL) s "
@@ -167,11 +225,11 @@ async def get_item(
 ) -> ConfigItem | None:
     """One config as a list item (after a write)."""
     row = await conn.fetchrow(
-        f"SELECT {_key_sql(kind)} AS key, {kind.name_sql} AS name, {kind.state_sql} AS state, "
+        f"SELECT {kind.key_sql} AS key, {kind.name_sql} AS name, {kind.state_sql} AS state, "
         f"{kind.version_sql} AS version, {kind.updated_sql} AS updated_at, "
         f"{kind.config_sql} AS config "
         f"FROM {kind.table} t WHERE t.tenant_id = $1 AND $2::timestamptz IS NOT NULL "
-        "AND key = $3",
+        f"AND {kind.key_sql} = $3",
         tenant_id,
         ctx.clock.now(),
         key,
@@ -205,7 +263,7 @@ async def versions(
     conn: asyncpg.Connection, tenant_id: int, kind: ConfigKind, key: str
 ) -> VersionList | None:
     """Every saved version of one config, newest first (None: no such config)."""
-    rows = await conn.fetch(kind.versions_sql or "", tenant_id, key)
+    rows = await conn.fetch(kind.versions_query(), tenant_id, key)
     if not rows:
         return None
     return VersionList(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -50,7 +51,10 @@ async def page_of(
     limit: int,
 ) -> ConfigPage:
     """The list shared by the operator API and the console. Errors: VALIDATION_FAILED
-    (unknown state for the kind), CURSOR_INVALID."""
+    (unknown state for the kind), CURSOR_INVALID. An old name of a state (a wheel's
+    ``live``, now ``open`` as its own API says) still filters."""
+    if state_filter is not None:
+        state_filter = kind.canonical_state(state_filter)
     if state_filter is not None and state_filter not in kind.states:
         raise validation_failed(
             [problem("query", "status", "NOT_ALLOWED", f"one of {', '.join(kind.states)}")]
@@ -64,7 +68,9 @@ async def page_of(
 
 # Kinds whose own feature already answers GET /admin/v1/<kind> (with its own shape) are
 # listed generically under /admin/v1/configs/<kind> only.
-_OWN_LIST = frozenset({"leaderboards", "rules", "levels", "webhooks", "badges"})
+_OWN_LIST = frozenset(
+    {"leaderboards", "rules", "levels", "webhooks", "badges", "rituals", "teams", "pks"}
+)
 
 
 def _list_handler(kind: ConfigKind, path: str) -> Any:
@@ -267,6 +273,8 @@ def _write_handlers(kind: str, w: writers.Writer) -> list[Any]:
         )
 
     copy_handler.__name__ = f"copy_{slug}"
+    if w.single:
+        return out
     out.append(
         errors(*codes, idempotent=True)(
             post(
@@ -308,6 +316,8 @@ def _action_handler(kind: str, slug: str, action: str, target: str) -> Any:
 
 
 def _versions_handler(kind: ConfigKind) -> Any:
+    one = _single_key(kind)
+
     async def handler(
         key: KeyParam, operator: NamedDependency[Operator], state: State
     ) -> configs.VersionList:
@@ -324,12 +334,20 @@ def _versions_handler(kind: ConfigKind) -> Any:
             f"/configs/{kind.path}/{{key:str}}/versions",
             opt={"scope": "config"},
             tags=["operator"],
-            summary=f"Every saved version of a {kind.path} config, newest first",
+            summary=f"Every saved version of a {kind.path} config, newest first (up to 200)",
+            description="Each save that changed the config is one version: its number, when "
+            "it was saved and the document as saved. 404 NOT_FOUND when the tenant has no "
+            "such config."
+            + (" The key of the tenant's one config is `" + one + "`." if one else ""),
         )(handler)
     )
 
 
-_VERSION_HANDLERS = [_versions_handler(k) for k in configs.KINDS.values() if k.versions_sql]
+def _single_key(kind: ConfigKind) -> str:
+    return kind.key_sql.strip("'") if kind.key_sql.startswith("'") else ""
+
+
+_VERSION_HANDLERS = [_versions_handler(k) for k in configs.KINDS.values()]
 
 _WRITE_HANDLERS = [h for kind, w in writers.WRITERS.items() for h in _write_handlers(kind, w)]
 
@@ -353,6 +371,71 @@ async def winners_export(
     )
 
 
+class DeadLetterOut(msgspec.Struct, rename="camel"):
+    id: int
+    subscriber: str
+    type: str
+    attempts: int
+    error: str
+    created_at: datetime
+
+
+class DeadLetterList(msgspec.Struct, rename="camel"):
+    items: list[DeadLetterOut]
+
+
+class ReplayOut(msgspec.Struct, rename="camel"):
+    replayed: int
+    still_failing: int
+    dead_letters: list[DeadLetterOut]
+
+
+Subscriber = constrained(
+    str, "Only this subscriber's dead letters.", min_length=1, max_length=64, pattern=r"^[a-z_.-]+$"
+)
+
+
+def _letters(rows: list[dict]) -> list[DeadLetterOut]:
+    return [
+        DeadLetterOut(
+            r["id"], r["subscriber"], r["type"], r["attempts"], r["error"] or "", r["created_at"]
+        )
+        for r in rows
+    ]
+
+
+@errors()
+@get(
+    "/dead-letters",
+    opt={"scope": "admin"},
+    tags=["operator"],
+    summary="The tenant's dead letters: events a subscriber gave up on, newest first (up to 200)",
+)
+async def list_dead_letters(operator: NamedDependency[Operator], state: State) -> DeadLetterList:
+    rows = await service.dead_letters(get_ctx(state), operator.tenant_id, 200)
+    return DeadLetterList(_letters(rows))
+
+
+@errors()
+@post(
+    "/dead-letters/replay",
+    status_code=200,
+    opt={"scope": "admin"},
+    tags=["operator"],
+    summary="Deliver the tenant's dead letters again (only its own; another tenant's stay)",
+    description="Each letter goes to its subscriber again; one the subscriber accepts is "
+    "removed, one that fails again stays (`stillFailing`). Replays sent at once never deliver "
+    "a letter twice. Answers the counts and the dead letters left.",
+)
+async def replay_dead_letters(
+    operator: NamedDependency[Operator], state: State, subscriber: Subscriber | None = None
+) -> ReplayOut:
+    ctx = get_ctx(state)
+    out = await service.replay_dead_letters(ctx, operator.tenant_id, subscriber)
+    rows = await service.dead_letters(ctx, operator.tenant_id, 200)
+    return ReplayOut(out["replayed"], out["stillFailing"], _letters(rows))
+
+
 admin_router = Router(
     path="/admin/v1",
     route_handlers=[
@@ -365,6 +448,8 @@ admin_router = Router(
         lookup_member,
         search_members,
         get_stats,
+        list_dead_letters,
+        replay_dead_letters,
     ],
     dependencies={"operator": Provide(operator_principal)},
     security=[{"apiKey": []}],

@@ -110,6 +110,12 @@ async def dead_letters(ctx: Context, tenant_id: int, limit: int = 50) -> list[di
     return [dict(r) for r in rows]
 
 
+async def replay_dead_letters(ctx: Context, tenant_id: int, subscriber: str | None) -> dict:
+    """Deliver one tenant's dead letters again (never another tenant's):
+    ``{"replayed", "stillFailing"}``."""
+    return await ctx.dispatcher.replay_dead_letters(ctx, subscriber, tenant_id=tenant_id)
+
+
 async def external_ids(
     ctx: Context, tenant_id: int, member_ids: list[int]
 ) -> dict[int, str | None]:

@@ -26,6 +26,15 @@ from service.events.schemas import RuleIn
 from service.leaderboards import service as boards
 from service.leaderboards.schemas import LeaderboardIn, RedBlackIn
 from service.operator import configs
+from service.pks import service as pks
+from service.pks.schemas import PkIn
+from service.points import operator as points_operator
+from service.points.routes import ladder_problems
+from service.points.schemas import LadderIn
+from service.rituals import service as rituals
+from service.rituals.schemas import RitualIn
+from service.teams import service as teams
+from service.teams.schemas import TeamIn
 from service.wheel import service as wheel
 from service.wheel.schemas import WheelIn
 
@@ -39,6 +48,20 @@ class Writer:
     actions: dict[str, str] = field(default_factory=dict)  # action -> state it sets
     draft: str | None = None  # the state of a copy (None: copied as is)
     codes: tuple[str, ...] = ()  # error codes the kind's save answers (OpenAPI)
+    single: bool = False  # one config per tenant (its key is fixed): no copy
+
+
+async def _save_ladder(uow: UnitOfWork, tenant_id: int, key: str, data: LadderIn) -> Any:
+    """PUT /admin/v1/levels: the ladder's own rules, then the save (the key is ``ladder``)."""
+    problems = ladder_problems(data)
+    if problems:
+        raise validation_failed(problems)
+    return await points_operator.put_ladder(uow, tenant_id, data)
+
+
+async def _save_ritual(uow: UnitOfWork, tenant_id: int, key: str, data: RitualIn) -> Any:
+    """PUT /admin/v1/rituals (the key is ``ritual``)."""
+    return await rituals.put_definition(uow, tenant_id, data)
 
 
 WRITERS: dict[str, Writer] = {
@@ -52,6 +75,10 @@ WRITERS: dict[str, Writer] = {
         codes=("LEADERBOARD_KEY_CLASH", "LEADERBOARD_ARCHIVED"),
     ),
     "red-black": Writer(RedBlackIn, boards.put_red_black),
+    "levels": Writer(LadderIn, _save_ladder, single=True),
+    "rituals": Writer(RitualIn, _save_ritual, single=True, codes=("RITUAL_NOT_CONFIGURED",)),
+    "teams": Writer(TeamIn, teams.put_team, codes=("TEAM_SET_FIXED",)),
+    "pks": Writer(PkIn, pks.put_pk, codes=("PK_STARTED", "PK_SETTLED")),
 }
 
 
@@ -84,7 +111,10 @@ async def stored(conn: Any, tenant_id: int, kind: str, key: str) -> dict:
     """The stored document of one config. Errors: NOT_FOUND."""
     spec = configs.KINDS[kind]
     row = await conn.fetchrow(
-        f"SELECT config FROM {spec.table} WHERE tenant_id = $1 AND key = $2", tenant_id, key
+        f"SELECT {spec.config_sql} AS config FROM {spec.table} t "
+        f"WHERE t.tenant_id = $1 AND {spec.key_sql} = $2",
+        tenant_id,
+        key,
     )
     if row is None:
         raise DomainError("NOT_FOUND", details={"kind": kind, "key": key})
@@ -129,8 +159,12 @@ async def copy(uow: UnitOfWork, tenant_id: int, kind: str, key: str, new_key: st
     conn = uow.conn
     doc = await stored(conn, tenant_id, kind, key)
     spec = configs.KINDS[kind]
+    if WRITERS[kind].single:
+        raise DomainError("NOT_FOUND", details={"kind": kind, "action": "copy"})
     taken = await conn.fetchval(
-        f"SELECT 1 FROM {spec.table} WHERE tenant_id = $1 AND key = $2", tenant_id, new_key
+        f"SELECT 1 FROM {spec.table} t WHERE t.tenant_id = $1 AND {spec.key_sql} = $2",
+        tenant_id,
+        new_key,
     )
     if taken:
         raise DomainError("CONFLICT", details={"problem": "key taken", "key": new_key})

@@ -1,6 +1,7 @@
 // Engage member H5 reference client: plain JS over the public client API (/v1) only.
-// URL parameters: app (mini-program appId for the dev login), checkin, wheel, board (keys of
-// the campaigns to show), token (an access token minted by the brand's back end).
+// URL parameters: app (mini-program appId for the dev login), checkin, wheel, board, pk (keys
+// of the campaigns to show; by default the first live one of each from GET /v1/me/summary),
+// token (an access token minted by the brand's back end), invite (an invitation code).
 (function () {
   'use strict';
   var params = new URLSearchParams(location.search);
@@ -11,6 +12,8 @@
     checkin: params.get('checkin') || '',
     wheel: params.get('wheel') || '',
     board: params.get('board') || '',
+    pk: params.get('pk') || '',
+    invite: params.get('invite') || '',
     wheelView: null,
     spinning: false,
   };
@@ -95,7 +98,8 @@
   function start() {
     $('login').hidden = true; $('home').hidden = false;
     return loadMe()
-      .then(function () { return Promise.all([loadCeremonies(), loadCheckin(), loadWheel(), loadBoard(), loadBadges(), loadPrizes()]); })
+      .then(function () { return loadRitual(); })
+      .then(function () { return Promise.all([loadCeremonies(), loadCheckin(), loadWheel(), loadBoard(), loadPk(), loadBadges(), loadPrizes()]); })
       .catch(function (err) { if (err && err.code) toast(err.message || err.code); });
   }
 
@@ -106,20 +110,122 @@
       throw err;
     }).then(function (data) {
       var me = data.me || data.member || data;
-      $('me-name').textContent = me.nickname || me.externalId || ('#' + me.id);
-      $('me-no').textContent = me.memberNo ? ' No.' + me.memberNo : '';
+      showMember(me);
       var balances = me.balances || data.balances || {};
       $('me-points').textContent = balances.points != null ? balances.points : 0;
       var level = me.level || data.level;
       $('me-level').textContent = level ? level.name : '—';
+      S.ritualStatus = data.ritual ? data.ritual.status : '';
       // Pick campaign keys from the summary when the URL names none.
-      if (!S.checkin && data.checkin) S.checkin = data.checkin.campaign || data.checkin.key || '';
+      var live = data.campaigns || {};
+      if (!S.checkin && data.checkins && data.checkins.length) S.checkin = data.checkins[0].key;
       if (!S.wheel && data.wheels && data.wheels.length) S.wheel = data.wheels[0].key;
+      if (!S.board && live.boards && live.boards.length) S.board = live.boards[0];
+      if (!S.pk && live.pks && live.pks.length) S.pk = live.pks[0];
     });
   }
 
+  // The member number as the brand shows it (NO.001024) once the member has joined;
+  // before that, a hint to finish the entry ritual. The internal id is never shown.
+  function showMember(me) {
+    var number = me.memberNumber || (me.memberNo ? 'NO.' + me.memberNo : '');
+    $('me-name').textContent = me.nickname || number || '新会员';
+    $('me-no').textContent = number ? (me.nickname ? number : '会员号') : '完成入会获取会员号';
+    $('me-no').dataset.memberNo = me.memberNo || '';
+  }
+
+  // ---------------------------------------------------------------- entry ritual
+  var STEP_FIELDS = { nickname: '昵称', avatarUrl: '头像地址', birthday: '生日', phone: '手机号' };
+
+  function loadRitual() {
+    if (S.ritualStatus === 'none' || S.ritualStatus === 'completed') { $('ritual-panel').hidden = true; return null; }
+    return api('GET', '/v1/ritual').then(renderRitual).catch(function (err) {
+      if (err.code === 'RITUAL_NOT_CONFIGURED' || err.status === 404) { $('ritual-panel').hidden = true; return; }
+      throw err;
+    });
+  }
+
+  function renderRitual(r) {
+    S.ritual = r;
+    if (r.status === 'completed' || !r.next) { $('ritual-panel').hidden = true; return; }
+    $('ritual-panel').hidden = false;
+    $('ritual-title').textContent = r.title || '入会仪式';
+    var list = $('ritual-steps'); list.textContent = '';
+    r.steps.forEach(function (st) {
+      var li = document.createElement('li');
+      li.className = st.done ? 'done' : (st.key === r.next ? 'next' : '');
+      li.textContent = st.title || st.key; li.dataset.step = st.key; list.appendChild(li);
+    });
+    var step = r.steps.filter(function (st) { return st.key === r.next; })[0];
+    $('step-title').textContent = step.title || step.key;
+    $('step-body').textContent = step.text || step.body || '';
+    var box = $('step-fields'); box.textContent = ''; $('ritual-error').hidden = true;
+    function add(label, input) { var l = document.createElement('label'); l.textContent = label; l.appendChild(input); box.appendChild(l); return l; }
+    function check(name, text) {
+      var l = document.createElement('label'); l.className = 'check';
+      var c = document.createElement('input'); c.type = 'checkbox'; c.name = name;
+      l.appendChild(c); l.appendChild(document.createTextNode(text)); box.appendChild(l);
+    }
+    if (step.kind === 'covenant') check('accept', '我已阅读并同意');
+    if (step.kind === 'profile') {
+      (step.fields || []).forEach(function (f) {
+        var i = document.createElement('input'); i.name = f;
+        if (f === 'birthday') i.type = 'date';
+        if (f === 'phone') i.inputMode = 'tel';
+        i.required = (step.requiredFields || []).indexOf(f) >= 0;
+        add((STEP_FIELDS[f] || f) + (i.required ? ' *' : ''), i);
+      });
+      if ((step.fields || []).indexOf('phone') >= 0) check('phoneConsent', '同意品牌使用手机号联系我');
+    }
+    if (step.kind === 'privileges' && step.privileges) {
+      var ul = document.createElement('ul');
+      step.privileges.forEach(function (p) { var li = document.createElement('li'); li.textContent = p.name || p.title || p.key; ul.appendChild(li); });
+      box.appendChild(ul);
+    }
+    if (step.kind === 'subscription') {
+      (step.templateIds || []).forEach(function (id) { check('tmpl:' + id, '订阅通知 ' + id); });
+    }
+    $('step-btn').textContent = step.kind === 'covenant' ? '同意并继续' : '下一步';
+    $('step-btn').dataset.step = step.key;
+    var gift = r.gift || {};
+    var parts = [];
+    if (gift.points) parts.push(gift.points + ' 积分');
+    if (gift.growth) parts.push(gift.growth + ' 成长值');
+    if (gift.badge) parts.push('勋章');
+    $('ritual-gift').textContent = parts.length ? '完成即得入会礼：' + parts.join(' + ') : '';
+  }
+
+  $('ritual-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var r = S.ritual; if (!r || !r.next) return;
+    var step = r.steps.filter(function (st) { return st.key === r.next; })[0];
+    var f = e.target, body = {};
+    if (step.kind === 'covenant') { body.accept = !!(f.accept && f.accept.checked); body.covenantVersion = step.covenantVersion || undefined; }
+    if (step.kind === 'profile') {
+      (step.fields || []).forEach(function (name) { var v = f[name] && f[name].value.trim(); if (v) body[name] = v; });
+      if (f.phoneConsent && body.phone) body.phoneConsent = f.phoneConsent.checked;
+    }
+    if (step.kind === 'subscription') {
+      body.acceptedTemplateIds = (step.templateIds || []).filter(function (id) { var c = f['tmpl:' + id]; return c && c.checked; });
+    }
+    if (S.invite) body.inviteCode = S.invite;
+    var btn = $('step-btn'); btn.disabled = true;
+    api('POST', '/v1/ritual/steps/' + encodeURIComponent(step.key), body).then(function (out) {
+      btn.disabled = false;
+      if (out.justCompleted) {
+        toast('欢迎加入！会员号 ' + (out.memberNumber || out.memberNo));
+        S.ritualStatus = 'completed';
+        return Promise.all([loadMe(), loadCeremonies(), loadBadges()]).then(function () { renderRitual(out); });
+      }
+      renderRitual(out);
+    }).catch(function (err) {
+      btn.disabled = false;
+      var el = $('ritual-error'); el.textContent = problemsText(err); el.hidden = false;
+    });
+  });
+
   function refreshPoints() {
-    return api('GET', '/v1/me').then(function (me) { $('me-points').textContent = me.balances.points; });
+    return api('GET', '/v1/me').then(function (me) { $('me-points').textContent = me.balances.points; showMember(me); });
   }
 
   // ---------------------------------------------------------------- ceremonies
@@ -160,6 +266,9 @@
     $('checkin-panel').hidden = false;
     $('streak').textContent = '连续 ' + st.currentStreak + ' 天 · 累计 ' + st.totalDays + ' 天';
     var cal = $('calendar'); cal.textContent = '';
+    '日一二三四五六'.split('').forEach(function (d) {
+      var h = document.createElement('div'); h.className = 'dow'; h.textContent = d; cal.appendChild(h);
+    });
     var first = new Date(st.calendar.length ? st.calendar[0].date + 'T00:00:00' : Date.now());
     for (var pad = 0; pad < first.getDay(); pad++) cal.appendChild(document.createElement('div'));
     st.calendar.forEach(function (d) {
@@ -221,8 +330,10 @@
     });
     wheel.style.background = 'conic-gradient(' + stops.join(',') + ')';
     var left = w.freeSpinsLeftToday;
-    $('spin-note').textContent = left > 0 ? '今日免费 ' + left + ' 次' :
+    var rest = left > 0 ? '今日免费 ' + left + ' 次' :
       (w.costPoints ? '每次 ' + w.costPoints + ' 积分' : '今日次数已用完');
+    // The last result stays readable under the wheel (the toast goes after 2.5 s).
+    $('spin-note').textContent = (S.lastResult ? S.lastResult + ' · ' : '') + rest;
     var canPay = w.costPoints > 0 && (w.spinsLeftToday === null || w.spinsLeftToday > 0);
     $('spin-btn').disabled = !w.eligible || w.status !== 'open' || (left <= 0 && !canPay);
   }
@@ -256,7 +367,8 @@
         wheel.removeEventListener('transitionend', done);
         S.spinning = false;
         var p = out.prize;
-        $('spin-note').textContent = p.kind === 'nothing' ? p.name : '恭喜获得：' + p.name;
+        S.lastResult = p.kind === 'nothing' ? p.name : '恭喜获得：' + p.name;
+        $('spin-note').textContent = S.lastResult;
         $('spin-note').dataset.prize = p.key;
         toast(p.kind === 'nothing' ? p.name : '恭喜获得 ' + p.name);
         resolve(Promise.all([loadWheel(), loadPrizes(), refreshPoints(), loadCeremonies()]));
@@ -287,6 +399,50 @@
       var me = pages[0].me;
       $('my-rank').textContent = me.rank ? '我的排名 ' + me.rank : '暂未上榜';
     });
+  }
+
+  // ---------------------------------------------------------------- team PK
+  var PK_STATES = { scheduled: '未开始', live: '进行中', ended: '已结束', settled: '已结算', parked: '暂停' };
+
+  function loadPk() {
+    if (!S.pk) return null;
+    return api('GET', '/v1/pks/' + encodeURIComponent(S.pk)).then(function (pk) {
+      $('pk-panel').hidden = false;
+      $('pk-name').textContent = pk.name;
+      var left = pk.timeLeftSeconds;
+      $('pk-left').textContent = (PK_STATES[pk.state] || pk.state) +
+        (pk.state === 'live' && left > 0 ? ' · 剩余 ' + Math.floor(left / 3600) + ' 小时 ' + Math.floor(left % 3600 / 60) + ' 分' : '');
+      var list = $('pk-teams'); list.textContent = '';
+      // The PK board follows a team change within 10 s (the service caches "my team"):
+      // the team just joined shows as mine at once.
+      if (!pk.me.teamKey && S.pkJoined) pk.me = { teamKey: S.pkJoined, contribution: 0, rankInTeam: null };
+      pk.teams.forEach(function (t) {
+        var li = document.createElement('li'); li.dataset.team = t.key;
+        if (t.isMine || t.key === pk.me.teamKey) li.className = 'mine';
+        var b = document.createElement('b'); b.textContent = t.rank;
+        var s = document.createElement('span'); s.textContent = t.name + (pk.winner === t.key ? ' 🏆' : '');
+        var small = document.createElement('small'); small.textContent = ' ' + t.headcount + ' 人';
+        s.appendChild(small);
+        var v = document.createElement('em'); v.textContent = t.score;
+        li.appendChild(b); li.appendChild(s); li.appendChild(v);
+        if (!pk.me.teamKey && (pk.state === 'live' || pk.state === 'scheduled')) {
+          var join = document.createElement('button'); join.textContent = '加入';
+          join.className = 'join'; join.dataset.team = t.key;
+          join.addEventListener('click', function () { joinTeam(t.key); });
+          li.appendChild(join);
+        }
+        list.appendChild(li);
+      });
+      $('pk-me').textContent = pk.me.teamKey ? '我的贡献 ' + pk.me.contribution + (pk.me.rankInTeam ? ' · 队内第 ' + pk.me.rankInTeam : '') : '你还不在参赛队伍中';
+    }).catch(function (err) { if (err.status !== 404) throw err; });
+  }
+
+  function joinTeam(key) {
+    api('POST', '/v1/teams/' + encodeURIComponent(key) + '/members', {}).then(function (t) {
+      toast('已加入 ' + t.name); S.pkJoined = t.key;
+      setTimeout(loadPk, 11000);
+      return loadPk();
+    }).catch(function (err) { toast(err.message || err.code); });
   }
 
   // ---------------------------------------------------------------- badges
