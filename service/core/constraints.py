@@ -21,7 +21,7 @@ import types
 import typing
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from litestar.params import Parameter
@@ -809,7 +809,19 @@ def _drop(t: Any, v: Any, tokens: list[str | int]) -> bool:
 
 # ------------------------------------------------------------------ request hook
 
-_BODY_TYPES: dict[Any, Any] = {}
+_V = TypeVar("_V")
+
+
+def _per_handler(route_handler: Any, name: str, compute: Callable[[], _V]) -> _V:
+    """What ``compute`` says about a handler, worked out once and kept ON the handler (its
+    ``opt``). Not in a dict keyed by ``id(handler)``: tests build many apps, and a collected
+    handler's id is reused by another one, which then got the first one's body type."""
+    opt = route_handler.opt
+    try:
+        return opt[name]
+    except KeyError:
+        value = opt[name] = compute()
+        return value
 
 
 def body_required(route_handler: Any) -> bool:
@@ -820,18 +832,18 @@ def body_required(route_handler: Any) -> bool:
 
 def body_type_of(route_handler: Any) -> Any:
     """The declared type of a handler's ``data`` (with its Meta constraints), or None."""
-    key = id(route_handler)
-    if key not in _BODY_TYPES:
+
+    def compute() -> Any:
         field = route_handler.parsed_data_field
         if field is None:
-            _BODY_TYPES[key] = None
-        else:
-            raw = field.raw
-            # JSONBody[X] is Annotated[X, Body(...)]: keep X and any msgspec Meta on it.
-            metas = tuple(m for m in getattr(raw, "__metadata__", ()) if isinstance(m, Meta))
-            inner = getattr(raw, "__origin__", raw) if hasattr(raw, "__metadata__") else raw
-            _BODY_TYPES[key] = Annotated[(inner, *metas)] if metas else inner
-    return _BODY_TYPES[key]
+            return None
+        raw = field.raw
+        # JSONBody[X] is Annotated[X, Body(...)]: keep X and any msgspec Meta on it.
+        metas = tuple(m for m in getattr(raw, "__metadata__", ()) if isinstance(m, Meta))
+        inner = getattr(raw, "__origin__", raw) if hasattr(raw, "__metadata__") else raw
+        return Annotated[(inner, *metas)] if metas else inner
+
+    return _per_handler(route_handler, "_body_type", compute)
 
 
 _MESSAGE_CODES = (
@@ -882,17 +894,17 @@ def _without_none(t: Any) -> Any:
 
 _CONSTRAINTS = ("ge", "le", "gt", "lt", "min_length", "max_length", "pattern")
 _NOT_PARAMS = {"data", "state", "request", "scope", "headers", "cookies", "query", "body"}
-_PARAMS: dict[int, list[tuple[str, str, Any, bool]]] = {}
 
 
 def param_specs(route_handler: Any) -> list[tuple[str, str, Any, bool]]:
     """(name, wire name, type with every constraint, required) of each path/query/header
     parameter of a handler. Litestar drops msgspec ``Meta`` on parameters; this keeps it."""
+    return _per_handler(route_handler, "_param_specs", lambda: _param_specs(route_handler))
+
+
+def _param_specs(route_handler: Any) -> list[tuple[str, str, Any, bool]]:
     from litestar.params import BodyKwarg, DependencyKwarg, ParameterKwarg
 
-    key = id(route_handler)
-    if key in _PARAMS:
-        return _PARAMS[key]
     deps = set(route_handler.resolve_dependencies())
     specs = []
     for name, field in route_handler.parsed_fn_signature.parameters.items():
@@ -920,7 +932,6 @@ def param_specs(route_handler: Any) -> list[tuple[str, str, Any, bool]]:
         type_ = Annotated[(base, *metas)] if metas else base
         required = not field.has_default and not field.is_optional
         specs.append((name, wire, type_, required))
-    _PARAMS[key] = specs
     return specs
 
 
@@ -936,26 +947,23 @@ class _Param(typing.NamedTuple):
     has_extra: bool
 
 
-_PLANS: dict[int, list[_Param]] = {}
-
-
 def _param_plan(route_handler: Any) -> list[_Param]:
-    key = id(route_handler)
-    plan = _PLANS.get(key)
-    if plan is None:
-        plan = _PLANS[key] = [
-            _Param(
-                name,
-                wire,
-                type_,
-                required,
-                isinstance(getattr(mi.type_info(type_), "item_type", None), mi.Type),
-                _own_code(type_),
-                any(isinstance(m, Meta) and m.extra for m in _unwrap(type_)[1]),
-            )
-            for name, wire, type_, required in param_specs(route_handler)
-        ]
-    return plan
+    return _per_handler(route_handler, "_param_plan", lambda: _plan_of(route_handler))
+
+
+def _plan_of(route_handler: Any) -> list[_Param]:
+    return [
+        _Param(
+            name,
+            wire,
+            type_,
+            required,
+            isinstance(getattr(mi.type_info(type_), "item_type", None), mi.Type),
+            _own_code(type_),
+            any(isinstance(m, Meta) and m.extra for m in _unwrap(type_)[1]),
+        )
+        for name, wire, type_, required in param_specs(route_handler)
+    ]
 
 
 def params_problems(request: Any) -> list[dict]:
@@ -1035,14 +1043,14 @@ def _extra_problem(type_: Any, value: str) -> tuple[str, str] | None:
 
 
 _PRINCIPALS = frozenset({"member", "operator"})
-_NEEDS_PRINCIPAL: dict[int, bool] = {}
 
 
 def _needs_principal(route_handler: Any) -> bool:
-    key = id(route_handler)
-    if key not in _NEEDS_PRINCIPAL:
-        _NEEDS_PRINCIPAL[key] = bool(_PRINCIPALS & set(route_handler.resolve_dependencies()))
-    return _NEEDS_PRINCIPAL[key]
+    return _per_handler(
+        route_handler,
+        "_needs_principal",
+        lambda: bool(_PRINCIPALS & set(route_handler.resolve_dependencies())),
+    )
 
 
 async def strict_request(request: Any) -> None:

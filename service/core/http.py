@@ -302,9 +302,9 @@ class MemberRequest:
         self.rate = _member_limits(request, ctx, member)
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        if not self.rate.done:
-            await self.rate.settle()
+    async def __aexit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if not self.rate.done and (exc_type is None or issubclass(exc_type, Exception)):
+            await self.rate.settle()  # (not when cancelled: the client is gone)
 
     def work(self) -> RequestUnit:
         """The unit of work of this request (``RequestUnit.respond`` / ``respond_single``)."""
