@@ -548,7 +548,7 @@ async def test_bad_input_is_refused_and_changes_nothing(ctx, client, tenant):
         ("/v1/leaderboards/good?limit=101", 422, "VALIDATION_FAILED"),
         ("/v1/leaderboards/good?limit=0", 422, "VALIDATION_FAILED"),
         ("/v1/leaderboards/good/around-me?radius=26", 422, "VALIDATION_FAILED"),
-        ("/v1/leaderboards/good?period=2026-13", 404, "LEADERBOARD_PERIOD_NOT_FOUND"),
+        ("/v1/leaderboards/good?period=2026-13", 422, "VALIDATION_FAILED"),
         ("/v1/leaderboards/good?period=2031-W02", 404, "LEADERBOARD_PERIOD_NOT_FOUND"),
         ("/v1/leaderboards/good?period=2026-11-23", 404, "LEADERBOARD_PERIOD_NOT_FOUND"),
         ("/v1/leaderboards/good?cursor=abc", 422, "VALIDATION_FAILED"),

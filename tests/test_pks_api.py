@@ -546,6 +546,8 @@ async def test_a_broken_pk_is_parked_and_the_other_keeps_counting(client, tenant
     ctx.caches.clear()
     r = await client.get("/v1/pks/broken", headers=h)
     assert r.status_code == 409 and r.json()["error"]["code"] == "PK_PARKED"
+    # A member gets the fixed sentence, never the stored (internal) reason.
+    assert r.json()["error"]["details"]["reason"] == pks.MEMBER_PARKED_REASON
     admin = (await client.get("/admin/v1/pks/broken", headers=tenant.admin)).json()
     assert admin["state"] == "parked" and "metric" in admin["parkedReason"]
     # The operator corrects it: it resumes and catches up the event it missed.

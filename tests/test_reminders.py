@@ -484,6 +484,8 @@ async def test_webhook_sender_posts_a_signed_reminder(client, tenant, ctx, clock
         )
         assert r.status_code == 200, r.text
         g, hg = await wechat_member(ctx, tenant, "openid-g")
+        async with ctx.db.transaction() as conn:  # the brand's id, as a linked member has
+            await conn.execute("UPDATE members SET external_id = 'brand-g' WHERE id = $1", g)
         await grant(client, hg, {"TPL_SHIP": "accept"})
         await ship(ctx, tenant.id, g, 501)
         await ship(ctx, tenant.id, g, 502)  # no second grant: not sent
@@ -492,6 +494,7 @@ async def test_webhook_sender_posts_a_signed_reminder(client, tenant, ctx, clock
         body = msg.json()
         assert body["type"] == "reminder.prize.shipped"
         assert body["data"]["memberId"] == g and body["data"]["templateId"] == "TPL_SHIP"
+        assert body["data"]["externalId"] == "brand-g"
         assert len(body["data"]["fields"]["thing1"]["value"]) == 20
         got_statuses = sorted(s["status"] for s in await statuses(ctx, tenant.id))
         assert got_statuses == ["no_grant", "sent"]

@@ -185,7 +185,7 @@ async def earn(
         "source_event_id, earned_at) "
         "SELECT $1, $2, m, p, $6, e, $7 FROM unnest($3::bigint[], $4::text[], $5::uuid[]) "
         "AS u(m, p, e) ON CONFLICT (badge_id, member_id, period_id) DO NOTHING "
-        "RETURNING id, member_id, period_id, source_event_id",
+        "RETURNING id, member_id, period_id, source_event_id, award_no",
         tenant_id,
         badge_id,
         [r[0] for r in ordered],
@@ -205,6 +205,15 @@ async def get_member_badge(
         badge_id,
         member_id,
         period_id,
+    )
+
+
+async def reaward(conn: asyncpg.Connection, member_badge_id: int) -> asyncpg.Record:
+    """Restore a revoked badge as its next award (``award_no`` + 1)."""
+    return await conn.fetchrow(
+        "UPDATE member_badges SET revoked_at = NULL, award_no = award_no + 1 WHERE id = $1 "
+        "RETURNING id, member_id, period_id, source_event_id, award_no",
+        member_badge_id,
     )
 
 

@@ -39,6 +39,7 @@ DOMAIN_EVENT_TYPES = frozenset(
         "growth.credited",
         "pk.won",
         "pk.mvp",
+        "team.joined",
     }
 )
 CURRENCIES = ("points", "growth")

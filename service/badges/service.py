@@ -306,6 +306,7 @@ async def _reward(
                     "tier": config.get("tier", ""),
                     "period": r["period_id"],
                     "memberBadgeId": r["id"],
+                    "awardNo": r.get("award_no", 1),
                     "sourceEventId": source,
                     "title": spec.reward_title,
                     "points": spec.reward_points,
@@ -326,6 +327,7 @@ async def _reward(
                         "source": f"badge:{spec.key}",
                         "sourceEventId": source or str(earned_id),
                         "memberBadgeId": r["id"],
+                        "awardNo": r.get("award_no", 1),
                     },
                     now,
                 )
@@ -509,8 +511,8 @@ async def award_member(
         )
         await _reward(ctx, conn, spec, row["config"], earned, now)
     elif existing["revoked_at"] is not None:
-        await repo.set_revoked(conn, existing["id"], None)
-        await _reward(ctx, conn, spec, row["config"], [existing], now)
+        restored = await repo.reaward(conn, existing["id"])
+        await _reward(ctx, conn, spec, row["config"], [restored], now)
     else:
         changed = False
     await repo.audit(conn, tenant_id, spec.id, member_id, "award", reason, actor, now)
@@ -554,6 +556,7 @@ async def revoke(
                 "key": key,
                 "period": period,
                 "memberBadgeId": held[0]["id"],
+                "awardNo": held[0]["award_no"],
                 "titleDropped": len(held) == 1,
             },
             occurred_at=now,

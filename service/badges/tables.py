@@ -72,6 +72,9 @@ class MemberBadge(Table, tablename="member_badges"):
     source_event_id = UUID(null=True, default=None)
     earned_at = Timestamptz()
     revoked_at = Timestamptz(null=True, default=None)
+    # 1, then +1 on each re-award after a revoke: events carry it, so a revoke withdraws the
+    # ceremonies of the award it revoked only.
+    award_no = Integer(default=1)
     member_badges_unique = Unique(["badge_id", "member_id", "period_id"])
 
 

@@ -187,14 +187,19 @@ async def withdraw_badge(
     period: str,
     with_title: bool,
     member_badge_id: int | None = None,
+    award_no: int | None = None,
 ) -> int:
     """A revoked badge: its ceremony (and that of the title it gave, when the title went
     with it) no longer plays or shows on the honour wall. Matched by the earned badge's id
-    (``memberBadgeId``); events from before ids were recorded match by key and period."""
+    (``memberBadgeId``) and its award number (``awardNo``: a redelivered revoke never
+    withdraws the ceremony of a later re-award; facts without one are award 1); events from
+    before ids were recorded match by key and period."""
     status = await conn.execute(
         "UPDATE ceremonies SET wall_hidden = true, expires_at = LEAST(expires_at, created_at) "
         "WHERE tenant_id = $1 AND member_id = $2 AND NOT (wall_hidden AND expires_at <= "
-        "created_at) AND ((kind = 'badge' AND CASE WHEN $6::bigint IS NOT NULL "
+        "created_at) AND ($7::int IS NULL OR kind NOT IN ('badge', 'title') "
+        "OR coalesce(facts->>'awardNo', '1') = $7::int::text) "
+        "AND ((kind = 'badge' AND CASE WHEN $6::bigint IS NOT NULL "
         "THEN facts->>'memberBadgeId' = $6::bigint::text "
         "ELSE facts->>'badge' = $3 AND coalesce(facts->>'period', '') = $4 END) "
         "OR ($5 AND kind = 'title' AND CASE WHEN $6::bigint IS NOT NULL "
@@ -206,5 +211,6 @@ async def withdraw_badge(
         period,
         with_title,
         member_badge_id,
+        award_no,
     )
     return int(status.split()[-1])

@@ -145,6 +145,7 @@ def honours(
                 "period": payload.get("period", ""),
                 "title": payload.get("title"),
                 "memberBadgeId": payload.get("memberBadgeId"),
+                "awardNo": payload.get("awardNo", 1),
             },
             str(payload.get("icon") or ""),
             TIER_BONUS.get(tier, 0),
@@ -156,6 +157,7 @@ def honours(
                 "title": payload.get("title"),
                 "source": payload.get("source"),
                 "memberBadgeId": payload.get("memberBadgeId"),
+                "awardNo": payload.get("awardNo", 1),
             },
         )
     if type_ == "level.up":

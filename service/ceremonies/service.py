@@ -121,6 +121,7 @@ async def _withdraw(ctx: Context, e: Event) -> None:
             str(e.payload.get("period") or ""),
             bool(e.payload.get("titleDropped")),
             e.payload.get("memberBadgeId"),
+            e.payload.get("awardNo"),
         )
     if n:
         await store.wall_bump(ctx, e.tenant_id)

@@ -24,6 +24,7 @@ from service.console.i18n import translator
 from service.core.constraints import (
     KEY_PATTERN,
     constrained,
+    normalize_urls,
     problem,
     problems_of,
     rule_problems_of,
@@ -85,9 +86,10 @@ class Problems(Exception):
 
 
 def check_body(type_: Any, raw: Any) -> Any:
-    """The API's strict body check (shape problems, then the kind's rule problems)."""
+    """The API's strict body check (URL fields normalized; shape problems, then the kind's
+    rule problems)."""
     try:
-        return msgspec.convert(raw, type_, strict=True)
+        return msgspec.convert(normalize_urls(type_, raw), type_, strict=True)
     except msgspec.ValidationError as exc:
         shape = problems_of(type_, raw, "body") or [
             problem("body", "", "INVALID", str(exc).split(" - ")[0])

@@ -19,7 +19,7 @@ import json
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -73,12 +73,42 @@ def _year_prefix_problem(value: str) -> str | None:
     return None
 
 
+_PERIOD_SHAPES = (
+    re.compile(r"^(\d{4})-(\d{2})-(\d{2})$"),  # a day
+    re.compile(r"^(\d{4})-W(\d{2})$"),  # an ISO week
+    re.compile(r"^(\d{4})-(\d{2})$"),  # a month
+)
+
+
+def _period_id_problem(value: str) -> str | tuple[str, str] | None:
+    """A board period id: the year in range (OUT_OF_RANGE), and a day, ISO week or month that
+    exists on the calendar (``2026-02-30``, ``2000-W00``, ``2026-W54``, ``2100-13`` are
+    FORMAT_INVALID). Other words (``current``, ``all``, ``window``) are the board's to judge."""
+    year = _year_prefix_problem(value)
+    if year is not None:
+        return year
+    day, week, month = (shape.match(value) for shape in _PERIOD_SHAPES)
+    try:
+        if day:
+            date(int(day[1]), int(day[2]), int(day[3]))
+        elif week:
+            date.fromisocalendar(int(week[1]), int(week[2]), 1)
+        elif month:
+            date(int(month[1]), int(month[2]), 1)
+    except ValueError:
+        return "FORMAT_INVALID", f"{value!r} is not a day, ISO week or month of the calendar"
+    return None
+
+
 # Extra checks a constraint type may name in ``Meta(extra={"check": name})``: run by the strict
-# decoder on bodies and parameters alike; each returns the problem text or None.
-EXTRA_CHECKS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
+# decoder on bodies and parameters alike; each returns the problem text (with the check's
+# code), a (code, text) pair, or None.
+EXTRA_CHECKS: dict[str, tuple[str, Callable[[Any], str | tuple[str, str] | None]]] = {
     "yearPrefix": ("OUT_OF_RANGE", _year_prefix_problem),
+    "periodId": ("OUT_OF_RANGE", _period_id_problem),
 }
 YEAR_BOUNDED = {"check": "yearPrefix"}
+PERIOD_ID = {"check": "periodId"}
 
 AwareDatetime = Annotated[
     datetime,
@@ -143,6 +173,41 @@ _URL_TAIL = rf"(?:[/?#]{_URL_CHAR}*)?"
 # A relative path: no scheme (`javascript:`, `data:`), not protocol-relative (`//host`).
 _URL_RELATIVE = r"(?![A-Za-z][A-Za-z0-9+.\-]*:)(?![/\\]{2})[^\s\x00-\x1f\x7f-\x9f\\]+"
 _PATTERN_PROBLEMS: dict[str, tuple[str, str]] = {}
+_URL_PATTERNS: set[str] = set()
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+
+
+def normalize_url(value: str) -> str:
+    """RFC 3986 6.2.2.1: the scheme in lower case (`HTTPS://x` -> `https://x`)."""
+    m = _SCHEME.match(value)
+    return value if m is None or m[1].islower() else m[1].lower() + value[len(m[1]) :]
+
+
+def normalize_urls(type_: Any, value: Any) -> Any:
+    """``value`` (raw JSON data of ``type_``) with every URL field (the ``web_url``
+    constraint) normalized; containers are changed in place. Other values are left as they
+    are (a malformed one is the decoder's to report)."""
+    return _normalize(mi.type_info(type_), value)
+
+
+def _normalize(t: Any, v: Any) -> Any:
+    if isinstance(t, mi.Metadata):
+        return _normalize(t.type, v)
+    if isinstance(t, mi.UnionType):
+        return _normalize(_pick(t, v), v)
+    if isinstance(t, mi.StrType):
+        return normalize_url(v) if t.pattern in _URL_PATTERNS and isinstance(v, str) else v
+    if isinstance(t, mi.StructType) and isinstance(v, dict):
+        for f in t.fields:
+            if f.encode_name in v:
+                v[f.encode_name] = _normalize(f.type, v[f.encode_name])
+    elif isinstance(t, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
+        if isinstance(v, list):
+            v[:] = [_normalize(t.item_type, item) for item in v]
+    elif isinstance(t, mi.DictType) and isinstance(v, dict):
+        for k in list(v):
+            v[k] = _normalize(t.value_type, v[k])
+    return v
 
 
 def web_url(
@@ -155,7 +220,8 @@ def web_url(
 ) -> Any:
     """The shared URL constraint (see above) as a string type with ``max_length``; ``relative``
     also allows a relative path, ``empty`` the empty string (no URL)."""
-    scheme = "https" if https_only else "https?"
+    # The scheme is case-insensitive (RFC 3986 3.1): `HTTPS://` is taken and stored lower-case.
+    scheme = "[Hh][Tt][Tt][Pp][Ss]" if https_only else "[Hh][Tt][Tt][Pp][Ss]?"
     forms = [f"{scheme}://{_URL_HOST}{_URL_PORT}{_URL_TAIL}"]
     if relative:
         forms.append(_URL_RELATIVE)
@@ -163,6 +229,7 @@ def web_url(
     what = "an https URL" if https_only else "an http(s) URL"
     if relative:
         what += " or a relative path"
+    _URL_PATTERNS.add(pattern)
     _PATTERN_PROBLEMS[pattern] = (
         "URL_INVALID",
         f"must be {what}: no spaces or control characters, no credentials, port 1-65535",
@@ -193,8 +260,8 @@ PROBLEM_CODES: dict[str, str] = {
     "CHARACTER_NOT_ALLOWED": "The text holds a NUL character or a lone UTF-16 surrogate.",
     "JSON_INVALID": "The body is not parseable JSON, or nested deeper than 32 levels "
     "(with MALFORMED_REQUEST).",
-    "URL_INVALID": "Not an allowed URL: http(s) only, no spaces or control characters, no "
-    "credentials, port 1-65535.",
+    "URL_INVALID": "Not an allowed URL: http(s) only (the scheme in any case, stored in lower "
+    "case), no spaces or control characters, no credentials, port 1-65535.",
     "INVALID": "The value breaks a rule of this configuration; see problem.",
 }
 
@@ -354,9 +421,10 @@ def _walk(t: mi.Type, v: Any, path: str, source: str, out: list) -> None:
         _walk(t.type, v, path, source, out)
         check = EXTRA_CHECKS.get((t.extra or {}).get("check", ""))
         if check is not None and len(out) == before and isinstance(v, str):
-            text = check[1](v)
-            if text is not None:
-                out.append(problem(source, path, check[0], text))
+            got = check[1](v)
+            if got is not None:
+                code, text = got if isinstance(got, tuple) else (check[0], got)
+                out.append(problem(source, path, code, text))
         return
     if isinstance(t, mi.UnionType):
         candidates = [m for m in t.types if _matches(m, v)]
@@ -526,7 +594,9 @@ def problems_of(type_: Any, value: Any, source: Source = "body", path: str = "")
 
 
 def convert_strict(type_: Any, value: Any, source: Source = "body") -> Any:
-    """Convert raw JSON data strictly; raise 422 VALIDATION_FAILED with every problem."""
+    """Convert raw JSON data strictly (URL fields normalized); raise 422 VALIDATION_FAILED
+    with every problem."""
+    value = normalize_urls(type_, value)
     try:
         converted = msgspec.convert(value, type_, strict=True)
     except msgspec.ValidationError as exc:
@@ -574,25 +644,111 @@ def register_check(type_: Any, check: Callable[[Any], list[dict]]) -> None:
     _CHECKS[type_] = check
 
 
+_IO_CHECKS: dict[Any, Callable[[Any, Any], Awaitable[list[dict]]]] = {}
+
+
+def register_io_check(type_: Any, check: Callable[[Any, Any], Awaitable[list[dict]]]) -> None:
+    """A feature's rule check of a body type that needs I/O (teams that exist, overlapping
+    windows), ``await check(request, value)``: run like ``register_check`` on the
+    well-formed part of a body that has shape problems, so one answer lists every problem.
+    The check authenticates the request itself; a check that fails (a DomainError such as a
+    bad key) adds nothing. The service runs the same rules again on a valid body."""
+    _IO_CHECKS[type_] = check
+
+
+def _well_formed(type_: Any, raw: Any, shape: list[dict]) -> tuple[Any, dict] | None:
+    """(``raw`` with each malformed field that may be left out left out (its default stands
+    in) and each malformed list item taken out, converted; the list items taken out), or
+    None when a malformed field is required (the rules cannot be judged)."""
+    if not isinstance(raw, dict):
+        return None
+    info = mi.type_info(type_)
+    patched = copy.deepcopy(raw)
+    for p in shape:
+        if not p["path"] or not _drop(info, patched, _tokens(p["path"])):
+            return None
+    removed: dict[str, list[int]] = {}
+    _compact(patched, "", removed)
+    try:
+        return msgspec.convert(patched, type_, strict=True), removed
+    except Exception:  # whatever the left-out fields break: the rules are not judged
+        return None
+
+
+def _compact(v: Any, path: str, removed: dict[str, list[int]]) -> None:
+    """Take the list items ``_drop`` marked gone out of their lists, noting (per list, in the
+    compacted paths) which original indices went, so rule problems can name the sent ones."""
+    if isinstance(v, dict):
+        for k, item in v.items():
+            _compact(item, _join(path, str(k)), removed)
+    elif isinstance(v, list):
+        gone = [i for i, item in enumerate(v) if item is _GONE]
+        if gone:
+            removed[path] = gone
+            v[:] = [item for item in v if item is not _GONE]
+        for i, item in enumerate(v):
+            _compact(item, _join(path, i), removed)
+
+
+def _remap(path: str, removed: dict[str, list[int]]) -> str:
+    """A problem path of the compacted value -> the path in the body as sent."""
+    if not removed:
+        return path
+    compact = original = ""
+    for tok in _tokens(path):
+        if isinstance(tok, int):
+            sent = tok
+            for r in removed.get(compact, []):
+                if r <= sent:
+                    sent += 1
+            compact, original = _join(compact, tok), _join(original, sent)
+        else:
+            compact, original = _join(compact, tok), _join(original, tok)
+    return original
+
+
+def _outside(found: list[dict], shape: list[dict], removed: dict[str, list[int]]) -> list:
+    bad = [p["path"] for p in shape]
+    out = []
+    for p in found:
+        p = {**p, "path": _remap(p["path"], removed)}
+        if not any(_within(p["path"], b) for b in bad):
+            out.append(p)
+    return out
+
+
 def rule_problems_of(type_: Any, raw: Any, shape: list[dict]) -> list[dict]:
     """Rule problems of the well-formed part of ``raw``: each malformed field that may be left
     out is left out (its default stands in), then the feature's rule check runs. Empty when
     a malformed field is required, so the rules cannot be judged."""
     check = _CHECKS.get(type_)
-    if check is None or not isinstance(raw, dict):
+    if check is None:
         return []
-    info = mi.type_info(type_)
-    patched = copy.deepcopy(raw)
-    for p in shape:
-        if not p["path"] or not _drop(info, patched, _tokens(p["path"])):
-            return []
+    got = _well_formed(type_, raw, shape)
+    if got is None:
+        return []
     try:
-        value = msgspec.convert(patched, type_, strict=True)
-        found = normalize_problems(check(value))
+        found = normalize_problems(check(got[0]))
     except Exception:
         return []
-    bad = [p["path"] for p in shape]
-    return [p for p in found if not any(_within(p["path"], b) for b in bad)]
+    return _outside(found, shape, got[1])
+
+
+async def io_rule_problems_of(request: Any, type_: Any, raw: Any, shape: list[dict]) -> list:
+    """As ``rule_problems_of`` for a check registered with ``register_io_check``."""
+    from service.core.errors import DomainError
+
+    check = _IO_CHECKS.get(type_)
+    if check is None:
+        return []
+    got = _well_formed(type_, raw, shape)
+    if got is None:
+        return []
+    try:
+        found = normalize_problems(await check(request, got[0]))
+    except DomainError:
+        return []
+    return _outside(found, shape, got[1])
 
 
 def _tokens(path: str) -> list[str | int]:
@@ -618,6 +774,9 @@ def _pick(t: Any, v: Any) -> Any:
             return t
 
 
+_GONE = object()  # a list item left out (see ``_compact``)
+
+
 def _drop(t: Any, v: Any, tokens: list[str | int]) -> bool:
     """Leave out the malformed value at ``tokens`` (or the nearest optional field holding it);
     False when only a required field could be left out."""
@@ -638,8 +797,13 @@ def _drop(t: Any, v: Any, tokens: list[str | int]) -> bool:
             return False
         v.pop(head, None)
         return True
-    if isinstance(t, mi.ListType) and isinstance(v, list) and isinstance(head, int) and rest:
-        return head < len(v) and _drop(t.item_type, v[head], rest)
+    if isinstance(t, mi.ListType) and isinstance(v, list) and isinstance(head, int):
+        if head >= len(v) or v[head] is _GONE:
+            return head < len(v)
+        if rest and _drop(t.item_type, v[head], rest):
+            return True
+        v[head] = _GONE  # the malformed item goes (``_compact`` takes it out)
+        return True
     return False
 
 
@@ -851,7 +1015,7 @@ def params_problems(request: Any) -> list[dict]:
                 and isinstance(item, str)
                 and (extra := _extra_problem(type_, item)) is not None
             ):
-                out.append(problem(source, wire, "OUT_OF_RANGE", extra))
+                out.append(problem(source, wire, *extra))
     return out
 
 
@@ -863,14 +1027,18 @@ def _own_code(type_: Any) -> str | None:
     return None
 
 
-def _extra_problem(type_: Any, value: str) -> str | None:
+def _extra_problem(type_: Any, value: str) -> tuple[str, str] | None:
+    """(code, text) of the extra check a parameter type names, or None."""
     for m in _unwrap(type_)[1]:
         if (
             isinstance(m, Meta)
             and m.extra
             and (check := EXTRA_CHECKS.get(m.extra.get("check", "")))
         ):
-            return check[1](value)
+            got = check[1](value)
+            if got is None:
+                return None
+            return got if isinstance(got, tuple) else (check[0], got)
     return None
 
 
@@ -936,6 +1104,7 @@ async def strict_request(request: Any) -> None:
         raise _too_deep()
     if bad:
         raise validation_failed(found + bad)
+    raw = normalize_urls(type_, raw)
     try:
         value = msgspec.convert(raw, type_, strict=True)
         shape = range_problems(type_, raw, "body")
@@ -946,6 +1115,7 @@ async def strict_request(request: Any) -> None:
         ]
     if shape:
         found += shape + rule_problems_of(type_, raw, shape)
+        found += await io_rule_problems_of(request, type_, raw, shape)
     if found:
         raise validation_failed(found)
     with contextlib.suppress(AttributeError):

@@ -14,7 +14,13 @@ from service.events import service
 from service.events.schemas import EventBatch, EventIn, IngestOut, RuleIn, RuleKey, RuleOut
 
 
-@errors("MEMBER_NOT_FOUND", "EVENT_IN_FUTURE", "ORIGINAL_EVENT_UNKNOWN", idempotent=True)
+@errors(
+    "MEMBER_NOT_FOUND",
+    "MEMBER_ERASED",
+    "EVENT_IN_FUTURE",
+    "ORIGINAL_EVENT_UNKNOWN",
+    idempotent=True,
+)
 @post(
     "/events",
     status_code=200,
@@ -24,7 +30,10 @@ from service.events.schemas import EventBatch, EventIn, IngestOut, RuleIn, RuleK
     description=(
         "Each event is deduped by its eventId: sending it again changes nothing and answers "
         "status `duplicate`. A batch is applied in one transaction; each event gets its own "
-        "status. A single event that is rejected answers with the error's HTTP status."
+        "status. A single event that is rejected answers with the error's HTTP status. Events "
+        "for an erased member (privacy erase) are rejected with MEMBER_ERASED (410): the "
+        "member is never re-created. EVENT_IN_FUTURE: occurredAt more than 300 s after the "
+        "time received (`details`: occurredAt, receivedAt, latestAccepted, slackSeconds)."
     ),
 )
 async def post_events(

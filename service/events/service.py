@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -43,6 +44,12 @@ register_codes(
             409,
             "原事件尚未收到，请稍后重发",
             "The original event has not arrived yet; send this one again later.",
+        ),
+        "MEMBER_ERASED": (
+            410,
+            "该会员的个人信息已删除",
+            "The member's personal data was erased (privacy): events for this externalId are "
+            "refused and never re-create the member; do not resend them.",
         ),
     }
 )
@@ -128,6 +135,16 @@ def _error(code: str, details: dict | None = None) -> ErrorBody:
     return ErrorBody(err.code, err.localized_message("en"), err.details)
 
 
+def _future_details(e: EventIn, now: datetime) -> dict[str, Any]:
+    """EVENT_IN_FUTURE: the time sent, the time received and the latest time accepted."""
+    return {
+        "occurredAt": e.occurred_at.isoformat(),
+        "receivedAt": now.isoformat(),
+        "latestAccepted": (now + timedelta(seconds=FUTURE_SLACK_S)).isoformat(),
+        "slackSeconds": FUTURE_SLACK_S,
+    }
+
+
 async def ingest(uow: UnitOfWork, tenant_id: int, events: list[EventIn]) -> IngestOut:
     ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
@@ -143,19 +160,22 @@ async def ingest(uow: UnitOfWork, tenant_id: int, events: list[EventIn]) -> Inge
             continue
         seen.add(e.event_id)
         if (e.occurred_at - now).total_seconds() > FUTURE_SLACK_S:
-            res.status, res.error = "rejected", _error("EVENT_IN_FUTURE")
+            res.status, res.error = "rejected", _error("EVENT_IN_FUTURE", _future_details(e, now))
             continue
         candidates.append((len(results) - 1, e))
     wanted = sorted({e.external_id for _, e in candidates})
-    ids = (
-        await members.resolve_many(uow, tenant_id, wanted)
-        if policy.unknown_member == "create"
-        else await members.find_many(conn, tenant_id, wanted)
+    # An erased member is never re-created by events (their externalId stays taken): each of
+    # their events is rejected with MEMBER_ERASED, the same on every resend.
+    ids, erased = await members.resolve_for_events(
+        uow, tenant_id, wanted, policy.unknown_member == "create"
     )
     known: list[tuple[int, EventIn, int]] = []
     for i, e in candidates:
         mid = ids.get(e.external_id)
-        if mid is None:
+        if e.external_id in erased:
+            results[i].status = "rejected"
+            results[i].error = _error("MEMBER_ERASED", {"externalId": e.external_id})
+        elif mid is None:
             results[i].status = "rejected"
             results[i].error = _error("MEMBER_NOT_FOUND", {"externalId": e.external_id})
         else:
@@ -296,7 +316,7 @@ async def ingest_one(uow: UnitOfWork, tenant_id: int, event: EventIn) -> IngestO
     ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     if (event.occurred_at - now).total_seconds() > FUTURE_SLACK_S:
-        raise DomainError("EVENT_IN_FUTURE")
+        raise DomainError("EVENT_IN_FUTURE", details=_future_details(event, now))
     policy = await points.policy_of(ctx, conn, tenant_id)
     rules = (await _rules_by_type(ctx, conn, tenant_id)).get(event.type, [])
     if any(isinstance(r.spec.effect, ReverseEffect) for r in erules.triggered(rules, event)):
@@ -323,7 +343,8 @@ async def _ingest_one_tx(uow: UnitOfWork, tenant_id: int, event: EventIn) -> Ing
 # counters (rule, day, amount read or -1 when there was no row, amount to add), $14-$19 the
 # member.event outbox row (its member taken from the statement).
 SINGLE_SQL = (
-    "WITH m AS (SELECT id FROM members WHERE tenant_id = $1 AND external_id = $2), "
+    "WITH m AS (SELECT id FROM members WHERE tenant_id = $1 AND external_id = $2 "
+    "AND erased_at IS NULL), "
     "fresh AS (INSERT INTO member_events (tenant_id, event_id, member_id, type, value, "
     "attributes, occurred_at, received_at) SELECT $1, $3, m.id, $4, $5, $6, $7, $8 FROM m "
     "ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING member_id), "
@@ -350,7 +371,7 @@ STATE_SQL = (
     "FROM unnest($3::text[], $4::date[]) WITH ORDINALITY AS c(r, d, o) "
     "LEFT JOIN rule_daily_usage u ON u.tenant_id = $1 AND u.rule_key = c.r "
     "AND u.member_id = m.id AND u.day = c.d ORDER BY c.o) AS used "
-    "FROM members m WHERE m.tenant_id = $1 AND m.external_id = $2"
+    "FROM members m WHERE m.tenant_id = $1 AND m.external_id = $2 AND m.erased_at IS NULL"
 )
 
 
@@ -435,8 +456,10 @@ async def _ingest_one_statement(
 async def _unknown_member(
     uow: UnitOfWork, tenant_id: int, event: EventIn, policy: Any
 ) -> IngestOut:
-    if policy.unknown_member != "create":
-        raise DomainError("MEMBER_NOT_FOUND", details={"externalId": event.external_id})
+    """No live member of this externalId: the batch path (in a transaction) creates it
+    (policy ``create``) or refuses the event as unknown (MEMBER_NOT_FOUND) or as erased
+    (MEMBER_ERASED, whatever the policy)."""
+    del policy  # the batch path reads it again
     async with uow.transactional() as tx:
         return await _ingest_one_tx(tx, tenant_id, event)
 

@@ -486,9 +486,11 @@ async def set_preference(
 
 
 async def board_keys(conn: Any, tenant_id: int) -> list[Any]:
-    """Keys and configs of a tenant's boards (one statement)."""
+    """Keys and configs of a tenant's boards that are not archived (one statement)."""
     return await conn.fetch(
-        "SELECT key, config FROM leaderboards WHERE tenant_id = $1 ORDER BY key", tenant_id
+        "SELECT key, config FROM leaderboards WHERE tenant_id = $1 AND archived_at IS NULL "
+        "ORDER BY key",
+        tenant_id,
     )
 
 

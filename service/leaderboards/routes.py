@@ -12,7 +12,7 @@ from msgspec import Meta
 
 from service.core.apidoc import errors
 from service.core.auth import Member
-from service.core.constraints import YEAR_BOUNDED, Cursor, OperatorPageSize, PageSize
+from service.core.constraints import PERIOD_ID, Cursor, OperatorPageSize, PageSize
 from service.core.http import (
     MemberRequest,
     RequestUnit,
@@ -45,9 +45,10 @@ PERIOD_DOC = (
     "`current` (default), `previous`, or a period id: `all`, `window`, `2026-11-23`, "
     "`2026-W48` (ISO week, Monday start, in the board's time zone), `2026-11`. Closed periods "
     "are read from the archive. Unknown: 404 LEADERBOARD_PERIOD_NOT_FOUND. A year outside "
-    "2000-2100: 422 VALIDATION_FAILED (OUT_OF_RANGE)."
+    "2000-2100: 422 VALIDATION_FAILED (OUT_OF_RANGE); a day, week or month that is not on "
+    "the calendar (`2026-02-30`, `2000-W00`, `2026-13`): 422 VALIDATION_FAILED (FORMAT_INVALID)."
 )
-Period = Annotated[str, Meta(extra=YEAR_BOUNDED), Parameter(description=PERIOD_DOC, max_length=32)]
+Period = Annotated[str, Meta(extra=PERIOD_ID), Parameter(description=PERIOD_DOC, max_length=32)]
 Key = BoardKey
 
 
@@ -324,7 +325,7 @@ async def read_red_black(
     member: NamedDependency[Member],
     state: State,
     period: Annotated[
-        str | None, Meta(extra=YEAR_BOUNDED), Parameter(description=PERIOD_DOC, max_length=32)
+        str | None, Meta(extra=PERIOD_ID), Parameter(description=PERIOD_DOC, max_length=32)
     ] = None,
 ) -> RedBlackView:
     return await service.read_red_black(get_ctx(state), member.tenant_id, boardKey, period)

@@ -8,7 +8,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from service.core.constraints import YEAR_BOUNDED, AwareDatetime, ExternalId, Key
+from service.core.constraints import PERIOD_ID, AwareDatetime, ExternalId, Key
 
 BoardKey = Key
 PeriodParam = Annotated[
@@ -18,7 +18,7 @@ PeriodParam = Annotated[
         max_length=32,
         description="`current`, `previous`, or a period id: `all`, `window`, `2026-11-23` "
         "(daily), `2026-W48` (weekly, Monday start), `2026-11` (monthly); years 2000-2100.",
-        extra=YEAR_BOUNDED,
+        extra=PERIOD_ID,
     ),
 ]
 

@@ -105,7 +105,10 @@ class LiveCampaigns(msgspec.Struct, rename="camel"):
     wheels: list[str]
     boards: list[str]
     challenges: list[str]
-    pks: list[str] = []
+    pks: Annotated[
+        list[str],
+        Meta(description="Running team PKs of my teams, and those with an open team I may join."),
+    ]
 
 
 class SummaryMember(msgspec.Struct, rename="camel"):

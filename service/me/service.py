@@ -29,6 +29,7 @@ from service.me.schemas import (
     WheelSpins,
 )
 from service.members import service as members
+from service.pks import service as pks
 from service.points import service as points
 from service.points.schemas import Privilege
 from service.rituals import service as rituals
@@ -104,6 +105,7 @@ async def summary(ctx: Context, tenant_id: int, member_id: int) -> SummaryOut:
         pending = await ceremonies.pending_count(ctx, conn, tenant_id, member_id)
         boards = await leaderboards.live_keys(ctx, conn, tenant_id)
         games = await challenges.live_keys(ctx, conn, tenant_id)
+        pk_keys = await pks.live_keys(ctx, conn, tenant_id, member_id)
     level, next_level = _levels(card)
     return SummaryOut(
         SummaryMember(
@@ -126,5 +128,5 @@ async def summary(ctx: Context, tenant_id: int, member_id: int) -> SummaryOut:
         [msgspec.convert(d, CheckinToday) for d in days],
         [msgspec.convert(w, WheelSpins) for w in wheels],
         pending,
-        LiveCampaigns([d["key"] for d in days], [w["key"] for w in wheels], boards, games, []),
+        LiveCampaigns([d["key"] for d in days], [w["key"] for w in wheels], boards, games, pk_keys),
     )

@@ -208,7 +208,25 @@ async def identities_of(
     )
 
 
-async def erase(conn: asyncpg.Connection, tenant_id: int, member_id: int) -> bool:
+async def ids_and_erased(
+    conn: asyncpg.Connection, tenant_id: int, external_ids: list[str]
+) -> tuple[dict[str, int], set[str]]:
+    """(externalId -> member id of the members not erased, externalIds of erased members)."""
+    rows = await conn.fetch(
+        "SELECT external_id, id, erased_at IS NOT NULL AS erased FROM members "
+        "WHERE tenant_id = $1 AND external_id = ANY($2::text[])",
+        tenant_id,
+        external_ids,
+    )
+    return (
+        {r["external_id"]: r["id"] for r in rows if not r["erased"]},
+        {r["external_id"] for r in rows if r["erased"]},
+    )
+
+
+async def erase(
+    conn: asyncpg.Connection, tenant_id: int, member_id: int, now: datetime | None = None
+) -> bool:
     """Remove the personal fields: nickname, avatar, login identities (openid, unionid).
     The row, its id, externalId (the brand's own key) and member number stay, so the ledger
     and audit still add up."""
@@ -218,9 +236,11 @@ async def erase(conn: asyncpg.Connection, tenant_id: int, member_id: int) -> boo
         member_id,
     )
     status = await conn.execute(
-        "UPDATE members SET nickname = '', avatar_url = '' WHERE tenant_id = $1 AND id = $2",
+        "UPDATE members SET nickname = '', avatar_url = '', "
+        "erased_at = COALESCE(erased_at, $3::timestamptz) WHERE tenant_id = $1 AND id = $2",
         tenant_id,
         member_id,
+        now,
     )
     return status.endswith(" 1")
 

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -195,11 +196,32 @@ async def find_many(
     return await repo.ids_by_external(conn, tenant_id, external_ids)
 
 
+async def resolve_for_events(
+    uow: UnitOfWork, tenant_id: int, external_ids: list[str], create: bool
+) -> tuple[dict[str, int], set[str]]:
+    """Public (event ingestion): (externalId -> member id, externalIds of erased members).
+    An erased member is never resolved nor re-created: the caller refuses their events.
+    ``create``: unknown externalIds become members (as ``resolve_many``). The lookup is the
+    same one statement as without erasures."""
+    found, erased = await repo.ids_and_erased(uow.conn, tenant_id, external_ids)
+    if create:
+        wanted = [e for e in external_ids if e not in erased]
+        found = await _create_missing(uow, tenant_id, wanted, found)
+    return found, erased
+
+
 async def resolve_many(uow: UnitOfWork, tenant_id: int, external_ids: list[str]) -> dict[str, int]:
     """Public: member ids for the brand's externalIds, creating the missing ones (and queueing
     member.joined for each) in the unit of work."""
+    found = await repo.ids_by_external(uow.conn, tenant_id, external_ids)
+    return await _create_missing(uow, tenant_id, external_ids, found)
+
+
+async def _create_missing(
+    uow: UnitOfWork, tenant_id: int, external_ids: list[str], found: dict[str, int]
+) -> dict[str, int]:
+    """Create the members of ``external_ids`` not in ``found`` (queueing member.joined)."""
     ctx, conn = uow.ctx, uow.conn
-    found = await repo.ids_by_external(conn, tenant_id, external_ids)
     missing = [e for e in set(external_ids) if e not in found]
     if missing:
         now = ctx.clock.now()
@@ -287,10 +309,13 @@ async def identities(
     return [dict(r) for r in await repo.identities_of(conn, tenant_id, member_id)]
 
 
-async def erase_personal(conn: asyncpg.Connection, tenant_id: int, member_id: int) -> None:
-    """Public (privacy erasure): nickname, avatar and login identities removed; the member's
-    id, externalId and number stay so that the ledger and audit still add up."""
-    if not await repo.erase(conn, tenant_id, member_id):
+async def erase_personal(
+    conn: asyncpg.Connection, tenant_id: int, member_id: int, now: datetime | None = None
+) -> None:
+    """Public (privacy erasure): nickname, avatar and login identities removed, the member
+    marked erased (``now``); the member's id, externalId and number stay so that the ledger
+    and audit still add up."""
+    if not await repo.erase(conn, tenant_id, member_id, now):
         raise DomainError("MEMBER_NOT_FOUND")
 
 

@@ -19,6 +19,8 @@ class Member(Table, tablename="members"):
     # Sequential per tenant, given at the end of the entry ritual ("you are member No. 1024").
     member_no = BigInt(null=True, default=None)
     created_at = Timestamptz()
+    # Set when the member's personal data was erased (privacy): the row stays for the ledger.
+    erased_at = Timestamptz(null=True, default=None)
     unique_external = Unique(["tenant_id", "external_id"])
     unique_member_no = Unique(["tenant_id", "member_no"])
 

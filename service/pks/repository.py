@@ -260,3 +260,23 @@ async def due(conn: asyncpg.Connection, now: datetime) -> list[asyncpg.Record]:
         "AND ends_at <= $1 ORDER BY ends_at",
         now,
     )
+
+
+async def live_keys_for_member(
+    conn: asyncpg.Connection, tenant_id: int, member_id: int, now: datetime
+) -> list[str]:
+    """Keys of the PKs running at ``now`` (not settled) that the member's team is in, or that
+    hold an open team the member could join; one statement."""
+    rows = await conn.fetch(
+        "SELECT p.key FROM pks p WHERE p.tenant_id = $1 AND p.settled_at IS NULL "
+        "AND p.starts_at <= $3 AND $3 < p.ends_at AND EXISTS ("
+        "  SELECT 1 FROM teams t WHERE t.tenant_id = $1 "
+        "  AND t.id IN (SELECT jsonb_array_elements_text(p.team_ids)::bigint) "
+        "  AND (t.open OR EXISTS (SELECT 1 FROM team_memberships m WHERE m.team_id = t.id "
+        "  AND m.member_id = $2 AND m.left_at IS NULL))) "
+        "ORDER BY p.starts_at, p.key",
+        tenant_id,
+        member_id,
+        now,
+    )
+    return [r["key"] for r in rows]

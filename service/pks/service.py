@@ -19,7 +19,7 @@ import structlog
 
 from service.core import outbox, parking
 from service.core.cache import Cache
-from service.core.constraints import validation_failed
+from service.core.constraints import register_io_check, validation_failed
 from service.core.context import Context
 from service.core.errors import DependencyUnavailable, DomainError, register_codes
 from service.core.outbox import Event
@@ -211,12 +211,8 @@ async def _cursor(ctx: Context) -> tuple[int, int]:
 IDENTITY = ("metric", "eventType", "campaign", "valueScale", "startsAt")
 
 
-async def put_pk(uow: UnitOfWork, tenant_id: int, key: str, data: PkIn) -> PkOut:
-    """Create or change a PK. Every problem at once (422 VALIDATION_FAILED), nothing changed:
-    fewer than two teams, unknown teams, teams of different sets, an empty window, a bad
-    metric, an overlap with another PK of the same teams when either forbids overlaps."""
-    ctx, conn = uow.ctx, uow.conn
-    now = ctx.clock.now()
+async def _problems(conn: Any, tenant_id: int, key: str, data: PkIn) -> tuple[list, list]:
+    """(every rule problem of the document, the teams it names or its set holds)."""
     doc = msgspec.to_builtins(data)
     named = await teams.teams_by_keys(conn, tenant_id, data.teams)
     in_set = await teams.teams_in_set(conn, tenant_id, data.team_set) if data.team_set else None
@@ -241,6 +237,35 @@ async def put_pk(uow: UnitOfWork, tenant_id: int, key: str, data: PkIn) -> PkOut
     )
     if not rules.KEY_RE.match(key):
         problems.append(rules.problem("key", "KEY_INVALID", "lowercase a-z, 0-9, _ or -"))
+    return problems, chosen
+
+
+async def _rule_problems_with_shape(request: Any, data: PkIn) -> list:
+    """The rule problems of a PUT whose body also has shape problems (malformed fields left
+    out), so the operator gets every problem in one 422."""
+    from service.core.http import get_ctx, operator_principal
+
+    state = request.app.state
+    op = await operator_principal(request, state)
+    ctx = get_ctx(state)
+    async with ctx.db.connection() as conn:
+        problems, _ = await _problems(
+            conn, op.tenant_id, str(request.path_params.get("key", "")), data
+        )
+    return problems
+
+
+register_io_check(PkIn, _rule_problems_with_shape)
+
+
+async def put_pk(uow: UnitOfWork, tenant_id: int, key: str, data: PkIn) -> PkOut:
+    """Create or change a PK. Every problem at once (422 VALIDATION_FAILED), nothing changed:
+    fewer than two teams, unknown teams, teams of different sets, an empty window, a bad
+    metric, an overlap with another PK of the same teams when either forbids overlaps."""
+    ctx, conn = uow.ctx, uow.conn
+    now = ctx.clock.now()
+    doc = msgspec.to_builtins(data)
+    problems, chosen = await _problems(conn, tenant_id, key, data)
     if problems:
         raise validation_failed(problems)
     team_ids = [t.id for t in chosen]
@@ -294,6 +319,12 @@ async def list_pks(ctx: Context, tenant_id: int) -> PkList:
         return PkList([await _out(conn, r, states.get(r["id"]), now) for r in rows])
 
 
+async def live_keys(ctx: Context, conn: Any, tenant_id: int, member_id: int) -> list[str]:
+    """Public (the launch summary): keys of the running PKs of the member's teams, and of
+    those with an open team the member may join (one statement)."""
+    return await repo.live_keys_for_member(conn, tenant_id, member_id, ctx.clock.now())
+
+
 async def spec_of(ctx: Context, tenant_id: int, key: str) -> Spec:
     """The PK's rules (cached CONFIG_TTL_S); 404 unknown, 409 PK_PARKED when parked."""
 
@@ -316,11 +347,16 @@ async def spec_of(ctx: Context, tenant_id: int, key: str) -> Spec:
     if row is None:
         raise DomainError("PK_NOT_FOUND", details={"key": key})
     if spec is None or (parked is not None and parked.state == "parked" and not spec.settled):
+        # Members get a fixed sentence, never the stored reason (it may quote internal
+        # failure text); operators read it on GET /admin/v1/pks/{key} (parkedReason).
         raise DomainError(
             "PK_PARKED",
-            details={"key": key, "reason": parked.reason, "parkedAt": parked.parked_at},
+            details={"key": key, "reason": MEMBER_PARKED_REASON, "parkedAt": parked.parked_at},
         )
     return spec
+
+
+MEMBER_PARKED_REASON = "The PK is paused until the operator corrects it."
 
 
 # ---------------------------------------------------------------- scoring

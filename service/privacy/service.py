@@ -110,11 +110,13 @@ async def erase(
     """POST /admin/v1/members/{externalId}/erase, in one transaction: nickname, avatar, login
     identities, ritual profile data and consents, prize contacts removed; the member leaves
     every board and the honour wall. The ledger, balances, member number and every audit row
-    stay (their totals must still add up). Audited; repeating it changes nothing more.
+    stay (their totals must still add up). Audited; repeating it changes nothing more. From
+    then on brand events for the externalId are refused (MEMBER_ERASED), so the member never
+    reappears on boards or walls nor is re-created.
     Redis boards and the wall cache are refreshed once the erasure committed."""
     ctx, conn = uow.ctx, uow.conn
     member_id = await members.resolve_member_id(conn, tenant_id, external_id)
-    await members.erase_personal(conn, tenant_id, member_id)
+    await members.erase_personal(conn, tenant_id, member_id, ctx.clock.now())
     await rituals.erase_personal(ctx, conn, tenant_id, member_id, actor, reason)
     contacts = await wheel.erase_contacts(conn, tenant_id, member_id)
     rows = await leaderboards.forget_member(ctx, conn, tenant_id, member_id)

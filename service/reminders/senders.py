@@ -14,6 +14,7 @@ import msgspec
 import structlog
 
 from service.core.context import Context
+from service.core.errors import DomainError
 from service.core.tenancy import find_wechat_app
 from service.members import service as members
 from service.reminders import rules
@@ -64,10 +65,17 @@ class LogSender:
 
 class WebhookSender:
     """A Standard Webhooks POST of ``reminder.<kind>`` to the tenant's URL (SSRF-checked at
-    send time like every webhook). 2xx: sent; 4xx other than 408/429: failed; else retried."""
+    send time like every webhook): ``data`` = reminderId, memberId, externalId, templateId,
+    page, fields. 2xx: sent; 4xx other than 408/429: failed; else retried."""
 
     async def send(self, ctx: Context, config: dict[str, Any], msg: Message) -> Result:
         now = ctx.clock.now()
+        try:
+            # The brand's own id of the member, as in every other webhook payload (null for
+            # a member known only by a WeChat login).
+            external_id = (await members.profile(ctx, msg.tenant_id, msg.member_id)).external_id
+        except DomainError:
+            external_id = None
         body = msgspec.json.encode(
             {
                 "type": f"reminder.{msg.kind}",
@@ -75,6 +83,7 @@ class WebhookSender:
                 "data": {
                     "reminderId": msg.reminder_id,
                     "memberId": msg.member_id,
+                    "externalId": external_id,
                     "templateId": msg.template_id,
                     "page": msg.page,
                     "fields": msg.data,

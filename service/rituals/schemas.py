@@ -94,6 +94,18 @@ class CustomStep(StepBase, tag="custom"):
 Step = CovenantStep | ProfileStep | PrivilegesStep | SubscriptionStep | CustomStep
 
 
+class GiftCouponIn(Strict):
+    """A coupon from a wheel's coupon pool (the wheel's coupon prize; codes uploaded with
+    `POST /admin/v1/wheels/{key}/prizes/{prizeKey}/codes`). One code per member, once; an
+    empty pool at completion: the rest of the gift is granted and the coupon is owed
+    (`coupon.owed` event)."""
+
+    wheel: Annotated[str, Meta(min_length=1, max_length=64, description="The wheel's key.")]
+    prize: Annotated[
+        str, Meta(min_length=1, max_length=64, description="The key of its coupon prize.")
+    ]
+
+
 class GiftIn(Strict):
     """The welcome gift, granted once when the ritual is completed."""
 
@@ -110,6 +122,7 @@ class GiftIn(Strict):
         ]
         | None
     ) = None
+    coupon: GiftCouponIn | None = None
 
 
 class NumberFormatIn(Strict):
@@ -198,10 +211,22 @@ class StepView(msgspec.Struct, rename="camel"):
     next_level_name: str | None = None
 
 
+class CouponView(msgspec.Struct, rename="camel"):
+    """The welcome coupon: before completion only `wheel`/`prize`; after it `state` is
+    `issued` (with `code`) or `owed` (the pool was empty; `reason`: poolEmpty, poolUnknown)."""
+
+    wheel: str
+    prize: str
+    state: str | None = None
+    code: str | None = None
+    reason: str | None = None
+
+
 class GiftView(msgspec.Struct, rename="camel"):
     points: int
     growth: int
     badge: str | None
+    coupon: CouponView | None = None
 
 
 class RitualView(msgspec.Struct, rename="camel"):

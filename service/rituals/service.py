@@ -30,6 +30,7 @@ from service.points.schemas import Privilege
 from service.rituals import repository as repo
 from service.rituals import rules
 from service.rituals.schemas import (
+    CouponView,
     GiftView,
     InvitationsOut,
     Invitee,
@@ -129,6 +130,15 @@ async def put_definition(uow: UnitOfWork, tenant_id: int, data: RitualIn) -> Rit
             problems.append(
                 rules.problem("gift.badge", "BADGE_UNKNOWN", f"no badge {data.gift.badge!r}")
             )
+    if data.gift.coupon is not None:
+        from service.wheel import coupons
+
+        bad = await coupons.pool_problem(
+            conn, tenant_id, data.gift.coupon.wheel, data.gift.coupon.prize
+        )
+        if bad is not None:
+            path = "gift.coupon.wheel" if bad[0] == "WHEEL_UNKNOWN" else "gift.coupon.prize"
+            problems.append(rules.problem(path, *bad))
     if problems:
         raise _invalid(problems)
     current = await repo.current_definition(conn, tenant_id)
@@ -228,11 +238,33 @@ async def _view(
         status,
         nxt_key,
         steps,
-        GiftView(int(gift.get("points", 0)), int(gift.get("growth", 0)), gift.get("badge")),
+        GiftView(
+            int(gift.get("points", 0)),
+            int(gift.get("growth", 0)),
+            gift.get("badge"),
+            await _coupon_view(conn, tenant_id, member_id, gift.get("coupon")),
+        ),
         member_no,
         rules.format_number(member_no, fmt.get("prefix", "NO."), int(fmt.get("padding", 6))),
         progress["completed_at"] if progress else None,
     )
+
+
+COUPON_SOURCE = "ritual:welcome"
+
+
+async def _coupon_view(
+    conn: asyncpg.Connection, tenant_id: int, member_id: int, coupon: dict | None
+) -> CouponView | None:
+    """The welcome coupon as configured, with the member's grant once completed."""
+    if not coupon:
+        return None
+    from service.wheel import coupons
+
+    got = await coupons.grant_of(conn, tenant_id, member_id, COUPON_SOURCE)
+    if got is None:
+        return CouponView(coupon["wheel"], coupon["prize"])
+    return CouponView(got.wheel_key, got.prize_key, got.state, got.code, got.reason)
 
 
 async def view(ctx: Context, tenant_id: int, member_id: int) -> RitualView:
@@ -441,6 +473,18 @@ async def _complete(
                 source_ref=f"ritual:{member_id}",
                 idempotency_key=f"ritual:{member_id}:gift:{currency}",
             )
+    if gift.get("coupon"):
+        from service.wheel import coupons
+
+        # Never fails the completion: an empty pool records the coupon as owed.
+        await coupons.hand_out(
+            uow,
+            tenant_id,
+            member_id,
+            gift["coupon"]["wheel"],
+            gift["coupon"]["prize"],
+            COUPON_SOURCE,
+        )
     if gift.get("badge"):
         from service.badges import service as badges
 
@@ -814,7 +858,10 @@ async def member_state(
 
 
 async def personal_data(conn: asyncpg.Connection, tenant_id: int, member_id: int) -> dict[str, Any]:
-    """Public (privacy export): profile fields given in the ritual, consents, the referral."""
+    """Public (privacy export): profile fields given in the ritual, consents, the referral,
+    coupons handed out (the welcome coupon)."""
+    from service.wheel import coupons
+
     progress = await repo.get_progress(conn, tenant_id, member_id)
     referral = await repo.referral_of(conn, tenant_id, member_id)
     return {
@@ -825,6 +872,7 @@ async def personal_data(conn: asyncpg.Connection, tenant_id: int, member_id: int
         else None,
         "inviteCode": await repo.code_of(conn, tenant_id, member_id),
         "invitedBy": referral["inviter_id"] if referral else None,
+        "coupons": await coupons.grants_of(conn, tenant_id, member_id),
     }
 
 

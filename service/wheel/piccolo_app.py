@@ -20,6 +20,7 @@ APP_CONFIG = AppConfig(
         tables.WheelDraw,
         tables.WheelCouponCode,
         tables.WheelAward,
+        tables.CouponGrant,
     ],
     migration_dependencies=["service.core.piccolo_app"],
     commands=[],

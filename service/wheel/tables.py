@@ -166,3 +166,24 @@ class WheelAward(Table, tablename="wheel_awards"):
     claimed_at = Timestamptz(null=True, default=None)
     shipped_at = Timestamptz(null=True, default=None)
     wheel_awards_coupon_has_code = Check("kind <> 'coupon' OR coupon_code IS NOT NULL")
+
+
+class CouponGrant(Table, tablename="coupon_grants"):
+    """A code handed out from a coupon prize's pool outside a draw (the ritual's welcome
+    gift): one row per member per grant ``source``, so a grant happens once. ``owed``: no code
+    could be given when it was due (``reason``: poolEmpty, poolUnknown); the rest of the gift
+    was granted."""
+
+    id = BigSerial(primary_key=True)
+    tenant_id = Integer()
+    member_id = BigInt()
+    source = Varchar(length=128)
+    wheel_key = Varchar(length=64)
+    wheel_id = BigInt(null=True, default=None)
+    prize_key = Varchar(length=64)
+    code = Varchar(length=128, null=True, default=None)
+    state = Varchar(length=16)
+    reason = Varchar(length=32, null=True, default=None)
+    created_at = Timestamptz()
+    issued_at = Timestamptz(null=True, default=None)
+    coupon_grants_once = Unique(["tenant_id", "member_id", "source"])
