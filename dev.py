@@ -5,6 +5,7 @@ python3 dev.py serve   # start Engage (embedded PostgreSQL and Redis unless URLs
 python3 dev.py test    # run the whole test suite
 python3 dev.py setup   # only install (what CI does first)
 python3 dev.py engage ARGS...   # any engage command, e.g. `engage demo`
+python3 dev.py bench [ARGS...]  # the performance targets table (python -m load.bench)
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def _venv_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in {"serve", "test", "setup", "engage"}:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"serve", "test", "setup", "engage", "bench"}:
         print(__doc__)
         return 2
     cmd, rest = sys.argv[1], sys.argv[2:]
@@ -83,6 +84,8 @@ def main() -> int:
         return 0
     if cmd == "test":
         return _exec([*run, "pytest", *rest])
+    if cmd == "bench":
+        return _exec([*run, "python", "-m", "load.bench", *rest])
     engage = _venv_engage() or [*run, "engage"]
     if cmd == "engage":
         return _exec([*engage, *rest], _venv_env(os.environ.copy()))

@@ -473,18 +473,20 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("args", nargs=argparse.REMAINDER, help="options of load.capacity")
     cap.set_defaults(fn=cmd_capacity)
 
-    from service.features import all_features
-
     bench = sub.add_parser(
         "bench",
-        help="benchmarks: each prints its rate next to a reference measured in the "
-        "same run (pgbench, redis-benchmark, bare /health/live) and the ratio",
-    ).add_subparsers(dest="bench", required=True)
+        help="every row of the performance targets table in one run, each next to its "
+        "reference measured in the same run (runs `python -m load.bench`; `engage bench "
+        "--help` lists its options)",
+    )
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="options of load.bench")
+    bench.set_defaults(fn=cmd_bench)
+
+    from service.features import all_features
+
     for feature in all_features():
         if feature.cli is not None:
             feature.cli(sub)
-        if feature.bench is not None:
-            feature.bench(bench)
     return p
 
 
@@ -499,12 +501,25 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, "-m", "load.capacity", *rest], cwd=REPO_ROOT)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Delegates to load/bench in the repository (benchmarks are not part of the package)."""
+    import subprocess
+
+    if not (REPO_ROOT / "load" / "bench" / "__main__.py").exists():
+        _say("engage bench: needs the repository's load/ folder (run from a checkout)")
+        return 2
+    rest = [a for a in args.args if a != "--"] if args.args[:1] == ["--"] else args.args
+    return subprocess.call([sys.executable, "-m", "load.bench", *rest], cwd=REPO_ROOT)
+
+
 def main(argv: list[str] | None = None) -> int:
     from service.core.ownership import StartupError
 
     raw = sys.argv[1:] if argv is None else argv
     if raw[:1] == ["capacity"]:  # every option belongs to load.capacity
         return cmd_capacity(argparse.Namespace(args=raw[1:]))
+    if raw[:1] == ["bench"]:  # every option belongs to load.bench
+        return cmd_bench(argparse.Namespace(args=raw[1:]))
     args = build_parser().parse_args(argv)
     # SIGTERM (and SIGHUP, a closed terminal) behave like Ctrl-C, so embedded servers are
     # always stopped cleanly.

@@ -49,12 +49,6 @@ def _cli(sub: argparse._SubParsersAction) -> None:
     bf.set_defaults(fn=backfill)
 
 
-def bench(sub: argparse._SubParsersAction) -> None:
-    from service.badges import bench as badge_bench
-
-    badge_bench.add_parser(sub)
-
-
 FEATURE = Feature(
     name="badges",
     routers=[routes.member_router, routes.admin_router],
@@ -62,5 +56,4 @@ FEATURE = Feature(
     rebuild=service.rebuild,
     jobs=[(30.0, backfill_job)],
     cli=_cli,
-    bench=bench,
 )

@@ -24,7 +24,8 @@ class Feature:
     - ``jobs``: periodic coroutines ``(ctx) -> None`` run inside ``serve`` every ``interval_s``.
     - ``cli``: adds subcommands to the ``engage`` parser.
     - ``on_startup``: called once the Context exists (warm caches, load config).
-    - ``bench``: adds ``engage bench <name>`` benchmarks (see service/benchkit.py).
+
+    Benchmarks live outside the package, in load/bench/ (``python -m load.bench``).
     """
 
     name: str
@@ -34,6 +35,4 @@ class Feature:
     jobs: Sequence[tuple[float, Callable[[Context], Awaitable[Any]]]] = ()
     cli: Callable[[argparse._SubParsersAction], None] | None = None
     on_startup: Callable[[Context], Awaitable[None]] | None = None
-    # Adds `engage bench <name>` subcommands: called with the `bench` group's subparsers.
-    bench: Callable[[argparse._SubParsersAction], None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)

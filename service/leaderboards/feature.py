@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 from service.core.feature import Feature
 from service.core.outbox import Dispatcher
 from service.leaderboards import routes, rules, service
@@ -14,17 +12,10 @@ def subscribe(dispatcher: Dispatcher) -> None:
     dispatcher.on_catch_up(service.FEATURE, service.catch_up)
 
 
-def bench(sub: argparse._SubParsersAction) -> None:
-    from service.leaderboards import bench as lb_bench
-
-    lb_bench.add_parser(sub)
-
-
 FEATURE = Feature(
     name="leaderboards",
     routers=[routes.member_router, routes.admin_router],
     subscribe=subscribe,
     rebuild=service.rebuild,
     jobs=[(60.0, service.close_due_periods)],
-    bench=bench,
 )

@@ -43,5 +43,4 @@ FEATURE = Feature(
     routers=[routes.member_router, routes.admin_router],
     jobs=[(60.0, expire_job), (300.0, review_job)],
     cli=_cli,
-    bench=lambda group: __import__("service.points.bench", fromlist=["add_bench"]).add_bench(group),
 )

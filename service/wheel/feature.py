@@ -71,29 +71,6 @@ def _cli(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--stock", type=int, default=100)
     o.add_argument("--concurrency", type=int, default=200)
     o.set_defaults(fn=oversell)
-    _add_bench_parser(w)
-
-
-def _add_bench_parser(group: argparse._SubParsersAction) -> None:
-    """`engage wheel bench` and `engage bench wheel` are the same command."""
-
-    def bench(args: argparse.Namespace) -> int:
-        from service.wheel import checks
-
-        return checks.bench_cli(args)
-
-    b = group.add_parser(
-        "wheel" if group.dest == "bench" else "bench",
-        help="spins/s over HTTP (wrk) next to pgbench running the same draw transaction",
-    )
-    b.add_argument("--url", default="http://127.0.0.1:8000", help="a running `engage serve`")
-    b.add_argument("--seconds", type=int, default=10)
-    b.add_argument("--connections", type=int, default=64)
-    b.add_argument("--members", type=int, default=2000)
-    b.add_argument(
-        "--pg-clients", type=int, default=20, help="pgbench clients (the app's pool size)"
-    )
-    b.set_defaults(fn=bench)
 
 
 FEATURE = Feature(
@@ -101,5 +78,4 @@ FEATURE = Feature(
     routers=[routes.member_router, routes.admin_router],
     rebuild=service.rebuild,
     cli=_cli,
-    bench=_add_bench_parser,
 )

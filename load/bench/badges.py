@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from service import benchkit
+from load.bench import httpkit as benchkit
 from service.core.uow import UnitOfWork, unit_of_work
 
 
@@ -120,10 +120,11 @@ async def _subscriber_vs_ingestion(ctx: Any, batches: int, batch: int, members: 
 
 def run(args: argparse.Namespace) -> int:
     from service.app import open_context
-    from service.cli import Servers, _settings
     from service.config import load_settings
     from service.core import tenancy
     from service.core.migrate import migrate
+    from service.runtime import Servers
+    from service.runtime import settings_or_exit as _settings
 
     settings = _settings()
     servers = Servers(settings, need_redis=True)

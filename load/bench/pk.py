@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import msgspec
 
-from service import benchkit
+from load.bench import httpkit as benchkit
 
 
 async def _subscriber_vs_ingestion(ctx, batches: int, batch: int, members: int) -> dict:  # type: ignore[no-untyped-def]
@@ -123,10 +123,11 @@ async def _subscriber_vs_ingestion(ctx, batches: int, batch: int, members: int) 
 
 def run(args: argparse.Namespace) -> int:
     from service.app import open_context
-    from service.cli import Servers, _settings
     from service.config import load_settings
     from service.core import tenancy
     from service.core.migrate import migrate
+    from service.runtime import Servers
+    from service.runtime import settings_or_exit as _settings
 
     settings = _settings()
     servers = Servers(settings, need_redis=True)

@@ -12,7 +12,7 @@ import urllib.request
 
 import asyncpg
 
-from service import benchkit
+from load.bench import httpkit as benchkit
 from service.core import tenancy
 from service.core.clock import SystemClock
 from service.core.migrate import migrate
