@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -694,7 +694,13 @@ async def recent_badges(
 ) -> tuple[list[EarnedBadge], int]:
     """Public: (the latest ``limit`` badges earned, newest first; how many in all), for /v1/me."""
     held = await repo.member_badges(conn, tenant_id, member_id)
-    return [_earned(h) for h in held[:limit]], len(held)
+    return recent_from(held[:limit]), len(held)
+
+
+def recent_from(rows: Sequence[Any]) -> list[EarnedBadge]:
+    """Public: earned badges from rows with ``key, config, period_id, earned_at`` (a member's
+    badges joined with their definitions, newest first) read by the caller."""
+    return [_earned(h) for h in rows]
 
 
 async def shown_titles(

@@ -7,6 +7,7 @@ settlement); the escrow is the challenge row's counters, whose check constraint 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -473,9 +474,10 @@ async def settle_due(ctx: Context, batch: int = 100) -> int:
 async def live_keys(ctx: Context, conn: Any, tenant_id: int) -> list[str]:
     """Public (the launch summary): keys of challenges members can see now (open to join or
     running), in one statement."""
-    now = ctx.clock.now()
-    return [
-        r["key"]
-        for r in await repo.challenge_rows(conn, tenant_id)
-        if _status(r, now) in ("open", "running")
-    ]
+    return live_keys_from(await repo.challenge_rows(conn, tenant_id), ctx.clock.now())
+
+
+def live_keys_from(rows: Iterable[Any], now: datetime) -> list[str]:
+    """Public: ``live_keys`` from the caller's rows of the tenant's challenges (``key, state,
+    settled_at, ends_at, join_opens_at, join_closes_at``, by key)."""
+    return [r["key"] for r in rows if _status(r, now) in ("open", "running")]

@@ -37,6 +37,7 @@ import asyncio
 import functools
 import random
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -810,8 +811,14 @@ async def live_for_member(
     checkedInToday, currentStreak}`` ("today" in the campaign's time zone; a streak whose
     last day is before yesterday is broken: 0)."""
     now = ctx.clock.now()
+    return live_from(await repo.live_with_streaks(conn, tenant_id, member_id, now), now)
+
+
+def live_from(rows: Iterable[Any], now: datetime) -> list[dict[str, Any]]:
+    """Public: ``live_for_member`` from the caller's rows of live campaigns (``key, timezone,
+    title, last_day, current_streak``, by key)."""
     out = []
-    for r in await repo.live_with_streaks(conn, tenant_id, member_id, now):
+    for r in rows:
         today = rules.local_day(now, ZoneInfo(r["timezone"]))
         last = r["last_day"]
         alive = last is not None and (today - last).days <= 1

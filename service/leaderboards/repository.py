@@ -485,13 +485,14 @@ async def set_preference(
     )
 
 
+# Keys and configs of the tenant's ($1) boards that are not archived; also embedded in the
+# member read model (service/me/repository.py), so the rule lives here only.
+BOARD_KEYS_SQL = "SELECT key, config FROM leaderboards WHERE tenant_id = $1 AND archived_at IS NULL"
+
+
 async def board_keys(conn: Any, tenant_id: int) -> list[Any]:
     """Keys and configs of a tenant's boards that are not archived (one statement)."""
-    return await conn.fetch(
-        "SELECT key, config FROM leaderboards WHERE tenant_id = $1 AND archived_at IS NULL "
-        "ORDER BY key",
-        tenant_id,
-    )
+    return await conn.fetch(BOARD_KEYS_SQL + " ORDER BY key", tenant_id)
 
 
 async def forget_member(conn: Any, tenant_id: int, member_id: int) -> int:

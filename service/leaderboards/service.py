@@ -7,7 +7,7 @@ import dataclasses
 import functools
 import re
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -1336,9 +1336,14 @@ def entry_of(raw: bytes) -> int:
 async def live_keys(ctx: Context, conn: Any, tenant_id: int) -> list[str]:
     """Public (the launch summary): keys of the tenant's boards that are live now (a window
     board between its start and end; every other board always), in one statement."""
-    now = ctx.clock.now()
+    return live_keys_from(await repo.board_keys(conn, tenant_id), ctx.clock.now())
+
+
+def live_keys_from(rows: Iterable[Any], now: datetime) -> list[str]:
+    """Public: ``live_keys`` from the caller's rows of the tenant's boards (``key, config``,
+    by key)."""
     out = []
-    for r in await repo.board_keys(conn, tenant_id):
+    for r in rows:
         cfg = r["config"]
         if cfg.get("period") == "window":
             start, end = _dt(cfg.get("windowStart")), _dt(cfg.get("windowEnd"))

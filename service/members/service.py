@@ -170,6 +170,12 @@ async def profile(ctx: Context, tenant_id: int, member_id: int, conn=None) -> Me
             row = await repo.get(own, tenant_id, member_id)
     else:
         row = await repo.get(conn, tenant_id, member_id)
+    return profile_from(row)
+
+
+def profile_from(row: Any) -> MemberOut:
+    """Public: the profile from a member row read by the caller (``repository.COLUMNS``);
+    401 TOKEN_INVALID when there is none (the member was erased)."""
     if row is None:
         raise DomainError("TOKEN_INVALID")
     return member_out(row)

@@ -262,19 +262,26 @@ async def due(conn: asyncpg.Connection, now: datetime) -> list[asyncpg.Record]:
     )
 
 
+# The running, unsettled PKs ($3 = now) of the tenant ($1) that the member's ($2) team is
+# in, or that hold an open team the member could join; columns key, starts_at. Also embedded
+# in the member read model (service/me/repository.py), so the rule lives here only.
+LIVE_KEYS_SQL = (
+    "SELECT p.key, p.starts_at FROM pks p WHERE p.tenant_id = $1 AND p.settled_at IS NULL "
+    "AND p.starts_at <= $3 AND $3 < p.ends_at AND EXISTS ("
+    "  SELECT 1 FROM teams t WHERE t.tenant_id = $1 "
+    "  AND t.id IN (SELECT jsonb_array_elements_text(p.team_ids)::bigint) "
+    "  AND (t.open OR EXISTS (SELECT 1 FROM team_memberships m WHERE m.team_id = t.id "
+    "  AND m.member_id = $2 AND m.left_at IS NULL)))"
+)
+
+
 async def live_keys_for_member(
     conn: asyncpg.Connection, tenant_id: int, member_id: int, now: datetime
 ) -> list[str]:
     """Keys of the PKs running at ``now`` (not settled) that the member's team is in, or that
-    hold an open team the member could join; one statement."""
+    hold an open team the member could join; one statement (``LIVE_KEYS_SQL``)."""
     rows = await conn.fetch(
-        "SELECT p.key FROM pks p WHERE p.tenant_id = $1 AND p.settled_at IS NULL "
-        "AND p.starts_at <= $3 AND $3 < p.ends_at AND EXISTS ("
-        "  SELECT 1 FROM teams t WHERE t.tenant_id = $1 "
-        "  AND t.id IN (SELECT jsonb_array_elements_text(p.team_ids)::bigint) "
-        "  AND (t.open OR EXISTS (SELECT 1 FROM team_memberships m WHERE m.team_id = t.id "
-        "  AND m.member_id = $2 AND m.left_at IS NULL))) "
-        "ORDER BY p.starts_at, p.key",
+        LIVE_KEYS_SQL + " ORDER BY p.starts_at, p.key",
         tenant_id,
         member_id,
         now,

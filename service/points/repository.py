@@ -172,32 +172,38 @@ async def due_reviews(conn: asyncpg.Connection, now: datetime, limit: int) -> li
     )
 
 
+# The card's facts as a select list over $1 tenant, $2 member, $3 now, $4 until (the end of
+# the "expiring soon" window): ``card_facts`` runs it alone, /v1/me embeds it in its one read.
+CARD_FACTS = (
+    "(SELECT balance FROM point_accounts WHERE tenant_id = $1 AND member_id = $2 "
+    " AND currency = 'points') AS points, "
+    "(SELECT COALESCE(sum(remaining), 0)::bigint FROM point_lots WHERE tenant_id = $1 "
+    f" AND member_id = $2 AND currency = 'points' AND {DUE_LOTS.format(now='$3')}) "
+    " AS points_due, "
+    "(SELECT balance FROM point_accounts WHERE tenant_id = $1 AND member_id = $2 "
+    " AND currency = 'growth') AS growth, "
+    "(SELECT earned_total FROM point_accounts WHERE tenant_id = $1 AND member_id = $2 "
+    " AND currency = 'growth') AS growth_earned, "
+    "(SELECT level_index FROM member_levels WHERE tenant_id = $1 AND member_id = $2) "
+    " AS level_index, "
+    "(SELECT review_at FROM member_levels WHERE tenant_id = $1 AND member_id = $2) "
+    " AS review_at, "
+    "(SELECT array_agg(expires_at ORDER BY expires_at) FROM point_lots WHERE tenant_id = $1 "
+    " AND member_id = $2 AND currency = 'points' AND remaining > 0 AND expires_at > $3 "
+    " AND expires_at <= $4) AS exp_at, "
+    "(SELECT array_agg(remaining ORDER BY expires_at) FROM point_lots WHERE tenant_id = $1 "
+    " AND member_id = $2 AND currency = 'points' AND remaining > 0 AND expires_at > $3 "
+    " AND expires_at <= $4) AS exp_amount"
+)
+
+
 async def card_facts(
     conn: asyncpg.Connection, tenant_id: int, member_id: int, now: datetime, until: datetime
 ) -> asyncpg.Record:
     """Everything the member card needs in one round trip: balances (points past their date
     not counted), growth earned, level, and the lots expiring before ``until``."""
     return await conn.fetchrow(
-        "SELECT "
-        "(SELECT balance FROM point_accounts WHERE tenant_id = $1 AND member_id = $2 "
-        " AND currency = 'points') AS points, "
-        "(SELECT COALESCE(sum(remaining), 0)::bigint FROM point_lots WHERE tenant_id = $1 "
-        f" AND member_id = $2 AND currency = 'points' AND {DUE_LOTS.format(now='$3')}) "
-        " AS points_due, "
-        "(SELECT balance FROM point_accounts WHERE tenant_id = $1 AND member_id = $2 "
-        " AND currency = 'growth') AS growth, "
-        "(SELECT earned_total FROM point_accounts WHERE tenant_id = $1 AND member_id = $2 "
-        " AND currency = 'growth') AS growth_earned, "
-        "(SELECT level_index FROM member_levels WHERE tenant_id = $1 AND member_id = $2) "
-        " AS level_index, "
-        "(SELECT review_at FROM member_levels WHERE tenant_id = $1 AND member_id = $2) "
-        " AS review_at, "
-        "(SELECT array_agg(expires_at ORDER BY expires_at) FROM point_lots WHERE tenant_id = $1 "
-        " AND member_id = $2 AND currency = 'points' AND remaining > 0 AND expires_at > $3 "
-        " AND expires_at <= $4) AS exp_at, "
-        "(SELECT array_agg(remaining ORDER BY expires_at) FROM point_lots WHERE tenant_id = $1 "
-        " AND member_id = $2 AND currency = 'points' AND remaining > 0 AND expires_at > $3 "
-        " AND expires_at <= $4) AS exp_amount",
+        f"SELECT {CARD_FACTS}",
         tenant_id,
         member_id,
         now,

@@ -488,6 +488,32 @@ async def member_card(
     f = await repo.card_facts(
         conn, tenant_id, member_id, now, now + timedelta(days=EXPIRING_SOON_DAYS)
     )
+    return await card_from_facts(ctx, conn, tenant_id, member_id, f, None)
+
+
+def rolling_window_start(got: tuple[rules.Ladder, dict] | None, now: datetime) -> datetime | None:
+    """Public: where the growth window of a rolling ladder starts (None for other ladders):
+    a caller reading the card's facts itself sums the member's growth entries from there
+    (``repository.window_growth``) and hands the sum to ``card_from_facts``."""
+    if got is None or got[0].validity_mode != "rolling":
+        return None
+    return now - timedelta(days=got[0].validity_days)
+
+
+async def card_from_facts(
+    ctx: Context,
+    conn: asyncpg.Connection,
+    tenant_id: int,
+    member_id: int,
+    f: Any,
+    window_growth: int | None,
+) -> Card:
+    """Public: the member card from a row of ``repository.CARD_FACTS`` read by the caller
+    ($3 = now, $4 = now + ``EXPIRING_SOON_DAYS``);
+    ``window_growth`` is the member's growth since ``rolling_window_start`` when the caller
+    read it (None: read here when a rolling ladder needs it). The ladder and the policy come
+    from the caches (a statement only when cold)."""
+    now = ctx.clock.now()
     earned = f["growth_earned"] or 0
     card = Card(
         (f["points"] or 0) - f["points_due"], f["growth"] or 0, earned, None, None, None, None, None
@@ -502,7 +528,9 @@ async def member_card(
         card.ladder_validity = config.get("validity") or {"mode": "forever"}
         if idx + 1 < len(ladder.levels):
             card.next_level = config["levels"][idx + 1]
-            if ladder.validity_mode == "rolling":
+            if ladder.validity_mode == "rolling" and window_growth is not None:
+                have = window_growth
+            elif ladder.validity_mode == "rolling":
                 window_start = now - timedelta(days=ladder.validity_days)
                 have = (
                     await repo.window_growth(conn, tenant_id, [member_id], window_start, now)

@@ -555,8 +555,21 @@ async def _number_for(
 async def number_format(conn: asyncpg.Connection, tenant_id: int) -> tuple[str, int]:
     """Public: the tenant's (prefix, padding) of member numbers (defaults without a ritual)."""
     row = await repo.current_definition(conn, tenant_id)
-    fmt = (row["config"].get("memberNumber") or {}) if row else {}
+    return format_of(row["config"] if row else None)
+
+
+def format_of(config: dict | None) -> tuple[str, int]:
+    """Public: (prefix, padding) of member numbers from the current ritual's config (None:
+    no ritual, the defaults)."""
+    fmt = (config.get("memberNumber") or {}) if config else {}
     return fmt.get("prefix", "NO."), int(fmt.get("padding", 6))
+
+
+def number_from(config: dict | None, number: int | None) -> str | None:
+    """Public: ``formatted_number`` from the current ritual's config read by the caller."""
+    if number is None:
+        return None
+    return rules.format_number(number, *format_of(config))
 
 
 async def formatted_number(
@@ -840,7 +853,15 @@ async def member_state(
     if row is None:
         return "none", None
     progress = await repo.get_progress(conn, tenant_id, member_id)
-    cfg = row["config"]
+    return state_from(row["config"], progress)
+
+
+def state_from(cfg: dict | None, progress: Any) -> tuple[str, str | None]:
+    """Public: ``member_state`` from the current ritual's config (None: no ritual) and the
+    member's progress row (``steps, covenant_version, completed_at``; None: not started)
+    read by the caller."""
+    if cfg is None:
+        return "none", None
     specs = rules.step_specs(cfg)
     done = progress["steps"] if progress else {}
     completed = progress is not None and progress["completed_at"] is not None

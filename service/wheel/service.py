@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -936,9 +936,14 @@ async def live_for_member(
     """Public (the launch summary): every open wheel with the member's spins left today, in
     one statement whatever the number of wheels: ``{key, name, freeSpinsLeft, spinsLeftToday}``
     (``spinsLeftToday`` null when there is no daily or campaign cap)."""
-    now = ctx.clock.now()
+    return live_from(await repo.wheels_with_member(conn, tenant_id, member_id), ctx.clock.now())
+
+
+def live_from(rows: Iterable[Any], now: datetime) -> list[dict[str, Any]]:
+    """Public: ``live_for_member`` from the caller's rows of every wheel with the member's
+    counters (``key, config, spins, day, spins_day, free_used_day``, by key)."""
     out = []
-    for r in await repo.wheels_with_member(conn, tenant_id, member_id):
+    for r in rows:
         cfg = r["config"]
         if rules.status_of(cfg, now) != "open":
             continue
