@@ -81,7 +81,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if args.smoke:
         args.seconds, args.connections, args.pg_clients = 1.0, 2, 2
         args.workers, args.pool, args.pool_members = 1, 4, 5
-        args.members = args.members or 300
+        args.members = args.members or 4000  # fresh tokens for 1 s phases even on a quiet box
         args.pgbench_pool = args.pgbench_pool or 1000
     if args.pgbench_pool is None:
         args.pgbench_pool = int(args.seconds * 4000)
@@ -348,8 +348,8 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     servers = Servers(settings, need_redis=True, command="bench")
     try:
-        if args.members is None:  # enough fresh members for two write phases at 3,000/s
-            args.members = args.pool_members + int(args.seconds * 3000) + 1000
+        if args.members is None:  # enough fresh members for a warm-up + a phase at 6,000/s
+            args.members = args.pool_members + int((args.seconds + 1) * 6000) + 1000
         prefix = "bench" + secrets.token_hex(4)
 
         async def prepare(db_url: str) -> tuple[Setup, dict]:
