@@ -31,9 +31,9 @@ from service.checkins import repository as checkins_repo
 from service.leaderboards import repository as lb_repo
 from service.members.repository import M_COLUMNS
 from service.pks import repository as pks_repo
+from service.points.repository import CARD_FACTS
 from service.rituals import repository as rituals_repo
 from service.wheel import repository as wheel_repo
-from service.points.repository import CARD_FACTS
 
 # $1 tenant, $2 member, $3 now, $4 end of the "expiring soon" window (points.CARD_FACTS),
 # $5 start of a rolling ladder's growth window (NULL: not needed), $6 how many recent badges.
