@@ -416,18 +416,7 @@ async def backfill(ctx: Context, tenant_id: int, key: str) -> BackfillOut:
             page = await repo.history_page(conn, tenant_id, types, cursor, BACKFILL_PAGE)
         if not page:
             break
-        evs = [
-            Event(
-                r["id"],
-                r["event_id"],
-                r["tenant_id"],
-                r["type"],
-                r["member_id"],
-                r["payload"],
-                r["occurred_at"],
-            )
-            for r in page
-        ]
+        evs = [outbox.event_of(r) for r in page]
         async with ctx.db.transaction() as conn:
             earned += await apply(ctx, conn, spec, row["config"], evs, source="backfill")
         seen += len(page)
