@@ -104,3 +104,28 @@ async def test_round_trips_of_the_hot_reads(monkeypatch, client, tenant, ctx, cl
         c = results[name]
         assert len(c.pg) <= pg_budget, (name, c.pg)
         assert len(c.redis) <= redis_budget, (name, c.redis)
+
+
+async def test_a_rate_limited_summary_runs_no_postgresql_statement(
+    monkeypatch, servers, ctx, tenant, clock
+):
+    """/v1/me and /v1/me/summary make no Redis call of their own: the limits are counted on
+    entering (MemberRequest(fold=False)), so a refused request costs one Redis round trip and
+    no PostgreSQL statement (the read-model statement is the expensive part)."""
+    from service.app import create_app
+    from tests.conftest import http_client, make_settings
+    from tests.test_foundation_api import assert_error
+
+    app = create_app(make_settings(servers, rate_member_per_min=2), clock=clock, background=False)
+    async with http_client(app) as c:
+        _, headers = await tenant.member("rl-summary")
+        assert (await c.get("/v1/me/summary", headers=headers)).status_code == 200
+        assert (await c.get("/v1/me", headers=headers)).status_code == 200
+        with counting_all(monkeypatch) as counts:
+            refused = await c.get("/v1/me/summary", headers=headers)
+            refused_me = await c.get("/v1/me", headers=headers)
+        monkeypatch.undo()
+    assert_error(refused, 429, "RATE_LIMITED")
+    assert_error(refused_me, 429, "RATE_LIMITED")
+    assert counts.pg == [], counts.pg
+    assert len(counts.redis) == 2, counts.redis  # one limit script per request

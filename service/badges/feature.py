@@ -21,7 +21,7 @@ async def backfill_job(ctx: Context) -> None:
 
 
 def _cli(sub: argparse._SubParsersAction) -> None:
-    from service.cli import run_with_context
+    from service.runtime import run_with_context
 
     def backfill(args: argparse.Namespace) -> int:
         async def fn(ctx: Context) -> dict:

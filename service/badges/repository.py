@@ -303,13 +303,19 @@ async def drop_title(conn: asyncpg.Connection, tenant_id: int, member_id: int, s
     )
 
 
+# The titles member $2 (tenant $1) holds at $3 (with ``id`` for the newest-first order); also
+# embedded in the member read model (service/me/repository.py), so the rule lives here only.
+TITLES_SQL = (
+    "SELECT title, source, gained_at, expires_at, id FROM member_titles "
+    "WHERE tenant_id = $1 AND member_id = $2 AND (expires_at IS NULL OR expires_at > $3)"
+)
+
+
 async def titles_of(
     conn: asyncpg.Connection, tenant_id: int, member_id: int, now: datetime
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT title, source, gained_at, expires_at FROM member_titles "
-        "WHERE tenant_id = $1 AND member_id = $2 AND (expires_at IS NULL OR expires_at > $3) "
-        "ORDER BY gained_at DESC, id DESC",
+        TITLES_SQL + " ORDER BY gained_at DESC, id DESC",
         tenant_id,
         member_id,
         now,

@@ -25,7 +25,14 @@ from service.core import constraints
 from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.errors import pick_language
-from service.core.http import get_ctx, idempotent, member_principal, operator_principal
+from service.core.http import (
+    RequestUnit,
+    get_ctx,
+    member_principal,
+    member_work,
+    operator_principal,
+    operator_work,
+)
 from service.core.tenancy import Operator
 
 Key = constraints.Key
@@ -55,16 +62,9 @@ async def put_badge(
     key: Key,
     data: JSONBody[BadgeIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[BadgeOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.put_definition(ctx, conn, operator.tenant_id, key, data),
-    )
+    return await work.respond(service.put_definition, operator.tenant_id, key, data)
 
 
 @errors("BADGE_NOT_FOUND")
@@ -112,17 +112,10 @@ async def award_badge(
     key: Key,
     data: JSONBody[AwardIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[AwardOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.award(
-            ctx, conn, operator.tenant_id, externalId, key, data.reason, operator.key_id
-        ),
+    return await work.respond(
+        service.award, operator.tenant_id, externalId, key, data.reason, operator.key_id
     )
 
 
@@ -139,17 +132,10 @@ async def revoke_badge(
     key: Key,
     data: JSONBody[AwardIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[AwardOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.revoke(
-            ctx, conn, operator.tenant_id, externalId, key, data.reason, operator.key_id
-        ),
+    return await work.respond(
+        service.revoke, operator.tenant_id, externalId, key, data.reason, operator.key_id
     )
 
 
@@ -183,25 +169,19 @@ async def my_badges(member: NamedDependency[Member], state: State) -> MyBadges:
     description="Only a title I hold: 422 TITLE_NOT_HELD otherwise.",
 )
 async def put_title(
-    data: JSONBody[TitleIn], member: NamedDependency[Member], state: State, request: Request
+    data: JSONBody[TitleIn], member: NamedDependency[Member], work: NamedDependency[RequestUnit]
 ) -> Response[ShownTitleOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        member,
-        lambda conn: service.set_title(ctx, conn, member.tenant_id, member.member_id, data.title),
-    )
+    return await work.respond(service.set_title, member.tenant_id, member.member_id, data.title)
 
 
 member_router = Router(
     path="/v1",
     route_handlers=[badge_wall, my_badges, put_title],
-    dependencies={"member": Provide(member_principal)},
+    dependencies={"member": Provide(member_principal), "work": Provide(member_work)},
     security=[{"memberToken": []}],
 )
 admin_router = Router(
     path="/admin/v1",
     route_handlers=[put_badge, get_badge, list_badges, backfill_badge, award_badge, revoke_badge],
-    dependencies={"operator": Provide(operator_principal)},
+    dependencies={"operator": Provide(operator_principal), "work": Provide(operator_work)},
 )

@@ -131,12 +131,11 @@ async def _known(
     }
 
 
-async def put_definition(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, data: BadgeIn
-) -> BadgeOut:
+async def put_definition(uow: UnitOfWork, tenant_id: int, key: str, data: BadgeIn) -> BadgeOut:
     """Create or change a badge. Every problem at once as 422 VALIDATION_FAILED
     (``details.problems``), nothing saved. A change of criteria, repeat or window rebuilds
     progress from history (the backfill job); earned badges stay earned."""
+    ctx, conn = uow.ctx, uow.conn
     config = msgspec.to_builtins(data)
     known = await _known(ctx, conn, tenant_id, data)
     problems = rules.problems(config, **known)
@@ -416,18 +415,7 @@ async def backfill(ctx: Context, tenant_id: int, key: str) -> BackfillOut:
             page = await repo.history_page(conn, tenant_id, types, cursor, BACKFILL_PAGE)
         if not page:
             break
-        evs = [
-            Event(
-                r["id"],
-                r["event_id"],
-                r["tenant_id"],
-                r["type"],
-                r["member_id"],
-                r["payload"],
-                r["occurred_at"],
-            )
-            for r in page
-        ]
+        evs = [outbox.event_of(r) for r in page]
         async with ctx.db.transaction() as conn:
             earned += await apply(ctx, conn, spec, row["config"], evs, source="backfill")
         seen += len(page)
@@ -470,18 +458,13 @@ async def backfill_due(ctx: Context) -> int:
 
 
 async def award(
-    ctx: Context,
-    conn: asyncpg.Connection,
-    tenant_id: int,
-    external_id: str,
-    key: str,
-    reason: str,
-    actor: str,
+    uow: UnitOfWork, tenant_id: int, external_id: str, key: str, reason: str, actor: str
 ) -> AwardOut:
     """An operator awards a badge (in its current period); audited. Already held: nothing
     changes. A revoked one is restored without paying its reward again."""
     from service.members import service as members
 
+    ctx, conn = uow.ctx, uow.conn
     member_id = await members.resolve_member_id(conn, tenant_id, external_id)
     return await award_member(ctx, conn, tenant_id, member_id, key, reason, actor)
 
@@ -520,18 +503,13 @@ async def award_member(
 
 
 async def revoke(
-    ctx: Context,
-    conn: asyncpg.Connection,
-    tenant_id: int,
-    external_id: str,
-    key: str,
-    reason: str,
-    actor: str,
+    uow: UnitOfWork, tenant_id: int, external_id: str, key: str, reason: str, actor: str
 ) -> AwardOut:
     """An operator revokes a member's badge (its latest period) and the title it gave;
     audited. Rewards already credited stay in the ledger (reverse them there if needed)."""
     from service.members import service as members
 
+    ctx, conn = uow.ctx, uow.conn
     member_id = await members.resolve_member_id(conn, tenant_id, external_id)
     row = await repo.get_definition(conn, tenant_id, key, lock=True)
     if row is None:
@@ -664,9 +642,10 @@ async def my_badges(ctx: Context, tenant_id: int, member_id: int) -> MyBadges:
 
 
 async def set_title(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, title: str | None
+    uow: UnitOfWork, tenant_id: int, member_id: int, title: str | None
 ) -> ShownTitleOut:
     """Choose the title to show (one I hold), or none. 422 TITLE_NOT_HELD otherwise."""
+    ctx, conn = uow.ctx, uow.conn
     now = ctx.clock.now()
     if title is not None:
         held = {t["title"] for t in await repo.titles_of(conn, tenant_id, member_id, now)}

@@ -54,13 +54,20 @@ async def pending(
     )
 
 
+# How many ceremonies of member $2 (tenant $1) wait to be played at $3; also embedded in the
+# member read model (service/me/repository.py), so the rule lives here only.
+COUNT_PENDING_SQL = (
+    "SELECT count(*) FROM ceremonies WHERE tenant_id = $1 AND member_id = $2 "
+    "AND played_at IS NULL AND expires_at > $3"
+)
+
+
 async def count_pending(
     conn: asyncpg.Connection, tenant_id: int, member_id: int, now: datetime
 ) -> int:
     return int(
         await conn.fetchval(
-            "SELECT count(*) FROM ceremonies WHERE tenant_id = $1 AND member_id = $2 "
-            "AND played_at IS NULL AND expires_at > $3",
+            COUNT_PENDING_SQL,
             tenant_id,
             member_id,
             now,

@@ -29,7 +29,14 @@ from service.core import constraints
 from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.errors import pick_language
-from service.core.http import get_ctx, idempotent, member_principal, operator_principal
+from service.core.http import (
+    RequestUnit,
+    get_ctx,
+    member_principal,
+    member_work,
+    operator_principal,
+    operator_work,
+)
 from service.core.tenancy import Operator
 
 Id = Annotated[int, Parameter(description="The ceremony's id.", ge=1, le=2**62)]
@@ -76,15 +83,9 @@ async def pending(
     description="Only the owner: any other id is 404 CEREMONY_NOT_FOUND.",
 )
 async def ack(
-    id: Id, member: NamedDependency[Member], state: State, request: Request
+    id: Id, member: NamedDependency[Member], work: NamedDependency[RequestUnit]
 ) -> Response[AckOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        member,
-        lambda conn: service.ack(ctx, conn, member.tenant_id, member.member_id, id),
-    )
+    return await work.respond(service.ack, member.tenant_id, member.member_id, id)
 
 
 @errors()
@@ -141,20 +142,11 @@ async def honour_wall(
 async def put_wall_preference(
     data: JSONBody[WallPreferenceIn],
     member: NamedDependency[Member],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[WallPreferenceOut]:
-    ctx = get_ctx(state)
-    response = await idempotent(
-        request,
-        ctx,
-        member,
-        lambda conn: service.set_wall_preference(
-            ctx, conn, member.tenant_id, member.member_id, data.hidden
-        ),
+    return await work.respond(
+        service.set_wall_preference, member.tenant_id, member.member_id, data.hidden
     )
-    await service.wall_changed(ctx, member.tenant_id)
-    return response
 
 
 # ---------------------------------------------------------------- operators
@@ -175,16 +167,9 @@ async def put_settings(
     kind: KindPath,
     data: JSONBody[CeremonySettingsIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[CeremonySettingsOut]:
-    ctx = get_ctx(state)
-    return await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.put_settings(ctx, conn, operator.tenant_id, kind, data),
-    )
+    return await work.respond(service.put_settings, operator.tenant_id, kind, data)
 
 
 @errors("CEREMONY_KIND_UNKNOWN")
@@ -211,28 +196,19 @@ async def hide_entry(
     id: Id,
     data: JSONBody[WallEntryIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[WallEntryOut]:
-    ctx = get_ctx(state)
-    response = await idempotent(
-        request,
-        ctx,
-        operator,
-        lambda conn: service.hide_entry(ctx, conn, operator.tenant_id, id, data.hidden),
-    )
-    await service.wall_changed(ctx, operator.tenant_id)
-    return response
+    return await work.respond(service.hide_entry, operator.tenant_id, id, data.hidden)
 
 
 member_router = Router(
     path="/v1",
     route_handlers=[pending, ack, played, replay, honour_wall, put_wall_preference],
-    dependencies={"member": Provide(member_principal)},
+    dependencies={"member": Provide(member_principal), "work": Provide(member_work)},
     security=[{"memberToken": []}],
 )
 admin_router = Router(
     path="/admin/v1",
     route_handlers=[put_settings, get_settings, hide_entry],
-    dependencies={"operator": Provide(operator_principal)},
+    dependencies={"operator": Provide(operator_principal), "work": Provide(operator_work)},
 )

@@ -11,6 +11,7 @@ ceremonies already waiting.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections import defaultdict
@@ -45,6 +46,7 @@ from service.core.constraints import validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.outbox import Event
+from service.core.uow import UnitOfWork
 
 register_codes(
     {
@@ -58,16 +60,16 @@ SUBSCRIBER = "ceremonies"
 MAX_PENDING = 20
 MAX_PAGE = 50
 SETTINGS_TTL_S = 5.0
-_settings_cache: dict[int, tuple[float, dict[str, dict]]] = {}
+SETTINGS_CACHE = "ceremonies.settings"  # tenant -> {kind: override}; dropped on put_settings
 
 
-async def _tenant_settings(conn: asyncpg.Connection, tenant_id: int) -> dict[str, dict]:
-    hit = _settings_cache.get(tenant_id)
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
-    value = await repo.settings_of(conn, tenant_id)
-    _settings_cache[tenant_id] = (time.monotonic() + SETTINGS_TTL_S, value)
-    return value
+async def _tenant_settings(
+    ctx: Context, conn: asyncpg.Connection, tenant_id: int
+) -> dict[str, dict]:
+    async def load() -> dict[str, dict]:
+        return await repo.settings_of(conn, tenant_id)
+
+    return await ctx.caches.get(SETTINGS_CACHE, SETTINGS_TTL_S).get(tenant_id, load)
 
 
 def _expiry_days(settings: dict[str, dict], kind: str) -> int:
@@ -147,7 +149,7 @@ async def _create(ctx: Context, found: dict[int, list[rules.Honour]]) -> None:
             items = [h for h in items if (b := _member_badge_of(h)) is None or b in live]
             if not items:
                 continue
-            settings = await _tenant_settings(conn, tenant_id)
+            settings = await _tenant_settings(ctx, conn, tenant_id)
             rows = await repo.insert(
                 conn,
                 tenant_id,
@@ -270,7 +272,7 @@ async def pending(
             if len(rows) < 200
             else await repo.count_pending(conn, tenant_id, member_id, now)
         )
-        settings = await _tenant_settings(conn, tenant_id)
+        settings = await _tenant_settings(ctx, conn, tenant_id)
         masked, member_no = await _member_card(ctx, conn, tenant_id, member_id)
         tz = await _zone(conn, tenant_id)
     groups = rules.group(list(rows))[:limit]
@@ -287,18 +289,15 @@ async def pending(
     )
 
 
-async def ack(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, ceremony_id: int
-) -> AckOut:
+async def ack(uow: UnitOfWork, tenant_id: int, member_id: int, ceremony_id: int) -> AckOut:
     """Mark a ceremony played. Idempotent; another member's (or unknown) id: 404."""
-    now = ctx.clock.now()
-    got = await repo.ack(conn, tenant_id, member_id, ceremony_id, now)
+    now = uow.ctx.clock.now()
+    got = await repo.ack(uow.conn, tenant_id, member_id, ceremony_id, now)
     if got is None:
         raise DomainError("CEREMONY_NOT_FOUND", details={"id": ceremony_id})
     row, first = got
     if first:
-        await outbox.emit(
-            conn,
+        uow.emit(
             tenant_id=tenant_id,
             type="ceremony.played",
             member_id=member_id,
@@ -316,7 +315,7 @@ async def played(
     before = cursors.decode("c", cursor)
     async with ctx.db.connection() as conn:
         rows = await repo.played(conn, tenant_id, member_id, before, limit)
-        settings = await _tenant_settings(conn, tenant_id)
+        settings = await _tenant_settings(ctx, conn, tenant_id)
         masked, member_no = await _member_card(ctx, conn, tenant_id, member_id)
         tz = await _zone(conn, tenant_id)
     items = [_out(ctx, r, settings, lang, masked, member_no, tz) for r in rows]
@@ -332,7 +331,7 @@ async def replay(
         row = await repo.one(conn, tenant_id, member_id, ceremony_id)
         if row is None:
             raise DomainError("CEREMONY_NOT_FOUND", details={"id": ceremony_id})
-        settings = await _tenant_settings(conn, tenant_id)
+        settings = await _tenant_settings(ctx, conn, tenant_id)
         masked, member_no = await _member_card(ctx, conn, tenant_id, member_id)
         tz = await _zone(conn, tenant_id)
     return _out(ctx, row, settings, lang, masked, member_no, tz)
@@ -362,7 +361,7 @@ def _settings_out(kind: str, own: dict | None) -> CeremonySettingsOut:
 
 
 async def put_settings(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, kind: str, data: CeremonySettingsIn
+    uow: UnitOfWork, tenant_id: int, kind: str, data: CeremonySettingsIn
 ) -> CeremonySettingsOut:
     """Override a kind's templates and expiry for the tenant. Unknown {placeholders}: 422
     VALIDATION_FAILED with every problem, nothing saved."""
@@ -377,8 +376,8 @@ async def put_settings(
     if problems:
         raise validation_failed(problems)
     config = {k: v for k, v in msgspec.to_builtins(data).items() if v is not None}
-    await repo.put_settings(conn, tenant_id, kind, config, ctx.clock.now())
-    _settings_cache.pop(tenant_id, None)
+    await repo.put_settings(uow.conn, tenant_id, kind, config, uow.ctx.clock.now())
+    uow.after_commit(functools.partial(uow.ctx.caches.changed, SETTINGS_CACHE, tenant_id))
     return _settings_out(kind, config)
 
 
@@ -444,7 +443,7 @@ async def wall(
         ids = sorted({r.member_id for r in page.rows})
         shown = await members.display_info(conn, tenant_id, ids)
         titles = await badges.shown_titles(ctx, conn, tenant_id, ids)
-        settings = await _tenant_settings(conn, tenant_id)
+        settings = await _tenant_settings(ctx, conn, tenant_id)
     items = []
     for r in page.rows:
         d = shown.get(r.member_id)
@@ -467,20 +466,22 @@ async def wall(
 
 
 async def set_wall_preference(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, hidden: bool
+    uow: UnitOfWork, tenant_id: int, member_id: int, hidden: bool
 ) -> WallPreferenceOut:
-    """Opt out of (or back into) the honour wall. The caller runs ``wall_changed`` after commit."""
-    await repo.set_preference(conn, tenant_id, member_id, hidden, ctx.clock.now())
+    """Opt out of (or back into) the honour wall (``wall_changed`` runs after the commit)."""
+    await repo.set_preference(uow.conn, tenant_id, member_id, hidden, uow.ctx.clock.now())
+    uow.after_commit(functools.partial(wall_changed, uow.ctx, tenant_id))
     return WallPreferenceOut(hidden)
 
 
 async def hide_entry(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, ceremony_id: int, hidden: bool
+    uow: UnitOfWork, tenant_id: int, ceremony_id: int, hidden: bool
 ) -> WallEntryOut:
     """An operator hides (or shows again) one honour on the wall; 404 HONOUR_NOT_FOUND.
-    The caller runs ``wall_changed`` after commit."""
-    if not await repo.set_wall_hidden(conn, tenant_id, ceremony_id, hidden):
+    ``wall_changed`` runs after the commit."""
+    if not await repo.set_wall_hidden(uow.conn, tenant_id, ceremony_id, hidden):
         raise DomainError("HONOUR_NOT_FOUND", details={"id": ceremony_id})
+    uow.after_commit(functools.partial(wall_changed, uow.ctx, tenant_id))
     return WallEntryOut(ceremony_id, hidden)
 
 
@@ -498,7 +499,6 @@ async def wall_changed(ctx: Context, tenant_id: int) -> None:
 
 
 def clear_caches() -> None:
-    _settings_cache.clear()
     _zones.clear()
 
 

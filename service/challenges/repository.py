@@ -202,10 +202,17 @@ async def cancel(conn: asyncpg.Connection, challenge_id: int, now: datetime) -> 
     )
 
 
+# Every challenge of tenant $1 with what its status needs; also embedded in the member read
+# model (service/me/repository.py), so the rule lives here only.
+CHALLENGE_ROWS_SQL = (
+    "SELECT key, state, settled_at, ends_at, join_opens_at, join_closes_at "
+    "FROM challenges WHERE tenant_id = $1"
+)
+
+
 async def challenge_rows(conn: Any, tenant_id: int) -> list[Any]:
     """Every challenge of a tenant with what its status needs (one statement)."""
     return await conn.fetch(
-        "SELECT key, state, settled_at, ends_at, join_opens_at, join_closes_at "
-        "FROM challenges WHERE tenant_id = $1 ORDER BY key",
+        CHALLENGE_ROWS_SQL + " ORDER BY key",
         tenant_id,
     )

@@ -313,16 +313,22 @@ async def iter_calendars(
             return
 
 
+# Live campaigns of tenant $1 at $3 with member $2's streak row; also embedded in the member
+# read model (service/me/repository.py), so the rule lives here only.
+LIVE_WITH_STREAKS_SQL = (
+    "SELECT c.key, c.timezone, c.config->>'title' AS title, s.last_day, s.current_streak "
+    "FROM checkin_campaigns c LEFT JOIN checkin_streaks s ON s.tenant_id = c.tenant_id "
+    "AND s.campaign_id = c.id AND s.member_id = $2 WHERE c.tenant_id = $1 "
+    "AND c.state = 'live' AND c.starts_at <= $3 AND (c.ends_at IS NULL OR c.ends_at > $3)"
+)
+
+
 async def live_with_streaks(
     conn: asyncpg.Connection, tenant_id: int, member_id: int, now: datetime
 ) -> list[asyncpg.Record]:
     """Live campaigns of a tenant with the member's streak row (one statement)."""
     return await conn.fetch(
-        "SELECT c.key, c.timezone, c.config->>'title' AS title, s.last_day, s.current_streak "
-        "FROM checkin_campaigns c LEFT JOIN checkin_streaks s ON s.tenant_id = c.tenant_id "
-        "AND s.campaign_id = c.id AND s.member_id = $2 WHERE c.tenant_id = $1 "
-        "AND c.state = 'live' AND c.starts_at <= $3 AND (c.ends_at IS NULL OR c.ends_at > $3) "
-        "ORDER BY c.key",
+        LIVE_WITH_STREAKS_SQL + " ORDER BY c.key",
         tenant_id,
         member_id,
         now,

@@ -277,16 +277,21 @@ class MemberRequest:
     429 instead if refused. Entering raises UNAUTHENTICATED / TOKEN_* (after counting the IP)
     exactly like ``member_principal``. Redis Cluster: a fold whose keys lie in another slot
     than the tenant's ``{t<tenant>}`` is made as two calls (service.core.redis).
+
+    A route whose work makes no Redis call (``/v1/me``, ``/v1/me/summary``: PostgreSQL only)
+    opens ``MemberRequest(request, fold=False)``: the limits are counted on entering (still
+    one Redis round trip), so a refused request answers 429 before any statement runs.
     """
 
-    __slots__ = ("ctx", "member", "rate", "request")
+    __slots__ = ("ctx", "fold", "member", "rate", "request")
 
     ctx: Context
     member: Member
     rate: RateCheck
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, *, fold: bool = True) -> None:
         self.request = request
+        self.fold = fold
 
     async def __aenter__(self) -> MemberRequest:
         request = self.request
@@ -300,6 +305,8 @@ class MemberRequest:
             await _refuse_unauthenticated(request, ctx, exc)
         self.member = member
         self.rate = _member_limits(request, ctx, member)
+        if not self.fold:
+            await self.rate.settle()  # no Redis call to fold into: refuse before the work
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:

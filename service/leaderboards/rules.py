@@ -227,7 +227,7 @@ def _local_midnight(tz: ZoneInfo, d: date) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=tz).astimezone(UTC)
 
 
-def _unit(start: datetime, end: datetime) -> int:
+def tick_unit(start: datetime, end: datetime) -> int:
     """Microseconds per tick so that the period fits in TIME_SPAN ticks."""
     return max(1, -(-((end - start) // timedelta(microseconds=1)) // TIME_SPAN))
 
@@ -245,8 +245,8 @@ def period_for(spec: BoardSpec, at: datetime) -> Period | None:
         assert spec.window_start is not None and spec.window_end is not None
         if not spec.window_start <= at < spec.window_end:
             return None
-        unit = _unit(spec.window_start, spec.window_end)
-        return Period("window", spec.window_start, spec.window_end, unit)
+        per_tick = tick_unit(spec.window_start, spec.window_end)
+        return Period("window", spec.window_start, spec.window_end, per_tick)
     tz = spec.tz
     local = at.astimezone(tz).date()
     if spec.period == "daily":
@@ -254,7 +254,7 @@ def period_for(spec: BoardSpec, at: datetime) -> Period | None:
             local.isoformat(),
             _local_midnight(tz, local),
             _local_midnight(tz, local + timedelta(days=1)),
-            _unit(_local_midnight(tz, local), _local_midnight(tz, local + timedelta(days=1))),
+            tick_unit(_local_midnight(tz, local), _local_midnight(tz, local + timedelta(days=1))),
         )
     if spec.period == "weekly":
         monday = local - timedelta(days=local.weekday())
@@ -263,14 +263,14 @@ def period_for(spec: BoardSpec, at: datetime) -> Period | None:
             f"{year}-W{week:02d}",
             _local_midnight(tz, monday),
             _local_midnight(tz, monday + timedelta(days=7)),
-            _unit(_local_midnight(tz, monday), _local_midnight(tz, monday + timedelta(days=7))),
+            tick_unit(_local_midnight(tz, monday), _local_midnight(tz, monday + timedelta(days=7))),
         )
     first = local.replace(day=1)
     return Period(
         f"{first.year}-{first.month:02d}",
         _local_midnight(tz, first),
         _local_midnight(tz, _month_after(first)),
-        _unit(_local_midnight(tz, first), _local_midnight(tz, _month_after(first))),
+        tick_unit(_local_midnight(tz, first), _local_midnight(tz, _month_after(first))),
     )
 
 

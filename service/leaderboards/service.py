@@ -1311,7 +1311,7 @@ def metric_contribution(spec: BoardSpec, type_: str, payload: dict[str, Any]) ->
 
 def window_period(start: datetime, end: datetime) -> Period:
     """A window as a board period, for ``rank_score``."""
-    return Period("window", start, end, rules._unit(start, end))
+    return Period("window", start, end, rules.tick_unit(start, end))
 
 
 def rank_score(score: int, reached_at: datetime, period: Period) -> float:

@@ -10,8 +10,11 @@ and ``window_growth``, ``badges.repository.titles_of``/``shown_titles``/``member
 pre-fetched rows (``points.card_from_facts``, ``badges.recent_from``, ``rituals.state_from``,
 ``checkins.live_from``...). A list comes back as parallel arrays (one ``array_agg`` per column,
 all in the same order; configs as one ``jsonb_agg``), so every value keeps its PostgreSQL type.
-A change to one of those reads must be made here too: tests/test_me_summary.py compares the
-two paths.
+Where the parameters match ($1 tenant, $2 member, $3 now), the features' own SQL is embedded
+(``TITLES_SQL``, ``COUNT_PENDING_SQL``, ``CURRENT_DEFINITION_SQL``, ``LIVE_WITH_STREAKS_SQL``,
+``WHEELS_WITH_MEMBER_SQL``, ``BOARD_KEYS_SQL``, ``CHALLENGE_ROWS_SQL``, ``LIVE_KEYS_SQL``), so
+their rules live in one place; a change to the other reads must be made here too:
+tests/test_me_summary.py compares the two paths.
 """
 
 from __future__ import annotations
@@ -21,10 +24,16 @@ from typing import Any
 
 import asyncpg
 
+from service.badges import repository as badges_repo
+from service.ceremonies import repository as ceremonies_repo
+from service.challenges import repository as challenges_repo
+from service.checkins import repository as checkins_repo
 from service.leaderboards import repository as lb_repo
 from service.members.repository import M_COLUMNS
 from service.pks import repository as pks_repo
 from service.points.repository import CARD_FACTS
+from service.rituals import repository as rituals_repo
+from service.wheel import repository as wheel_repo
 
 # $1 tenant, $2 member, $3 now, $4 end of the "expiring soon" window (points.CARD_FACTS),
 # $5 start of a rolling ladder's growth window (NULL: not needed), $6 how many recent badges.
@@ -34,9 +43,8 @@ _ME = (
     " SELECT COALESCE(sum(delta), 0) FROM ledger_entries WHERE tenant_id = $1 "
     " AND member_id = $2 AND currency = 'growth' AND kind IN ('credit', 'reverse') "
     " AND created_at >= $5 AND created_at <= $3) END AS window_growth, "
-    "(SELECT array_agg(title ORDER BY gained_at DESC, id DESC) FROM member_titles "
-    " WHERE tenant_id = $1 AND member_id = $2 AND (expires_at IS NULL OR expires_at > $3)) "
-    " AS titles, "
+    "(SELECT array_agg(tt.title ORDER BY tt.gained_at DESC, tt.id DESC) "
+    f" FROM ({badges_repo.TITLES_SQL}) tt) AS titles, "
     "(SELECT s.title FROM member_shown_titles s JOIN member_titles t "
     " ON t.tenant_id = s.tenant_id AND t.member_id = s.member_id AND t.title = s.title "
     " WHERE s.tenant_id = $1 AND s.member_id = $2 "
@@ -44,8 +52,7 @@ _ME = (
     "(SELECT count(*) FROM member_badges WHERE tenant_id = $1 AND member_id = $2 "
     " AND revoked_at IS NULL) AS badges_earned, "
     "rb.badge_keys, rb.badge_configs, rb.badge_periods, rb.badge_earned_at, "
-    "(SELECT count(*) FROM ceremonies WHERE tenant_id = $1 AND member_id = $2 "
-    " AND played_at IS NULL AND expires_at > $3) AS pending_ceremonies, "
+    f"({ceremonies_repo.COUNT_PENDING_SQL}) AS pending_ceremonies, "
     "rd.config AS ritual_config, rp.member_id IS NOT NULL AS ritual_started, "
     "rp.steps AS ritual_steps, rp.covenant_version AS ritual_covenant_version, "
     "rp.completed_at AS ritual_completed_at"
@@ -61,8 +68,7 @@ _ME_FROM = (
     "  JOIN badge_definitions d ON d.id = mb.badge_id WHERE mb.tenant_id = $1 "
     "  AND mb.member_id = $2 AND mb.revoked_at IS NULL "
     "  ORDER BY mb.earned_at DESC, mb.id DESC LIMIT $6) b) rb ON true "
-    "LEFT JOIN LATERAL (SELECT config FROM ritual_definitions WHERE tenant_id = $1 "
-    " ORDER BY version DESC LIMIT 1) rd ON true "
+    f"LEFT JOIN LATERAL ({rituals_repo.CURRENT_DEFINITION_SQL}) rd ON true "
     "LEFT JOIN ritual_progress rp ON rp.tenant_id = $1 AND rp.member_id = $2"
 )
 _WHERE = " WHERE m.tenant_id = $1 AND m.id = $2"
@@ -77,33 +83,29 @@ _SUMMARY = (
 )
 
 _SUMMARY_FROM = (
-    " LEFT JOIN LATERAL (SELECT array_agg(c.key ORDER BY c.key) AS checkin_keys, "
-    " array_agg(c.timezone ORDER BY c.key) AS checkin_timezones, "
-    " array_agg(c.config->>'title' ORDER BY c.key) AS checkin_titles, "
-    " array_agg(s.last_day ORDER BY c.key) AS checkin_last_days, "
-    " array_agg(s.current_streak ORDER BY c.key) AS checkin_streaks "
-    " FROM checkin_campaigns c LEFT JOIN checkin_streaks s ON s.tenant_id = c.tenant_id "
-    " AND s.campaign_id = c.id AND s.member_id = $2 WHERE c.tenant_id = $1 "
-    " AND c.state = 'live' AND c.starts_at <= $3 AND (c.ends_at IS NULL OR c.ends_at > $3)"
-    ") ck ON true "
-    "LEFT JOIN LATERAL (SELECT array_agg(w.key ORDER BY w.key) AS wheel_keys, "
-    " jsonb_agg(w.config ORDER BY w.key) AS wheel_configs, "
-    " array_agg(wm.spins ORDER BY w.key) AS wheel_spins, "
-    " array_agg(wm.day ORDER BY w.key) AS wheel_days, "
-    " array_agg(wm.spins_day ORDER BY w.key) AS wheel_spins_day, "
-    " array_agg(wm.free_used_day ORDER BY w.key) AS wheel_free_used_day "
-    " FROM wheels w LEFT JOIN wheel_members wm ON wm.wheel_id = w.id AND wm.member_id = $2 "
-    " WHERE w.tenant_id = $1) wh ON true "
+    " LEFT JOIN LATERAL (SELECT array_agg(lc.key ORDER BY lc.key) AS checkin_keys, "
+    " array_agg(lc.timezone ORDER BY lc.key) AS checkin_timezones, "
+    " array_agg(lc.title ORDER BY lc.key) AS checkin_titles, "
+    " array_agg(lc.last_day ORDER BY lc.key) AS checkin_last_days, "
+    " array_agg(lc.current_streak ORDER BY lc.key) AS checkin_streaks "
+    f" FROM ({checkins_repo.LIVE_WITH_STREAKS_SQL}) lc) ck ON true "
+    "LEFT JOIN LATERAL (SELECT array_agg(wr.key ORDER BY wr.key) AS wheel_keys, "
+    " jsonb_agg(wr.config ORDER BY wr.key) AS wheel_configs, "
+    " array_agg(wr.spins ORDER BY wr.key) AS wheel_spins, "
+    " array_agg(wr.day ORDER BY wr.key) AS wheel_days, "
+    " array_agg(wr.spins_day ORDER BY wr.key) AS wheel_spins_day, "
+    " array_agg(wr.free_used_day ORDER BY wr.key) AS wheel_free_used_day "
+    f" FROM ({wheel_repo.WHEELS_WITH_MEMBER_SQL}) wr) wh ON true "
     "LEFT JOIN LATERAL (SELECT array_agg(b.key ORDER BY b.key) AS board_keys, "
     f" jsonb_agg(b.config ORDER BY b.key) AS board_configs FROM ({lb_repo.BOARD_KEYS_SQL}) b"
     ") lb ON true "
-    "LEFT JOIN LATERAL (SELECT array_agg(key ORDER BY key) AS challenge_keys, "
-    " array_agg(state ORDER BY key) AS challenge_states, "
-    " array_agg(settled_at ORDER BY key) AS challenge_settled_at, "
-    " array_agg(ends_at ORDER BY key) AS challenge_ends_at, "
-    " array_agg(join_opens_at ORDER BY key) AS challenge_join_opens_at, "
-    " array_agg(join_closes_at ORDER BY key) AS challenge_join_closes_at "
-    " FROM challenges WHERE tenant_id = $1) ch ON true "
+    "LEFT JOIN LATERAL (SELECT array_agg(cr.key ORDER BY cr.key) AS challenge_keys, "
+    " array_agg(cr.state ORDER BY cr.key) AS challenge_states, "
+    " array_agg(cr.settled_at ORDER BY cr.key) AS challenge_settled_at, "
+    " array_agg(cr.ends_at ORDER BY cr.key) AS challenge_ends_at, "
+    " array_agg(cr.join_opens_at ORDER BY cr.key) AS challenge_join_opens_at, "
+    " array_agg(cr.join_closes_at ORDER BY cr.key) AS challenge_join_closes_at "
+    f" FROM ({challenges_repo.CHALLENGE_ROWS_SQL}) cr) ch ON true "
     "LEFT JOIN LATERAL (SELECT array_agg(lk.key ORDER BY lk.starts_at, lk.key) AS pk_keys "
     f" FROM ({pks_repo.LIVE_KEYS_SQL}) lk) pk ON true"
 )

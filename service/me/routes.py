@@ -18,7 +18,7 @@ from service.members.schemas import MemberOut, ProfileIn
 @errors()
 @get("/me", summary="My card: profile, member number, level and progress, balances", tags=["me"])
 async def me(request: Request) -> MeOut:
-    async with MemberRequest(request) as m:
+    async with MemberRequest(request, fold=False) as m:
         return await service.me(m.ctx, m.member.tenant_id, m.member.member_id)
 
 
@@ -35,7 +35,7 @@ async def me(request: Request) -> MeOut:
     ),
 )
 async def summary(request: Request) -> SummaryOut:
-    async with MemberRequest(request) as m:
+    async with MemberRequest(request, fold=False) as m:
         return await service.summary(m.ctx, m.member.tenant_id, m.member.member_id)
 
 

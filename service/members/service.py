@@ -103,13 +103,17 @@ async def login_wechat(
     key = ctx.keys.global_("login", app_id, hashlib.sha256(code.encode()).hexdigest())
     for _ in range(50):
         if await ctx.redis.set(key, _PENDING, nx=True, ex=30):
+            # The pending marker is a lock: released whatever happens unless the answer
+            # replaced it (a failed or cancelled login lets the retry try again at once).
+            answered = False
             try:
                 result = await _login_once(ctx, app_id, code, invite_code)
-            except BaseException:
-                await ctx.redis.delete(key)
-                raise
-            await ctx.redis.set(key, msgspec.json.encode(result), ex=ttl)
-            return result
+                await ctx.redis.set(key, msgspec.json.encode(result), ex=ttl)
+                answered = True
+                return result
+            finally:
+                if not answered:
+                    await ctx.redis.delete(key)
         cached = await ctx.redis.get(key)
         if cached and cached != _PENDING:
             return msgspec.json.decode(cached, type=LoginOut)

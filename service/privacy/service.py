@@ -120,12 +120,12 @@ async def erase(
     await rituals.erase_personal(ctx, conn, tenant_id, member_id, actor, reason)
     contacts = await wheel.erase_contacts(conn, tenant_id, member_id)
     rows = await leaderboards.forget_member(ctx, conn, tenant_id, member_id)
-    await ceremonies.set_wall_preference(ctx, conn, tenant_id, member_id, True)
+    await ceremonies.set_wall_preference(uow, tenant_id, member_id, True)  # wall: after commit
     uow.after_commit(functools.partial(_after_erase, ctx, tenant_id))
     return EraseOut(external_id, ctx.clock.now(), rows, contacts)
 
 
 async def _after_erase(ctx: Context, tenant_id: int) -> None:
-    """Once the erasure committed: boards rebuilt from PostgreSQL, wall pages dropped."""
+    """Once the erasure committed: boards rebuilt from PostgreSQL (the wall pages are dropped by
+    ``ceremonies.set_wall_preference``'s own after-commit hook)."""
     await leaderboards.boards_changed(ctx, tenant_id)
-    await ceremonies.wall_changed(ctx, tenant_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Request, Response, Router, get, post, put
+from litestar import Response, Router, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
@@ -12,7 +12,14 @@ from litestar.params import JSONBody, Parameter
 from service.core.apidoc import errors
 from service.core.auth import Member
 from service.core.constraints import OperatorPageSize
-from service.core.http import get_ctx, idempotent, member_principal, operator_principal
+from service.core.http import (
+    RequestUnit,
+    get_ctx,
+    member_principal,
+    member_work,
+    operator_principal,
+    operator_work,
+)
 from service.core.tenancy import Operator
 from service.reminders import service
 from service.reminders.schemas import (
@@ -36,14 +43,11 @@ from service.reminders.schemas import (
     "count a tap twice.",
 )
 async def post_subscriptions(
-    data: JSONBody[SubscriptionsIn], member: NamedDependency[Member], state: State, request: Request
+    data: JSONBody[SubscriptionsIn],
+    member: NamedDependency[Member],
+    work: NamedDependency[RequestUnit],
 ) -> Response[SubscriptionsOut]:
-    ctx = get_ctx(state)
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        return await service.record_grants(ctx, conn, member.tenant_id, member.member_id, data)
-
-    return await idempotent(request, ctx, member, run)
+    return await work.respond(service.record_grants, member.tenant_id, member.member_id, data)
 
 
 @errors()
@@ -71,15 +75,9 @@ async def get_subscriptions(member: NamedDependency[Member], state: State) -> Su
 async def put_config(
     data: JSONBody[ReminderConfigIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[ReminderConfigOut]:
-    ctx = get_ctx(state)
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        return await service.put_config(ctx, conn, operator.tenant_id, data)
-
-    return await idempotent(request, ctx, operator, run)
+    return await work.respond(service.put_config, operator.tenant_id, data)
 
 
 @errors("REMINDERS_NOT_CONFIGURED")
@@ -112,12 +110,12 @@ async def list_reminders(
 member_router = Router(
     path="/v1",
     route_handlers=[post_subscriptions, get_subscriptions],
-    dependencies={"member": Provide(member_principal)},
+    dependencies={"member": Provide(member_principal), "work": Provide(member_work)},
     security=[{"memberToken": []}],
 )
 admin_router = Router(
     path="/admin/v1",
     route_handlers=[put_config, get_config, list_reminders],
-    dependencies={"operator": Provide(operator_principal)},
+    dependencies={"operator": Provide(operator_principal), "work": Provide(operator_work)},
     security=[{"apiKey": []}],
 )

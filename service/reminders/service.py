@@ -26,6 +26,7 @@ from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.outbox import Event
 from service.core.tenancy import find_wechat_app
+from service.core.uow import UnitOfWork
 from service.points import service as points
 from service.reminders import repository as repo
 from service.reminders import rules
@@ -59,10 +60,9 @@ register_codes(
 )
 
 
-async def put_config(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, data: ReminderConfigIn
-) -> ReminderConfigOut:
+async def put_config(uow: UnitOfWork, tenant_id: int, data: ReminderConfigIn) -> ReminderConfigOut:
     """Validated as a whole (422 VALIDATION_FAILED with every problem)."""
+    ctx, conn = uow.ctx, uow.conn
     problems: list[dict[str, str]] = []
     for kind, template in data.templates.items():
         for key, code, problem in rules.template_problems(kind, template.fields):
@@ -153,12 +153,12 @@ async def _subscriptions(
 
 
 async def record_grants(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, member_id: int, data: SubscriptionsIn
+    uow: UnitOfWork, tenant_id: int, member_id: int, data: SubscriptionsIn
 ) -> SubscriptionsOut:
     """One grant per ``accept`` in the client's wx.requestSubscribeMessage result."""
     accepted = sorted(t for t, choice in data.results.items() if choice == "accept")
-    await repo.add_grants(conn, tenant_id, member_id, accepted, ctx.clock.now())
-    return await _subscriptions(conn, tenant_id, member_id)
+    await repo.add_grants(uow.conn, tenant_id, member_id, accepted, uow.ctx.clock.now())
+    return await _subscriptions(uow.conn, tenant_id, member_id)
 
 
 async def my_subscriptions(ctx: Context, tenant_id: int, member_id: int) -> SubscriptionsOut:

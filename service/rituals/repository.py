@@ -10,10 +10,17 @@ import asyncpg
 # ---------------------------------------------------------------- definitions
 
 
+# The newest ritual definition of tenant $1; also embedded in the member read model
+# (service/me/repository.py), so the rule lives here only.
+CURRENT_DEFINITION_SQL = (
+    "SELECT version, covenant_version, config, created_at FROM ritual_definitions "
+    "WHERE tenant_id = $1 ORDER BY version DESC LIMIT 1"
+)
+
+
 async def current_definition(conn: asyncpg.Connection, tenant_id: int) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT version, covenant_version, config, created_at FROM ritual_definitions "
-        "WHERE tenant_id = $1 ORDER BY version DESC LIMIT 1",
+        CURRENT_DEFINITION_SQL,
         tenant_id,
     )
 

@@ -418,8 +418,7 @@ async def complete_step(
             from service.reminders.schemas import SubscriptionsIn
 
             await reminders.record_grants(
-                ctx,
-                conn,
+                uow,
                 tenant_id,
                 member_id,
                 SubscriptionsIn(dict.fromkeys(sorted(accepted), "accept")),

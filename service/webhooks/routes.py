@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Request, Response, Router, delete, get, post, put
+from litestar import Response, Router, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter
 
 from service.core.apidoc import errors
 from service.core.constraints import Cursor, OperatorPageSize
-from service.core.http import get_ctx, idempotent, operator_principal
+from service.core.http import RequestUnit, get_ctx, operator_principal, operator_work
 from service.core.tenancy import Operator
 from service.webhooks import service
 from service.webhooks.schemas import (
@@ -43,15 +43,9 @@ async def put_webhook(
     key: Key,
     data: JSONBody[WebhookIn],
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[WebhookOut]:
-    ctx = get_ctx(state)
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        return await service.put_webhook(ctx, conn, operator.tenant_id, key, data)
-
-    return await idempotent(request, ctx, operator, run)
+    return await work.respond(service.put_webhook, operator.tenant_id, key, data)
 
 
 @errors()
@@ -116,15 +110,9 @@ async def redeliver(
     key: Key,
     delivery_id: DeliveryId,
     operator: NamedDependency[Operator],
-    state: State,
-    request: Request,
+    work: NamedDependency[RequestUnit],
 ) -> Response[DeliveryOut]:
-    ctx = get_ctx(state)
-
-    async def run(conn):  # type: ignore[no-untyped-def]
-        return await service.redeliver(ctx, conn, operator.tenant_id, key, delivery_id)
-
-    return await idempotent(request, ctx, operator, run)
+    return await work.respond(service.redeliver, operator.tenant_id, key, delivery_id)
 
 
 @errors("WEBHOOK_NOT_FOUND")
@@ -152,6 +140,6 @@ admin_router = Router(
         redeliver,
         send_test,
     ],
-    dependencies={"operator": Provide(operator_principal)},
+    dependencies={"operator": Provide(operator_principal), "work": Provide(operator_work)},
     security=[{"apiKey": []}],
 )

@@ -33,6 +33,7 @@ from service.core.constraints import validation_failed
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.outbox import Event
+from service.core.uow import UnitOfWork
 from service.webhooks import repository as repo
 from service.webhooks import rules
 from service.webhooks.schemas import DeliveryOut, DeliveryPage, WebhookIn, WebhookList, WebhookOut
@@ -137,11 +138,10 @@ def _delivery_out(row: asyncpg.Record) -> DeliveryOut:
     )
 
 
-async def put_webhook(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, data: WebhookIn
-) -> WebhookOut:
+async def put_webhook(uow: UnitOfWork, tenant_id: int, key: str, data: WebhookIn) -> WebhookOut:
     """Create or replace an endpoint (422 VALIDATION_FAILED lists every problem). The secret is
     in the answer only when this call generated or set it."""
+    ctx, conn = uow.ctx, uow.conn
     problems = await target_problems(ctx, data.url)
     if data.secret is not None:
         secret_problem = rules.secret_problem(data.secret)
@@ -217,12 +217,10 @@ async def list_deliveries(
     return DeliveryPage(items, cursors.encode("d", items[-1].id) if more and items else None)
 
 
-async def redeliver(
-    ctx: Context, conn: asyncpg.Connection, tenant_id: int, key: str, delivery_id: int
-) -> DeliveryOut:
+async def redeliver(uow: UnitOfWork, tenant_id: int, key: str, delivery_id: int) -> DeliveryOut:
     """Queue a delivery again (due now, same webhook-id and body); the worker sends it."""
-    webhook_id = await _webhook_id(conn, tenant_id, key)
-    row = await repo.requeue(conn, webhook_id, delivery_id, ctx.clock.now())
+    webhook_id = await _webhook_id(uow.conn, tenant_id, key)
+    row = await repo.requeue(uow.conn, webhook_id, delivery_id, uow.ctx.clock.now())
     if row is None:
         raise DomainError("WEBHOOK_DELIVERY_NOT_FOUND", details={"id": delivery_id})
     return _delivery_out(row)

@@ -527,14 +527,20 @@ async def wheel_awards(
     )
 
 
+# Every wheel of tenant $1 with member $2's counters; also embedded in the member read model
+# (service/me/repository.py), so the rule lives here only.
+WHEELS_WITH_MEMBER_SQL = (
+    "SELECT w.key, w.config, m.spins, m.day, m.spins_day, m.free_used_day FROM wheels w "
+    "LEFT JOIN wheel_members m ON m.wheel_id = w.id AND m.member_id = $2 WHERE w.tenant_id = $1"
+)
+
+
 async def wheels_with_member(
     conn: asyncpg.Connection, tenant_id: int, member_id: int
 ) -> list[asyncpg.Record]:
     """Every wheel of a tenant with the member's counters (one statement)."""
     return await conn.fetch(
-        "SELECT w.key, w.config, m.spins, m.day, m.spins_day, m.free_used_day FROM wheels w "
-        "LEFT JOIN wheel_members m ON m.wheel_id = w.id AND m.member_id = $2 "
-        "WHERE w.tenant_id = $1 ORDER BY w.key",
+        WHEELS_WITH_MEMBER_SQL + " ORDER BY w.key",
         tenant_id,
         member_id,
     )
