@@ -74,7 +74,8 @@ _WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 def errors(*codes: str, idempotent: bool = False, dependencies: bool = True) -> Callable[[H], H]:
     """Declare the domain error codes a route answers beyond those of its kind.
 
-    ``idempotent=True`` marks a route run through ``service.core.http.idempotent``: it takes an
+    ``idempotent=True`` marks a route run through ``RequestUnit.respond`` (service.core.http):
+    it takes an
     ``Idempotency-Key`` header and may answer a replay. ``dependencies=False`` marks a route that
     touches neither PostgreSQL nor Redis (it never answers ``DEPENDENCY_UNAVAILABLE``).
     """

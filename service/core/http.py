@@ -425,22 +425,6 @@ class RequestUnit:
         return Response(content=body, status_code=200, media_type=JSON)
 
 
-async def idempotent(
-    request: Request,
-    ctx: Context,
-    principal: Member | Operator,
-    run: Callable[[asyncpg.Connection], Awaitable[Any]],
-) -> Response:
-    """Deprecated: the closure style routes used before the unit of work. Kept only so code
-    written against it keeps working while it moves to ``work.respond(service_fn, ...)``
-    (see the README, "How a write flows"); ``run`` gets the unit of work's connection."""
-
-    async def call(uow: UnitOfWork) -> Any:
-        return await run(uow.conn)
-
-    return await RequestUnit(request, ctx, principal).respond(call)
-
-
 async def member_work(
     request: Request, state: State, member: NamedDependency[Member]
 ) -> RequestUnit:
