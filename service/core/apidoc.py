@@ -75,9 +75,9 @@ def errors(*codes: str, idempotent: bool = False, dependencies: bool = True) -> 
     """Declare the domain error codes a route answers beyond those of its kind.
 
     ``idempotent=True`` marks a route run through ``RequestUnit.respond`` (service.core.http):
-    it takes an
-    ``Idempotency-Key`` header and may answer a replay. ``dependencies=False`` marks a route that
-    touches neither PostgreSQL nor Redis (it never answers ``DEPENDENCY_UNAVAILABLE``).
+    it takes an ``Idempotency-Key`` header and may answer a replay. ``dependencies=False`` marks
+    a route that touches neither PostgreSQL nor Redis (it never answers
+    ``DEPENDENCY_UNAVAILABLE``).
     """
 
     def mark(handler: H) -> H:
