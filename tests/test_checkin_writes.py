@@ -260,3 +260,40 @@ async def test_the_checkin_page_costs_one_redis_round_trip(monkeypatch, tenant, 
         assert r.status_code == 200 and r.json()["checkedInToday"] is True
     monkeypatch.undo()
     assert (len(counts.pg), counts.redis) == (0, ["pipeline[2]"]), (counts.pg, counts.redis)
+
+
+async def test_a_failure_after_the_write_keeps_the_day_on_the_calendar(
+    tenant, client, ctx, clock, monkeypatch
+):
+    """The write statement committed (single-statement unit): whatever raises after it (the
+    code shaping the answer, encoding, a cancellation) leaves the day's bits on the calendar,
+    equal to PostgreSQL's rows (before uow.committed() the unmark hook took them away)."""
+    from service.core.uow import unit_of_work
+
+    await put_campaign(client, tenant)
+    mid = await early_member(tenant, clock, "w-after")
+    await adjust(client, tenant, "w-after", 100)
+    clock.set(sh(2026, 11, 20, 9))
+    await page(client, tenant, "w-after")  # the calendar is in Redis, complete
+    c = await _campaign(ctx, tenant)
+
+    def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("after the write")
+
+    # An error in the code after the statement (shaping the answer).
+    monkeypatch.setattr(service, "_checkin_out", boom)
+    with pytest.raises(RuntimeError):
+        async with unit_of_work(ctx, single_statement=True) as uow:
+            await service.check_in(uow, tenant.id, mid, "daily")
+    # A make-up, then a failure in the caller after it returned (encoding the answer).
+    monkeypatch.undo()
+    with pytest.raises(RuntimeError):
+        async with unit_of_work(ctx, single_statement=True) as uow:
+            await service.make_up(uow, tenant.id, mid, "daily", date(2026, 11, 18))
+            raise RuntimeError("encoding failed")
+    raw = await store.read(ctx, tenant.id, c.id, c.epoch, mid)
+    want = await _pg_calendar(ctx, c, mid)
+    assert _same(raw, want)
+    assert rules.offsets_of(want[0]) == [c.offset(date(2026, 11, d)) for d in (18, 20)]
+    assert rules.offsets_of(want[1]) == [c.offset(date(2026, 11, 18))]
+    assert await db_balance(ctx, tenant.id, mid) == 100 + 10 - 30

@@ -199,3 +199,38 @@ async def test_round_trips_of_a_capped_event_and_a_debit(monkeypatch, tenant, cl
 
     counts = await _measure(monkeypatch, debit)
     assert len(counts.pg) == 1 and not counts.redis, counts
+
+
+async def test_a_failure_after_a_credit_or_event_committed_still_wakes_the_dispatcher(
+    monkeypatch, tenant, client, ctx
+):
+    """The credit's / event's one statement committed (uow.committed()): a failure after it
+    (encoding the answer) leaves the entry and its outbox rows, and the after-commit work
+    (waking the dispatcher for those rows) still runs."""
+    import msgspec
+
+    from service.core.uow import unit_of_work
+    from service.events import service as events
+    from service.events.schemas import EventIn
+    from service.points import operator as ops
+    from service.points.schemas import AdjustIn
+
+    await put_rule(client, tenant, "order-points", ORDER_RULE)
+    mid, _ = await tenant.member("ss-after")
+    wakes: list[int] = []
+    monkeypatch.setattr(ctx.dispatcher, "wake", lambda: wakes.append(1))
+    with pytest.raises(RuntimeError):
+        async with unit_of_work(ctx, single_statement=True) as uow:
+            data = AdjustIn(currency="points", amount=7, reason="manual.fix")
+            await ops.adjust(uow, tenant.id, "k", "ss-after", data, None)
+            raise RuntimeError("encoding failed")
+    assert wakes == [1]
+    assert await db_balance(ctx, tenant.id, mid) == 7
+    event = msgspec.convert(ev("after-1", "ss-after", value=20), EventIn, strict=False)
+    with pytest.raises(RuntimeError):
+        async with unit_of_work(ctx, single_statement=True) as uow:
+            await events.ingest_one(uow, tenant.id, event)
+            raise RuntimeError("encoding failed")
+    assert wakes == [1, 1]
+    assert await _outbox(ctx, tenant.id, "member.event", mid) == 1
+    assert await db_balance(ctx, tenant.id, mid) > 7

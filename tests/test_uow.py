@@ -171,3 +171,126 @@ async def test_a_single_statement_unit_sends_no_begin_and_its_statement_is_atomi
             await uow.conn.execute(outbox.insert_sql(1), *outbox.params([fresh, bad]))
     assert seen == ["undo"]
     assert len(await _events(ctx, tenant.id, "uow.single")) == 1
+
+
+async def _single_rows(ctx, tenant_id: int) -> int:  # type: ignore[no-untyped-def]
+    return len(await _events(ctx, tenant_id, "uow.point"))
+
+
+async def test_the_commit_point_of_a_single_statement_unit_keeps_its_work(ctx, tenant):
+    """``uow.committed()`` right after the write statement: a failure after it (the code
+    after the write, encoding the answer, a cancellation) runs no on_rollback hook (what it
+    would undo is committed) and still runs the after-commit hooks. Without the call, or in a
+    transactional unit (where the real COMMIT decides), a failure undoes as before."""
+    from service.core import outbox
+
+    seen: list[str] = []
+
+    async def after() -> None:
+        seen.append("after")
+
+    async def undo() -> None:
+        seen.append("undo")
+
+    def row() -> outbox.OutboxRow:
+        return outbox.OutboxRow(tenant.id, uuid.uuid4(), "uow.point", None, {}, DEFAULT_NOW)
+
+    with pytest.raises(RuntimeError):
+        async with unit_of_work(ctx, single_statement=True) as uow:
+            uow.on_rollback(undo)
+            await uow.conn.execute(outbox.insert_sql(1), *outbox.params([row()]))
+            uow.committed()
+            uow.committed()  # idempotent
+            uow.after_commit(after)
+            raise RuntimeError("encoding the answer failed")
+    assert seen == ["after"]
+    assert await _single_rows(ctx, tenant.id) == 1
+
+    # A cancellation after the commit point: the same.
+    seen.clear()
+    wrote = asyncio.Event()
+
+    async def work() -> None:
+        async with unit_of_work(ctx, single_statement=True) as uow:
+            uow.on_rollback(undo)
+            await uow.conn.execute(outbox.insert_sql(1), *outbox.params([row()]))
+            uow.committed()
+            uow.after_commit(after)
+            wrote.set()
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(work())
+    await wrote.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == ["after"]
+    assert await _single_rows(ctx, tenant.id) == 2
+
+    # In a transactional unit committed() decides nothing: the failure rolls back.
+    seen.clear()
+    with pytest.raises(RuntimeError):
+        async with unit_of_work(ctx) as uow:
+            uow.on_rollback(undo)
+            await uow.conn.execute(outbox.insert_sql(1), *outbox.params([row()]))
+            uow.committed()
+            uow.after_commit(after)
+            raise RuntimeError("after the statement, before COMMIT")
+    assert seen == ["undo"]
+    assert await _single_rows(ctx, tenant.id) == 2
+
+
+async def test_a_committed_transactional_block_keeps_its_after_commit_hooks(ctx, tenant):
+    """``uow.transactional()`` in a single-statement unit is the unit's write: once its COMMIT
+    happened, its after-commit hooks run even if the unit fails afterwards, and the unit's
+    on_rollback hooks are dropped. A block that raises undoes its own hooks."""
+    seen: list[str] = []
+
+    def note(what: str):  # type: ignore[no-untyped-def]
+        async def hook() -> None:
+            seen.append(what)
+
+        return hook
+
+    with pytest.raises(RuntimeError):
+        async with unit_of_work(ctx, single_statement=True) as uow:
+            uow.on_rollback(note("outer-undo"))
+            async with uow.transactional() as tx:
+                tx.emit(tenant_id=tenant.id, type="uow.tx", occurred_at=DEFAULT_NOW)
+                tx.after_commit(note("inner-after"))
+                tx.on_rollback(note("inner-undo"))
+            raise RuntimeError("after the block committed")
+    assert seen == ["inner-after"]
+    assert len(await _events(ctx, tenant.id, "uow.tx")) == 1
+
+    seen.clear()
+    with pytest.raises(DomainError):
+        async with unit_of_work(ctx, single_statement=True) as uow:
+            uow.on_rollback(note("outer-undo"))
+            async with uow.transactional() as tx:
+                tx.emit(tenant_id=tenant.id, type="uow.tx", occurred_at=DEFAULT_NOW)
+                tx.after_commit(note("inner-after"))
+                tx.on_rollback(note("inner-undo"))
+                raise DomainError("CONFLICT")
+    assert seen == ["inner-undo", "outer-undo"]
+    assert len(await _events(ctx, tenant.id, "uow.tx")) == 1
+
+
+async def test_wake_dispatcher_wakes_once_per_committed_unit(ctx, tenant, monkeypatch):
+    wakes: list[int] = []
+    monkeypatch.setattr(ctx.dispatcher, "wake", lambda: wakes.append(1))
+    for single in (True, False):
+        async with unit_of_work(ctx, single_statement=single) as uow:
+            for _ in range(3):
+                uow.wake_dispatcher()
+    assert len(wakes) == 2
+    with pytest.raises(DomainError):
+        async with unit_of_work(ctx) as uow:
+            uow.wake_dispatcher()
+            raise DomainError("CONFLICT")
+    assert len(wakes) == 2
+    # emit + flush wakes through the same hook: still once
+    async with unit_of_work(ctx) as uow:
+        uow.emit(tenant_id=tenant.id, type="uow.wake", occurred_at=DEFAULT_NOW)
+        uow.wake_dispatcher()
+    assert len(wakes) == 3

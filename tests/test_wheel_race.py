@@ -404,3 +404,90 @@ async def test_keyed_and_unkeyed_spins_of_one_member_do_not_deadlock(client, ten
     r = await client.get("/v1/me", headers=h)
     # each 200 spun once: cost 1, prize 1 -> the balance stays 1000; one award per 200
     assert draws == ok
+
+
+async def _limited_wheel(client, tenant, ctx, key: str, n: int):  # type: ignore[no-untyped-def]
+    await put_wheel(
+        client,
+        tenant,
+        key,
+        wheel_config([prize("grand", "physical", 1000, totalStock=3), prize("thanks")]),
+    )
+    return await wheel_id(ctx, tenant.id, key), await bulk_members(ctx, tenant.id, n, prefix=key)
+
+
+async def test_stock_taken_by_a_committed_spin_stays_taken_when_a_later_step_fails(
+    client, tenant, ctx, monkeypatch
+):
+    """The spin's statement committed (uow.committed()): a failure after it (shaping the
+    answer, encoding it) gives no stock back; Redis and PostgreSQL both count the win."""
+    from service.core.uow import unit_of_work
+
+    wid, members = await _limited_wheel(client, tenant, ctx, "after", 2)
+
+    def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("after the write")
+
+    monkeypatch.setattr(wheel, "_spin_out", boom)
+    with pytest.raises(RuntimeError):
+        await wheel.spin_once(ctx, tenant.id, members[0], "after")
+    monkeypatch.undo()
+    with pytest.raises(RuntimeError):
+        async with unit_of_work(ctx, single_statement=True) as uow:
+            await wheel.spin(uow, tenant.id, members[1], "after")
+            raise RuntimeError("encoding failed")
+    assert await wins_in_db(ctx, wid, "grand") == 2
+    assert (await store.counts(ctx, tenant.id, wid))["i:grand"] == 2  # type: ignore[index]
+
+
+async def test_stock_comes_back_when_a_step_between_draw_and_statement_fails(
+    client, tenant, ctx, monkeypatch
+):
+    """The give-back is registered as soon as the draw returned: a failure while planning the
+    write (before the statement) gives the stock back."""
+    wid, members = await _limited_wheel(client, tenant, ctx, "between", 1)
+
+    def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("between the draw and the statement")
+
+    monkeypatch.setattr(rules, "spin_write", boom)
+    with pytest.raises(RuntimeError):
+        await wheel.spin_once(ctx, tenant.id, members[0], "between")
+    assert (await store.counts(ctx, tenant.id, wid))["i:grand"] == 0  # type: ignore[index]
+    assert await wins_in_db(ctx, wid, "grand") == 0
+
+
+async def test_a_spin_that_lost_races_backs_off_with_growing_jitter(
+    client, tenant, ctx, monkeypatch
+):
+    """Each lost race (here three deadlocks) waits a jittered back-off from ctx.jitter (full
+    jitter: uniform in [0, 5 ms * 2**attempt]) before reading and drawing again."""
+    import asyncpg
+
+    from service.wheel import repository
+
+    wid, members = await _limited_wheel(client, tenant, ctx, "backoff", 1)
+    bounds: list[float] = []
+
+    class Jitter(random.Random):
+        def uniform(self, a: float, b: float) -> float:
+            bounds.append(b)
+            return 0.0
+
+    monkeypatch.setattr(ctx, "jitter", Jitter())
+    real_record = repository.record_spin
+    fails = [3]
+
+    async def deadlock(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if fails[0]:
+            fails[0] -= 1
+            raise asyncpg.DeadlockDetectedError("deadlock detected")
+        return await real_record(*args, **kwargs)
+
+    monkeypatch.setattr(repository, "record_spin", deadlock)
+    out = await wheel.spin_once(ctx, tenant.id, members[0], "backoff")
+    assert bounds == [0.005, 0.01, 0.02]
+    # the three lost draws gave their stock back: only the committed spin counts
+    won = 1 if out.prize.key == "grand" else 0
+    assert (await store.counts(ctx, tenant.id, wid))["i:grand"] == won  # type: ignore[index]
+    assert await wins_in_db(ctx, wid, "grand") == won

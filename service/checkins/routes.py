@@ -62,8 +62,11 @@ async def get_state(
     "result and `replayed: true`; nothing is paid twice.",
 )
 async def check_in(campaignKey: Key, request: Request) -> Response[CheckinOut]:
-    # One Redis call (the rate limit folded into the calendar mark) and, without an
-    # Idempotency-Key, no BEGIN/COMMIT: the write is one statement (service.check_in).
+    """Transaction: without an Idempotency-Key there is no BEGIN; the commit point is the one
+    statement in ``repository.write`` (with a key: BEGIN .. COMMIT around the same code and
+    the key's record). Before it, one Redis call (rate limit + the day's calendar bits). After
+    commit: the dispatcher is woken, the check-in counted. On failure before the commit
+    point: the bits that call set are cleared (on_rollback); after it, nothing is undone."""
     async with MemberRequest(request) as m:
         return await m.work().respond_single(
             service.check_in, m.member.tenant_id, m.member.member_id, campaignKey, m.rate
@@ -95,6 +98,10 @@ async def check_in(campaignKey: Key, request: Request) -> Response[CheckinOut]:
 async def make_up(
     campaignKey: Key, data: JSONBody[MakeupBody], request: Request
 ) -> Response[CheckinOut]:
+    """Transaction: as ``check_in``: no BEGIN without an Idempotency-Key; the commit point is
+    the one statement in ``repository.write`` (day row, streak, cost debit, event). After
+    commit: the dispatcher is woken. On failure before it (a refusal, INSUFFICIENT_POINTS, an
+    error): the day and make-up bits set in Redis are cleared; after it, nothing is undone."""
     async with MemberRequest(request) as m:
         return await m.work().respond_single(
             service.make_up, m.member.tenant_id, m.member.member_id, campaignKey, data.date, m.rate

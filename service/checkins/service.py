@@ -16,7 +16,9 @@ Redis holds the calendars the read path serves (bitmaps). The choice (issue 10):
 bit is set BEFORE the write, in the request's one Redis call together with its folded rate
 limit (``checkin_mark.lua``; 429 marks nothing), and the bits that call turned on are
 cleared again by an ``on_rollback`` hook when the write does not commit (a refused make-up,
-a failure); nothing runs after the commit. Consequences:
+a failure). The write statement's return is the commit point (``uow.committed()``): from
+there the bits stay, whatever fails later (encoding the answer, a cancellation). Nothing
+runs after the commit but the dispatcher's wake. Consequences:
 
 - between the mark and the commit (milliseconds) a page may show the day checked early;
 - if the process dies between the mark and the end of the statement, or Redis fails just
@@ -33,9 +35,7 @@ a failure); nothing runs after the commit. Consequences:
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import random
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -58,7 +58,7 @@ from service.checkins.schemas import (
     MakeupState,
     RewardOut,
 )
-from service.core import outbox
+from service.core import outbox, retry
 from service.core.constraints import problem, register_check, validation_failed
 from service.core.context import CONFIG_CACHE_TTL_S, Context
 from service.core.errors import DomainError, register_codes
@@ -338,13 +338,7 @@ def _checkin_out(
 # short random pause (so that writers of one member who all lost re-read one after the other
 # instead of racing again together), then 409 CONFLICT with Retry-After.
 WRITE_ATTEMPTS = 12
-_BACK_OFF_S = 0.005
-# Timing jitter only, never an answer: not the business RNG (ctx.rng, which tests pin).
-_jitter = random.Random()
-
-
-async def _back_off(attempt: int) -> None:
-    await asyncio.sleep(_jitter.uniform(0, _BACK_OFF_S * 2 ** min(attempt, 5)))
+_BACK_OFF_S = 0.005  # base of the jittered back-off between lost races (service.core.retry)
 
 
 def _conflict(c: Campaign, day: date) -> DomainError:
@@ -398,13 +392,6 @@ async def _read(
     return await repo.read_member(uow.conn, c.tenant_id, c.id, member_id, day, with_days=with_days)
 
 
-def _wake_dispatcher(ctx: Context) -> Any:
-    async def wake() -> None:
-        ctx.dispatcher.wake()
-
-    return wake
-
-
 async def _write(
     uow: UnitOfWork,
     c: Campaign,
@@ -416,7 +403,8 @@ async def _write(
 ) -> bool:
     """Write the plan in one statement; False when the member's state changed since the read
     (nothing written: re-read and re-plan). A ledger refusal (INSUFFICIENT_POINTS) is raised
-    as its DomainError, nothing written."""
+    as its DomainError, nothing written. In a single-statement unit the statement's return is
+    the commit point (``uow.committed()``): the calendar's ``unmark`` is disarmed there."""
     try:
         with ledger.refusals():
             await repo.write(uow.conn, c.tenant_id, c.id, member_id, plan, now, events, postings)
@@ -424,7 +412,8 @@ async def _write(
         if not uow.single_statement:
             raise  # cannot happen under the row lock; the boundary answers 409 CONFLICT
         return False
-    uow.after_commit(_wake_dispatcher(uow.ctx))
+    uow.committed()  # the commit point: the day's bits stay on the calendar from here on
+    uow.wake_dispatcher()
     return True
 
 
@@ -536,7 +525,7 @@ async def check_in(
         events = _checkin_events(c, member_id, plan, now)
         postings = await _reward_postings(uow, c, member_id, plan, now)
         if not await _write(uow, c, member_id, plan, now, events, postings):
-            await _back_off(attempt)
+            await retry.back_off(ctx, attempt, _BACK_OFF_S)
             continue
         uow.after_commit(_count_checkin)  # engage_checkins_total: committed check-ins only
         row = _planned_row(plan, plan.streak, now)
@@ -632,7 +621,7 @@ async def make_up(
         )
         postings = _cost_posting(c, member_id, plan)
         if not await _write(uow, c, member_id, plan, now, [event], postings):
-            await _back_off(attempt)
+            await retry.back_off(ctx, attempt, _BACK_OFF_S)
             continue
         row = _planned_row(plan, alive, now)
         return _checkin_out(c, row, today, alive, plan.after.last_day == today, False)

@@ -9,7 +9,7 @@ built once per process by ``service.runtime.open_context`` (the app's lifespan a
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import httpx
@@ -53,3 +53,6 @@ class Context:
     trusted_proxies: frozenset[str]  # peers whose X-Forwarded-For is believed
     http_client: httpx.AsyncClient  # the process's outbound HTTP client
     caches: Caches  # every in-memory cache, invalidated across processes on config changes
+    # Retry back-off timing only (service.core.retry), never an answer: not ``rng``, which
+    # tests pin to make answers reproducible. Tests may replace it to see the waits.
+    jitter: random.Random = field(default_factory=random.Random)

@@ -25,10 +25,23 @@ function; its events inlined with ``outbox.insert_sql``) needs no BEGIN/COMMIT: 
 runs a lone statement atomically in its own implicit transaction. ``unit_of_work(ctx,
 single_statement=True)`` hands out a connection WITHOUT an explicit transaction: reads before
 the write are plain autocommit statements, the one write statement is the commit point, and
-the hooks work as usual (after_commit once ``fn`` returned, on_rollback if it raised). In
-this mode ``emit``, ``before_commit`` and ``savepoint`` are programming errors (they would
-need a second statement). A feature function written for it also works unchanged inside an
-ordinary transactional unit (e.g. when an Idempotency-Key must be recorded with the effect).
+the hooks work as usual. In this mode ``emit``, ``before_commit`` and ``savepoint`` are
+programming errors (they would need a second statement). A feature function written for it
+also works unchanged inside an ordinary transactional unit (e.g. when an Idempotency-Key must
+be recorded with the effect).
+
+**The commit point.** In a single-statement unit only the feature knows when its write
+statement returned, i.e. committed. It says so with ``uow.committed()`` right after that
+statement: from then on the on_rollback hooks are dropped (what they would undo is
+committed: a calendar bit, stock taken in Redis), and if anything raises afterwards (an
+error in the code after the write, encoding the answer, a cancellation) the after-commit
+hooks registered so far still run before the exception goes on. In a transactional unit
+``committed()`` does nothing: the real COMMIT decides. A ``transactional()`` block that
+committed is the unit's commit point too.
+
+**Waking the outbox dispatcher.** A statement that wrote outbox rows itself (an inlined
+``outbox.insert_sql``, the ledger function) calls ``uow.wake_dispatcher()``: the dispatcher
+is woken once after the commit, however many times it is called.
 """
 
 from __future__ import annotations
@@ -64,6 +77,7 @@ class UnitOfWork:
         "_before_commit",
         "_events",
         "_on_rollback",
+        "_write_committed",
         "conn",
         "ctx",
         "single_statement",
@@ -81,6 +95,8 @@ class UnitOfWork:
         self._before_commit: list[Hook] = []
         self._after_commit: list[Hook] = []
         self._on_rollback: list[Hook] = []
+        #: single-statement mode: the write statement returned (``committed``)
+        self._write_committed = False
 
     # -- what the transaction carries ---------------------------------------------------------
 
@@ -118,6 +134,26 @@ class UnitOfWork:
         """Run ``hook`` if the transaction does not commit (give back what Redis handed out)."""
         self._on_rollback.append(hook)
 
+    def committed(self) -> None:
+        """The commit point of a single-statement unit: call it right after the unit's write
+        statement returned (it committed by itself). The on_rollback hooks are dropped (their
+        work is committed, nothing to give back) and the after-commit hooks run even if
+        something raises later. Idempotent. In a transactional unit it does nothing: the
+        unit's COMMIT decides (a later failure still rolls everything back)."""
+        if not self.single_statement:
+            return
+        self._write_committed = True
+        self._on_rollback.clear()
+
+    def wake_dispatcher(self) -> None:
+        """The unit's statements wrote outbox rows: wake the outbox dispatcher once the unit
+        committed. Idempotent: one wake per unit however many calls (and none on rollback)."""
+        if self._wake not in self._after_commit:
+            self._after_commit.append(self._wake)
+
+    async def _wake(self) -> None:
+        self.ctx.dispatcher.wake()
+
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[UnitOfWork]:
         """A nested transaction: if its block raises, its statements AND the events and hooks
@@ -140,9 +176,12 @@ class UnitOfWork:
     async def transactional(self) -> AsyncIterator[UnitOfWork]:
         """The rare path of a single-statement write that needs more than one statement (e.g.
         a member to create first): an ordinary transaction on the SAME connection (no second
-        pool connection), as a transactional unit. Its events are written at the end of the
-        block; its after-commit hooks run with this unit's. On a transactional unit, yields
-        the unit itself."""
+        pool connection), as a transactional unit. It is the unit's write: its events are
+        written at the end of the block, and once it committed that is the unit's commit
+        point (``committed``): its after-commit hooks run with this unit's, even if something
+        raises after the block, and this unit's on_rollback hooks are dropped. If the block
+        raises, its statements and hooks are undone (its on_rollback hooks run) and this
+        unit's own hooks are left to its end. On a transactional unit, yields the unit."""
         if not self.single_statement:
             yield self
             return
@@ -156,13 +195,14 @@ class UnitOfWork:
             raise
         self._after_commit.extend(inner._after_commit)
         inner._after_commit.clear()
+        self.committed()
 
     async def flush(self) -> None:
         """Write the queued events now (one statement); done for you at commit."""
         if self._events:
             rows, self._events = self._events, []
             await outbox.write(self.conn, rows)
-            self._after_commit.append(_wake(self.ctx))
+            self.wake_dispatcher()
 
     def _require_transaction(self, what: str) -> None:
         if self.single_statement:
@@ -199,13 +239,6 @@ async def _quietly(hook: Hook, what: str) -> None:
         log.warning(what, hook=getattr(hook, "__qualname__", repr(hook)), error=repr(exc))
 
 
-def _wake(ctx: Context) -> Hook:
-    async def wake() -> None:
-        ctx.dispatcher.wake()
-
-    return wake
-
-
 @asynccontextmanager
 async def unit_of_work(
     ctx: Context, *, single_statement: bool = False
@@ -222,7 +255,10 @@ async def unit_of_work(
             try:
                 yield uow
             except BaseException:
-                await uow._rolled_back()
+                if uow._write_committed:
+                    await uow._committed()  # the write stays: its after-commit work runs
+                else:
+                    await uow._rolled_back()
                 raise
             await uow._committed()
             return

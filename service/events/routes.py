@@ -41,6 +41,10 @@ async def post_events(
     operator: NamedDependency[Operator],
     work: NamedDependency[RequestUnit],
 ) -> Response[IngestOut]:
+    """Transaction: one event without an Idempotency-Key has no BEGIN; the commit point is
+    the one statement ``SINGLE_SQL`` in ``service.ingest_one`` (the rare cases, and a batch,
+    and any request with a key: BEGIN .. COMMIT). After commit: the outbox dispatcher is
+    woken. On failure nothing is written and there is nothing to undo (no Redis work)."""
     if isinstance(data, EventIn):
         return await work.respond_single(service.ingest_one, operator.tenant_id, data)
     return await work.respond(service.ingest, operator.tenant_id, data)

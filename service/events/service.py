@@ -437,9 +437,10 @@ async def _ingest_one_statement(
             )
     except asyncpg.SerializationError:
         return None
-    result = EventResult(event.event_id, "applied")
-    if row["member_id"] is None:
+    if row["member_id"] is None:  # the statement wrote nothing: the transactional path
         return await _unknown_member(uow, tenant_id, event, policy)
+    uow.committed()  # the one statement committed: the unit's commit point
+    result = EventResult(event.event_id, "applied")
     if row["fresh_member"] is None:
         result.status = "duplicate"
         return _summary([result])
@@ -449,7 +450,7 @@ async def _ingest_one_statement(
         result.effects.append(
             EffectOut(c.rule, "credit", c.currency, c.amount, entry.id if entry else None, c.capped)
         )
-    points.wake_after_commit(uow)
+    uow.wake_dispatcher()
     return _summary([result])
 
 

@@ -35,8 +35,9 @@ Events go to the outbox in the same statement (``txid`` of the caller's transact
               SELECT (SELECT entries FROM led) AS entries'''
     with ledger.refusals():                      # INSUFFICIENT_POINTS etc. -> DomainError
         row = await conn.fetchrow(sql, tenant_id, now, postings)
+    uow.committed()        # single-statement unit: the commit point (no-op in a transaction)
     entries = ledger.entries_of(row["entries"])  # list[ledger.Entry | None], posting order
-    points.wake_after_commit(uow)                # it wrote outbox rows: wake the dispatcher
+    uow.wake_dispatcher()  # it wrote outbox rows: wake the dispatcher once committed
 
 - Parameters: ``tenant integer``, ``now timestamptz``, ``postings jsonb`` (a list of
   ``Posting``; asyncpg's jsonb codec encodes the Structs, datetimes as RFC 3339), and an

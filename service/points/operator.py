@@ -88,12 +88,13 @@ async def adjust(
     with ledger.refusals():
         row = await conn.fetchrow(ADJUST_SQL, tenant_id, external_id, now, [posting])
     if row["member_id"] is None:
-        async with uow.transactional() as tx:
+        async with uow.transactional() as tx:  # its COMMIT is the unit's commit point
             member_id = await member_id_of(tx, tenant_id, external_id)
             [entry] = await ledger.post(tx.conn, tenant_id, now, [posting], member_id)
     else:
+        uow.committed()  # single-statement unit: the statement committed the posting
         [entry] = ledger.entries_of(row["entries"])
-    service.wake_after_commit(uow)
+    uow.wake_dispatcher()
     assert entry is not None
     return AdjustOut(entry_out(entry), entry.balance_after, entry.replayed)
 

@@ -109,6 +109,10 @@ async def adjust(
     work: NamedDependency[RequestUnit],
     request: Request,
 ) -> Response[AdjustOut]:
+    """Transaction: without an Idempotency-Key there is no BEGIN; the commit point is the one
+    statement ``ADJUST_SQL`` in ``points.operator.adjust`` (a member to create first, or a
+    key: BEGIN .. COMMIT). After commit: the dispatcher is woken. On failure (e.g.
+    INSUFFICIENT_POINTS) nothing is written and there is nothing to undo."""
     if data.amount == 0:
         raise validation_failed([problem("body", "amount", "OUT_OF_RANGE", "must not be zero")])
     header_key = request.headers.get("idempotency-key")

@@ -255,18 +255,9 @@ async def apply_credits(uow: UnitOfWork, tenant_id: int, credits: list[Credit]) 
     now = ctx.clock.now()
     expires = await expiry_at(ctx, conn, tenant_id, "points", now)
     entries = await ledger.post(conn, tenant_id, now, [credit_posting(c, expires) for c in credits])
-    wake_after_commit(uow)
+    uow.committed()  # single-statement unit: ledger.post was its write (no-op in a transaction)
+    uow.wake_dispatcher()
     return [_written(e) for e in entries]
-
-
-def wake_after_commit(uow: UnitOfWork) -> None:
-    """Public: the statement wrote outbox rows itself: wake the dispatcher once it commits."""
-    ctx = uow.ctx
-
-    async def wake() -> None:
-        ctx.dispatcher.wake()
-
-    uow.after_commit(wake)
 
 
 def _written(e: Entry | None) -> Entry:
@@ -303,7 +294,7 @@ async def debit(
         key_is_new=key_is_new,
     )
     [entry] = await ledger.post(conn, tenant_id, ctx.clock.now(), [posting])
-    wake_after_commit(uow)
+    uow.wake_dispatcher()
     return _written(entry)
 
 
@@ -333,7 +324,7 @@ async def reverse(
         refuse_shortfall=policy.reversal_shortfall == "refuse",
     )
     [entry] = await ledger.post(conn, tenant_id, ctx.clock.now(), [posting])
-    wake_after_commit(uow)
+    uow.wake_dispatcher()
     return _written(entry)
 
 
@@ -344,7 +335,7 @@ async def expire_member(uow: UnitOfWork, tenant_id: int, member_id: int, currenc
     [entry] = await ledger.post(uow.conn, tenant_id, ctx.clock.now(), [posting])
     if entry is None:
         return 0
-    wake_after_commit(uow)
+    uow.wake_dispatcher()
     return -entry.delta
 
 

@@ -88,9 +88,11 @@ async def wheel_view(wheelKey: Key, member: NamedDependency[Member], state: Stat
     ),
 )
 async def spin(wheelKey: Key, request: Request) -> Response[SpinOut]:
-    # The member's rate limit is counted in the draw's Redis call (MemberRequest). Without
-    # an Idempotency-Key the spin is ONE statement, its own transaction (respond_single);
-    # stock Redis took goes back if it does not commit (service.spin, on_rollback).
+    """Transaction: without an Idempotency-Key there is no BEGIN; the commit point is the one
+    statement in ``repository.record_spin`` (with a key: BEGIN .. COMMIT around the same code
+    and the key's record). Before it, one Redis call: the rate limit and the draw, which takes
+    stock. After commit: the dispatcher is woken. On failure before the commit point (a lost
+    race retries; INSUFFICIENT_POINTS, an error) the stock goes back (on_rollback)."""
     async with MemberRequest(request) as m:
         return await m.work().respond_single(
             service.spin, m.member.tenant_id, m.member.member_id, wheelKey, m.rate

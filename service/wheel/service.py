@@ -16,7 +16,7 @@ import asyncpg
 import msgspec
 import structlog
 
-from service.core import outbox
+from service.core import outbox, retry
 from service.core.cache import Cache
 from service.core.constraints import register_check, validation_failed
 from service.core.context import CONFIG_CACHE_TTL_S, Context
@@ -292,10 +292,14 @@ async def rebuild_one(ctx: Context, tenant_id: int, key: str) -> int:
 #      own transaction. It fails as a whole when another spin of the member came first (the
 #      draw's number is taken: read and plan again), when PostgreSQL's stock guard refuses a
 #      win a stale Redis allowed, or when the coupon pool ran dry (draw again without that
-#      prize). Stock Redis took is given back whenever the statement does not commit: by the
-#      retry below, or by the unit of work's on_rollback hook for any other failure.
+#      prize). Stock Redis took is registered for give-back the moment the draw returns
+#      (``_draw``) and given back whenever the statement does not commit: by the retry
+#      below, or by the unit of work's on_rollback hook for any other failure. The
+#      statement's return is the commit point (``uow.committed()``): nothing goes back after.
+#   6. A lost race waits a jittered back-off (service.core.retry) before reading again.
 
 _SPIN_ATTEMPTS = 20  # each lost race means another spin of the member committed
+_BACK_OFF_S = 0.005  # base of the jittered back-off between lost races
 
 
 @dataclass(slots=True)
@@ -332,15 +336,20 @@ async def _draw(
     spin_no: int,
     blocked: list[bool],
     rate: RateCheck | None,
-) -> tuple[store.Drawn, int]:
+    holds: list[Hold],
+) -> tuple[store.Drawn, int, Hold | None]:
     """Draw in Redis (the request's rate limit counted in the first call: later calls run
-    the draw alone); returns the draw and the HMAC block its word came from."""
+    the draw alone); returns the draw, the HMAC block its word came from and the stock it
+    took, which is in ``holds`` (the unit's give-back) before anything else runs."""
     block = 0
     ws = rules.words(rt.seed, member_id, spin_no, block)
     for _ in range(_LOAD_ATTEMPTS):
         res = await store.draw(ctx, rt.tenant_id, rt.id, rt.table, day, pity_due, ws, blocked, rate)
         if isinstance(res, store.Drawn):
-            return res, block
+            hold = _hold_of(rt, res, day)
+            if hold is not None:
+                holds.append(hold)  # first thing after the draw: no way out leaks it
+            return res, block, hold
         if res == store.EXHAUSTED:
             block += 1
             ws = rules.words(rt.seed, member_id, spin_no, block)
@@ -381,16 +390,12 @@ async def spin(
     holds: list[Hold] = []
     uow.on_rollback(functools.partial(give_back, ctx, holds))
     refused: set[str] = set()
-    for _ in range(_SPIN_ATTEMPTS):
-        write = await _plan_and_draw(uow, rt, member_id, now, refused, rate)
-        hold = _hold_of(rt, write)
-        if hold is not None:
-            holds.append(hold)
+    for attempt in range(_SPIN_ATTEMPTS):
+        write, hold = await _plan_and_draw(uow, rt, member_id, now, refused, rate, holds)
         recorded = await _record(uow, rt, write, holds, hold, refused)
         if recorded is not None:
-            if uow.single_statement:
-                holds.clear()  # committed with the statement: nothing left to give back
             return _spin_out(rt, write, recorded)
+        await retry.back_off(ctx, attempt, _BACK_OFF_S)
     raise DomainError(
         "CONFLICT",
         details={"problem": "your other spins kept coming first"},
@@ -410,9 +415,11 @@ async def _plan_and_draw(
     now: datetime,
     refused: set[str],
     rate: RateCheck | None,
-) -> rules.SpinWrite:
+    holds: list[Hold],
+) -> tuple[rules.SpinWrite, Hold | None]:
     """Read the member (one round trip), plan, draw in Redis (one call, the request's rate
-    limit included); the pure write of what was drawn."""
+    limit included; the stock it took goes into ``holds`` at once); the pure write of what
+    was drawn and the hold of its stock."""
     ctx = uow.ctx
     # No row lock at the read, in either unit: the write statement's guard (the unique spin
     # number) decides races, and a keyed spin (a transaction) that locked the member's row
@@ -439,10 +446,19 @@ async def _plan_and_draw(
     )
     pity_due = rules.pity_due(rt.table, member.pity)
     blocked = rules.blocked_prizes(rt.table, member.wins, refused)
-    drawn, block = await _draw(
-        ctx, uow.conn, rt, today.isoformat(), pity_due, member_id, plan.spin_no, blocked, rate
+    drawn, block, hold = await _draw(
+        ctx,
+        uow.conn,
+        rt,
+        today.isoformat(),
+        pity_due,
+        member_id,
+        plan.spin_no,
+        blocked,
+        rate,
+        holds,
     )
-    return rules.spin_write(
+    write = rules.spin_write(
         rt.table,
         keys,
         member,
@@ -453,19 +469,21 @@ async def _plan_and_draw(
         blocked=blocked,
         pity_was_due=pity_due,
     )
+    return write, hold
 
 
-def _hold_of(rt: Runtime, w: rules.SpinWrite) -> Hold | None:
-    """The stock the draw took in Redis (None: an unlimited prize took none)."""
-    p = w.prize
+def _hold_of(rt: Runtime, drawn: store.Drawn, day: str) -> Hold | None:
+    """The stock the draw took in Redis on local ``day`` (None: an unlimited prize took
+    none). The prize is ``rt.table.prizes[drawn.index]``, as in ``rules.spin_write``."""
+    p = rt.table.prizes[drawn.index]
     if not p.limited:
         return None
     return Hold(
         rt.tenant_id,
         rt.id,
-        w.drawn.epoch,
+        drawn.epoch,
         store.total_field(p.key) if p.total is not None else "",
-        store.daily_field(w.keys.today.isoformat(), p.key) if p.daily is not None else "",
+        store.daily_field(day, p.key) if p.daily is not None else "",
     )
 
 
@@ -541,7 +559,8 @@ async def _statement(uow: UnitOfWork, w: rules.SpinWrite) -> repo.SpinRecorded:
         else:
             async with uow.savepoint():
                 recorded = await repo.record_spin(uow.conn, w, events, call if postings else None)
-    points.wake_after_commit(uow)  # the statement wrote outbox rows
+    uow.committed()  # single-statement unit: committed, the stock stays taken (no give-back)
+    uow.wake_dispatcher()  # the statement wrote outbox rows
     return recorded
 
 
