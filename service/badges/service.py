@@ -167,7 +167,7 @@ async def put_definition(uow: UnitOfWork, tenant_id: int, key: str, data: BadgeI
     # A parked badge resumes: the dispatcher replays the events it missed, then it counts.
     if await parking.resume(conn, FEATURE, row["id"]):
         parked = await parking.state_of(conn, FEATURE, row["id"])
-        ctx.dispatcher.wake()
+        uow.wake_dispatcher()  # after commit: the resumed badge's catch-up sees its config
     return _out(row, parked)
 
 

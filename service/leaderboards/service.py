@@ -120,13 +120,6 @@ def top_cache(ctx: Context) -> Cache[Any, tuple[list[BoardItem], datetime | None
     return ctx.caches.get(TOP_CACHE, TOP_CACHE_TTL_S)
 
 
-def _wake(ctx: Context) -> Callable[[], Awaitable[None]]:
-    async def wake() -> None:
-        ctx.dispatcher.wake()
-
-    return wake
-
-
 def _config_cache(
     ctx: Context,
 ) -> Cache[tuple[int, str], tuple[Any, parking.Parked | None, BoardSpec | None] | None]:
@@ -259,7 +252,7 @@ async def put_board(uow: UnitOfWork, tenant_id: int, key: str, data: Leaderboard
         # A parked board resumes: the dispatcher replays the events it missed, then it counts.
         if await parking.resume(conn, FEATURE, row["id"]):
             parked = await parking.state_of(conn, FEATURE, row["id"])
-            uow.after_commit(_wake(ctx))
+            uow.wake_dispatcher()
     uow.after_commit(functools.partial(ctx.caches.changed, CONFIG_CACHE, (tenant_id, key)))
     rb = await repo.red_black_for_board(conn, row["id"])
     return _board_out(row, rb["key"] if rb else None, parked)

@@ -292,7 +292,7 @@ async def put_pk(uow: UnitOfWork, tenant_id: int, key: str, data: PkIn) -> PkOut
             conn, existing["id"], doc, team_ids, data.starts_at, data.ends_at, now
         )
         if await parking.resume(conn, FEATURE, row["id"]):
-            ctx.dispatcher.wake()
+            uow.wake_dispatcher()
         # The end may have moved: the view is rebuilt on its next read with the new expiry.
         await store.drop(ctx, tenant_id, row["id"], row["team_ids"])
     await repo.ensure_team_rows(conn, row["id"], team_ids)
