@@ -7,71 +7,22 @@ import asyncio
 import contextlib
 import os
 import re
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from load.bench import kit
 from service.core.embedded import pg_binary
-
-
-def free_port() -> int:
-    """ENGAGE_BENCH_PORT when set (a shared box hands out port ranges), else a free one."""
-    if os.environ.get("ENGAGE_BENCH_PORT"):
-        return int(os.environ["ENGAGE_BENCH_PORT"])
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
 def server(env: dict[str, str], workers: int = 2, port: int | None = None) -> Iterator[str]:
     """Run `engage serve` on a loopback port (a free one unless given); yields its base URL,
-    stops it after."""
-    port = port or free_port()
-    full_env = {**os.environ, **env, "ENGAGE_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "service.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        env=full_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(base + "/health/ready", timeout=1) as r,
-            ):
-                if r.status == 200:
-                    break
-            time.sleep(0.3)
-        else:
-            raise RuntimeError("server did not become ready in 60 s")
+    stops it after (see kit.server)."""
+    with kit.server(env, workers, port=port, ready_seconds=60) as base:
         yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @dataclass
@@ -113,12 +64,7 @@ async def _worker(
             counter[0] += 1
             payload = make(counter[0])
             t0 = time.perf_counter()
-            writer.write(payload)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            m = re.search(rb"(?i)content-length:\s*(\d+)", head)
-            if m:
-                await reader.readexactly(int(m.group(1)))
+            status = await kit.exchange(reader, writer, payload)
             res.latencies.append(time.perf_counter() - t0)
             res.requests += 1
             res.statuses[status] = res.statuses.get(status, 0) + 1

@@ -32,9 +32,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(env: dict[str, str], workers: int) -> Iterator[str]:
-    """`engage serve` on a free loopback port; yields its base URL, stops it after."""
-    port = free_port()
+def server(
+    env: dict[str, str], workers: int, port: int | None = None, ready_seconds: int = 90
+) -> Iterator[str]:
+    """`engage serve` on a loopback port (a free one unless given); yields its base URL once
+    /health/ready answers (within ``ready_seconds``), stops its process group after."""
+    port = port or free_port()
     workers_arg = ["--workers", str(workers)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--port", str(port), *workers_arg],
@@ -46,7 +49,7 @@ def server(env: dict[str, str], workers: int) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + ready_seconds
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
@@ -59,7 +62,7 @@ def server(env: dict[str, str], workers: int) -> Iterator[str]:
                     break
             time.sleep(0.3)
         else:
-            raise RuntimeError("server did not become ready in 90 s")
+            raise RuntimeError(f"server did not become ready in {ready_seconds} s")
         yield base
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -219,6 +222,19 @@ def _wrk(base: str, req: Request, seconds: float, connections: int, threads: int
     )
 
 
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, payload: bytes
+) -> int:
+    """Send one HTTP/1.1 request on a keep-alive connection, read its whole answer (head and
+    a Content-Length body); returns the status."""
+    writer.write(payload)
+    head = await reader.readuntil(b"\r\n\r\n")
+    m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+    if m:
+        await reader.readexactly(int(m.group(1)))
+    return int(head[9:12])
+
+
 def _python(base: str, req: Request, seconds: float, connections: int) -> Load:
     """Closed loop over raw keep-alive sockets in this process (one core): a fallback."""
     host, port = base.removeprefix("http://").split(":")
@@ -244,12 +260,7 @@ def _python(base: str, req: Request, seconds: float, connections: int) -> Load:
             while time.monotonic() < stop_at:
                 counter[0] += 1
                 t0 = time.perf_counter()
-                writer.write(payload(counter[0]))
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = int(head[9:12])
-                m = re.search(rb"(?i)content-length:\s*(\d+)", head)
-                if m:
-                    await reader.readexactly(int(m.group(1)))
+                status = await exchange(reader, writer, payload(counter[0]))
                 res.latencies.append(time.perf_counter() - t0)
                 res.requests += 1
                 if status >= 500:
