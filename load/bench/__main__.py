@@ -83,9 +83,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.seconds, args.connections, args.pg_clients = 1.0, 2, 2
         args.workers, args.pool, args.pool_members = 1, 4, 5
         args.members = args.members or 4000  # fresh tokens for 1 s phases even on a quiet box
-        args.pgbench_pool = args.pgbench_pool or 1000
+        args.pgbench_pool = args.pgbench_pool or 5000  # > 1 s of paid spins on a quiet box
     if args.pgbench_pool is None:
-        args.pgbench_pool = int(args.seconds * 4000)
+        args.pgbench_pool = int((args.seconds + 1) * 6000)  # members each used once
     return args
 
 
