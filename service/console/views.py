@@ -795,6 +795,17 @@ async def wheel_simulate(request: Request, key: WheelKey) -> Any:
 # ----------------------------------------------------------------------------- members
 
 
+async def _console_member(request: Request, tenant_id: int, member: str, ext: str) -> int:
+    """The member an operator opened: by member id (``member``), else by externalId.
+    Errors: MEMBER_NOT_FOUND."""
+    ctx = _ctx(request)
+    if member.isdigit() and len(member) < 18:
+        return await operator_service.member_id_in_tenant(ctx, tenant_id, int(member))
+    if ext:
+        return await operator_service.find_member_id(ctx, tenant_id, ext, None)
+    raise DomainError("MEMBER_NOT_FOUND", details={"memberId": member or None})
+
+
 @get("/members", include_in_schema=False)
 async def members_page(request: Request) -> Any:
     sess = await _session(request)
@@ -804,10 +815,12 @@ async def members_page(request: Request) -> Any:
     q = (request.query_params.get("q") or "").strip()[:64]
     hits = await operator_service.search_members(ctx, sess.tenant_id, q) if q else None
     card = None
-    ext = request.query_params.get("externalId")
-    if ext:
+    ext = (request.query_params.get("externalId") or "")[:128]
+    member = (request.query_params.get("member") or "").strip()[:20]
+    wanted = bool(ext or member)
+    if wanted:
         try:
-            mid = await operator_service.find_member_id(ctx, sess.tenant_id, ext, None)
+            mid = await _console_member(request, sess.tenant_id, member, ext)
             card = await operator_service.member_card(ctx, sess.tenant_id, mid)
         except DomainError:
             card = None
@@ -818,7 +831,7 @@ async def members_page(request: Request) -> Any:
         q=q,
         hits=hits,
         card=card,
-        ext=ext,
+        ext=wanted,
         nonce=secrets.token_urlsafe(12),
         problems={},
         form={},
@@ -834,7 +847,8 @@ async def member_credit(request: Request) -> Any:
     if isinstance(form, Response):
         return form
     ctx = _ctx(request)
-    ext = str(form.get("externalId", ""))
+    ext = str(form.get("externalId", ""))[:128]
+    member = str(form.get("memberId", "")).strip()[:20]
     raw = {
         "currency": "points",
         "amount": _num(str(form.get("amount", ""))),
@@ -845,7 +859,7 @@ async def member_credit(request: Request) -> Any:
         data = check_body(AdjustIn, raw)
         if data.amount <= 0:
             raise Problems([problem("body", "amount", "OUT_OF_RANGE", "must be positive")])
-        mid = await operator_service.find_member_id(ctx, sess.tenant_id, ext, None)
+        mid = await _console_member(request, sess.tenant_id, member, ext)
         nonce = str(form.get("nonce", ""))[:64] or secrets.token_urlsafe(8)
         async with unit_of_work(ctx) as uow:
             await points.credit(
@@ -862,7 +876,7 @@ async def member_credit(request: Request) -> Any:
     except Problems as p:
         card = None
         try:
-            mid = await operator_service.find_member_id(ctx, sess.tenant_id, ext, None)
+            mid = await _console_member(request, sess.tenant_id, member, ext)
             card = await operator_service.member_card(ctx, sess.tenant_id, mid)
         except DomainError:
             pass
@@ -873,14 +887,14 @@ async def member_credit(request: Request) -> Any:
             q="",
             hits=None,
             card=card,
-            ext=ext,
+            ext=True,
             nonce=form.get("nonce", ""),
             problems=_problem_map(p.problems),
             form=form,
         )
         tpl.status_code = 422
         return tpl
-    return Redirect(f"/console/members?externalId={ext}", status_code=303)
+    return Redirect(f"/console/members?member={mid}", status_code=303)
 
 
 # ----------------------------------------------------------------------------- prizes

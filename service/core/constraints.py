@@ -110,6 +110,29 @@ EXTRA_CHECKS: dict[str, tuple[str, Callable[[Any], str | tuple[str, str] | None]
 YEAR_BOUNDED = {"check": "yearPrefix"}
 PERIOD_ID = {"check": "periodId"}
 
+# A calendar date that is not an event or campaign time (a date of birth): 1900-01-01 up to
+# today. The shape check bounds it by BIRTH_DATE_MIN and the years' end (no clock here); the
+# feature checks "not after today" against ctx.clock (``birth_date_problem``).
+BIRTH_DATE_MIN = date(1900, 1, 1)
+BIRTH_DATE_TEXT = "a date of birth must be from 1900-01-01 to today"
+CALENDAR_DATE = {"check": "calendarDate"}
+BirthDate = Annotated[
+    date,
+    Meta(
+        extra=CALENDAR_DATE,
+        description="A calendar date YYYY-MM-DD from 1900-01-01 to today (not in the future).",
+        examples=["1990-05-17"],
+    ),
+]
+
+
+def birth_date_problem(d: date | None, today: date) -> str | None:
+    """The problem text of a date of birth given ``today`` (the feature's clock), or None."""
+    if d is not None and not BIRTH_DATE_MIN <= d <= today:
+        return BIRTH_DATE_TEXT
+    return None
+
+
 AwareDatetime = Annotated[
     datetime,
     Meta(
@@ -174,6 +197,38 @@ _URL_TAIL = rf"(?:[/?#]{_URL_CHAR}*)?"
 _URL_RELATIVE = r"(?![A-Za-z][A-Za-z0-9+.\-]*:)(?![/\\]{2})[^\s\x00-\x1f\x7f-\x9f\\]+"
 _PATTERN_PROBLEMS: dict[str, tuple[str, str]] = {}
 _URL_PATTERNS: set[str] = set()
+
+# Free text an operator writes for people (a reason, a note): any language, no control
+# characters (tabs and line breaks included), not only spaces.
+FREE_TEXT_PATTERN = r"^(?=.*\S)[^\x00-\x1f\x7f-\x9f]+$"
+_PATTERN_PROBLEMS[FREE_TEXT_PATTERN] = (
+    "FORMAT_INVALID",
+    "free text: any language, no control characters, not only spaces",
+)
+
+
+def free_text(max_length: int, description: str, examples: list | None = None) -> Any:
+    """Free text (``活动补偿``, ``goodwill``) of 1-``max_length`` characters."""
+    return constrained(
+        str,
+        description,
+        examples,
+        min_length=1,
+        max_length=max_length,
+        pattern=FREE_TEXT_PATTERN,
+    )
+
+
+Reason = free_text(
+    64,
+    "Why, in the operator's words: 1-64 characters of any language, no control characters.",
+    ["活动补偿"],
+)
+LongReason = free_text(
+    500,
+    "Why, in the operator's words: 1-500 characters of any language, no control characters.",
+    ["member request"],
+)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 
 
@@ -418,6 +473,9 @@ def _walk(t: mi.Type, v: Any, path: str, source: str, out: list) -> None:
         return
     if isinstance(t, mi.Metadata):
         before = len(out)
+        if (t.extra or {}).get("check") == "calendarDate" and isinstance(t.type, mi.DateType):
+            _walk_calendar_date(v, path, source, out)
+            return
         _walk(t.type, v, path, source, out)
         check = EXTRA_CHECKS.get((t.extra or {}).get("check", ""))
         if check is not None and len(out) == before and isinstance(v, str):
@@ -491,6 +549,21 @@ def _walk(t: mi.Type, v: Any, path: str, source: str, out: list) -> None:
                 out.append(problem(source, path, "OUT_OF_RANGE", f"a date {TIME_RANGE_TEXT}"))
     else:
         _fallback(t, v, path, source, out)
+
+
+def _walk_calendar_date(v: Any, path: str, source: str, out: list) -> None:
+    """A calendar date that is not an event time (``BirthDate``): 1900-01-01 to 2100-12-31
+    here; the feature bounds it by today."""
+    if not isinstance(v, str):
+        out.append(problem(source, path, "WRONG_TYPE", f"expected a date, got {_json_name(v)}"))
+        return
+    try:
+        d = msgspec.convert(v, date)
+    except msgspec.ValidationError:
+        out.append(problem(source, path, "FORMAT_INVALID", "expected a date YYYY-MM-DD"))
+        return
+    if not BIRTH_DATE_MIN <= d <= DATE_MAX:
+        out.append(problem(source, path, "OUT_OF_RANGE", BIRTH_DATE_TEXT))
 
 
 def _walk_datetime(t: mi.DateTimeType, v: str, path: str, source: str, out: list) -> None:

@@ -73,9 +73,36 @@ async def member_card(ctx: Context, tenant_id: int, member_id: int, ledger: int 
     return MemberCard(card, prizes, [entry_out(e) for e in entries])
 
 
+def member_number_of(text: str) -> int | None:
+    """The member number in ``text`` as an operator types it: ``000002``, ``NO.000002``,
+    ``no 2`` or ``#2``; None when ``text`` is not a member number."""
+    t = text.strip().upper()
+    for prefix in ("NO.", "NO:", "NO", "#"):
+        if t.startswith(prefix):
+            t = t[len(prefix) :].strip()
+            break
+    return int(t) if t.isdigit() and 0 < len(t) < 18 else None
+
+
+async def member_id_in_tenant(ctx: Context, tenant_id: int, member_id: int) -> int:
+    """``member_id`` when that member belongs to the tenant. Errors: MEMBER_NOT_FOUND."""
+    async with ctx.db.connection() as conn:
+        row = await members_repo.get(conn, tenant_id, member_id)
+    if row is None:
+        raise DomainError("MEMBER_NOT_FOUND", details={"memberId": member_id})
+    return int(row["id"])
+
+
 async def search_members(ctx: Context, tenant_id: int, text: str, limit: int = 20) -> MemberHits:
+    """Members whose externalId or nickname starts with ``text``, or whose member number is
+    ``text`` (``000002`` or ``NO.000002``), newest first."""
+    number = member_number_of(text)
     async with ctx.db.connection() as conn:
         rows = await members_repo.search(conn, tenant_id, text, limit)
+        if number is not None and not any(r["member_no"] == number for r in rows):
+            row = await members_repo.get_by_member_no(conn, tenant_id, number)
+            if row is not None:
+                rows = [row, *rows][:limit]
     return MemberHits(
         [
             MemberHit(r["id"], r["external_id"], r["nickname"], r["member_no"], r["created_at"])
