@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.test_console import browser_like, csrf_of, sign_in  # noqa: F401
+from tests.test_console import browser_like, csrf_of, sign_in
 
 __all__ = ["browser_like"]
 
