@@ -539,9 +539,7 @@ async def test_h5_reaches_every_live_wheel_and_the_pk(server, browser, ctx, clie
         other = [k for k in keys if k != keys[0]][0]
         await m.click(f"#wheel-pick button[data-key={other}]")
         name = {"first": "一号转盘", "second": "二号转盘"}[other]
-        await m.wait_for_function(
-            f"document.getElementById('wheel-name').textContent === '{name}'"
-        )
+        await m.wait_for_function(f"document.getElementById('wheel-name').textContent === '{name}'")
         await m.click("#spin-btn")
         await m.wait_for_selector("#spin-note[data-prize]", timeout=15000)
     async with ms.step("pk-shown"):

@@ -65,3 +65,82 @@ async def test_reason_is_free_text_in_the_api(client, tenant) -> None:
         )
         assert r.status_code == 422, bad
         assert r.json()["error"]["details"]["problems"][0]["path"] == "reason"
+
+
+def _wheel_form(csrf: str, **over: str) -> dict[str, str]:
+    form = {
+        "_csrf": csrf,
+        "new": "1",
+        "key": "spring",
+        "name": "春季转盘",
+        "startsAt": "2026-11-01T00:00:00+08:00",
+        "endsAt": "2026-12-01T00:00:00+08:00",
+        "state": "draft",
+        "freeSpinsPerDay": "1",
+        "outOfStock": "redraw",
+        "consolationPrize": "thanks",
+        "prizes[0].key": "pts",
+        "prizes[0].name": "积分",
+        "prizes[0].kind": "points",
+        "prizes[0].weight": "10",
+        "prizes[0].value": "5",
+        "prizes[1].key": "thanks",
+        "prizes[1].name": "谢谢参与",
+        "prizes[1].kind": "nothing",
+        "prizes[1].weight": "90",
+    }
+    form.update(over)
+    return form
+
+
+async def test_wheel_form_lists_shape_and_rule_problems_in_one_round(
+    browser_like, client, tenant
+) -> None:
+    assert (await sign_in(browser_like, tenant.api_key)).status_code == 303
+    csrf = csrf_of((await browser_like.get("/console/wheels/new")).text)
+    form = _wheel_form(
+        csrf,
+        key="Bad Key!",
+        name="",
+        endsAt="2026-10-01T00:00:00+08:00",  # before the start
+        consolationPrize="ghost",
+        **{"prizes[0].value": "", "prizes[1].key": "pts", "prizes[1].weight": "lots"},
+    )
+    r = await browser_like.post("/console/wheels", data=form)
+    assert r.status_code == 422
+    for path in ("key", "name", "endsAt", "consolationPrize", "prizes[0].value"):
+        assert f'data-path="{path}"' in r.text, path
+    assert 'data-path="prizes[1].weight"' in r.text
+    assert 'value="Bad Key!"' in r.text  # the key typed is kept
+    assert 'value="lots"' in r.text
+    assert (await client.get("/admin/v1/wheels", headers=tenant.admin)).json()["items"] == []
+
+
+async def test_new_forms_never_overwrite_an_existing_key(browser_like, client, tenant) -> None:
+    assert (await sign_in(browser_like, tenant.api_key)).status_code == 303
+    csrf = csrf_of((await browser_like.get("/console/wheels/new")).text)
+    assert (await browser_like.post("/console/wheels", data=_wheel_form(csrf))).status_code == 303
+    again = _wheel_form(csrf, name="覆盖")
+    r = await browser_like.post("/console/wheels", data=again)
+    assert r.status_code == 422 and "exists already" in r.text
+    assert "/console/wheels/spring" in r.text
+    view = (await client.get("/admin/v1/wheels/spring", headers=tenant.admin)).json()
+    assert view["config"]["name"] == "春季转盘"
+    # Saving the opened wheel (no "new" flag) still works.
+    r = await browser_like.post("/console/wheels", data={**again, "new": ""})
+    assert r.status_code == 303
+    # Every kind of the JSON editor: a new form with a taken key is refused.
+    team = '{"name": "东区", "kind": "store", "teamSet": "stores", "open": true}'
+    page = await browser_like.get("/console/c/teams/edit")
+    assert 'name="new" value="1"' in page.text
+    data = {"_csrf": csrf_of(page.text), "new": "1", "key": "east", "config": team}
+    assert (await browser_like.post("/console/c/teams/edit", data=data)).status_code == 303
+    r = await browser_like.post(
+        "/console/c/teams/edit", data={**data, "config": team.replace("东区", "西区")}
+    )
+    assert r.status_code == 422 and "exists already" in r.text
+    assert "/console/c/teams/edit?key=east" in r.text
+    got = (await client.get("/admin/v1/teams/east", headers=tenant.admin)).json()
+    assert got["name"] == "东区"
+    page = await browser_like.get("/console/c/teams/edit?key=east")
+    assert 'name="new" value="1"' not in page.text

@@ -442,12 +442,18 @@ async def config_save(request: Request, kind: KindParam) -> Any:
         return form
     ctx = _ctx(request)
     type_, save = EDITORS[kind]
-    key = SINGLE_KEY.get(kind) or str(form.get("key", "")).strip()
+    key = SINGLE_KEY.get(kind) or str(form.get("key", "")).strip()[:200]
     text = str(form.get("config", ""))
+    is_new = not SINGLE_KEY.get(kind) and str(form.get("new", "")) == "1"
     try:
         found: list[dict] = []
         if not re.match(KEY_PATTERN, key) or len(key) > 64:
             found.append(problem("path", "key", "PATTERN", "1-64 of a-z 0-9 _ -"))
+        elif is_new:
+            async with ctx.db.connection() as conn:
+                taken = await configs.get_item(ctx, conn, sess.tenant_id, configs.KINDS[kind], key)
+            if taken is not None:
+                found.append(_key_exists(kind, key))
         try:
             raw = msgspec.json.decode(text.encode())
         except msgspec.DecodeError as exc:
@@ -461,10 +467,10 @@ async def config_save(request: Request, kind: KindParam) -> Any:
         async with unit_of_work(ctx) as uow:
             await save(uow, sess.tenant_id, key, data)
     except Problems as p:
-        return _editor_problems(request, sess, kind, key, text, p.problems)
+        return _editor_problems(request, sess, kind, key, text, p.problems, not is_new)
     except DomainError as err:
         probs = err.details.get("problems") or [problem("body", "", err.code, str(err.details))]
-        return _editor_problems(request, sess, kind, key, text, probs)
+        return _editor_problems(request, sess, kind, key, text, probs, not is_new)
     return Redirect(f"/console/c/{kind}/edit?key={key}&saved=1", status_code=303)
 
 
@@ -521,8 +527,18 @@ async def config_action(
     return Redirect(f"/console/c/{kind}", status_code=303)
 
 
-def _editor_problems(request, sess, kind, key, text, problems) -> Template:  # type: ignore[no-untyped-def]
-    tpl = _editor(request, sess, kind, key, text, _problem_map(problems), exists=False)
+def _key_exists(kind: str, key: str) -> dict[str, str]:
+    """The problem of a "new" form whose key is taken: never overwrite a live config."""
+    where = f"/console/wheels/{key}" if kind == "wheels" else f"/console/c/{kind}/edit?key={key}"
+    return problem(
+        "body", "key", "KEY_EXISTS", f"{key!r} exists already: open it instead ({where})"
+    )
+
+
+def _editor_problems(  # type: ignore[no-untyped-def]
+    request, sess, kind, key, text, problems, exists=False
+) -> Template:
+    tpl = _editor(request, sess, kind, key, text, _problem_map(problems), exists=exists)
     tpl.status_code = 422
     return tpl
 
@@ -641,11 +657,21 @@ def _preview(raw: dict[str, Any]) -> list[dict]:
 
 
 async def _wheel_page(  # type: ignore[no-untyped-def]
-    request, sess, key, raw, problems=None, sim=None, saved=None, status=200, sim_n="10000"
+    request,
+    sess,
+    key,
+    raw,
+    problems=None,
+    sim=None,
+    saved=None,
+    status=200,
+    sim_n="10000",
+    typed_key=None,
+    is_new=False,
 ):
     ctx = _ctx(request)
     view = None
-    if key:
+    if key and not is_new:
         try:
             view = await wheel.get_admin(ctx, sess.tenant_id, key)
         except DomainError:
@@ -667,6 +693,8 @@ async def _wheel_page(  # type: ignore[no-untyped-def]
         sim=sim,
         sim_n=sim_n,
         saved=saved,
+        typed_key=key if typed_key is None else typed_key,
+        is_new=is_new or view is None,
     )
     tpl.status_code = status
     return tpl
@@ -733,9 +761,14 @@ async def wheel_save(request: Request) -> Any:
     form = await _form(request, sess)
     if isinstance(form, Response):
         return form
-    key = str(form.get("key", "")).strip()
+    key = str(form.get("key", "")).strip()[:200]
     raw = wheel_from_form(form)
+    is_new = str(form.get("new", "")) == "1"
     try:
+        if is_new and _WHEEL_KEY.match(key):
+            with contextlib.suppress(DomainError):
+                await wheel.get_admin(_ctx(request), sess.tenant_id, key)
+                raise Problems([_key_exists("wheels", key)])
         await _save_wheel(_ctx(request), sess.tenant_id, key, raw)
     except Problems as p:
         return await _wheel_page(
@@ -745,6 +778,8 @@ async def wheel_save(request: Request) -> Any:
             raw,
             problems=p.problems,
             status=422,
+            typed_key=key,
+            is_new=is_new,
         )
     return Redirect(f"/console/wheels/{key}?saved=1", status_code=303)
 

@@ -850,9 +850,41 @@ def _pick(t: Any, v: Any) -> Any:
 _GONE = object()  # a list item left out (see ``_compact``)
 
 
-def _drop(t: Any, v: Any, tokens: list[str | int]) -> bool:
+_NO_STAND_IN = object()
+
+
+def _stand_in(t: Any) -> Any:
+    """A neutral value of a required scalar field (JSON data) put in place of a malformed one
+    so the rules can judge the rest of the document (the rules' problems on that field are
+    dropped: the shape problem names it). The earliest time, the least number, a short
+    string, the first literal, an empty list; ``_NO_STAND_IN`` for anything else."""
+    lo: Any = None
+    min_len = 0
+    while isinstance(t, mi.Metadata):
+        t = t.type
+    if isinstance(t, mi.StrType):
+        min_len = t.min_length or 0
+        return "x" * max(1, min_len)
+    if isinstance(t, mi.IntType):
+        lo = t.ge if t.ge is not None else (t.gt + 1 if t.gt is not None else 0)
+        return lo if t.le is None or lo <= t.le else _NO_STAND_IN
+    if isinstance(t, mi.BoolType):
+        return False
+    if isinstance(t, mi.DateTimeType):
+        return TIME_MIN.isoformat()
+    if isinstance(t, mi.DateType):
+        return DATE_MIN.isoformat()
+    if isinstance(t, mi.LiteralType):
+        return sorted(t.values, key=str)[0]
+    if isinstance(t, mi.ListType):
+        return []
+    return _NO_STAND_IN
+
+
+def _drop(t: Any, v: Any, tokens: list[str | int], top: bool = True) -> bool:
     """Leave out the malformed value at ``tokens`` (or the nearest optional field holding it);
-    False when only a required field could be left out."""
+    a required scalar field outside a list takes a stand-in (``_stand_in``); False when only
+    a required field could be left out."""
     if not tokens:
         # A field name made only of path punctuation (`]`, `.`) has no tokens: it cannot be
         # left out by path, so the rules are not judged (the shape problem still answers).
@@ -864,16 +896,20 @@ def _drop(t: Any, v: Any, tokens: list[str | int]) -> bool:
         if field is None:
             v.pop(head, None)  # an unknown field
             return True
-        if rest and head in v and _drop(field.type, v[head], rest):
+        if rest and head in v and _drop(field.type, v[head], rest, top):
             return True
         if field.required:
-            return False
+            stand_in = _stand_in(field.type) if top else _NO_STAND_IN
+            if stand_in is _NO_STAND_IN:
+                return False
+            v[head] = stand_in
+            return True
         v.pop(head, None)
         return True
     if isinstance(t, mi.ListType) and isinstance(v, list) and isinstance(head, int):
         if head >= len(v) or v[head] is _GONE:
             return head < len(v)
-        if rest and _drop(t.item_type, v[head], rest):
+        if rest and _drop(t.item_type, v[head], rest, False):
             return True
         v[head] = _GONE  # the malformed item goes (``_compact`` takes it out)
         return True
