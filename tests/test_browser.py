@@ -536,7 +536,7 @@ async def test_h5_reaches_every_live_wheel_and_the_pk(server, browser, ctx, clie
         )
         assert sorted(keys) == ["first", "second"]
     async with ms.step("second-wheel"):
-        other = [k for k in keys if k != keys[0]][0]
+        other = next(k for k in keys if k != keys[0])
         await m.click(f"#wheel-pick button[data-key={other}]")
         name = {"first": "一号转盘", "second": "二号转盘"}[other]
         await m.wait_for_function(f"document.getElementById('wheel-name').textContent === '{name}'")

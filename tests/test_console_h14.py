@@ -3,7 +3,11 @@ create-over-existing, wheel problems in one round, ship uploads, winners CSV."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+
+import httpx
 
 from tests.test_console import browser_like, csrf_of, sign_in
 
@@ -144,3 +148,98 @@ async def test_new_forms_never_overwrite_an_existing_key(browser_like, client, t
     assert got["name"] == "东区"
     page = await browser_like.get("/console/c/teams/edit?key=east")
     assert 'name="new" value="1"' not in page.text
+
+
+CLAIM = {
+    "name": "张三",
+    "phone": "13800138000",
+    "address": {"province": "广东省", "city": "深圳市", "detail": "南山区科技园 8 号"},
+}
+
+
+async def _claimed_awards(client, tenant, n: int) -> list[int]:  # type: ignore[no-untyped-def]
+    from tests.wheel_helpers import prize, put_wheel, wheel_config
+
+    cfg = wheel_config(
+        [prize("gift", "physical", 1, name="礼盒"), prize("thanks", "nothing", 0)],
+        consolationPrize="thanks",
+    )
+    await put_wheel(client, tenant, "ship", cfg)
+    ids = []
+    for i in range(n):
+        _, h = await tenant.member(f"winner{i}")
+        r = await client.post("/v1/wheels/ship/spins", headers=h)
+        assert r.status_code == 200, r.text
+        award_id = r.json()["prize"]["awardId"]
+        r = await client.post(f"/v1/me/prizes/{award_id}/claim", headers=h, json=CLAIM)
+        assert r.status_code == 200, r.text
+        ids.append(award_id)
+    return ids
+
+
+async def _states(ctx, ids: list[int]) -> list[str]:  # type: ignore[no-untyped-def]
+    async with ctx.db.connection() as conn:
+        rows = await conn.fetch(
+            "SELECT state FROM wheel_awards WHERE id = ANY($1::bigint[]) ORDER BY id", ids
+        )
+    return [r["state"] for r in rows]
+
+
+async def test_ship_upload_is_all_or_nothing_with_readable_lines(
+    ctx, browser_like, client, tenant
+) -> None:
+    a, b = await _claimed_awards(client, tenant, 2)
+    assert (await sign_in(browser_like, tenant.api_key)).status_code == 303
+    csrf = csrf_of((await browser_like.get("/console/prizes?wheel=ship")).text)
+
+    async def upload(body: bytes, name: str = "s.csv") -> httpx.Response:
+        return await browser_like.post(
+            "/console/prizes/ship/ship-upload",
+            data={"_csrf": csrf},
+            files={"file": (name, body, "text/csv")},
+        )
+
+    bad = f"awardId,carrier,trackingNo\n{a},SF,SF1\nabc,SF\n{b},,\n999999,SF,X\n".encode()
+    r = await upload(bad)
+    assert r.status_code == 422 and 'id="upload-error"' in r.text
+    for line in ("line 3", "line 4"):
+        assert line in r.text
+    for python in ("invalid literal", "Traceback", "IndexError", "{'"):
+        assert python not in r.text
+    assert await _states(ctx, [a, b]) == ["claimed", "claimed"]
+    # Lines that parse but one award cannot ship: still nothing applied.
+    r = await upload(f"{a},SF,SF1\n999999,SF,X\n".encode())
+    assert r.status_code == 422 and "line 2" in r.text and "奖品不存在" in r.text
+    assert await _states(ctx, [a, b]) == ["claimed", "claimed"]
+    r = await upload(f"{a},SF,SF1\n{b},EMS,E2\n".encode())
+    assert r.status_code == 303
+    assert await _states(ctx, [a, b]) == ["shipped", "shipped"]
+    # Too large for the server's body limit: the console's page, not a JSON error.
+    r = await upload(b"1,a,b\n" * 1_000_000)
+    assert r.status_code == 413 and 'id="upload-error"' in r.text
+    assert r.headers["content-type"].startswith("text/html")
+
+
+async def test_winners_csv_has_number_nickname_and_shipping_fields(
+    ctx, browser_like, client, tenant
+) -> None:
+    (a,) = await _claimed_awards(client, tenant, 1)
+    async with ctx.db.connection() as conn:
+        await conn.execute(
+            "UPDATE members SET member_no = 7, nickname = '小明' WHERE tenant_id = $1 "
+            "AND external_id = 'winner0'",
+            tenant.id,
+        )
+    r = await client.get("/admin/v1/winners.csv?wheel=ship", headers=tenant.admin)
+    assert r.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["awardId"] == str(a) and row["memberNumber"] == "NO.000007"
+    assert row["nickname"] == "小明" and row["externalId"] == "winner0"
+    assert row["shipName"] == "张三" and row["shipPhone"] == "13800138000"
+    assert row["province"] == "广东省" and row["city"] == "深圳市"
+    assert row["address"] == "南山区科技园 8 号"
+    assert (await sign_in(browser_like, tenant.api_key)).status_code == 303
+    text = (await browser_like.get("/console/prizes/ship/winners.csv")).text
+    assert "13800138000" in text and "NO.000007" in text

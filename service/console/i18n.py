@@ -92,6 +92,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "upload_csv": ("上传发货 CSV", "Upload shipping CSV"),
     "not_csv": ("请上传 CSV 文件（.csv）", "Please upload a CSV file (.csv)"),
     "too_large": ("文件过大（最大 1 MB）", "The file is too large (1 MB at most)"),
+    "upload_nothing_applied": (
+        "未发货任何奖品，请修正后重新上传：",
+        "Nothing was shipped; fix and upload again:",
+    ),
+    "upload_empty": ("文件中没有发货行", "no shipping lines in the file"),
     "shipped_n": ("已更新发货", "Shipments updated"),
     "archive": ("归档", "Archive"),
     "pause": ("暂停", "Pause"),

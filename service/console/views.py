@@ -17,6 +17,7 @@ from typing import Any, Literal
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie
+from litestar.exceptions import HTTPException
 from litestar.response import Redirect, Template
 
 from service.console import charts, session
@@ -1003,12 +1004,55 @@ async def prizes_ship(request: Request, key: WheelKey) -> Any:
     return Redirect(f"/console/prizes?wheel={key}&msg=shipped_n", status_code=303)
 
 
+class _UploadRefused(Exception):
+    """A ship upload with a refused line: the whole upload is rolled back."""
+
+
+def _line_problem(line_no: int, text: str) -> str:
+    return f"line {line_no}: {text}"
+
+
+def _ship_rows(text: str, lang: str) -> tuple[list[tuple[int, int, ShipIn]], list[str]]:
+    """The lines of a ship CSV (``awardId,carrier,trackingNo``, header optional) checked:
+    (rows, readable per-line problems)."""
+    rows: list[tuple[int, int, ShipIn]] = []
+    errors: list[str] = []
+    try:
+        lines = list(csv.reader(io.StringIO(text)))
+    except csv.Error:
+        return [], [_line_problem(1, "not a CSV file (awardId,carrier,trackingNo)")]
+    for line_no, row in enumerate(lines, start=1):
+        if not row or not any(c.strip() for c in row):
+            continue
+        if line_no == 1 and not row[0].strip().isdigit():
+            continue  # the header
+        if len(row) < 3:
+            errors.append(
+                _line_problem(
+                    line_no, f"3 columns expected (awardId,carrier,trackingNo), got {len(row)}"
+                )
+            )
+            continue
+        cell = row[0].strip()
+        if not cell.isdigit() or len(cell) > 18:
+            errors.append(_line_problem(line_no, f"awardId {cell[:40]!r} is not a number"))
+            continue
+        try:
+            data = check_body(ShipIn, {"carrier": row[1].strip(), "trackingNo": row[2].strip()})
+        except Problems as p:
+            for x in p.problems:
+                errors.append(_line_problem(line_no, f"{x['path']}: {x['problem']}"))
+            continue
+        rows.append((line_no, int(cell), data))
+    return rows, errors
+
+
 def _describe(exc: Exception) -> str:
     if isinstance(exc, Problems):
         return "; ".join(f"{p['path']}: {p['problem']}" for p in exc.problems)
     if isinstance(exc, DomainError):
-        return f"{exc.code} {exc.details}"
-    return str(exc)
+        return f"{exc.code}: {exc.localized_message('en')}"
+    return "not a number" if isinstance(exc, ValueError) else exc.__class__.__name__
 
 
 async def _prizes_error(request, sess, key, error, status=422):  # type: ignore[no-untyped-def]
@@ -1042,8 +1086,18 @@ async def prizes_upload(request: Request, key: WheelKey) -> Any:
     sess = await _session(request)
     if sess is None:
         return _to_login()
-    t = translator(_lang(request))
-    form = await request.form()
+    lang = _lang(request)
+    t = translator(lang)
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > 4 * MAX_UPLOAD:
+        # Refused before reading: the console's own page, not the framework's JSON.
+        return await _prizes_error(request, sess, key, t("too_large"), 413)
+    try:
+        form = await request.form()
+    except HTTPException as exc:
+        if exc.status_code != 413:
+            raise
+        return await _prizes_error(request, sess, key, t("too_large"), 413)
     if not session.csrf_ok(sess.csrf, form.get("_csrf")):
         return Response(f"403 CSRF: {t('csrf')}", status_code=403, media_type="text/plain")
     upload = form.get("file")
@@ -1057,22 +1111,29 @@ async def prizes_upload(request: Request, key: WheelKey) -> Any:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         return await _prizes_error(request, sess, key, t("not_csv"), 415)
+    rows, errors = _ship_rows(text, lang)
     ctx = _ctx(request)
-    done, errors = 0, []
-    for line_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if not row or (line_no == 1 and not row[0].strip().isdigit()):
-            continue
+    if not errors and rows:
         try:
-            award_id = int(row[0])
-            data = check_body(ShipIn, {"carrier": row[1].strip(), "trackingNo": row[2].strip()})
+            # All or nothing: every line in one transaction; any refused line undoes all.
             async with unit_of_work(ctx) as uow:
-                await wheel.ship(uow, sess.tenant_id, key, award_id, data)
-            done += 1
-        except (Problems, ValueError, IndexError, DomainError) as exc:
-            errors.append(f"line {line_no}: {_describe(exc)}")
-    if errors:
+                for line_no, award_id, data in rows:
+                    try:
+                        async with uow.savepoint():
+                            await wheel.ship(uow, sess.tenant_id, key, award_id, data)
+                    except DomainError as err:
+                        errors.append(_line_problem(line_no, err.localized_message(lang)))
+                if errors:
+                    raise _UploadRefused
+        except _UploadRefused:
+            pass
+    if errors or not rows:
+        note = t("upload_nothing_applied")
         return await _prizes_error(
-            request, sess, key, f"{t('shipped_n')}: {done}; " + " | ".join(errors[:20])
+            request,
+            sess,
+            key,
+            f"{note} " + " | ".join(errors[:20] or [_line_problem(1, t("upload_empty"))]),
         )
     return Redirect(f"/console/prizes?wheel={key}&msg=shipped_n", status_code=303)
 
