@@ -243,3 +243,59 @@ async def test_winners_csv_has_number_nickname_and_shipping_fields(
     assert (await sign_in(browser_like, tenant.api_key)).status_code == 303
     text = (await browser_like.get("/console/prizes/ship/winners.csv")).text
     assert "13800138000" in text and "NO.000007" in text
+
+
+async def test_sign_out_ends_the_session_server_side(browser_like, tenant) -> None:
+    assert (await sign_in(browser_like, tenant.api_key)).status_code == 303
+    page = await browser_like.get("/console")
+    assert page.status_code == 200
+    old = browser_like.cookies.get("engage_console")
+    assert old
+    r = await browser_like.post("/console/logout", data={"_csrf": csrf_of(page.text)})
+    assert r.status_code == 303
+    # The old cookie, replayed: refused (not only forgotten by the browser).
+    browser_like.cookies.set("engage_console", old)
+    r = await browser_like.get("/console")
+    assert r.status_code == 303 and r.headers["location"] == "/console/login"
+    r = await browser_like.post("/console/members/credit", data={"_csrf": "x"})
+    assert r.status_code == 303
+    # Signing in again gives a fresh session that works.
+    browser_like.cookies.clear()
+    assert (await sign_in(browser_like, tenant.api_key)).status_code == 303
+    assert (await browser_like.get("/console")).status_code == 200
+
+
+async def test_api_keys_created_and_revoked_from_the_console(
+    ctx, browser_like, client, tenant
+) -> None:
+    assert (await sign_in(browser_like, tenant.api_key)).status_code == 303
+    page = await browser_like.get("/console/apikeys")
+    assert 'id="new-key-form"' in page.text
+    csrf = csrf_of(page.text)
+    # Without the CSRF token: refused, nothing created.
+    r = await browser_like.post("/console/apikeys", data={"name": "pos", "scopes": "events"})
+    assert r.status_code == 403
+    r = await browser_like.post("/console/apikeys", data={"_csrf": csrf, "name": "", "scopes": []})
+    assert r.status_code == 422 and 'data-path="name"' in r.text and 'data-path="scopes"' in r.text
+    r = await browser_like.post(
+        "/console/apikeys",
+        data={"_csrf": csrf, "name": "门店 POS", "scopes": ["events", "members"]},
+    )
+    assert r.status_code == 200 and r.headers.get("cache-control") == "no-store"
+    secret = re.search(r'id="new-key-secret">([^<]+)<', r.text).group(1)
+    # The new key works on the API with its scopes, and only those.
+    assert (await client.get("/admin/v1/apikeys", headers=tenant.admin)).status_code == 200
+    mine = {"Authorization": f"Bearer {secret}"}
+    assert (await client.get("/admin/v1/apikeys", headers=mine)).status_code == 403
+    keys = (await client.get("/admin/v1/apikeys", headers=tenant.admin)).json()["items"]
+    new = next(k for k in keys if k["name"] == "门店 POS")
+    assert sorted(new["scopes"]) == ["events", "members"]
+    assert (await client.post("/admin/v1/members/pos1/token", headers=mine)).status_code == 200
+    # Revoked from the console (CSRF-checked): the key stops working.
+    r = await browser_like.post(f"/console/apikeys/{new['keyId']}/revoke", data={})
+    assert r.status_code == 403
+    r = await browser_like.post(f"/console/apikeys/{new['keyId']}/revoke", data={"_csrf": csrf})
+    assert r.status_code == 303
+    assert (await client.post("/admin/v1/members/pos2/token", headers=mine)).status_code == 401
+    keys = (await client.get("/admin/v1/apikeys", headers=tenant.admin)).json()["items"]
+    assert next(k for k in keys if k["keyId"] == new["keyId"])["revokedAt"] is not None

@@ -87,6 +87,12 @@ TEXTS: dict[str, tuple[str, str]] = {
     "last_used": ("最近使用", "Last used"),
     "revoked": ("已吊销", "Revoked"),
     "revoke": ("吊销", "Revoke"),
+    "new_key": ("新建 API 密钥", "New API key"),
+    "create_key": ("创建", "Create"),
+    "key_created": (
+        "新密钥（只显示这一次，请立即保存）：",
+        "The new key (shown only this once; store it now):",
+    ),
     "when": ("时间", "When"),
     "type": ("类型", "Type"),
     "upload_csv": ("上传发货 CSV", "Upload shipping CSV"),

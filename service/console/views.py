@@ -22,9 +22,11 @@ from litestar.response import Redirect, Template
 
 from service.console import charts, session
 from service.console.i18n import translator
+from service.core import tenancy
 from service.core.constraints import (
     KEY_PATTERN,
     constrained,
+    free_text,
     normalize_urls,
     problem,
     problems_of,
@@ -44,6 +46,7 @@ from service.wheel.schemas import Key as WheelKey
 from service.wheel.schemas import ShipIn, WheelIn
 
 MAX_UPLOAD = 1024 * 1024
+KeyName = free_text(64, "A name for the key: who or what uses it.")
 KindParam = constrained(str, "A config kind.", min_length=1, max_length=32, pattern=r"^[a-z-]+$")
 _WHEEL_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
@@ -210,6 +213,7 @@ async def logout(request: Request) -> Response[Any]:
     form = await _form(request, sess)
     if isinstance(form, Response):
         return form
+    await session.end(_ctx(request), sess)
     resp = Redirect("/console/login", status_code=303)
     resp.cookies.append(Cookie(key=session.COOKIE, value="", path="/", max_age=0, httponly=True))
     return resp
@@ -1184,8 +1188,56 @@ async def keys_page(request: Request) -> Any:
     sess = await _session(request)
     if sess is None:
         return _to_login()
+    return await _keys_page(request, sess)
+
+
+async def _keys_page(  # type: ignore[no-untyped-def]
+    request, sess, created=None, problems=None, form=None, chosen=None, status=200
+) -> Template:
     keys = await operator_service.api_keys(_ctx(request), sess.tenant_id)
-    return render(request, "apikeys.html", sess, keys=keys.items)
+    tpl = render(
+        request,
+        "apikeys.html",
+        sess,
+        keys=keys.items,
+        created=created,
+        problems=_problem_map(problems or []),
+        form=form or {},
+        scopes=tenancy.SCOPES,
+        chosen=chosen or [],
+    )
+    tpl.status_code = status
+    if created:
+        tpl.headers["Cache-Control"] = "no-store"
+    return tpl
+
+
+@post("/apikeys", include_in_schema=False, status_code=200)
+async def keys_create(request: Request) -> Any:
+    """A new API key of this tenant (admin only; CSRF-checked): its secret is shown once."""
+    sess = await _session(request)
+    if sess is None:
+        return _to_login()
+    form = await _form(request, sess)
+    if isinstance(form, Response):
+        return form
+    if not sess.operator.allows("admin"):
+        return Response("403", status_code=403, media_type="text/plain")
+    raw = await request.form()
+    chosen = [str(x) for x in raw.getall("scopes", [])]
+    name = str(form.get("name", "")).strip()
+    found = problems_of(KeyName, name, "body", "name")
+    unknown = sorted(set(chosen) - set(tenancy.SCOPES))
+    if unknown:
+        found.append(problem("body", "scopes", "NOT_ALLOWED", f"unknown: {', '.join(unknown)}"))
+    if not chosen:
+        found.append(problem("body", "scopes", "REQUIRED", "choose at least one scope"))
+    if found:
+        return await _keys_page(request, sess, None, found, form, chosen, 422)
+    ctx = _ctx(request)
+    async with ctx.db.transaction() as conn:
+        full, _ = await tenancy.create_api_key(conn, sess.tenant_id, chosen, name, ctx.clock.now())
+    return await _keys_page(request, sess, created=full)
 
 
 @post("/apikeys/{keyId:str}/revoke", include_in_schema=False, status_code=200)
@@ -1231,6 +1283,7 @@ console_router = Router(
         prizes_upload,
         events_page,
         keys_page,
+        keys_create,
         keys_revoke,
     ],
     include_in_schema=False,
