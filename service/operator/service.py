@@ -207,7 +207,8 @@ async def winners_csv(ctx: Context, tenant_id: int, key: str) -> str:
     )
     for a in rows:
         contact = _json_obj(a["contact"])
-        address = contact.get("address") if isinstance(contact.get("address"), dict) else {}
+        found = contact.get("address")
+        address: dict = found if isinstance(found, dict) else {}
         shipment = _json_obj(a["shipment"])
         w.writerow(
             [

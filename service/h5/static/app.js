@@ -196,7 +196,7 @@
     if (step.kind === 'profile') {
       (step.fields || []).forEach(function (f) {
         var i = document.createElement('input'); i.name = f;
-        if (f === 'birthday') i.type = 'date';
+        if (f === 'birthday') { i.type = 'date'; i.min = '1900-01-01'; i.max = new Date().toISOString().slice(0, 10); }
         if (f === 'phone') i.inputMode = 'tel';
         i.required = (step.requiredFields || []).indexOf(f) >= 0;
         add((STEP_FIELDS[f] || f) + (i.required ? ' *' : ''), i);
