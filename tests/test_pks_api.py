@@ -113,6 +113,8 @@ async def _done_when(client, ctx, tenant, start: datetime) -> None:  # type: ign
     live = r.json()
     assert live["state"] == "live" and 0 < live["timeLeftSeconds"] <= 24 * 3600
     assert [(t["key"], t["score"]) for t in live["teams"]] == [("west", 50), ("east", 30)]
+    # a sum PK shows each team's size too (two stores of 3), as the client guide's example
+    assert [t["headcount"] for t in live["teams"]] == [3, 3]
     assert live["me"] == {"teamKey": "east", "contribution": 30, "rankInTeam": 1}
     await order("a1", 40, 3)
     await order("a2", 10, 4)

@@ -257,3 +257,52 @@ async def test_daily_limit_per_inviter_and_first_order_trigger(tenant, client, c
     assert states == ["capped", "joined"]  # one per day for this inviter
     assert inv["rewardsPoints"] == 30
     assert (await client.get("/v1/me", headers=host)).json()["balances"]["points"] == 30
+
+
+async def test_hand_assignment_racing_completion_never_leaves_a_gap_or_two_numbers(
+    tenant, client, ctx, patient
+):
+    """An operator giving a reserved number while the member finishes the ritual: the member
+    ends with ONE number (the hand-given one if it won, else the sequence's), the completion
+    answer names the number the member holds, and the sequence has no gap."""
+    await put_ritual(client, tenant, ONE_STEP)
+    r = await client.post(
+        "/admin/v1/member-numbers/reservations",
+        json={"from": 9000, "to": 9100},
+        headers=tenant.admin,
+    )
+    assert r.status_code == 200, r.text
+    members = [await tenant.member(f"hand-{i}") for i in range(20)]
+
+    async def finish(h: dict[str, str]) -> int:
+        r = await patient.post("/v1/ritual/steps/covenant", json=ACCEPT, headers=h)
+        assert r.status_code == 200, r.text
+        return int(r.json()["memberNo"])
+
+    async def assign(i: int) -> int:
+        r = await patient.post(
+            f"/admin/v1/members/hand-{i}/member-number",
+            json={"number": 9000 + i},
+            headers=tenant.admin,
+        )
+        assert r.status_code in (200, 409), r.text
+        return r.status_code
+
+    results = await asyncio.gather(
+        *(finish(h) for _, h in members), *(assign(i) for i in range(len(members)))
+    )
+    answered, statuses = results[: len(members)], results[len(members) :]
+    async with ctx.db.connection() as conn:
+        held = {
+            r["external_id"]: r["member_no"]
+            for r in await conn.fetch(
+                "SELECT external_id, member_no FROM members WHERE tenant_id = $1 "
+                "AND external_id LIKE 'hand-%'",
+                tenant.id,
+            )
+        }
+    for i, n in enumerate(answered):
+        assert held[f"hand-{i}"] == n  # the answer names the number the member holds
+        assert (n == 9000 + i) == (statuses[i] == 200)  # hand-given exactly when assign won
+    sequence = sorted(n for n in held.values() if n < 9000)
+    assert sequence == list(range(1, len(sequence) + 1))  # no gap in the sequence

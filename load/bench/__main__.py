@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import secrets
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -375,6 +376,9 @@ def run(args: argparse.Namespace) -> int:
                     "ENGAGE_RATE_IP_PER_MIN": "100000000",
                     "ENGAGE_RATE_MEMBER_PER_MIN": "100000",
                     "ENGAGE_DB_POOL_MAX": str(args.pool),
+                    # The server under test owns a folder of its own: the bench's (embedded
+                    # servers' or the default) folder is held by this process.
+                    "ENGAGE_DATA_DIR": tempfile.mkdtemp(prefix="engage-bench-serve-"),
                 }
                 try:
                     measured = await asyncio.to_thread(measure, args, env, db_url, s, recorded)
@@ -397,7 +401,11 @@ def run(args: argparse.Namespace) -> int:
         rows = table.rows(results)
         print(table.text(rows), flush=True)
         j, m = table.write(args.out, results, rows)
-        _say(f"wrote {j} and {m}; README: python -m load.bench --readme {j}")
+        if args.smoke:
+            _say(f"wrote {j} and {m}. SMOKE RUN: it only checks that every row runs; its")
+            _say("numbers mean nothing (1 s phases, 2 connections) and must not go in the README.")
+        else:
+            _say(f"wrote {j} and {m}; README: python -m load.bench --readme {j}")
         return 0
     finally:
         servers.stop()

@@ -599,8 +599,8 @@ async def _my_team(ctx: Context, spec: Spec, member_id: int) -> int | None:
 
 
 async def _headcounts(ctx: Context, spec: Spec) -> dict[int, int]:
-    if spec.aggregation != "average":
-        return {t: 0 for t in spec.team_ids}
+    """Distinct members of each team during the PK so far (cached HEADCOUNT_TTL_S): the
+    divisor of an average PK, and shown for a sum PK too (the client guide's scoreboard)."""
 
     async def load() -> dict[int, int]:
         end = min(max(ctx.clock.now(), spec.start + timedelta(microseconds=1)), spec.end)

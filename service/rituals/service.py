@@ -549,13 +549,22 @@ async def _number_for(
 ) -> int:
     """The member's number: the one it holds (assigned by hand), else the next of the
     sequence, skipping reserved numbers. The counter row stays locked until commit, so a
-    rollback gives the number back and no gap appears."""
+    rollback gives the number back and no gap appears.
+
+    The counter is locked BEFORE the member row is read: an operator's hand assignment takes
+    the same lock, so one that committed while this waited is seen here (the member keeps the
+    hand-given number, and the sequence does not move: no number is handed out twice, none is
+    skipped)."""
+    start = await repo.lock_counter(conn, tenant_id, now)
     profile = await members.profile(ctx, tenant_id, member_id, conn)
     if profile.member_no is not None:
         return profile.member_no
-    start = await repo.lock_counter(conn, tenant_id, now)
     number = rules.next_free(start, await repo.reservations_from(conn, tenant_id, start))
-    await members.set_member_no(conn, tenant_id, member_id, number)
+    if not await members.set_member_no(conn, tenant_id, member_id, number):
+        # Numbered meanwhile by a path that did not take the counter lock: keep that number.
+        again = await members.profile(ctx, tenant_id, member_id, conn)
+        assert again.member_no is not None
+        return again.member_no
     await repo.set_counter(conn, tenant_id, number + 1, now)
     return number
 

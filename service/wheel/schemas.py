@@ -191,6 +191,10 @@ class SpinOut(msgspec.Struct, rename="camel"):
     pity: bool
     free_spins_left_today: int
     spins_left_today: int | None
+    replayed: Annotated[
+        bool,
+        Meta(description="True on a replay of an Idempotency-Key: the first spin's answer again."),
+    ] = False
 
 
 class DrawOut(msgspec.Struct, rename="camel"):

@@ -363,7 +363,7 @@ async def spin(
 ) -> SpinOut:
     """One spin (see "A spin, start to end" above). Works in a single-statement unit (no
     BEGIN/COMMIT: 2 PostgreSQL round trips, 1 Redis call) and unchanged in a transactional
-    one (an Idempotency-Key), where the member's row is locked by the read instead.
+    one (an Idempotency-Key), with the same guard and retry (a savepoint around the statement).
     ``rate``: the request's pending rate limit, folded into the draw's Redis call (counted
     before anything is taken; a spin refused before the draw leaves it to the caller).
 
@@ -391,7 +391,11 @@ async def spin(
             if uow.single_statement:
                 holds.clear()  # committed with the statement: nothing left to give back
             return _spin_out(rt, write, recorded)
-    raise DomainError("CONFLICT", details={"problem": "your other spins kept coming first"})
+    raise DomainError(
+        "CONFLICT",
+        details={"problem": "your other spins kept coming first"},
+        headers={"Retry-After": "1"},
+    )
 
 
 def _refuse(refusal: rules.SpinRefused | None) -> None:
@@ -410,9 +414,11 @@ async def _plan_and_draw(
     """Read the member (one round trip), plan, draw in Redis (one call, the request's rate
     limit included); the pure write of what was drawn."""
     ctx = uow.ctx
-    row = await repo.spin_state(
-        uow.conn, rt.tenant_id, rt.id, member_id, now, lock=not uow.single_statement
-    )
+    # No row lock at the read, in either unit: the write statement's guard (the unique spin
+    # number) decides races, and a keyed spin (a transaction) that locked the member's row
+    # first would take its locks in another order than an unkeyed spin's one statement, and
+    # deadlock with it (tests/test_wheel_race.py, keyed and unkeyed spins of one member).
+    row = await repo.spin_state(uow.conn, rt.tenant_id, rt.id, member_id, now, lock=False)
     member = rules.member_spins(row) or rules.MemberSpins(0, None, 0, 0)
     today = now.astimezone(rt.tz).date()
     try:
