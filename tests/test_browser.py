@@ -392,7 +392,7 @@ async def test_console_editors_history_replay_and_member_ritual(  # type: ignore
         await page.click("#save-config")
         await page.wait_for_selector("#saved")
     async with s.step("teams-saved"):
-        for key, name in (("east", "东区"), ("west", "西区"), ("east", "东区门店")):
+        for key, name in (("east", "东区"), ("west", "西区")):
             await _save_config(
                 page,
                 server,
@@ -401,6 +401,15 @@ async def test_console_editors_history_replay_and_member_ritual(  # type: ignore
                 f'{{"name": "{name}", "kind": "store", "teamSet": "stores", "open": true}}',
             )
             await page.wait_for_selector("#saved")
+        # The "new" form never overwrites a taken key; the team is changed where it is open.
+        doc = '{"name": "东区门店", "kind": "store", "teamSet": "stores", "open": true}'
+        await _save_config(page, server, "teams", "east", doc)
+        await page.wait_for_selector("#problems")
+        assert "/console/c/teams/edit?key=east" in await page.locator("#problems").inner_text()
+        await page.goto(server + "/console/c/teams/edit?key=east")
+        await page.fill("#config-text", doc)
+        await page.click("#save-config")
+        await page.wait_for_selector("#saved")
         await page.goto(server + "/console/c/teams")
         assert await page.locator("#config-list tr[data-key]").count() == 2
     async with s.step("team-history"):
