@@ -857,14 +857,12 @@ def _stand_in(t: Any) -> Any:
     """A neutral value of a required scalar field (JSON data) put in place of a malformed one
     so the rules can judge the rest of the document (the rules' problems on that field are
     dropped: the shape problem names it). The earliest time, the least number, a short
-    string, the first literal, an empty list; ``_NO_STAND_IN`` for anything else."""
-    lo: Any = None
-    min_len = 0
+    string, a literal, an empty list; ``_NO_STAND_IN`` for anything else. A stand-in that
+    breaks another limit (a pattern) fails the conversion: the rules are then not judged."""
     while isinstance(t, mi.Metadata):
         t = t.type
     if isinstance(t, mi.StrType):
-        min_len = t.min_length or 0
-        return "x" * max(1, min_len)
+        return "x" * max(1, t.min_length or 0)
     if isinstance(t, mi.IntType):
         lo = t.ge if t.ge is not None else (t.gt + 1 if t.gt is not None else 0)
         return lo if t.le is None or lo <= t.le else _NO_STAND_IN
