@@ -392,7 +392,7 @@ async def test_console_editors_history_replay_and_member_ritual(  # type: ignore
         await page.click("#save-config")
         await page.wait_for_selector("#saved")
     async with s.step("teams-saved"):
-        for key, name in (("east", "东区"), ("west", "西区"), ("east", "东区门店")):
+        for key, name in (("east", "东区"), ("west", "西区")):
             await _save_config(
                 page,
                 server,
@@ -401,6 +401,15 @@ async def test_console_editors_history_replay_and_member_ritual(  # type: ignore
                 f'{{"name": "{name}", "kind": "store", "teamSet": "stores", "open": true}}',
             )
             await page.wait_for_selector("#saved")
+        # The "new" form never overwrites a taken key; the team is changed where it is open.
+        doc = '{"name": "东区门店", "kind": "store", "teamSet": "stores", "open": true}'
+        await _save_config(page, server, "teams", "east", doc)
+        await page.wait_for_selector("#problems")
+        assert "/console/c/teams/edit?key=east" in await page.locator("#problems").inner_text()
+        await page.goto(server + "/console/c/teams/edit?key=east")
+        await page.fill("#config-text", doc)
+        await page.click("#save-config")
+        await page.wait_for_selector("#saved")
         await page.goto(server + "/console/c/teams")
         assert await page.locator("#config-list tr[data-key]").count() == 2
     async with s.step("team-history"):
@@ -478,3 +487,79 @@ async def test_console_editors_history_replay_and_member_ritual(  # type: ignore
         await m.wait_for_selector("#pk-teams li.mine[data-team=east]")
     await phone.close()
     await op_ctx.close()
+
+
+async def test_h5_reaches_every_live_wheel_and_the_pk(server, browser, ctx, client) -> None:  # type: ignore[no-untyped-def]
+    """/h5 with no keys in the URL: a chooser lists every live wheel of /v1/me/summary
+    (`campaigns.wheels`), picking one shows it; the PK panel shows the live PK
+    (`campaigns.pks`)."""
+    tenant = await new_tenant(ctx, client)
+    now = datetime.now(UTC).replace(microsecond=0)
+    prizes = [
+        {"key": "pts", "name": "10 积分", "kind": "points", "weight": 50, "value": 10},
+        {"key": "thanks", "name": "谢谢参与", "kind": "nothing", "weight": 50},
+    ]
+    async with httpx.AsyncClient(base_url=server, headers=tenant.admin, timeout=30) as api:
+        for key, name in (("first", "一号转盘"), ("second", "二号转盘")):
+            r = await api.put(
+                f"/admin/v1/wheels/{key}",
+                json={
+                    "name": name,
+                    "startsAt": (now - timedelta(days=1)).isoformat(),
+                    "endsAt": (now + timedelta(days=5)).isoformat(),
+                    "state": "live",
+                    "freeSpinsPerDay": 1,
+                    "consolationPrize": "thanks",
+                    "prizes": prizes,
+                },
+            )
+            assert r.status_code == 200, r.text
+        for key in ("east", "west"):
+            body = {"name": key, "kind": "store", "teamSet": "stores", "open": True}
+            r = await api.put(f"/admin/v1/teams/{key}", json=body)
+            assert r.status_code == 200, r.text
+        r = await api.put(
+            "/admin/v1/pks/duel",
+            json={
+                "name": "门店 PK",
+                "teams": ["east", "west"],
+                "metric": "points",
+                "startsAt": (now - timedelta(hours=1)).isoformat(),
+                "endsAt": (now + timedelta(days=3)).isoformat(),
+            },
+        )
+        assert r.status_code == 200, r.text
+    phone = await browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
+    )
+    m = await phone.new_page()
+    ms = Steps(m, "h5-pick")
+    async with ms.step("wheels-listed"):
+        await m.goto(f"{server}/h5?app={tenant.app_id}")
+        await m.fill("#openid", "picker-member")
+        await m.click("#login-btn")
+        await m.wait_for_selector("#wheel-pick:not([hidden])")
+        await dismiss_ceremonies(m)
+        keys = await m.locator("#wheel-pick button").evaluate_all(
+            "els => els.map(e => e.dataset.key)"
+        )
+        assert sorted(keys) == ["first", "second"]
+    async with ms.step("second-wheel"):
+        other = next(k for k in keys if k != keys[0])
+        await m.click(f"#wheel-pick button[data-key={other}]")
+        name = {"first": "一号转盘", "second": "二号转盘"}[other]
+        await m.wait_for_function(f"document.getElementById('wheel-name').textContent === '{name}'")
+        await m.click("#spin-btn")
+        await m.wait_for_selector("#spin-note[data-prize]", timeout=15000)
+    async with ms.step("pk-shown"):
+        await m.wait_for_selector("#pk-panel:not([hidden])")
+        assert await m.locator("#pk-name").inner_text() == "门店 PK"
+        assert await m.locator("#pk-teams li").count() == 2
+    async with ctx.db.connection() as conn:
+        spun = await conn.fetch(
+            "SELECT w.key FROM wheel_draws s JOIN wheels w ON w.id = s.wheel_id "
+            "WHERE w.tenant_id = $1",
+            tenant.id,
+        )
+    assert [r["key"] for r in spun] == [other]
+    await phone.close()

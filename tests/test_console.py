@@ -170,7 +170,7 @@ async def test_operator_creates_simulates_publishes_and_exports(
     spin = await client.post("/v1/wheels/lucky/spins", headers=member)
     assert spin.status_code == 200, spin.text
     csv_text = (await browser_like.get("/console/prizes/lucky/winners.csv")).text
-    assert csv_text.lstrip("\ufeff").startswith("awardId,externalId,prizeKey")
+    assert csv_text.lstrip("\ufeff").startswith("awardId,memberNumber,nickname,externalId,prizeKey")
     won = spin.json()["prize"]["key"]
     if won != "thanks":
         assert "winner-1" in csv_text

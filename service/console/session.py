@@ -1,5 +1,7 @@
 """The console's session: a signed cookie (HMAC-SHA256) naming the tenant and API key, with an
-expiry and a CSRF token. Every request re-checks that the key is still unrevoked."""
+expiry and a CSRF token. Every request re-checks that the key is still unrevoked and that the
+session was not signed out (sign-out marks the session ended in Redis until it would have
+expired, so a copy of the old cookie stops working at once)."""
 
 from __future__ import annotations
 
@@ -72,6 +74,8 @@ async def load(ctx: Context, cookie: str | None) -> Session | None:
         return None
     if exp <= ctx.clock.now().timestamp():
         return None
+    if await ctx.redis.exists(_ended_key(ctx, tenant_id, csrf)):
+        return None
     async with ctx.db.connection() as conn:
         row = await tenancy.active_key(conn, key_id)
         if row is None or row["tenant_id"] != tenant_id:
@@ -87,6 +91,17 @@ async def load(ctx: Context, cookie: str | None) -> Session | None:
         if tenant
         else f"tenant {tenant_id}",
     )
+
+
+def _ended_key(ctx: Context, tenant_id: int, csrf: str) -> str:
+    # The CSRF token is the session's own random id (one per sign-in).
+    return ctx.keys.tenant(tenant_id, "console-ended", hashlib.sha256(csrf.encode()).hexdigest())
+
+
+async def end(ctx: Context, sess: Session) -> None:
+    """Sign out server-side: this session's cookie is refused from now until it expires."""
+    ttl = max(1, sess.expires - int(ctx.clock.now().timestamp()))
+    await ctx.redis.set(_ended_key(ctx, sess.tenant_id, sess.csrf), b"1", ex=ttl)
 
 
 def csrf_ok(expected: str, given: str | None) -> bool:

@@ -17,13 +17,16 @@ from typing import Any, Literal
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie
+from litestar.exceptions import HTTPException
 from litestar.response import Redirect, Template
 
 from service.console import charts, session
 from service.console.i18n import translator
+from service.core import tenancy
 from service.core.constraints import (
     KEY_PATTERN,
     constrained,
+    free_text,
     normalize_urls,
     problem,
     problems_of,
@@ -43,6 +46,7 @@ from service.wheel.schemas import Key as WheelKey
 from service.wheel.schemas import ShipIn, WheelIn
 
 MAX_UPLOAD = 1024 * 1024
+KeyName = free_text(64, "A name for the key: who or what uses it.")
 KindParam = constrained(str, "A config kind.", min_length=1, max_length=32, pattern=r"^[a-z-]+$")
 _WHEEL_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
@@ -209,6 +213,7 @@ async def logout(request: Request) -> Response[Any]:
     form = await _form(request, sess)
     if isinstance(form, Response):
         return form
+    await session.end(_ctx(request), sess)
     resp = Redirect("/console/login", status_code=303)
     resp.cookies.append(Cookie(key=session.COOKIE, value="", path="/", max_age=0, httponly=True))
     return resp
@@ -442,12 +447,18 @@ async def config_save(request: Request, kind: KindParam) -> Any:
         return form
     ctx = _ctx(request)
     type_, save = EDITORS[kind]
-    key = SINGLE_KEY.get(kind) or str(form.get("key", "")).strip()
+    key = SINGLE_KEY.get(kind) or str(form.get("key", "")).strip()[:200]
     text = str(form.get("config", ""))
+    is_new = not SINGLE_KEY.get(kind) and str(form.get("new", "")) == "1"
     try:
         found: list[dict] = []
         if not re.match(KEY_PATTERN, key) or len(key) > 64:
             found.append(problem("path", "key", "PATTERN", "1-64 of a-z 0-9 _ -"))
+        elif is_new:
+            async with ctx.db.connection() as conn:
+                taken = await configs.get_item(ctx, conn, sess.tenant_id, configs.KINDS[kind], key)
+            if taken is not None:
+                found.append(_key_exists(kind, key))
         try:
             raw = msgspec.json.decode(text.encode())
         except msgspec.DecodeError as exc:
@@ -461,10 +472,10 @@ async def config_save(request: Request, kind: KindParam) -> Any:
         async with unit_of_work(ctx) as uow:
             await save(uow, sess.tenant_id, key, data)
     except Problems as p:
-        return _editor_problems(request, sess, kind, key, text, p.problems)
+        return _editor_problems(request, sess, kind, key, text, p.problems, not is_new)
     except DomainError as err:
         probs = err.details.get("problems") or [problem("body", "", err.code, str(err.details))]
-        return _editor_problems(request, sess, kind, key, text, probs)
+        return _editor_problems(request, sess, kind, key, text, probs, not is_new)
     return Redirect(f"/console/c/{kind}/edit?key={key}&saved=1", status_code=303)
 
 
@@ -521,8 +532,18 @@ async def config_action(
     return Redirect(f"/console/c/{kind}", status_code=303)
 
 
-def _editor_problems(request, sess, kind, key, text, problems) -> Template:  # type: ignore[no-untyped-def]
-    tpl = _editor(request, sess, kind, key, text, _problem_map(problems), exists=False)
+def _key_exists(kind: str, key: str) -> dict[str, str]:
+    """The problem of a "new" form whose key is taken: never overwrite a live config."""
+    where = f"/console/wheels/{key}" if kind == "wheels" else f"/console/c/{kind}/edit?key={key}"
+    return problem(
+        "body", "key", "KEY_EXISTS", f"{key!r} exists already: open it instead ({where})"
+    )
+
+
+def _editor_problems(  # type: ignore[no-untyped-def]
+    request, sess, kind, key, text, problems, exists=False
+) -> Template:
+    tpl = _editor(request, sess, kind, key, text, _problem_map(problems), exists=exists)
     tpl.status_code = 422
     return tpl
 
@@ -641,11 +662,21 @@ def _preview(raw: dict[str, Any]) -> list[dict]:
 
 
 async def _wheel_page(  # type: ignore[no-untyped-def]
-    request, sess, key, raw, problems=None, sim=None, saved=None, status=200, sim_n="10000"
+    request,
+    sess,
+    key,
+    raw,
+    problems=None,
+    sim=None,
+    saved=None,
+    status=200,
+    sim_n="10000",
+    typed_key=None,
+    is_new=False,
 ):
     ctx = _ctx(request)
     view = None
-    if key:
+    if key and not is_new:
         try:
             view = await wheel.get_admin(ctx, sess.tenant_id, key)
         except DomainError:
@@ -667,6 +698,8 @@ async def _wheel_page(  # type: ignore[no-untyped-def]
         sim=sim,
         sim_n=sim_n,
         saved=saved,
+        typed_key=key if typed_key is None else typed_key,
+        is_new=is_new or view is None,
     )
     tpl.status_code = status
     return tpl
@@ -733,9 +766,14 @@ async def wheel_save(request: Request) -> Any:
     form = await _form(request, sess)
     if isinstance(form, Response):
         return form
-    key = str(form.get("key", "")).strip()
+    key = str(form.get("key", "")).strip()[:200]
     raw = wheel_from_form(form)
+    is_new = str(form.get("new", "")) == "1"
     try:
+        if is_new and _WHEEL_KEY.match(key):
+            with contextlib.suppress(DomainError):
+                await wheel.get_admin(_ctx(request), sess.tenant_id, key)
+                raise Problems([_key_exists("wheels", key)])
         await _save_wheel(_ctx(request), sess.tenant_id, key, raw)
     except Problems as p:
         return await _wheel_page(
@@ -745,6 +783,8 @@ async def wheel_save(request: Request) -> Any:
             raw,
             problems=p.problems,
             status=422,
+            typed_key=key,
+            is_new=is_new,
         )
     return Redirect(f"/console/wheels/{key}?saved=1", status_code=303)
 
@@ -795,6 +835,17 @@ async def wheel_simulate(request: Request, key: WheelKey) -> Any:
 # ----------------------------------------------------------------------------- members
 
 
+async def _console_member(request: Request, tenant_id: int, member: str, ext: str) -> int:
+    """The member an operator opened: by member id (``member``), else by externalId.
+    Errors: MEMBER_NOT_FOUND."""
+    ctx = _ctx(request)
+    if member.isdigit() and len(member) < 18:
+        return await operator_service.member_id_in_tenant(ctx, tenant_id, int(member))
+    if ext:
+        return await operator_service.find_member_id(ctx, tenant_id, ext, None)
+    raise DomainError("MEMBER_NOT_FOUND", details={"memberId": member or None})
+
+
 @get("/members", include_in_schema=False)
 async def members_page(request: Request) -> Any:
     sess = await _session(request)
@@ -804,10 +855,12 @@ async def members_page(request: Request) -> Any:
     q = (request.query_params.get("q") or "").strip()[:64]
     hits = await operator_service.search_members(ctx, sess.tenant_id, q) if q else None
     card = None
-    ext = request.query_params.get("externalId")
-    if ext:
+    ext = (request.query_params.get("externalId") or "")[:128]
+    member = (request.query_params.get("member") or "").strip()[:20]
+    wanted = bool(ext or member)
+    if wanted:
         try:
-            mid = await operator_service.find_member_id(ctx, sess.tenant_id, ext, None)
+            mid = await _console_member(request, sess.tenant_id, member, ext)
             card = await operator_service.member_card(ctx, sess.tenant_id, mid)
         except DomainError:
             card = None
@@ -818,7 +871,7 @@ async def members_page(request: Request) -> Any:
         q=q,
         hits=hits,
         card=card,
-        ext=ext,
+        ext=wanted,
         nonce=secrets.token_urlsafe(12),
         problems={},
         form={},
@@ -834,7 +887,8 @@ async def member_credit(request: Request) -> Any:
     if isinstance(form, Response):
         return form
     ctx = _ctx(request)
-    ext = str(form.get("externalId", ""))
+    ext = str(form.get("externalId", ""))[:128]
+    member = str(form.get("memberId", "")).strip()[:20]
     raw = {
         "currency": "points",
         "amount": _num(str(form.get("amount", ""))),
@@ -845,7 +899,7 @@ async def member_credit(request: Request) -> Any:
         data = check_body(AdjustIn, raw)
         if data.amount <= 0:
             raise Problems([problem("body", "amount", "OUT_OF_RANGE", "must be positive")])
-        mid = await operator_service.find_member_id(ctx, sess.tenant_id, ext, None)
+        mid = await _console_member(request, sess.tenant_id, member, ext)
         nonce = str(form.get("nonce", ""))[:64] or secrets.token_urlsafe(8)
         async with unit_of_work(ctx) as uow:
             await points.credit(
@@ -862,7 +916,7 @@ async def member_credit(request: Request) -> Any:
     except Problems as p:
         card = None
         try:
-            mid = await operator_service.find_member_id(ctx, sess.tenant_id, ext, None)
+            mid = await _console_member(request, sess.tenant_id, member, ext)
             card = await operator_service.member_card(ctx, sess.tenant_id, mid)
         except DomainError:
             pass
@@ -873,14 +927,14 @@ async def member_credit(request: Request) -> Any:
             q="",
             hits=None,
             card=card,
-            ext=ext,
+            ext=True,
             nonce=form.get("nonce", ""),
             problems=_problem_map(p.problems),
             form=form,
         )
         tpl.status_code = 422
         return tpl
-    return Redirect(f"/console/members?externalId={ext}", status_code=303)
+    return Redirect(f"/console/members?member={mid}", status_code=303)
 
 
 # ----------------------------------------------------------------------------- prizes
@@ -954,12 +1008,55 @@ async def prizes_ship(request: Request, key: WheelKey) -> Any:
     return Redirect(f"/console/prizes?wheel={key}&msg=shipped_n", status_code=303)
 
 
+class _UploadRefused(Exception):
+    """A ship upload with a refused line: the whole upload is rolled back."""
+
+
+def _line_problem(line_no: int, text: str) -> str:
+    return f"line {line_no}: {text}"
+
+
+def _ship_rows(text: str, lang: str) -> tuple[list[tuple[int, int, ShipIn]], list[str]]:
+    """The lines of a ship CSV (``awardId,carrier,trackingNo``, header optional) checked:
+    (rows, readable per-line problems)."""
+    rows: list[tuple[int, int, ShipIn]] = []
+    errors: list[str] = []
+    try:
+        lines = list(csv.reader(io.StringIO(text)))
+    except csv.Error:
+        return [], [_line_problem(1, "not a CSV file (awardId,carrier,trackingNo)")]
+    for line_no, row in enumerate(lines, start=1):
+        if not row or not any(c.strip() for c in row):
+            continue
+        if line_no == 1 and not row[0].strip().isdigit():
+            continue  # the header
+        if len(row) < 3:
+            errors.append(
+                _line_problem(
+                    line_no, f"3 columns expected (awardId,carrier,trackingNo), got {len(row)}"
+                )
+            )
+            continue
+        cell = row[0].strip()
+        if not cell.isdigit() or len(cell) > 18:
+            errors.append(_line_problem(line_no, f"awardId {cell[:40]!r} is not a number"))
+            continue
+        try:
+            data = check_body(ShipIn, {"carrier": row[1].strip(), "trackingNo": row[2].strip()})
+        except Problems as p:
+            for x in p.problems:
+                errors.append(_line_problem(line_no, f"{x['path']}: {x['problem']}"))
+            continue
+        rows.append((line_no, int(cell), data))
+    return rows, errors
+
+
 def _describe(exc: Exception) -> str:
     if isinstance(exc, Problems):
         return "; ".join(f"{p['path']}: {p['problem']}" for p in exc.problems)
     if isinstance(exc, DomainError):
-        return f"{exc.code} {exc.details}"
-    return str(exc)
+        return f"{exc.code}: {exc.localized_message('en')}"
+    return "not a number" if isinstance(exc, ValueError) else exc.__class__.__name__
 
 
 async def _prizes_error(request, sess, key, error, status=422):  # type: ignore[no-untyped-def]
@@ -993,8 +1090,18 @@ async def prizes_upload(request: Request, key: WheelKey) -> Any:
     sess = await _session(request)
     if sess is None:
         return _to_login()
-    t = translator(_lang(request))
-    form = await request.form()
+    lang = _lang(request)
+    t = translator(lang)
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > 4 * MAX_UPLOAD:
+        # Refused before reading: the console's own page, not the framework's JSON.
+        return await _prizes_error(request, sess, key, t("too_large"), 413)
+    try:
+        form = await request.form()
+    except HTTPException as exc:
+        if exc.status_code != 413:
+            raise
+        return await _prizes_error(request, sess, key, t("too_large"), 413)
     if not session.csrf_ok(sess.csrf, form.get("_csrf")):
         return Response(f"403 CSRF: {t('csrf')}", status_code=403, media_type="text/plain")
     upload = form.get("file")
@@ -1008,22 +1115,29 @@ async def prizes_upload(request: Request, key: WheelKey) -> Any:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         return await _prizes_error(request, sess, key, t("not_csv"), 415)
+    rows, errors = _ship_rows(text, lang)
     ctx = _ctx(request)
-    done, errors = 0, []
-    for line_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if not row or (line_no == 1 and not row[0].strip().isdigit()):
-            continue
+    if not errors and rows:
         try:
-            award_id = int(row[0])
-            data = check_body(ShipIn, {"carrier": row[1].strip(), "trackingNo": row[2].strip()})
+            # All or nothing: every line in one transaction; any refused line undoes all.
             async with unit_of_work(ctx) as uow:
-                await wheel.ship(uow, sess.tenant_id, key, award_id, data)
-            done += 1
-        except (Problems, ValueError, IndexError, DomainError) as exc:
-            errors.append(f"line {line_no}: {_describe(exc)}")
-    if errors:
+                for line_no, award_id, data in rows:
+                    try:
+                        async with uow.savepoint():
+                            await wheel.ship(uow, sess.tenant_id, key, award_id, data)
+                    except DomainError as err:
+                        errors.append(_line_problem(line_no, err.localized_message(lang)))
+                if errors:
+                    raise _UploadRefused
+        except _UploadRefused:
+            pass
+    if errors or not rows:
+        note = t("upload_nothing_applied")
         return await _prizes_error(
-            request, sess, key, f"{t('shipped_n')}: {done}; " + " | ".join(errors[:20])
+            request,
+            sess,
+            key,
+            f"{note} " + " | ".join(errors[:20] or [_line_problem(1, t("upload_empty"))]),
         )
     return Redirect(f"/console/prizes?wheel={key}&msg=shipped_n", status_code=303)
 
@@ -1074,8 +1188,56 @@ async def keys_page(request: Request) -> Any:
     sess = await _session(request)
     if sess is None:
         return _to_login()
+    return await _keys_page(request, sess)
+
+
+async def _keys_page(  # type: ignore[no-untyped-def]
+    request, sess, created=None, problems=None, form=None, chosen=None, status=200
+) -> Template:
     keys = await operator_service.api_keys(_ctx(request), sess.tenant_id)
-    return render(request, "apikeys.html", sess, keys=keys.items)
+    tpl = render(
+        request,
+        "apikeys.html",
+        sess,
+        keys=keys.items,
+        created=created,
+        problems=_problem_map(problems or []),
+        form=form or {},
+        scopes=tenancy.SCOPES,
+        chosen=chosen or [],
+    )
+    tpl.status_code = status
+    if created:
+        tpl.headers["Cache-Control"] = "no-store"
+    return tpl
+
+
+@post("/apikeys", include_in_schema=False, status_code=200)
+async def keys_create(request: Request) -> Any:
+    """A new API key of this tenant (admin only; CSRF-checked): its secret is shown once."""
+    sess = await _session(request)
+    if sess is None:
+        return _to_login()
+    form = await _form(request, sess)
+    if isinstance(form, Response):
+        return form
+    if not sess.operator.allows("admin"):
+        return Response("403", status_code=403, media_type="text/plain")
+    raw = await request.form()
+    chosen = [str(x) for x in raw.getall("scopes", [])]
+    name = str(form.get("name", "")).strip()
+    found = problems_of(KeyName, name, "body", "name")
+    unknown = sorted(set(chosen) - set(tenancy.SCOPES))
+    if unknown:
+        found.append(problem("body", "scopes", "NOT_ALLOWED", f"unknown: {', '.join(unknown)}"))
+    if not chosen:
+        found.append(problem("body", "scopes", "REQUIRED", "choose at least one scope"))
+    if found:
+        return await _keys_page(request, sess, None, found, form, chosen, 422)
+    ctx = _ctx(request)
+    async with ctx.db.transaction() as conn:
+        full, _ = await tenancy.create_api_key(conn, sess.tenant_id, chosen, name, ctx.clock.now())
+    return await _keys_page(request, sess, created=full)
 
 
 @post("/apikeys/{keyId:str}/revoke", include_in_schema=False, status_code=200)
@@ -1121,6 +1283,7 @@ console_router = Router(
         prizes_upload,
         events_page,
         keys_page,
+        keys_create,
         keys_revoke,
     ],
     include_in_schema=False,

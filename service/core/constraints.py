@@ -110,6 +110,29 @@ EXTRA_CHECKS: dict[str, tuple[str, Callable[[Any], str | tuple[str, str] | None]
 YEAR_BOUNDED = {"check": "yearPrefix"}
 PERIOD_ID = {"check": "periodId"}
 
+# A calendar date that is not an event or campaign time (a date of birth): 1900-01-01 up to
+# today. The shape check bounds it by BIRTH_DATE_MIN and the years' end (no clock here); the
+# feature checks "not after today" against ctx.clock (``birth_date_problem``).
+BIRTH_DATE_MIN = date(1900, 1, 1)
+BIRTH_DATE_TEXT = "a date of birth must be from 1900-01-01 to today"
+CALENDAR_DATE = {"check": "calendarDate"}
+BirthDate = Annotated[
+    date,
+    Meta(
+        extra=CALENDAR_DATE,
+        description="A calendar date YYYY-MM-DD from 1900-01-01 to today (not in the future).",
+        examples=["1990-05-17"],
+    ),
+]
+
+
+def birth_date_problem(d: date | None, today: date) -> str | None:
+    """The problem text of a date of birth given ``today`` (the feature's clock), or None."""
+    if d is not None and not BIRTH_DATE_MIN <= d <= today:
+        return BIRTH_DATE_TEXT
+    return None
+
+
 AwareDatetime = Annotated[
     datetime,
     Meta(
@@ -174,6 +197,38 @@ _URL_TAIL = rf"(?:[/?#]{_URL_CHAR}*)?"
 _URL_RELATIVE = r"(?![A-Za-z][A-Za-z0-9+.\-]*:)(?![/\\]{2})[^\s\x00-\x1f\x7f-\x9f\\]+"
 _PATTERN_PROBLEMS: dict[str, tuple[str, str]] = {}
 _URL_PATTERNS: set[str] = set()
+
+# Free text an operator writes for people (a reason, a note): any language, no control
+# characters (tabs and line breaks included), not only spaces.
+FREE_TEXT_PATTERN = r"^(?=.*\S)[^\x00-\x1f\x7f-\x9f]+$"
+_PATTERN_PROBLEMS[FREE_TEXT_PATTERN] = (
+    "FORMAT_INVALID",
+    "free text: any language, no control characters, not only spaces",
+)
+
+
+def free_text(max_length: int, description: str, examples: list | None = None) -> Any:
+    """Free text (``活动补偿``, ``goodwill``) of 1-``max_length`` characters."""
+    return constrained(
+        str,
+        description,
+        examples,
+        min_length=1,
+        max_length=max_length,
+        pattern=FREE_TEXT_PATTERN,
+    )
+
+
+Reason = free_text(
+    64,
+    "Why, in the operator's words: 1-64 characters of any language, no control characters.",
+    ["活动补偿"],
+)
+LongReason = free_text(
+    500,
+    "Why, in the operator's words: 1-500 characters of any language, no control characters.",
+    ["member request"],
+)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 
 
@@ -418,6 +473,9 @@ def _walk(t: mi.Type, v: Any, path: str, source: str, out: list) -> None:
         return
     if isinstance(t, mi.Metadata):
         before = len(out)
+        if (t.extra or {}).get("check") == "calendarDate" and isinstance(t.type, mi.DateType):
+            _walk_calendar_date(v, path, source, out)
+            return
         _walk(t.type, v, path, source, out)
         check = EXTRA_CHECKS.get((t.extra or {}).get("check", ""))
         if check is not None and len(out) == before and isinstance(v, str):
@@ -491,6 +549,21 @@ def _walk(t: mi.Type, v: Any, path: str, source: str, out: list) -> None:
                 out.append(problem(source, path, "OUT_OF_RANGE", f"a date {TIME_RANGE_TEXT}"))
     else:
         _fallback(t, v, path, source, out)
+
+
+def _walk_calendar_date(v: Any, path: str, source: str, out: list) -> None:
+    """A calendar date that is not an event time (``BirthDate``): 1900-01-01 to 2100-12-31
+    here; the feature bounds it by today."""
+    if not isinstance(v, str):
+        out.append(problem(source, path, "WRONG_TYPE", f"expected a date, got {_json_name(v)}"))
+        return
+    try:
+        d = msgspec.convert(v, date)
+    except msgspec.ValidationError:
+        out.append(problem(source, path, "FORMAT_INVALID", "expected a date YYYY-MM-DD"))
+        return
+    if not BIRTH_DATE_MIN <= d <= DATE_MAX:
+        out.append(problem(source, path, "OUT_OF_RANGE", BIRTH_DATE_TEXT))
 
 
 def _walk_datetime(t: mi.DateTimeType, v: str, path: str, source: str, out: list) -> None:
@@ -777,9 +850,39 @@ def _pick(t: Any, v: Any) -> Any:
 _GONE = object()  # a list item left out (see ``_compact``)
 
 
-def _drop(t: Any, v: Any, tokens: list[str | int]) -> bool:
+_NO_STAND_IN = object()
+
+
+def _stand_in(t: Any) -> Any:
+    """A neutral value of a required scalar field (JSON data) put in place of a malformed one
+    so the rules can judge the rest of the document (the rules' problems on that field are
+    dropped: the shape problem names it). The earliest time, the least number, a short
+    string, a literal, an empty list; ``_NO_STAND_IN`` for anything else. A stand-in that
+    breaks another limit (a pattern) fails the conversion: the rules are then not judged."""
+    while isinstance(t, mi.Metadata):
+        t = t.type
+    if isinstance(t, mi.StrType):
+        return "x" * max(1, t.min_length or 0)
+    if isinstance(t, mi.IntType):
+        lo = t.ge if t.ge is not None else (t.gt + 1 if t.gt is not None else 0)
+        return lo if t.le is None or lo <= t.le else _NO_STAND_IN
+    if isinstance(t, mi.BoolType):
+        return False
+    if isinstance(t, mi.DateTimeType):
+        return TIME_MIN.isoformat()
+    if isinstance(t, mi.DateType):
+        return DATE_MIN.isoformat()
+    if isinstance(t, mi.LiteralType):
+        return sorted(t.values, key=str)[0]
+    if isinstance(t, mi.ListType):
+        return []
+    return _NO_STAND_IN
+
+
+def _drop(t: Any, v: Any, tokens: list[str | int], top: bool = True) -> bool:
     """Leave out the malformed value at ``tokens`` (or the nearest optional field holding it);
-    False when only a required field could be left out."""
+    a required scalar field outside a list takes a stand-in (``_stand_in``); False when only
+    a required field could be left out."""
     if not tokens:
         # A field name made only of path punctuation (`]`, `.`) has no tokens: it cannot be
         # left out by path, so the rules are not judged (the shape problem still answers).
@@ -791,16 +894,20 @@ def _drop(t: Any, v: Any, tokens: list[str | int]) -> bool:
         if field is None:
             v.pop(head, None)  # an unknown field
             return True
-        if rest and head in v and _drop(field.type, v[head], rest):
+        if rest and head in v and _drop(field.type, v[head], rest, top):
             return True
         if field.required:
-            return False
+            stand_in = _stand_in(field.type) if top else _NO_STAND_IN
+            if stand_in is _NO_STAND_IN:
+                return False
+            v[head] = stand_in
+            return True
         v.pop(head, None)
         return True
     if isinstance(t, mi.ListType) and isinstance(v, list) and isinstance(head, int):
         if head >= len(v) or v[head] is _GONE:
             return head < len(v)
-        if rest and _drop(t.item_type, v[head], rest):
+        if rest and _drop(t.item_type, v[head], rest, False):
             return True
         v[head] = _GONE  # the malformed item goes (``_compact`` takes it out)
         return True

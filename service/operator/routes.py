@@ -357,7 +357,8 @@ _WRITE_HANDLERS = [h for kind, w in writers.WRITERS.items() for h in _write_hand
     "/winners.csv",
     opt={"scope": "reports"},
     tags=["operator"],
-    summary="Every prize won on a wheel as CSV: awardId, externalId, prize, claim state, times",
+    summary="Every prize won on a wheel as CSV: award, member number, nickname, externalId, "
+    "prize, state, times and the claim's shipping contact (name, phone, address)",
     media_type="text/csv",
 )
 async def winners_export(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 from service.core import tenancy
 from service.core.context import Context
@@ -73,9 +74,36 @@ async def member_card(ctx: Context, tenant_id: int, member_id: int, ledger: int 
     return MemberCard(card, prizes, [entry_out(e) for e in entries])
 
 
+def member_number_of(text: str) -> int | None:
+    """The member number in ``text`` as an operator types it: ``000002``, ``NO.000002``,
+    ``no 2`` or ``#2``; None when ``text`` is not a member number."""
+    t = text.strip().upper()
+    for prefix in ("NO.", "NO:", "NO", "#"):
+        if t.startswith(prefix):
+            t = t[len(prefix) :].strip()
+            break
+    return int(t) if t.isdigit() and 0 < len(t) < 18 else None
+
+
+async def member_id_in_tenant(ctx: Context, tenant_id: int, member_id: int) -> int:
+    """``member_id`` when that member belongs to the tenant. Errors: MEMBER_NOT_FOUND."""
+    async with ctx.db.connection() as conn:
+        row = await members_repo.get(conn, tenant_id, member_id)
+    if row is None:
+        raise DomainError("MEMBER_NOT_FOUND", details={"memberId": member_id})
+    return int(row["id"])
+
+
 async def search_members(ctx: Context, tenant_id: int, text: str, limit: int = 20) -> MemberHits:
+    """Members whose externalId or nickname starts with ``text``, or whose member number is
+    ``text`` (``000002`` or ``NO.000002``), newest first."""
+    number = member_number_of(text)
     async with ctx.db.connection() as conn:
         rows = await members_repo.search(conn, tenant_id, text, limit)
+        if number is not None and not any(r["member_no"] == number for r in rows):
+            row = await members_repo.get_by_member_no(conn, tenant_id, number)
+            if row is not None:
+                rows = [row, *rows][:limit]
     return MemberHits(
         [
             MemberHit(r["id"], r["external_id"], r["nickname"], r["member_no"], r["created_at"])
@@ -123,16 +151,40 @@ async def external_ids(
         return await members_repo.external_ids_of(conn, tenant_id, member_ids)
 
 
+_CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> str:
+    """A CSV cell a spreadsheet shows as text (member-typed text starting with = + - @ is
+    prefixed with ' so it is never run as a formula)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_CSV_FORMULA) else text
+
+
 async def winners_csv(ctx: Context, tenant_id: int, key: str) -> str:
-    """Every prize won on a wheel as CSV (one row per award, the member by externalId, the
-    claim state; contacts are not exported). Errors: WHEEL_NOT_FOUND."""
-    awards = await wheel.wheel_awards(ctx, tenant_id, key, None, 0, 1_000_000)
-    ids = await external_ids(ctx, tenant_id, [a.member_id for a in awards])
+    """Every prize won on a wheel as CSV, one row per award, everything an operator needs to
+    ship: the member (number ``NO.000002``, nickname, externalId), the prize, the state and
+    the claim's shipping contact in full (name, phone, province, city, district, address,
+    postcode), carrier and tracking number once shipped. Operator-only (personal data).
+    Errors: WHEEL_NOT_FOUND."""
+    await wheel.wheel_awards(ctx, tenant_id, key, None, 0, 0)  # WHEEL_NOT_FOUND
+    async with ctx.db.connection() as conn:
+        rows = await conn.fetch(
+            "SELECT a.id, a.prize_key, a.name, a.kind, a.value, a.state, a.won_at, "
+            "a.claimed_at, a.shipped_at, a.contact, a.shipment, m.member_no, m.nickname, "
+            "m.external_id FROM wheel_awards a JOIN wheels w ON w.id = a.wheel_id "
+            "LEFT JOIN members m ON m.id = a.member_id AND m.tenant_id = a.tenant_id "
+            "WHERE a.tenant_id = $1 AND w.tenant_id = $1 AND w.key = $2 ORDER BY a.id",
+            tenant_id,
+            key,
+        )
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(
         [
             "awardId",
+            "memberNumber",
+            "nickname",
             "externalId",
             "prizeKey",
             "prizeName",
@@ -142,21 +194,52 @@ async def winners_csv(ctx: Context, tenant_id: int, key: str) -> str:
             "wonAt",
             "claimedAt",
             "shippedAt",
+            "shipName",
+            "shipPhone",
+            "province",
+            "city",
+            "district",
+            "address",
+            "postcode",
+            "carrier",
+            "trackingNo",
         ]
     )
-    for a in awards:
+    for a in rows:
+        contact = _json_obj(a["contact"])
+        found = contact.get("address")
+        address: dict = found if isinstance(found, dict) else {}
+        shipment = _json_obj(a["shipment"])
         w.writerow(
             [
-                a.id,
-                ids.get(a.member_id) or "",
-                a.prize_key,
-                a.name,
-                a.kind,
-                a.value,
-                a.state,
-                a.won_at.isoformat(),
-                a.claimed_at.isoformat() if a.claimed_at else "",
-                a.shipped_at.isoformat() if a.shipped_at else "",
+                a["id"],
+                f"NO.{a['member_no']:06d}" if a["member_no"] is not None else "",
+                _cell(a["nickname"]),
+                _cell(a["external_id"]),
+                a["prize_key"],
+                _cell(a["name"]),
+                a["kind"],
+                a["value"],
+                a["state"],
+                a["won_at"].isoformat(),
+                a["claimed_at"].isoformat() if a["claimed_at"] else "",
+                a["shipped_at"].isoformat() if a["shipped_at"] else "",
+                _cell(contact.get("name")),
+                _cell(contact.get("phone")),
+                _cell(address.get("province")),
+                _cell(address.get("city")),
+                _cell(address.get("district")),
+                _cell(address.get("detail")),
+                _cell(address.get("postcode")),
+                _cell(shipment.get("carrier")),
+                _cell(shipment.get("trackingNo")),
             ]
         )
     return buf.getvalue()
+
+
+def _json_obj(value: object) -> dict:
+    """A JSONB column as a dict (asyncpg hands JSON as text unless a codec is set)."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value if isinstance(value, dict) else {}

@@ -8,13 +8,11 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from service.core.constraints import ImageUrl
+from service.core.constraints import ImageUrl, Reason
 
 Currency = Literal["points", "growth"]
-ReasonCode = Annotated[
-    str,
-    Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_.:\-]+$", examples=["manual.goodwill"]),
-]
+# Free text (``活动补偿``, ``manual.goodwill``): 1-64 characters, no control characters.
+ReasonCode = Reason
 Note = Annotated[str, Meta(max_length=500)]
 Amount = Annotated[int, Meta(ge=-10_000_000, le=10_000_000)]
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
-from msgspec import Meta
+
+from service.core.constraints import LongReason
 
 
 class EraseIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
-    reason: Annotated[str, Meta(min_length=1, max_length=500, examples=["member request"])]
+    reason: LongReason
 
 
 class SupportCard(msgspec.Struct, rename="camel"):

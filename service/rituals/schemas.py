@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
-from service.core.constraints import AvatarUrl
+from service.core.constraints import AvatarUrl, BirthDate
 from service.members.schemas import InviteOutcome
 from service.points.schemas import Privilege
 
@@ -183,7 +183,7 @@ class StepIn(Strict):
     covenant_version: Annotated[str, Meta(max_length=32)] | None = None
     nickname: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
     avatar_url: AvatarUrl | None = None
-    birthday: date | None = None
+    birthday: BirthDate | None = None
     phone: Annotated[str, Meta(max_length=20)] | None = None
     phone_consent: bool | None = None
     accepted_template_ids: (

@@ -11,7 +11,7 @@ member's progress row completed and changes nothing.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -19,6 +19,7 @@ import msgspec
 import structlog
 
 from service.core import cursors
+from service.core.constraints import birth_date_problem
 from service.core.context import Context
 from service.core.errors import DomainError, register_codes
 from service.core.http import ErrorBody
@@ -279,8 +280,11 @@ async def view(ctx: Context, tenant_id: int, member_id: int) -> RitualView:
 # ---------------------------------------------------------------- completing a step
 
 
-def _step_problems(step: dict, data: StepIn) -> tuple[str, list[dict[str, str]]]:
-    """(error code, problems) of a step's data; problems empty when valid."""
+def _step_problems(
+    step: dict, data: StepIn, today: date | None = None
+) -> tuple[str, list[dict[str, str]]]:
+    """(error code, problems) of a step's data; problems empty when valid. ``today``: the
+    latest calendar day (a birthday after it is OUT_OF_RANGE)."""
     kind = step["kind"]
     out: list[dict[str, str]] = []
     code = "RITUAL_STEP_INVALID"
@@ -317,6 +321,9 @@ def _step_problems(step: dict, data: StepIn) -> tuple[str, list[dict[str, str]]]
             wire = names.get(f, "phone")
             if given[wire] is None:
                 out.append(rules.problem(wire, "REQUIRED", f"{wire} is required"))
+        bad_birthday = birth_date_problem(data.birthday, today or date.max)
+        if bad_birthday is not None:
+            out.append(rules.problem("birthday", "OUT_OF_RANGE", bad_birthday))
         bad_phone = rules.phone_problem(data.phone, data.phone_consent)
         if bad_phone is not None:
             code = bad_phone[0]
@@ -389,7 +396,8 @@ async def complete_step(
         blocking = rules.blocking_step(specs, done, key)
         if blocking is not None:
             raise DomainError("RITUAL_STEP_OUT_OF_ORDER", details={"step": key, "next": blocking})
-    code, problems = _step_problems(step, data)
+    # A birthday has no zone: "today" is the latest calendar day anywhere (UTC+14).
+    code, problems = _step_problems(step, data, (now.astimezone(UTC) + timedelta(hours=14)).date())
     if problems:
         raise _invalid(problems, code)
     profile_data: dict[str, Any] = dict(progress["profile"])

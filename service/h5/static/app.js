@@ -119,9 +119,35 @@
       // Pick campaign keys from the summary when the URL names none.
       var live = data.campaigns || {};
       if (!S.checkin && data.checkins && data.checkins.length) S.checkin = data.checkins[0].key;
-      if (!S.wheel && data.wheels && data.wheels.length) S.wheel = data.wheels[0].key;
+      // Every live wheel and PK is reachable: a chooser lists them (the first is shown).
+      var names = {};
+      (data.wheels || []).forEach(function (w) { names[w.key] = w.name; });
+      S.wheels = (live.wheels || (data.wheels || []).map(function (w) { return w.key; }));
+      S.wheelNames = names;
+      S.pks = live.pks || [];
+      if (!S.wheel && S.wheels.length) S.wheel = S.wheels[0];
       if (!S.board && live.boards && live.boards.length) S.board = live.boards[0];
-      if (!S.pk && live.pks && live.pks.length) S.pk = live.pks[0];
+      if (!S.pk && S.pks.length) S.pk = S.pks[0];
+      renderPicker('wheel-pick', S.wheels, S.wheel, names, function (key) { S.wheel = key; S.lastResult = ''; $('spin-note').textContent = ''; return loadWheel(); });
+      renderPicker('pk-pick', S.pks, S.pk, {}, function (key) { S.pk = key; S.pkJoined = ''; return loadPk(); });
+    });
+  }
+
+  // A row of buttons, one per live campaign of a kind (hidden when there is only one).
+  function renderPicker(id, keys, current, names, choose) {
+    var box = $(id);
+    if (!box) return;
+    box.textContent = '';
+    box.hidden = keys.length < 2;
+    keys.forEach(function (key) {
+      var b = document.createElement('button');
+      b.type = 'button'; b.dataset.key = key; b.textContent = names[key] || key;
+      if (key === current) b.className = 'on';
+      b.addEventListener('click', function () {
+        Array.prototype.forEach.call(box.children, function (x) { x.className = x === b ? 'on' : ''; });
+        Promise.resolve(choose(key)).catch(function (err) { toast(err.message || err.code); });
+      });
+      box.appendChild(b);
     });
   }
 
@@ -170,7 +196,7 @@
     if (step.kind === 'profile') {
       (step.fields || []).forEach(function (f) {
         var i = document.createElement('input'); i.name = f;
-        if (f === 'birthday') i.type = 'date';
+        if (f === 'birthday') { i.type = 'date'; i.min = '1900-01-01'; i.max = new Date().toISOString().slice(0, 10); }
         if (f === 'phone') i.inputMode = 'tel';
         i.required = (step.requiredFields || []).indexOf(f) >= 0;
         add((STEP_FIELDS[f] || f) + (i.required ? ' *' : ''), i);
