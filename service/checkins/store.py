@@ -107,8 +107,11 @@ async def read(
     else:
         async with ctx.redis.pipeline(transaction=False) as pipe:
             await rate.queue(pipe)
-            pipe.mget(ks)
-            [(cal, mk)] = await rate.execute(pipe)
+            # Two GETs, not MGET: redis-py refuses MGET inside a Redis Cluster pipeline (the
+            # keys share the tenant's hash tag, so they still go to one node).
+            for k in ks:
+                pipe.get(k)
+            cal, mk = await rate.execute(pipe)
     if cal is None or mk is None:
         return None
     return _bytes(cal), _bytes(mk)
